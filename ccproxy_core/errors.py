@@ -1,0 +1,213 @@
+"""One exception tree for every error ccproxy answers with.
+
+    ProxyError                    500 api_error
+    ├── InvalidRequest            400 invalid_request_error
+    ├── AuthenticationFailed      401 authentication_error
+    ├── PermissionDenied          403 permission_error
+    ├── NotFound                  404 not_found_error
+    ├── RequestTooLarge           413 request_too_large
+    ├── RateLimited               429 rate_limit_error      (carries retry_after)
+    ├── UpstreamUnreachable       502 api_error             (connect/DNS/TLS failure)
+    ├── ServiceUnavailable        503 api_error             (no usable credential)
+    ├── UpstreamTimeout           504 timeout_error
+    ├── Overloaded                529 overloaded_error
+    └── UpstreamError             any status                (an error answer from a provider)
+
+Each class knows its HTTP status and its Anthropic error type; the two wire dialects are
+rendered here and nowhere else (`anthropic_body`, `openai_body`). Foreign exceptions
+(aiohttp, asyncio timeouts) are mapped to these at the upstream boundary with
+``raise ... from``, so a handler never needs to know about them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+JSON = dict[str, Any]
+
+# Anthropic error types by HTTP status (docs.claude.com/en/api/errors); other 4xx are
+# invalid_request_error, other 5xx api_error.
+_ANTHROPIC_TYPE_BY_STATUS: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+# What an OpenAI client gets for each Anthropic error type: (status override, type, code).
+# OpenAI clients do not know 529, so overload becomes 503.
+_OPENAI_BY_TYPE: dict[str, tuple[int | None, str, str | None]] = {
+    "invalid_request_error": (None, "invalid_request_error", None),
+    "authentication_error": (None, "invalid_request_error", "invalid_api_key"),
+    "billing_error": (None, "insufficient_quota", "insufficient_quota"),
+    "permission_error": (None, "permission_error", None),
+    "not_found_error": (None, "invalid_request_error", "not_found"),
+    "request_too_large": (None, "invalid_request_error", "request_too_large"),
+    "rate_limit_error": (None, "rate_limit_error", "rate_limit_exceeded"),
+    "api_error": (None, "server_error", None),
+    "timeout_error": (None, "server_error", "timeout"),
+    "overloaded_error": (503, "server_error", "overloaded"),
+}
+
+
+def anthropic_type_for_status(status: int) -> str:
+    """The Anthropic error type that goes with an HTTP status."""
+    if status in _ANTHROPIC_TYPE_BY_STATUS:
+        return _ANTHROPIC_TYPE_BY_STATUS[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+class ProxyError(Exception):
+    """Base of every error ccproxy reports to a client."""
+
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "api_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def http_status(self) -> int:
+        return self.status
+
+    @property
+    def type(self) -> str:
+        return self.error_type
+
+
+class InvalidRequest(ProxyError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationFailed(ProxyError):
+    status = 401
+    error_type = "authentication_error"
+
+
+class PermissionDenied(ProxyError):
+    status = 403
+    error_type = "permission_error"
+
+
+class NotFound(ProxyError):
+    status = 404
+    error_type = "not_found_error"
+
+
+class RequestTooLarge(ProxyError):
+    status = 413
+    error_type = "request_too_large"
+
+
+class RateLimited(ProxyError):
+    status = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        merged = dict(headers or {})
+        if retry_after is not None:
+            merged["retry-after"] = str(max(1, int(retry_after + 0.999)))
+        super().__init__(message, headers=merged)
+        self.retry_after = retry_after
+
+
+class UpstreamUnreachable(ProxyError):
+    status = 502
+    error_type = "api_error"
+
+
+class ServiceUnavailable(ProxyError):
+    status = 503
+    error_type = "api_error"
+
+
+class UpstreamTimeout(ProxyError):
+    status = 504
+    error_type = "timeout_error"
+
+
+class Overloaded(ProxyError):
+    status = 529
+    error_type = "overloaded_error"
+
+
+class UpstreamError(ProxyError):
+    """An error answer from a provider, kept with the provider's own status and type."""
+
+    def __init__(self, status: int, error_type: str, message: str, *,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers=headers)
+        self._status = status
+        self._type = error_type
+
+    @property
+    def http_status(self) -> int:
+        return self._status
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @classmethod
+    def from_anthropic(cls, status: int, body: Any, headers: dict[str, str] | None = None) -> UpstreamError:
+        """Read an Anthropic error body (`{"type":"error","error":{type,message}}`)."""
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            etype = str(err.get("type") or anthropic_type_for_status(status))
+            message = str(err.get("message") or etype)
+        else:
+            etype, message = anthropic_type_for_status(status), _text_of(body, status)
+        return cls(status, etype, message, headers=headers)
+
+    @classmethod
+    def from_openai(cls, status: int, body: Any, headers: dict[str, str] | None = None) -> UpstreamError:
+        """Read an OpenAI-style error body (`{"error":{message,type,code}}`) into Anthropic terms."""
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            message = str(err.get("message") or err.get("code") or err.get("type") or "error")
+        elif isinstance(err, str):
+            message = err
+        else:
+            message = _text_of(body, status)
+        etype = anthropic_type_for_status(status)
+        if status == 503:
+            status = 529
+        return cls(status, etype, message, headers=headers)
+
+
+def _text_of(body: Any, status: int) -> str:
+    if isinstance(body, (bytes, bytearray)):
+        text = bytes(body[:500]).decode("utf-8", "replace").strip()
+    elif isinstance(body, str):
+        text = body[:500].strip()
+    else:
+        text = ""
+    return text or f"upstream answered HTTP {status}"
+
+
+def anthropic_body(err: ProxyError, request_id: str | None = None) -> JSON:
+    """The error as an Anthropic client expects it."""
+    body: JSON = {"type": "error", "error": {"type": err.type, "message": err.message}}
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
+def openai_status_and_body(err: ProxyError) -> tuple[int, JSON]:
+    """The error as an OpenAI client expects it: status and `{"error":{message,type,param,code}}`."""
+    status_override, otype, code = _OPENAI_BY_TYPE.get(err.type, (None, "server_error", None))
+    status = status_override or err.http_status
+    if status == 529:
+        status = 503
+    return status, {"error": {"message": err.message, "type": otype, "param": None, "code": code}}

@@ -1,0 +1,96 @@
+"""`POST /v1/chat/completions`: the OpenAI Chat Completions surface.
+
+Routed to an `openai` provider the request passes through (model set by the route, the
+provider's quirks applied) and so does the answer. Routed to an `anthropic` provider it is
+translated to Messages and the JSON or SSE answer translated back to `chat.completion` /
+`chat.completion.chunk`, ending in `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .. import dispatch, routing
+from ..errors import JSON, ProxyError, openai_status_and_body
+from ..headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
+from ..providers import calls
+from ..relay import pump_bytes, pump_events
+from ..sse import DONE, SSEEvent, data_event
+from ..state import STATE
+from ..tokens import estimate_tokens
+from ..translate.messages_request import chat_to_messages
+from ..translate.messages_response import message_to_chat
+from ..translate.messages_stream import MessagesStreamTranslator
+from .common import json_response, read_json, require_list, require_str
+
+
+def openai_stream_error(err: ProxyError) -> bytes:
+    return data_event(openai_status_and_body(err)[1])
+
+
+async def create_completion(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    runtime = state.runtime
+    _, body = await read_json(request)
+    model = require_str(body, "model")
+    require_list(body, "messages")
+    stream = body.get("stream") is True
+    options = body.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    messages_body, json_mode = chat_to_messages(body, model=model)
+    tokens = estimate_tokens(messages_body)
+    view = routing.RequestView.from_anthropic(messages_body, request.headers, tokens)
+    candidates = dispatch.plan(state, runtime, view)
+
+    async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        if candidate.provider.kind == "openai":
+            return await _passthrough(request, candidate, body, stream)
+        return await _to_anthropic(request, candidate, messages_body, model, stream, include_usage, json_mode)
+
+    return await dispatch.run(state, candidates, attempt)
+
+
+async def _passthrough(request: web.Request, candidate: dispatch.Candidate, body: JSON,
+                       stream: bool) -> web.StreamResponse:
+    async with calls.chat_call(request, candidate, {**body, "model": candidate.model}, stream=stream) as upstream:
+        if stream and upstream.response.content_type == "text/event-stream":
+            return await pump_bytes(request, upstream.response, candidate.provider.upstream,
+                                    candidate.route_header, on_error=openai_stream_error)
+        return await upstream.whole_reply(candidate.route_header)
+
+
+async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, messages_body: JSON,
+                        client_model: str, stream: bool, include_usage: bool, json_mode: bool) -> web.StreamResponse:
+    payload = orjson.dumps({**messages_body, "model": candidate.model})
+    headers_needed = {} if ANTHROPIC_VERSION in request.headers else {ANTHROPIC_VERSION: ANTHROPIC_VERSION_DEFAULT}
+    created = int(time.time())
+    async with calls.anthropic_call(request, candidate, payload, "messages", stream=stream,
+                                    extra_headers=headers_needed) as upstream:
+        if not stream:
+            data = await upstream.json_body()
+            return json_response(message_to_chat(data, model=client_model, json_mode=json_mode, created=created),
+                                 headers=candidate.route_header)
+        translator = MessagesStreamTranslator(model=client_model, include_usage=include_usage,
+                                              json_mode=json_mode, created=created)
+
+        def translate(event: SSEEvent) -> list[bytes]:
+            try:
+                payload: Any = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                return []
+            if not isinstance(payload, dict):
+                return []
+            return [data_event(chunk) for chunk in translator.feed(event.event or str(payload.get("type", "")),
+                                                                    payload)]
+
+        def finish() -> list[bytes]:
+            return [*(data_event(chunk) for chunk in translator.finish()), DONE]
+
+        return await pump_events(
+            request, upstream.response, candidate.provider.upstream, extra_headers=candidate.route_header,
+            first=[], translate=translate, finish=finish,
+            fail=lambda err: [data_event(chunk) for chunk in translator.fail(err)])

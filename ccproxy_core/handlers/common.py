@@ -1,0 +1,51 @@
+"""Reading a client's JSON request, the same way for every endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import JSON, InvalidRequest, RequestTooLarge
+from ..state import STATE
+
+
+async def read_json(request: web.Request) -> tuple[bytes, JSON]:
+    """The raw body and its parsed object; 413 past the size limit, 400 for anything not JSON."""
+    limit = request.app[STATE].config.limits.max_request_body_size
+    too_large = RequestTooLarge(
+        f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if not raw:
+        raise InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"the request body must be a JSON object, not {type(body).__name__}")
+    return raw, body
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json", headers=headers)
+
+
+def require_str(body: JSON, key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{key}: expected a non-empty string")
+    return value
+
+
+def require_list(body: JSON, key: str) -> list[Any]:
+    value = body.get(key)
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{key}: expected a list")
+    return value

@@ -1,0 +1,124 @@
+"""`POST /v1/messages` and `POST /v1/messages/count_tokens`: the Anthropic Messages surface.
+
+To an `anthropic` provider the request goes as it came (only `model` is set by the route) and
+the answer comes back byte for byte. To an `openai` provider it is translated to Chat
+Completions and the answer, JSON or SSE, translated back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .. import dispatch, routing
+from ..errors import JSON
+from ..providers import calls
+from ..relay import pump_bytes, pump_events
+from ..sse import SSEEvent, anthropic_event
+from ..state import STATE
+from ..tokens import estimate_tokens
+from ..translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX, messages_to_chat, strip_synthetic_thinking
+from ..translate.chat_response import chat_to_message
+from ..translate.chat_stream import ChatStreamTranslator
+from .common import json_response, read_json, require_list, require_str
+
+
+# A cheap byte test first: most bodies never held a thinking block that ccproxy synthesized.
+_SYNTHETIC = SYNTHETIC_SIGNATURE_PREFIX.encode()
+
+
+async def create_message(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    runtime = state.runtime
+    raw, body = await read_json(request)
+    model = require_str(body, "model")
+    require_list(body, "messages")
+    stream = body.get("stream") is True
+    tokens = estimate_tokens(body)
+    view = routing.RequestView.from_anthropic(body, request.headers, tokens)
+    candidates = dispatch.plan(state, runtime, view)
+
+    async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        if candidate.provider.kind == "anthropic":
+            return await _to_anthropic(request, candidate, raw, body, stream)
+        return await _to_chat(request, candidate, body, model, stream, tokens)
+
+    return await dispatch.run(state, candidates, attempt)
+
+
+def _with_model(raw: bytes, body: JSON, model: str) -> bytes:
+    """The body as the client sent it, with only `model` replaced (and forged thinking removed)."""
+    cleaned = strip_synthetic_thinking(body) if _SYNTHETIC in raw else None
+    if cleaned is None and body.get("model") == model:
+        return raw
+    return orjson.dumps({**(cleaned or body), "model": model})
+
+
+async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, raw: bytes, body: JSON,
+                        stream: bool) -> web.StreamResponse:
+    payload = _with_model(raw, body, candidate.model)
+    async with calls.anthropic_call(request, candidate, payload, "messages", stream=stream) as upstream:
+        if stream and upstream.response.content_type == "text/event-stream":
+            return await pump_bytes(request, upstream.response, candidate.provider.upstream,
+                                    candidate.route_header)
+        return await upstream.whole_reply(candidate.route_header)
+
+
+async def _to_chat(request: web.Request, candidate: dispatch.Candidate, body: JSON, client_model: str,
+                   stream: bool, tokens: int) -> web.StreamResponse:
+    preset = candidate.provider.preset
+    chat, names = messages_to_chat(body, model=candidate.model, dialect=preset.dialect_for(candidate.model))
+    async with calls.chat_call(request, candidate, chat, stream=stream) as upstream:
+        if not stream:
+            data = await upstream.json_body()
+            message = chat_to_message(data, model=client_model, names=names)
+            return json_response(message, headers=candidate.route_header)
+        translator = ChatStreamTranslator(model=client_model, names=names, input_tokens=tokens)
+
+        def encode(events: list[tuple[str, JSON]]) -> list[bytes]:
+            return [anthropic_event(name, payload) for name, payload in events]
+
+        def translate(event: SSEEvent) -> list[bytes]:
+            if event.data == "[DONE]":
+                return encode(translator.finish())
+            try:
+                chunk: Any = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                return []  # keep-alive noise some providers send; never fatal
+            if not isinstance(chunk, dict):
+                return []
+            return encode(translator.feed(chunk))
+
+        return await pump_events(
+            request, upstream.response, candidate.provider.upstream, extra_headers=candidate.route_header,
+            first=encode(translator.start()), translate=translate,
+            finish=lambda: encode(translator.finish()), fail=lambda err: encode(translator.fail(err)))
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    """Forwarded to an `anthropic` provider; estimated locally for any other (never a 404)."""
+    state = request.app[STATE]
+    runtime = state.runtime
+    raw, body = await read_json(request)
+    require_str(body, "model")
+    require_list(body, "messages")
+    tokens = estimate_tokens(body)
+    view = routing.RequestView.from_anthropic(body, request.headers, tokens)
+    candidates = dispatch.plan(state, runtime, view)
+
+    async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        if candidate.provider.kind != "anthropic":
+            return json_response({"input_tokens": tokens}, headers=candidate.route_header)
+        payload = _with_model(raw, body, candidate.model)
+        try:
+            async with calls.anthropic_call(request, candidate, payload, "count_tokens",
+                                            stream=False) as upstream:
+                return await upstream.whole_reply(candidate.route_header)
+        except calls.AttemptFailed as exc:
+            if exc.error.http_status == 404:  # an Anthropic-compatible upstream without the endpoint
+                return json_response({"input_tokens": tokens}, headers=candidate.route_header)
+            raise
+
+    return await dispatch.run(state, candidates, attempt)

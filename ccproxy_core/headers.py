@@ -1,0 +1,97 @@
+"""Every fact about HTTP headers that ccproxy relies on, in one place.
+
+What goes upstream: every end-to-end header the client sent (`anthropic-version`,
+`anthropic-beta`, `user-agent`, `x-stainless-*`, ...) unchanged, minus hop-by-hop headers,
+minus ccproxy's own control headers, minus the client's credentials when the provider has its
+own. What comes back: the provider's headers (request ids, rate-limit headers) minus
+hop-by-hop and framing headers, which aiohttp sets for the response it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+# RFC 9110 §7.6.1 connection-specific headers, plus the framing headers that the proxy
+# recomputes for the message it sends.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    "host", "content-length",
+})
+
+# Headers the client uses to authenticate (to the proxy or, in transparent mode, upstream).
+CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
+
+# Headers addressed to ccproxy itself; never forwarded.
+X_PROVIDER = "x-provider"
+X_ACCOUNT_NAME = "x-account-name"
+CONTROL_HEADERS = frozenset({X_PROVIDER, X_ACCOUNT_NAME})
+
+# Set on every response that went through the router.
+X_ROUTE = "x-ccproxy-route"
+
+# A compressed upstream stream would have to be decoded before an event could be forwarded.
+ACCEPT_ENCODING = "accept-encoding"
+IDENTITY = "identity"
+
+# What a client must not receive from upstream verbatim: aiohttp frames the response itself,
+# and a body we decompressed must not claim an encoding.
+RESPONSE_DROP = HOP_BY_HOP | {"content-encoding", "date", "server"}
+
+STREAM_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+}
+
+ANTHROPIC_VERSION = "anthropic-version"
+ANTHROPIC_VERSION_DEFAULT = "2023-06-01"
+ANTHROPIC_BETA = "anthropic-beta"
+OAUTH_BETA = "oauth-2025-04-20"
+
+
+def _connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    listed = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            listed.update(token.strip().lower() for token in value.split(","))
+    return frozenset(listed)
+
+
+def upstream_request_headers(client: Iterable[tuple[str, str]], *, keep_credentials: bool) -> dict[str, str]:
+    """The client's end-to-end headers, as they go to an Anthropic-speaking provider."""
+    items = list(client)
+    drop = HOP_BY_HOP | CONTROL_HEADERS | _connection_listed(items) | {ACCEPT_ENCODING}
+    if not keep_credentials:
+        drop = drop | CREDENTIAL_HEADERS
+    out: dict[str, str] = {}
+    for name, value in items:
+        low = name.lower()
+        if low in drop:
+            continue
+        out[low] = f"{out[low]}, {value}" if low in out else value
+    out[ACCEPT_ENCODING] = IDENTITY
+    return out
+
+
+def client_response_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The provider's response headers as they go back to the client."""
+    items = list(upstream)
+    drop = RESPONSE_DROP | _connection_listed(items)
+    return {name: value for name, value in items if name.lower() not in drop}
+
+
+def merge_beta(existing: str | None, *required: str) -> str:
+    """The client's `anthropic-beta` tags with the required ones added once, order kept."""
+    tags = [t.strip() for t in (existing or "").split(",") if t.strip()]
+    for tag in required:
+        if tag not in tags:
+            tags.append(tag)
+    return ",".join(tags)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of an `Authorization: Bearer` header (the scheme word is case-insensitive)."""
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

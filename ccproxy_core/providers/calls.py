@@ -1,0 +1,152 @@
+"""One call to one provider, with its credential, its headers and its error handling.
+
+`anthropic_call` and `chat_call` are async context managers: they pick a credential, send the
+request, and on an error answer decide, before anything reached the client, whether to try the
+next credential of the same provider (a rate-limited account), the next provider (`AttemptFailed`
+with `retryable=True`), or to hand the provider's own answer to the client as it is. On success
+they yield the live upstream response, and close it when the caller is done, which is what
+cancels the upstream request when a client goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from attrs import frozen
+
+from ..errors import JSON, ProxyError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ..headers import ACCEPT_ENCODING, IDENTITY, client_response_headers, upstream_request_headers
+from ..state import STATE, ProviderRuntime
+from . import presets
+from .credentials import Credentials
+
+# Statuses after which another provider may do better: rate limits, server errors, overload.
+FAILOVER_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+class AttemptFailed(Exception):
+    """A provider could not serve this request and nothing reached the client yet."""
+
+    def __init__(self, error: ProxyError, *, reply: web.StreamResponse | None = None, retryable: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reply = reply  # the provider's own answer, passed on unchanged if nothing else works
+        self.retryable = retryable
+
+
+@frozen
+class UpstreamReply:
+    provider: ProviderRuntime
+    response: aiohttp.ClientResponse
+
+    async def body(self) -> bytes:
+        return await self.provider.upstream.read_body(self.response)
+
+    async def json_body(self) -> Any:
+        data = await self.body()
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(502, "api_error", f"provider {self.provider.name!r} answered with invalid "
+                                f"JSON: {data[:200].decode('utf-8', 'replace')}") from None
+
+    async def whole_reply(self, extra_headers: dict[str, str]) -> web.Response:
+        data = await self.body()
+        headers = client_response_headers(self.response.headers.items())
+        headers.update(extra_headers)
+        return web.Response(status=self.response.status, body=data, headers=headers)
+
+
+def _query(request: web.Request) -> str:
+    return f"?{request.query_string}" if request.query_string else ""
+
+
+async def _send(provider: ProviderRuntime, url: str, headers: dict[str, str], body: bytes,
+                stream: bool) -> aiohttp.ClientResponse:
+    try:
+        return await provider.upstream.send(url, headers, body, stream=stream)
+    except (UpstreamUnreachable, UpstreamTimeout) as exc:
+        raise AttemptFailed(exc, retryable=True) from exc
+
+
+@asynccontextmanager
+async def anthropic_call(request: web.Request, candidate: Any, payload: bytes, endpoint: str, *,
+                         stream: bool, extra_headers: dict[str, str] | None = None) -> AsyncIterator[UpstreamReply]:
+    """Send a Messages-API request to an `anthropic` provider, body and headers as the client sent."""
+    provider: ProviderRuntime = candidate.provider
+    state = request.app[STATE]
+    url = provider.url(endpoint) + _query(request)
+    keep_client_credentials = provider.transparent and not state.config.apikey
+    base = upstream_request_headers(request.headers.items(), keep_credentials=keep_client_credentials)
+    base.update(extra_headers or {})
+    _add_missing(base, provider.preset.extra_headers)
+    credentials: Credentials = state.credentials(provider, request.headers)
+    async for credential in credentials.attempts():
+        headers = {**base, **credential.headers(base)}
+        response = await _send(provider, url, headers, payload, stream)
+        if response.status < 400:
+            credentials.succeeded(credential, response.headers)
+            try:
+                yield UpstreamReply(provider, response)
+            finally:
+                response.close()
+            return
+        data = await provider.upstream.read_body(response)
+        response.release()
+        if credentials.failed(credential, response.status, response.headers, data):
+            continue  # this credential is limited or stale; the pool has the next one
+        reply_headers = client_response_headers(response.headers.items())
+        reply_headers.update(candidate.route_header)
+        reply = web.Response(status=response.status, body=data, headers=reply_headers)
+        error = UpstreamError.from_anthropic(response.status, _json_or_bytes(data), reply_headers)
+        raise AttemptFailed(error, reply=reply, retryable=response.status in FAILOVER_STATUSES)
+
+
+@asynccontextmanager
+async def chat_call(request: web.Request, candidate: Any, chat: JSON, *, stream: bool) -> AsyncIterator[UpstreamReply]:
+    """Send a translated Chat Completions request to an `openai` provider."""
+    provider: ProviderRuntime = candidate.provider
+    state = request.app[STATE]
+    body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
+    url = provider.url("chat")
+    base = {"content-type": "application/json", ACCEPT_ENCODING: IDENTITY,
+            "accept": "text/event-stream" if stream else "application/json"}
+    _add_missing(base, provider.preset.extra_headers)
+    credentials: Credentials = state.credentials(provider, request.headers)
+    async for credential in credentials.attempts():
+        headers = {**base, **credential.headers(base)}
+        response = await _send(provider, url, headers, body, stream)
+        if response.status < 400:
+            credentials.succeeded(credential, response.headers)
+            try:
+                yield UpstreamReply(provider, response)
+            finally:
+                response.close()
+            return
+        data = await provider.upstream.read_body(response)
+        response.release()
+        if credentials.failed(credential, response.status, response.headers, data):
+            continue
+        retry_after = response.headers.get("retry-after")
+        error = UpstreamError.from_openai(response.status, _json_or_bytes(data),
+                                          {"retry-after": retry_after} if retry_after else None)
+        error.message = f"{provider.name}: {error.message}"
+        raise AttemptFailed(error, retryable=response.status in FAILOVER_STATUSES)
+
+
+def _add_missing(headers: dict[str, str], extra: Mapping[str, str]) -> None:
+    """The preset's headers (and the provider's configured ones) unless the client sent them."""
+    for name, value in extra.items():
+        headers.setdefault(name.lower(), value)
+
+
+def _json_or_bytes(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return data

@@ -1,0 +1,102 @@
+"""Moving an upstream answer to the client: the byte pump and the event pump.
+
+Both write each piece the moment it is complete and never wait for the end of a stream. Both
+end a stream that fails midway with an error in the client's own dialect, since a status code
+can no longer be sent. When the client goes away, aiohttp cancels the handler (the server runs
+with `handler_cancellation=True`); the `finally` blocks then close the upstream response, which
+closes its connection, so the provider sees the cancellation at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+import aiohttp
+from aiohttp import web
+
+from .errors import ProxyError, UpstreamUnreachable, anthropic_body
+from .headers import STREAM_HEADERS, client_response_headers
+from .sse import SSEDecoder, SSEEvent, anthropic_event
+from .upstream import Upstream
+
+log = logging.getLogger("ccproxy.relay")
+
+Encoder = Callable[[ProxyError], bytes]
+
+
+def anthropic_stream_error(err: ProxyError) -> bytes:
+    return anthropic_event("error", anthropic_body(err))
+
+
+def stream_headers(upstream: aiohttp.ClientResponse | None, extra: dict[str, str]) -> dict[str, str]:
+    headers = client_response_headers(upstream.headers.items()) if upstream is not None else {}
+    headers.update(STREAM_HEADERS)
+    headers.update(extra)
+    return headers
+
+
+def _midstream_error(upstream: Upstream, exc: BaseException) -> ProxyError:
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return upstream.timed_out(True, started=True)
+    return UpstreamUnreachable(f"provider {upstream.name!r} broke off the stream: {exc or type(exc).__name__}")
+
+
+async def pump_bytes(request: web.Request, source: aiohttp.ClientResponse, upstream: Upstream,
+                     extra_headers: dict[str, str], on_error: Encoder = anthropic_stream_error) -> web.StreamResponse:
+    """Forward an SSE body byte for byte, as it arrives."""
+    response = web.StreamResponse(status=source.status, headers=stream_headers(source, extra_headers))
+    await response.prepare(request)
+    tail = b"\n\n"
+    try:
+        async for chunk in source.content.iter_any():
+            await response.write(chunk)
+            tail = (tail + chunk)[-2:] if len(chunk) < 2 else chunk[-2:]
+    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+        err = _midstream_error(upstream, exc)
+        log.warning("%s", err.message)
+        # An error event must start on an event boundary, whatever the provider left half sent.
+        await response.write((b"" if tail == b"\n\n" else b"\n\n") + on_error(err))
+    finally:
+        source.close()
+    await response.write_eof()
+    return response
+
+
+Translate = Callable[[SSEEvent], Iterable[bytes]]
+
+
+async def pump_events(request: web.Request, source: aiohttp.ClientResponse, upstream: Upstream, *,
+                      extra_headers: dict[str, str], first: Iterable[bytes], translate: Translate,
+                      finish: Callable[[], Iterable[bytes]], fail: Callable[[ProxyError], Iterable[bytes]],
+                      ) -> web.StreamResponse:
+    """Decode the provider's SSE, translate each event, write what it gives at once."""
+    response = web.StreamResponse(status=200, headers=stream_headers(None, extra_headers))
+    await response.prepare(request)
+    decoder = SSEDecoder()
+    try:
+        await _write_all(response, first)
+        try:
+            async for chunk in source.content.iter_any():
+                for event in decoder.feed(chunk):
+                    await _write_all(response, translate(event))
+            for event in decoder.flush():
+                await _write_all(response, translate(event))
+            await _write_all(response, finish())
+        except ProxyError as err:
+            await _write_all(response, fail(err))
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+            err = _midstream_error(upstream, exc)
+            log.warning("%s", err.message)
+            await _write_all(response, fail(err))
+    finally:
+        source.close()
+    await response.write_eof()
+    return response
+
+
+async def _write_all(response: web.StreamResponse, pieces: Iterable[bytes]) -> None:
+    data = b"".join(pieces)
+    if data:
+        await response.write(data)

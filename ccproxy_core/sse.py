@@ -1,0 +1,90 @@
+"""Server-sent events, sans I/O: bytes in, events out; events in, bytes out.
+
+`SSEDecoder` follows the WHATWG event-stream rules: lines end in CRLF, LF or CR (a CR at the
+end of one chunk and an LF at the start of the next are one line end), `:` starts a comment,
+one space after the colon is dropped, several `data:` lines join with a newline, and an event
+is dispatched by a blank line. A partial line is carried to the next `feed`. Lines are split
+on bytes and decoded only when complete, so a multi-byte character split across chunks
+survives.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+
+class SSEEvent(NamedTuple):
+    event: str  # "" when the stream gave no `event:` field
+    data: str
+
+
+class SSEDecoder:
+    __slots__ = ("_partial", "_skip_lf", "_event", "_data")
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self._skip_lf = False  # the previous chunk ended in CR: a leading LF belongs to it
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._skip_lf and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._skip_lf = False
+        if not chunk:
+            return []
+        buf = self._partial + chunk if self._partial else chunk
+        lines = buf.splitlines(keepends=True)
+        last = lines[-1]
+        if last.endswith(b"\n"):
+            self._partial = b""
+        elif last.endswith(b"\r"):
+            self._partial = b""
+            self._skip_lf = True
+        else:
+            self._partial = lines.pop()
+        events: list[SSEEvent] = []
+        for raw in lines:
+            self._line(raw.rstrip(b"\r\n"), events)
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: a final event not followed by a blank line is still dispatched."""
+        events: list[SSEEvent] = []
+        if self._partial:
+            self._line(self._partial, events)
+            self._partial = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, out: list[SSEEvent]) -> None:
+        if not line:
+            if self._data:
+                out.append(SSEEvent(self._event, "\n".join(self._data)))
+            self._event = ""
+            self._data = []
+            return
+        if line[:1] == b":":
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value.decode("utf-8", "replace"))
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        # `id` and `retry` mean nothing to a proxy; unknown fields are ignored by the spec.
+
+
+def anthropic_event(name: str, payload: Any) -> bytes:
+    """One Anthropic SSE event: `event: NAME` and the JSON payload, then a blank line."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def data_event(payload: Any) -> bytes:
+    """One OpenAI-style SSE event: a `data:` line only."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"

@@ -1,0 +1,155 @@
+"""What the running server holds, and the one place that turns config into live objects.
+
+`State.runtime` is an immutable snapshot (config, routing table, providers with their preset
+and endpoint URLs) that a request reads once at its start; a config change builds a new
+snapshot and swaps the reference, so requests in flight finish on the snapshot they began
+with. What must outlive a swap is kept by provider name: upstream sessions (pooled
+connections), circuit breakers, rate-limit buckets and credential pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from attrs import frozen
+
+from .breaker import BreakerBoard, BreakerSettings
+from .config import Config, ProviderConfig, unstructure
+from .errors import RateLimited
+from .providers import presets
+from .providers.credentials import Credential, Credentials
+from .ratelimit import BucketSet
+from .routing import RoutingTable
+from .upstream import Upstream
+
+
+@frozen
+class ProviderRuntime:
+    config: ProviderConfig
+    preset: presets.Preset
+    upstream: Upstream
+    urls: Mapping[str, str]  # path kind ("messages", "count_tokens", "chat") -> full URL
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def kind(self) -> str:
+        """"anthropic" (Messages, passthrough) or "openai" (Chat Completions, translated)."""
+        return self.preset.kind
+
+    @property
+    def transparent(self) -> bool:
+        """No credential of its own: the client's own credentials are forwarded."""
+        return not self.config.keys and self.config.auth != "oauth"
+
+    def url(self, kind: str) -> str:
+        return self.urls[kind]
+
+
+@frozen
+class Runtime:
+    config: Config
+    table: RoutingTable
+    providers: Mapping[str, ProviderRuntime]
+
+
+def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
+    urls = {}
+    for kind in ("messages", "count_tokens", "chat", "models"):
+        try:
+            urls[kind] = presets.upstream_url(preset, base, kind)  # type: ignore[arg-type]
+        except ValueError:
+            continue  # this kind of provider has no such endpoint
+    return urls
+
+
+class State:
+    def __init__(self, config: Config, *, config_files: tuple[str, ...] = ()) -> None:
+        self.started_at = time.time()
+        self.config_files = config_files
+        self.write_lock = asyncio.Lock()
+        self._upstreams: dict[tuple[str, str], Upstream] = {}
+        self.breakers = BreakerBoard(BreakerSettings.from_config(unstructure(config)["breaker"]))
+        self._provider_buckets: dict[str, BucketSet] = {}
+        self._key_cursor: dict[str, int] = {}
+        self.runtime = self._build(config)
+        self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    def _build(self, config: Config) -> Runtime:
+        native = unstructure(config)
+        providers = {}
+        for p, raw in zip(config.providers, native["providers"], strict=True):
+            preset = presets.preset_for_provider(raw)
+            base = p.api_base_url or preset.default_base_url
+            key = (p.name, base)
+            upstream = self._upstreams.get(key)
+            if upstream is None or upstream.limits != config.limits:
+                upstream = self._upstreams[key] = Upstream(p.name, base.rstrip("/"), config.limits)
+            providers[p.name] = ProviderRuntime(p, preset, upstream, _urls(preset, base))
+            self._provider_buckets[p.name] = BucketSet(p.requests_per_minute, p.burst)
+        return Runtime(config, RoutingTable.from_config(native), providers)
+
+    def reconfigure(self, config: Config) -> None:
+        self.runtime = self._build(config)
+
+    # --- per request ------------------------------------------------------------------------------
+
+    def unavailable(self, now: float) -> frozenset[str]:
+        return self.breakers.unavailable(now) if self.breakers.settings.enabled else frozenset()
+
+    def record_outcome(self, provider: str, *, success: bool) -> None:
+        if self.breakers.settings.enabled:
+            self.breakers.get(provider).record(success, time.monotonic())
+
+    def admit_client(self, key: str) -> None:
+        """The per-client token bucket; raises `RateLimited` when the client is over its rate."""
+        wait = self.client_buckets.take(key, time.monotonic())
+        if wait > 0:
+            raise RateLimited(f"this client is over its rate limit ({self.config.limits.requests_per_minute:g} "
+                              "requests per minute, limits.requests_per_minute)", retry_after=wait)
+
+    def admit_provider(self, provider: str) -> None:
+        bucket = self._provider_buckets.get(provider)
+        wait = bucket.take(provider, time.monotonic()) if bucket is not None else 0.0
+        if wait > 0:
+            raise RateLimited(f"provider {provider!r} is over its configured rate limit "
+                              "(providers[].requests_per_minute)", retry_after=wait)
+
+    def credentials(self, provider: ProviderRuntime, headers: Mapping[str, str]) -> Credentials:
+        keys = provider.config.keys
+        if not keys:
+            return Credentials([])
+        style = provider.preset.auth_header
+        start = self._key_cursor.get(provider.name, 0)
+        self._key_cursor[provider.name] = (start + 1) % len(keys)
+        order = keys[start:] + keys[:start]
+        return Credentials([Credential(name=f"key{(start + i) % len(keys) + 1}", secret=k, style=style)
+                            for i, k in enumerate(order)])
+
+    def provider_health(self, provider: ProviderRuntime, now: float) -> dict[str, Any]:
+        circuit = self.breakers.get(provider.name).state(now) if self.breakers.settings.enabled else "closed"
+        return {"name": provider.name, "kind": provider.kind, "preset": provider.preset.name,
+                "enabled": provider.config.enabled, "circuit": circuit.replace("_", "-"),
+                "usable": circuit != "open"}
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        for upstream in self._upstreams.values():
+            await upstream.close()
+
+
+STATE = web.AppKey("state", State)

@@ -1,0 +1,64 @@
+"""Fixtures shared by every test: isolated user dirs, fake providers, and the proxy itself."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from ccproxy_core.config import Config, structure
+from ccproxy_core.server import create_app
+from tests.fakes import FakeUpstream
+
+ProxyFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the real user's config, accounts or state."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    for var in list(__import__("os").environ):
+        if var.startswith("CCPROXY_") or var.endswith("_API_KEY"):
+            monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+async def make_fake(aiohttp_server: Any) -> Callable[[], Awaitable[FakeUpstream]]:
+    async def go() -> FakeUpstream:
+        fake = FakeUpstream()
+        server: TestServer = await aiohttp_server(fake.app())
+        fake.url = str(server.make_url("")).rstrip("/")
+        return fake
+    return go
+
+
+@pytest.fixture
+async def fake(make_fake: Callable[[], Awaitable[FakeUpstream]]) -> FakeUpstream:
+    return await make_fake()
+
+
+@pytest.fixture
+async def make_proxy(aiohttp_server: Any) -> ProxyFactory:
+    async def go(config: dict[str, Any] | Config) -> str:
+        cfg = config if isinstance(config, Config) else structure(config)
+        server: TestServer = await aiohttp_server(create_app(cfg))
+        return str(server.make_url("")).rstrip("/")
+    return go
+
+
+def anthropic_provider(fake: FakeUpstream, **extra: Any) -> dict[str, Any]:
+    return {"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url, "api_key": "sk-upstream", **extra}
+
+
+@pytest.fixture
+async def proxy(make_proxy: ProxyFactory, fake: FakeUpstream) -> str:
+    """The proxy with one Anthropic provider (its own key) in front of `fake`."""
+    return await make_proxy({"providers": [anthropic_provider(fake)]})

@@ -1,0 +1,158 @@
+"""Fake providers: real aiohttp apps on loopback that replay recorded answers and fail on cue.
+
+A test queues what the next requests get (`fake.queue(...)`), or sets what every request gets
+(`fake.default`); the fake records every request it received, and notices when a client hung
+up in the middle of a stream (`fake.cancelled`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from attrs import define, field, frozen
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RECORDED = FIXTURES / "recorded"
+
+
+def recorded(name: str) -> bytes:
+    return (RECORDED / name).read_bytes()
+
+
+def recorded_json(name: str) -> Any:
+    return orjson.loads(recorded(name))
+
+
+def sse_events(name: str) -> list[bytes]:
+    """A recorded SSE body cut into its events (each with its blank line), bytes as recorded."""
+    raw = recorded(name).replace(b"\r\n", b"\n")
+    if not raw.endswith(b"\n\n"):
+        raw = raw.rstrip(b"\n") + b"\n\n"  # some recorders dropped the last blank line
+    return [part + b"\n\n" for part in raw.split(b"\n\n") if part.strip()]
+
+
+def recorded_headers(name: str) -> dict[str, str]:
+    data = recorded_json(name)
+    return {k: str(v) for k, v in data.get("headers", {}).items()}
+
+
+@frozen
+class Reply:
+    """A whole JSON (or other) answer."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    headers: dict[str, str] = field(factory=dict)
+    content_type: str = "application/json"
+    delay: float = 0.0
+
+
+@frozen
+class Stream:
+    """An SSE answer, event by event; optionally pausing, stalling or dropping midway."""
+
+    events: list[bytes]
+    headers: dict[str, str] = field(factory=dict)
+    pause_after: int | None = None  # pause after this many events
+    pause: float = 0.0
+    stall_after: int | None = None  # after this many events, send nothing ever again
+    drop_after: int | None = None  # after this many events, cut the connection
+    content_type: str = "text/event-stream; charset=utf-8"
+
+
+@frozen
+class Hang:
+    """Never answer (a provider that accepted the connection and went silent)."""
+
+
+@frozen
+class Drop:
+    """Close the connection without any answer."""
+
+
+Behavior = Reply | Stream | Hang | Drop
+
+
+@frozen
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+@define
+class FakeUpstream:
+    default: Behavior = field(factory=lambda: Reply(body=recorded("anthropic/message_tool_use.json")))
+    requests: list[Received] = field(factory=list)
+    cancelled: asyncio.Event = field(factory=asyncio.Event)
+    streams_started: int = 0
+    events_sent: int = 0
+    _queue: deque[Behavior] = field(factory=deque)
+    url: str = ""
+
+    def queue(self, *behaviors: Behavior) -> None:
+        self._queue.extend(behaviors)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(Received(request.method, request.path, request.query_string,
+                                      {k.lower(): v for k, v in request.headers.items()}, body))
+        behavior = self._queue.popleft() if self._queue else self.default
+        if isinstance(behavior, Reply):
+            if behavior.delay:
+                await asyncio.sleep(behavior.delay)
+            return web.Response(status=behavior.status, body=behavior.body, headers=behavior.headers,
+                                content_type=behavior.content_type)
+        if isinstance(behavior, Hang):
+            await asyncio.sleep(3600)
+        if isinstance(behavior, Drop):
+            assert request.transport is not None
+            request.transport.close()
+            await asyncio.sleep(0.1)
+            return web.Response()
+        assert isinstance(behavior, Stream)
+        return await self._stream(request, behavior)
+
+    async def _stream(self, request: web.Request, s: Stream) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": s.content_type, **s.headers})
+        await response.prepare(request)
+        self.streams_started += 1
+        try:
+            for i, event in enumerate(s.events):
+                if i == s.drop_after:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
+                if i == s.stall_after:
+                    await asyncio.sleep(3600)
+                if i == s.pause_after:
+                    await asyncio.sleep(s.pause)
+                await response.write(event)
+                self.events_sent += 1
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.cancelled.set()
+            raise
+        return response
+
+
+def json_reply(name: str, status: int = 200, headers_file: str | None = None) -> Reply:
+    headers = recorded_headers(headers_file) if headers_file else {}
+    framing = {"content-type", "content-length", "transfer-encoding", "connection", "content-encoding"}
+    headers = {k: v for k, v in headers.items() if k.lower() not in framing}
+    return Reply(status=status, body=recorded(name), headers=headers)
