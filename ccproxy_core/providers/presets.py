@@ -1,0 +1,397 @@
+"""Every fact in which one provider differs from another, in one table.
+
+A provider names a preset (or gets one by its name, its base URL's host, or its kind); all a
+handler needs to know about it is a field of the `Preset`: endpoints, auth header, env key
+names, `max_tokens` limits per model, rejected fields and schema keywords, and the
+`ChatDialect` the translator reads. Handlers never branch on provider names.
+
+`apply_preset` is the one post-processing step for an already-translated Chat Completions
+request; it returns a new dict. Tool schemas are cleaned per `schema_dialect`: "openai" and
+"groq" drop `refused_schema_keywords`; "gemini" rewrites to the OpenAPI subset Gemini accepts
+(it refuses the whole request on the first unknown keyword). Names inside `properties` are
+field names, not keywords, and are never filtered. Facts: reference/translation.md §3.3-3.4, §8.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import attrs
+from attrs import field, frozen
+
+from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
+
+JSON = dict[str, Any]
+Kind = Literal["anthropic", "openai"]
+AuthHeader = Literal["x-api-key", "authorization-bearer", "none"]
+SchemaDialect = Literal["openai", "gemini", "groq"]
+PathKind = Literal["chat", "messages", "count_tokens", "models"]
+
+# OpenRouter shows apps by these headers; a provider's `headers` in config override them.
+ATTRIBUTION_URL = "https://github.com/ccproxy"
+ATTRIBUTION_TITLE = "ccproxy"
+
+
+def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+def _by_specificity(patterns: Mapping[str, Any], model: str) -> Any:
+    """The value of the longest glob matching `model` (case-insensitive), else None."""
+    lowered = model.lower()
+    for pattern in sorted(patterns, key=len, reverse=True):
+        if fnmatch.fnmatchcase(lowered, pattern.lower()):
+            return patterns[pattern]
+    return None
+
+
+@frozen
+class Preset:
+    name: str
+    kind: Kind
+    default_base_url: str = ""
+    chat_path: str = "/chat/completions"
+    messages_path: str = ""
+    count_tokens_path: str = ""
+    models_path: str = "/models"
+    auth_header: AuthHeader = "authorization-bearer"
+    env_keys: tuple[str, ...] = ()
+    # model glob -> largest accepted max_tokens (`*` is the default, being least specific);
+    # `max_output_cap` comes from the provider's config and beats the table.
+    max_output_tokens: Mapping[str, int] = field(factory=dict, converter=_frozen_map)
+    max_output_cap: int | None = None
+    rejected_fields: tuple[str, ...] = ()
+    rejected_fields_by_model: Mapping[str, tuple[str, ...]] = field(factory=dict, converter=_frozen_map)
+    schema_dialect: SchemaDialect = "openai"
+    refused_schema_keywords: tuple[str, ...] = ()
+    # Sent on every upstream request unless the client already sent that header.
+    extra_headers: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
+    dialect: ChatDialect = DEFAULT_DIALECT
+    dialect_overrides: Mapping[str, ChatDialect] = field(factory=dict, converter=_frozen_map)
+    supports_forced_tool_choice: bool = True
+    models_without_forced_tool_choice: tuple[str, ...] = ()
+
+    def max_output_for(self, model: str) -> int | None:
+        if self.max_output_cap is not None:
+            return self.max_output_cap
+        found = _by_specificity(self.max_output_tokens, model)
+        return int(found) if found is not None else None
+
+    def dialect_for(self, model: str) -> ChatDialect:
+        found = _by_specificity(self.dialect_overrides, model)
+        return found if isinstance(found, ChatDialect) else self.dialect
+
+    def rejected_for(self, model: str) -> tuple[str, ...]:
+        extra = _by_specificity(self.rejected_fields_by_model, model) or ()
+        return self.rejected_fields + tuple(extra)
+
+    def forces_tool_choice(self, model: str) -> bool:
+        lowered = model.lower()
+        return self.supports_forced_tool_choice and not any(
+            fnmatch.fnmatchcase(lowered, p.lower()) for p in self.models_without_forced_tool_choice)
+
+
+_REASONING_DIALECT = ChatDialect(max_tokens_field="max_completion_tokens")
+_OPENAI_REASONING = ("o1*", "o3*", "o4*", "gpt-5*")
+
+PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
+    Preset(
+        name="anthropic", kind="anthropic", default_base_url="https://api.anthropic.com",
+        chat_path="", messages_path="/v1/messages", count_tokens_path="/v1/messages/count_tokens",
+        models_path="/v1/models", auth_header="x-api-key", env_keys=("ANTHROPIC_API_KEY",),
+        extra_headers={"anthropic-version": "2023-06-01"},
+    ),
+    Preset(
+        name="openai", kind="openai", default_base_url="https://api.openai.com/v1",
+        env_keys=("OPENAI_API_KEY",),
+        # Claude Code asks for 32000-64000; older models answer 400 above their limit.
+        max_output_tokens={
+            "gpt-4o*": 16384, "chatgpt-4o*": 16384, "gpt-4.1*": 32768, "gpt-4-turbo*": 4096,
+            "gpt-4": 8192, "gpt-4-0*": 8192, "gpt-3.5-turbo*": 4096, "o1-mini*": 65536,
+            "o1*": 100000, "o3*": 100000, "o4-mini*": 100000, "gpt-5*": 128000,
+        },
+        # Reasoning models reject `max_tokens` and non-default sampling parameters.
+        dialect_overrides=dict.fromkeys(_OPENAI_REASONING, _REASONING_DIALECT),
+        rejected_fields_by_model=dict.fromkeys(_OPENAI_REASONING, ("temperature", "top_p")),
+    ),
+    Preset(
+        name="deepseek", kind="openai", default_base_url="https://api.deepseek.com",
+        env_keys=("DEEPSEEK_API_KEY",),
+        # "the valid range of max_tokens is [1, 8192]" for deepseek-chat.
+        max_output_tokens={"deepseek-chat": 8192, "deepseek-reasoner": 65536},
+        # Reasoning is chosen by model name; thinking mode with tools needs the earlier
+        # `reasoning_content` sent back.
+        dialect=ChatDialect(reasoning="none", echo_reasoning=True),
+        # "deepseek-reasoner does not support this tool_choice" breaks WebSearch/WebFetch.
+        models_without_forced_tool_choice=("deepseek-reasoner",),
+    ),
+    Preset(
+        name="openrouter", kind="openai", default_base_url="https://openrouter.ai/api/v1",
+        env_keys=("OPENROUTER_API_KEY",),
+        extra_headers={"HTTP-Referer": ATTRIBUTION_URL, "X-Title": ATTRIBUTION_TITLE},
+        dialect=ChatDialect(reasoning="openrouter"),
+    ),
+    Preset(
+        name="groq", kind="openai", default_base_url="https://api.groq.com/openai/v1",
+        env_keys=("GROQ_API_KEY",), schema_dialect="groq", refused_schema_keywords=("$schema",),
+        # Groq rejects `reasoning` (CCR commit 6f49b87a) and reasoning_effort on most models.
+        rejected_fields=("reasoning",), dialect=ChatDialect(reasoning="none"),
+    ),
+    Preset(
+        name="gemini", kind="openai",
+        default_base_url="https://generativelanguage.googleapis.com/v1beta/openai",
+        # Gemini's schemas are cleaned by an allowlist (`_GEMINI_KEEP`), not a refusal list.
+        env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"), schema_dialect="gemini",
+        max_output_tokens={"*gemini-1.5-*": 8192, "*gemini-2.0-*": 8192, "*gemini-2.5-*": 65536},
+        # Each of these has come back as "Invalid JSON payload received. Unknown name".
+        rejected_fields=("frequency_penalty", "presence_penalty", "top_k", "reasoning",
+                         "prompt_cache_key", "parallel_tool_calls", "enable_thinking", "user"),
+        dialect=ChatDialect(send_user=False),
+    ),
+    Preset(name="ollama", kind="openai", default_base_url="http://localhost:11434/v1", auth_header="none",
+           env_keys=("OLLAMA_API_KEY",)),
+    Preset(name="mistral", kind="openai", default_base_url="https://api.mistral.ai/v1",
+           env_keys=("MISTRAL_API_KEY",), dialect=ChatDialect(tool_id_style="mistral9")),
+    Preset(name="xai", kind="openai", default_base_url="https://api.x.ai/v1", env_keys=("XAI_API_KEY",)),
+    Preset(name="custom", kind="openai"),
+)})
+
+# Provider names people use for a preset under another name.
+_ALIASES = {"google": "gemini", "grok": "xai", "claude": "anthropic"}
+
+
+def preset_for(name: str, preset: str = "") -> Preset:
+    """By explicit preset, else by provider name, else `custom`. Unknown presets are refused."""
+    if preset:
+        key = _ALIASES.get(preset.lower(), preset.lower())
+        if key not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        return PRESETS[key]
+    key = _ALIASES.get(name.lower(), name.lower())
+    return PRESETS.get(key, PRESETS["custom"])
+
+
+def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
+    """The preset for one provider of the native config, with that provider's overrides.
+
+    Lookup: `preset`, then the name, then the host of `api_base_url` (a provider called
+    "work" at api.deepseek.com is still DeepSeek), then `kind`. The config's `kind`,
+    `api_base_url`, `max_output_tokens` and `headers` then win over the table.
+    """
+    name, explicit = str(provider.get("name") or ""), str(provider.get("preset") or "")
+    base = str(provider.get("api_base_url") or "")
+    found = preset_for(name, explicit)
+    host = urlsplit(base).netloc.lower()  # with the port: localhost:1234 is not Ollama
+    if found.name == "custom" and not explicit and host:
+        found = next((p for p in PRESETS.values() if p.default_base_url
+                      and urlsplit(p.default_base_url).netloc == host), found)
+    kind = provider.get("kind") or found.kind
+    if kind in ("anthropic", "openai") and kind != found.kind:
+        # An Anthropic-compatible endpoint of an OpenAI-style vendor (DeepSeek's /anthropic,
+        # Ollama's /v1/messages) speaks Messages with an x-api-key, and the reverse.
+        t = PRESETS["anthropic" if kind == "anthropic" else "custom"]
+        found = attrs.evolve(found, kind=t.kind, chat_path=t.chat_path, messages_path=t.messages_path,
+                             count_tokens_path=t.count_tokens_path, models_path=t.models_path,
+                             auth_header=t.auth_header, extra_headers=t.extra_headers)
+    cap = provider.get("max_output_tokens")
+    headers = {**found.extra_headers, **(provider.get("headers") or {})}
+    return attrs.evolve(found, default_base_url=base or found.default_base_url,
+                        max_output_cap=int(cap) if cap else found.max_output_cap, extra_headers=headers)
+
+
+def upstream_url(preset: Preset, api_base_url: str, path_kind: PathKind) -> str:
+    """The URL for one kind of call; the base may end in `/`, in `/v1`, or be the whole endpoint."""
+    path = {"chat": preset.chat_path, "messages": preset.messages_path,
+            "count_tokens": preset.count_tokens_path, "models": preset.models_path}[path_kind]
+    if not path:
+        raise ValueError(f"a {preset.kind} provider ({preset.name}) has no {path_kind} endpoint")
+    base = (api_base_url or preset.default_base_url).rstrip("/")
+    if not base:
+        raise ValueError(f"provider preset {preset.name!r} needs an api_base_url")
+    for endpoint in (preset.count_tokens_path, preset.chat_path, preset.messages_path):
+        if endpoint and base.endswith(endpoint):
+            base = base[: -len(endpoint)]
+            break
+    if base.endswith("/v1") and path.startswith("/v1/"):
+        path = path[3:]
+    return base + path
+
+
+def auth_headers(preset: Preset, key: str) -> dict[str, str]:
+    """The header that carries an API key for this preset (none for an empty key)."""
+    if not key or preset.auth_header == "none":
+        return {}
+    return {"x-api-key": key} if preset.auth_header == "x-api-key" else {"Authorization": f"Bearer {key}"}
+
+
+# Keywords whose value maps names to schemas, and keywords whose value is data, not schema.
+_NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
+_DATA = frozenset({"enum", "const", "default", "example", "examples", "required"})
+# Gemini's OpenAPI subset (translation.md §3.3).
+_GEMINI_KEEP = frozenset({
+    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
+    "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
+    "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"})
+# When a type array becomes anyOf, these keywords follow their type into its branch.
+_NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "format")
+_BRANCH_KEYS = {"object": ("properties", "required", "minProperties", "maxProperties", "propertyOrdering"),
+                "array": ("items", "minItems", "maxItems"), "number": _NUMERIC, "integer": _NUMERIC,
+                "string": ("enum", "format", "pattern", "minLength", "maxLength")}
+
+
+def _drop_keywords(node: Any, refused: frozenset[str]) -> Any:
+    if isinstance(node, list):
+        return [_drop_keywords(x, refused) for x in node]
+    if not isinstance(node, Mapping):
+        return node
+    return {key: {name: _drop_keywords(sub, refused) for name, sub in value.items()}
+            if key in _NAMED_SCHEMAS and isinstance(value, Mapping)
+            else value if key in _DATA else _drop_keywords(value, refused)
+            for key, value in node.items() if key not in refused}
+
+
+def _gemini_prepare(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -> tuple[JSON, bool]:
+    """Rewrite the constructs Gemini lacks into ones it has; returns (node, nullable)."""
+    parts = node.pop("allOf", None)
+    for part in (p for p in parts if isinstance(p, Mapping)) if isinstance(parts, list) else ():
+        for key, value in _gemini_resolve(dict(part), defs, seen)[0].items():
+            if key == "properties" and isinstance(value, Mapping):
+                node["properties"] = {**value, **node.get("properties", {})}
+            elif key == "required" and isinstance(value, list):
+                node["required"] = [*node.get("required", []), *value]
+            else:
+                node.setdefault(key, value)
+    if "oneOf" in node:
+        node.setdefault("anyOf", node.pop("oneOf"))
+    nullable = node.get("nullable") is True
+    listed = node.get("type")
+    if listed == "null" or isinstance(listed, list):
+        listed = listed if isinstance(listed, list) else [listed]
+        kinds = [k for k in listed if k != "null"]
+        nullable = nullable or len(kinds) < len(listed)
+        del node["type"]
+        if len(kinds) == 1:
+            node["type"] = kinds[0]
+        elif kinds:
+            node["anyOf"] = [{"type": k, **{x: node.pop(x) for x in _BRANCH_KEYS.get(k, ()) if x in node}}
+                             for k in kinds]
+    branches = node.get("anyOf")
+    if isinstance(branches, list):
+        rest = [b for b in branches if not (isinstance(b, Mapping) and b.get("type") == "null")]
+        nullable = nullable or len(rest) < len(branches)
+        if len(rest) == 1 and isinstance(rest[0], Mapping):
+            # `anyOf: [X, {"type": "null"}]` is how pydantic writes Optional[X].
+            del node["anyOf"]
+            merged, inner = _gemini_prepare({**_gemini_resolve(dict(rest[0]), defs, seen)[0], **node},
+                                            defs, seen)
+            return merged, nullable or inner
+        node["anyOf"] = rest
+    if "const" in node:
+        node.setdefault("enum", [node.pop("const")])
+    for key, inclusive, step in (("exclusiveMinimum", "minimum", 1), ("exclusiveMaximum", "maximum", -1)):
+        bound = node.pop(key, None)
+        if isinstance(bound, bool) or not isinstance(bound, int | float):
+            continue  # draft-4 boolean form: the inclusive bound beside it is close enough
+        if node.get("type") == "integer" and float(bound).is_integer():
+            bound = int(bound) + step  # exact for integers
+        current = node.get(inclusive)
+        node[inclusive] = bound if current is None else (max if step > 0 else min)(current, bound)
+    enum = node.get("enum")
+    if isinstance(enum, list) and None in enum:
+        nullable, node["enum"] = True, [e for e in enum if e is not None]
+    if "type" not in node and "anyOf" not in node:
+        if isinstance(node.get("properties"), Mapping):
+            node["type"] = "object"
+        elif "items" in node:
+            node["type"] = "array"
+        elif isinstance(node.get("enum"), list) and all(isinstance(e, str) for e in node["enum"]):
+            node["type"] = "string"
+    return node, nullable
+
+
+def _gemini_resolve(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -> tuple[JSON, frozenset[str]]:
+    """Inline a local `$ref` (pydantic-made MCP tools use `$defs` a lot); `seen` stops recursion."""
+    ref = node.pop("$ref", None)
+    if not isinstance(ref, str):
+        return node, seen
+    name = ref.rsplit("/", 1)[-1]
+    target = defs.get(name) if ref.startswith(("#/$defs/", "#/definitions/")) else None
+    if not isinstance(target, Mapping) or name in seen:
+        return {"type": "object", **node}, seen  # recursive or foreign: an open object is all we can say
+    return _gemini_resolve({**target, **node}, defs, seen | {name})
+
+
+def _gemini(node: Any, defs: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> JSON:
+    if not isinstance(node, Mapping):
+        return {}  # `true` / `false` schemas: nothing Gemini can express
+    resolved, seen = _gemini_resolve(dict(node), defs, seen)
+    node, nullable = _gemini_prepare(resolved, defs, seen)
+    typ, enum, fmt, props = node.get("type"), node.get("enum"), node.get("format"), node.get("properties")
+    drop = {"required"}  # rebuilt below from the properties that survive
+    if not (typ == "string" and isinstance(enum, list) and enum and all(isinstance(e, str) for e in enum)):
+        drop.add("enum")  # Gemini takes enums of strings only
+    if not ((typ == "string" and fmt in ("enum", "date-time"))
+            or (typ in ("integer", "number") and fmt in ("int32", "int64", "float", "double"))):
+        drop.add("format")
+    if typ != "object" or not isinstance(props, Mapping) or not props:
+        drop.add("properties")  # "only allowed for OBJECT type" / "should be non-empty"
+    if typ != "array":
+        drop.add("items")
+    out: JSON = {k: v for k, v in node.items() if k in _GEMINI_KEEP and k not in drop}
+    if "properties" in out:
+        out["properties"] = {name: _gemini(sub, defs, seen) for name, sub in out["properties"].items()}
+    if "items" in out:
+        items = out["items"]
+        out["items"] = _gemini(items[0] if isinstance(items, list) and items else items, defs, seen)
+    if isinstance(out.get("anyOf"), list):
+        out["anyOf"] = [_gemini(b, defs, seen) for b in out["anyOf"]]
+    names = node["required"] if isinstance(node.get("required"), list) else []
+    if required := [r for r in names if r in out.get("properties", {})]:
+        out["required"] = required
+    if nullable:
+        out["nullable"] = True
+    return out
+
+
+def clean_schema(schema: Mapping[str, Any], dialect: SchemaDialect, refused: tuple[str, ...] = ()) -> JSON:
+    """A tool `parameters` schema rewritten for the provider's schema dialect (a new dict)."""
+    if dialect == "gemini":
+        defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
+        return _gemini(schema, defs)
+    cleaned: JSON = _drop_keywords(schema, frozenset(refused))
+    return cleaned
+
+
+def _is_forced(choice: Any) -> bool:
+    return choice == "required" or (isinstance(choice, Mapping) and choice.get("type") == "function")
+
+
+def _clean_tool(tool: Any, preset: Preset) -> Any:
+    function = tool.get("function") if isinstance(tool, Mapping) else None
+    if not isinstance(function, Mapping) or not isinstance(function.get("parameters"), Mapping):
+        return tool
+    params = clean_schema(function["parameters"], preset.schema_dialect, preset.refused_schema_keywords)
+    # Gemini refuses an object with empty `properties`; a function without parameters says the same.
+    keep = {"parameters": params} if preset.schema_dialect != "gemini" or params.get("properties") else {}
+    return {**tool, "function": {**{k: v for k, v in function.items() if k != "parameters"}, **keep}}
+
+
+def apply_preset(request: JSON, preset: Preset, model: str) -> JSON:
+    """Post-process a translated Chat Completions request for this provider; returns a new dict."""
+    out = {k: v for k, v in request.items() if k not in set(preset.rejected_for(model))}
+    limit = preset.max_output_for(model)
+    if limit is not None:
+        for name in ("max_tokens", "max_completion_tokens"):
+            value = out.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                out[name] = limit
+    if isinstance(out.get("tools"), list):
+        out["tools"] = [_clean_tool(t, preset) for t in out["tools"]]
+    if "tool_choice" in out and _is_forced(out["tool_choice"]) and not preset.forces_tool_choice(model):
+        # Without forcing, the model may still call the tool; with it, the request fails.
+        del out["tool_choice"]
+    return out
