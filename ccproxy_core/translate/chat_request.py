@@ -1,0 +1,450 @@
+"""Anthropic Messages request -> OpenAI Chat Completions request.
+
+The output is built key by key from a whitelist, never by copying the input and deleting
+what is known to be Anthropic-only: new Claude Code fields (`context_management`,
+`output_config`, `cache_control` with `ttl`/`scope`, ...) would otherwise leak to strict
+upstreams that reject unknown keys. Every tool name goes through one `ToolNames`, so the
+tools list, `tool_choice` and history `tool_use` blocks agree, and the response side can
+undo the renames.
+
+Messages are converted in one pass by `_Conversation`, which carries the only cross-message
+rule Chat Completions has: an assistant turn with `tool_calls` must be followed at once by one
+`tool` message per call. So a user turn's tool_results go first, in block order, before its
+text and images; a call without a result gets a placeholder answer; a result without a call
+is dropped; a mid-conversation system message that lands between a call and its result
+waits behind the tool messages.
+
+Reasoning buckets (`thinking` -> effort), one table for every provider:
+
+    enabled, budget_tokens <= 1024   low
+    enabled, budget_tokens <= 8192   medium
+    enabled, larger budget           high
+    adaptive                         medium
+    disabled or absent               (nothing sent)
+
+Bad input raises `InvalidRequest` naming the JSON path, e.g. `messages.3.content.1: ...`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeGuard
+
+import orjson
+from attrs import define, field
+
+from ccproxy_core.errors import JSON, InvalidRequest
+from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
+from ccproxy_core.translate.tool_names import ToolNames, mistral_tool_id
+
+# Signatures of thinking blocks ccproxy made up from another provider's reasoning. Real
+# Anthropic rejects them ("Invalid `signature` in `thinking` block"), so they are stripped
+# before history goes back to Anthropic (`strip_synthetic_thinking`).
+SYNTHETIC_SIGNATURE_PREFIX = "ccproxy-synthetic:"
+
+NO_VISION = "[image omitted: the model has no vision]"
+MISSING_RESULT = "[no result: the tool call was not answered]"
+TOOL_IMAGE_NOTE = "[the tool returned image(s); they follow in the next user message]"
+MAX_STOP = 4  # OpenAI rejects more stop sequences
+_EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
+
+
+def messages_to_chat(body: JSON, *, model: str,
+                     dialect: ChatDialect = DEFAULT_DIALECT) -> tuple[JSON, ToolNames]:
+    """Translate an Anthropic request for the upstream `model`; also return the tool renames."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("body: expected a JSON object")
+    names = ToolNames.from_request(body)
+    conversation = _Conversation(names, dialect)
+    conversation.add_system(body.get("system"))
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise InvalidRequest("messages: expected a list")
+    for i, message in enumerate(messages):
+        conversation.add(message, f"messages.{i}")
+    out: JSON = {"model": model, "messages": conversation.finish()}
+
+    tools = _tools(body.get("tools"), names)
+    choice, serial = _tool_choice(body.get("tool_choice"), names, {t["function"]["name"] for t in tools})
+    if tools:  # OpenAI refuses tool_choice and parallel_tool_calls without tools
+        out["tools"] = tools
+        if choice is not None:
+            out["tool_choice"] = choice
+        if serial:
+            out["parallel_tool_calls"] = False
+
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None:
+        if not _is_int(max_tokens):
+            raise InvalidRequest("max_tokens: expected an integer")
+        out[dialect.max_tokens_field] = max_tokens
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if _is_number(value):
+            out[key] = value
+    stops = body.get("stop_sequences")
+    if isinstance(stops, list):
+        kept = [s for s in stops if isinstance(s, str) and s]
+        if kept:
+            out["stop"] = kept[:MAX_STOP]
+    effort = reasoning_effort(body.get("thinking"))
+    if effort is not None:
+        if dialect.reasoning == "effort":
+            out["reasoning_effort"] = effort
+        elif dialect.reasoning == "openrouter":
+            out["reasoning"] = {"effort": effort}
+    metadata = body.get("metadata")
+    if dialect.send_user and isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        out["user"] = metadata["user_id"]
+    if body.get("stream") is True:
+        out["stream"] = True
+        if dialect.stream_usage:
+            out["stream_options"] = {"include_usage": True}
+    return out, names
+
+
+def reasoning_effort(thinking: Any) -> str | None:
+    """The effort bucket for an Anthropic `thinking` object (table in the module docstring)."""
+    if not isinstance(thinking, dict):
+        return None
+    kind = thinking.get("type")
+    if kind == "adaptive":
+        return "medium"
+    if kind != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not _is_int(budget):
+        return "medium"
+    if budget <= 1024:
+        return "low"
+    return "medium" if budget <= 8192 else "high"
+
+
+def strip_synthetic_thinking(body: JSON) -> JSON | None:
+    """A copy of `body` without ccproxy-made thinking blocks, or None when it has none."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    changed = False
+    kept_messages: list[Any] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            kept = [b for b in content if not _is_synthetic_thinking(b)]
+            if len(kept) != len(content):
+                changed = True
+                if kept:  # an assistant turn that held only our thinking disappears
+                    kept_messages.append({**message, "content": kept})
+                continue
+        kept_messages.append(message)
+    return {**body, "messages": kept_messages} if changed else None
+
+
+def _is_synthetic_thinking(block: Any) -> bool:
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    signature = block.get("signature")
+    return isinstance(signature, str) and signature.startswith(SYNTHETIC_SIGNATURE_PREFIX)
+
+
+@define
+class _Conversation:
+    names: ToolNames
+    dialect: ChatDialect
+    out: list[JSON] = field(factory=list)
+    # ids (upstream form) of the last assistant turn's tool calls that still need an answer
+    awaiting: list[str] = field(factory=list)
+    # system messages that arrived while calls were awaiting their tool messages
+    held: list[JSON] = field(factory=list)
+
+    def add_system(self, system: Any) -> None:
+        if system is None:
+            return
+        text = _system_text(system, "system")
+        if text:
+            self.out.append({"role": "system", "content": text})
+
+    def add(self, message: Any, path: str) -> None:
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{path}: expected an object")
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(content, (str, list)):
+            raise InvalidRequest(f"{path}.content: expected a string or a list of blocks")
+        if role == "user":
+            self._user(content, f"{path}.content")
+        elif role == "assistant":
+            self._answer_missing()
+            self._assistant(content, f"{path}.content")
+        elif role == "system":
+            text = _system_text(content, f"{path}.content")
+            if text:
+                (self.held if self.awaiting else self.out).append({"role": "system", "content": text})
+        else:
+            raise InvalidRequest(f'{path}.role: expected "user", "assistant" or "system"')
+
+    def finish(self) -> list[JSON]:
+        self._answer_missing()
+        return self.out
+
+    def _answer_missing(self) -> None:
+        for call_id in self.awaiting:
+            self.out.append({"role": "tool", "tool_call_id": call_id, "content": MISSING_RESULT})
+        self.awaiting = []
+        self.out.extend(self.held)
+        self.held = []
+
+    def _call_id(self, block: JSON, key: str, path: str) -> str:
+        value = block.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidRequest(f"{path}.{key}: expected a string")
+        return mistral_tool_id(value) if self.dialect.tool_id_style == "mistral9" else value
+
+    def _user(self, content: str | list[Any], path: str) -> None:
+        if isinstance(content, str):
+            self._answer_missing()
+            if content:
+                self.out.append({"role": "user", "content": content})
+            return
+        parts: list[JSON] = []
+        tool_images: list[JSON] = []
+        for j, block in enumerate(content):
+            bpath = f"{path}.{j}"
+            kind = _block_type(block, bpath)
+            if kind == "tool_result":
+                call_id = self._call_id(block, "tool_use_id", bpath)
+                if call_id not in self.awaiting:
+                    continue  # orphan: OpenAI rejects a tool message without its call
+                self.awaiting.remove(call_id)
+                text, images = self._tool_result(block, bpath)
+                self.out.append({"role": "tool", "tool_call_id": call_id, "content": text})
+                tool_images.extend(images)
+            elif kind == "text":
+                text = _text_of(block, bpath)
+                if text:
+                    parts.append({"type": "text", "text": text})
+            elif kind == "image":
+                parts.append(self._image(block, bpath))
+            elif kind == "document":
+                parts.append({"type": "text", "text": _document_text(block, bpath)})
+            # anything else (thinking echoed by a client, future types) has no user equivalent
+        self._answer_missing()
+        parts = tool_images + parts
+        if not parts:
+            return
+        if all(p["type"] == "text" for p in parts):
+            self.out.append({"role": "user", "content": "\n\n".join(p["text"] for p in parts)})
+        else:
+            self.out.append({"role": "user", "content": parts})
+
+    def _assistant(self, content: str | list[Any], path: str) -> None:
+        if isinstance(content, str):
+            if content:
+                self.out.append({"role": "assistant", "content": content})
+            return
+        texts: list[str] = []
+        calls: list[JSON] = []
+        reasoning: list[str] = []
+        for j, block in enumerate(content):
+            bpath = f"{path}.{j}"
+            kind = _block_type(block, bpath)
+            if kind == "text":
+                texts.append(_text_of(block, bpath))
+            elif kind == "tool_use":
+                name = block.get("name")
+                if not isinstance(name, str):
+                    raise InvalidRequest(f"{bpath}.name: expected a string")
+                calls.append({"id": self._call_id(block, "id", bpath), "type": "function",
+                              "function": {"name": self.names.to_upstream(name),
+                                           "arguments": _arguments(block.get("input"))}})
+            elif kind == "thinking":
+                if self.dialect.echo_reasoning and isinstance(block.get("thinking"), str):
+                    reasoning.append(block["thinking"])
+            elif kind == "server_tool_use":
+                texts.append(f"\n[{block.get('name', 'server tool')}: {_arguments(block.get('input'))}]\n")
+            elif kind == "web_search_tool_result":
+                texts.append(_search_summary(block.get("content")))
+            # redacted_thinking and unknown types are never forwarded
+        text = "".join(texts)
+        if not (text or calls or reasoning):
+            return
+        message: JSON = {"role": "assistant", "content": text or (None if calls else "")}
+        if calls:
+            message["tool_calls"] = calls
+            self.awaiting = [c["id"] for c in calls]
+        if reasoning:
+            message["reasoning_content"] = "".join(reasoning)
+        self.out.append(message)
+
+    def _tool_result(self, block: JSON, path: str) -> tuple[str, list[JSON]]:
+        content = block.get("content")
+        images: list[JSON] = []
+        if content is None:
+            text = ""
+        elif isinstance(content, str):
+            text = content
+        elif isinstance(content, list):
+            pieces: list[str] = []
+            for k, item in enumerate(content):
+                ipath = f"{path}.content.{k}"
+                kind = _block_type(item, ipath)
+                if kind == "text":
+                    pieces.append(_text_of(item, ipath))
+                elif kind == "image":
+                    # most providers reject images in tool messages: they move to a user message
+                    part = self._image(item, ipath)
+                    if part["type"] == "text":
+                        pieces.append(part["text"])
+                    else:
+                        images.append(part)
+                elif kind == "document":
+                    pieces.append(_document_text(item, ipath))
+            text = "\n".join(pieces)
+        else:
+            raise InvalidRequest(f"{path}.content: expected a string or a list of blocks")
+        if images and not text:
+            text = TOOL_IMAGE_NOTE
+        if block.get("is_error") is True:
+            text = "Error: " + text
+        return text, images
+
+    def _image(self, block: JSON, path: str) -> JSON:
+        if not self.dialect.supports_images:
+            return {"type": "text", "text": NO_VISION}
+        source = block.get("source")
+        if not isinstance(source, dict):
+            raise InvalidRequest(f"{path}.source: expected an object")
+        kind = source.get("type")
+        if kind == "base64":
+            data, media = source.get("data"), source.get("media_type")
+            if not isinstance(data, str):
+                raise InvalidRequest(f"{path}.source.data: expected a base64 string")
+            # some clients send a whole data URL as `data`; "base64," cannot occur in base64
+            cut = data.find("base64,", 0, 200)
+            if cut >= 0:
+                data = data[cut + 7:]
+            url = f"data:{media if isinstance(media, str) else 'image/png'};base64,{data}"
+        elif kind == "url" and isinstance(source.get("url"), str):
+            url = source["url"]
+        else:
+            return {"type": "text", "text": f"[image omitted: unsupported source {kind!r}]"}
+        return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _tools(tools: Any, names: ToolNames) -> list[JSON]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools: expected a list")
+    out: list[JSON] = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"tools.{i}: expected an object")
+        if tool.get("type") not in (None, "custom"):
+            continue  # server tools (web_search_*, bash_*, ...) run only inside Anthropic
+        name = tool.get("name")
+        if not isinstance(name, str):
+            raise InvalidRequest(f"tools.{i}.name: expected a string")
+        schema = tool.get("input_schema", _EMPTY_SCHEMA)
+        if not isinstance(schema, dict):
+            raise InvalidRequest(f"tools.{i}.input_schema: expected an object")
+        description = tool.get("description")
+        out.append({"type": "function", "function": {
+            "name": names.to_upstream(name),
+            "description": description if isinstance(description, str) else "",
+            "parameters": schema,
+        }})
+    return out
+
+
+def _tool_choice(choice: Any, names: ToolNames, declared: set[str]) -> tuple[Any, bool]:
+    """(OpenAI tool_choice or None, whether parallel calls must be switched off)."""
+    if choice is None:
+        return None, False
+    if not isinstance(choice, dict):
+        raise InvalidRequest("tool_choice: expected an object")
+    kind = choice.get("type")
+    serial = choice.get("disable_parallel_tool_use") is True
+    if kind == "auto":
+        return "auto", serial
+    if kind == "any":
+        return "required", serial
+    if kind == "none":
+        return "none", False
+    if kind == "tool":
+        name = choice.get("name")
+        if not isinstance(name, str):
+            raise InvalidRequest("tool_choice.name: expected a string")
+        upstream = names.to_upstream(name)
+        if upstream not in declared:
+            return None, serial  # it named a server tool that was dropped
+        return {"type": "function", "function": {"name": upstream}}, serial
+    raise InvalidRequest('tool_choice.type: expected "auto", "any", "tool" or "none"')
+
+
+def _block_type(block: Any, path: str) -> str:
+    if isinstance(block, dict):
+        kind = block.get("type")
+        if isinstance(kind, str):
+            return kind
+    raise InvalidRequest(f'{path}: expected an object with "type"')
+
+
+def _text_of(block: JSON, path: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{path}.text: expected a string")
+    return text
+
+
+def _system_text(system: Any, path: str) -> str:
+    if isinstance(system, str):
+        return system
+    if not isinstance(system, list):
+        raise InvalidRequest(f"{path}: expected a string or a list of text blocks")
+    texts = []
+    for i, block in enumerate(system):
+        if _block_type(block, f"{path}.{i}") == "text":
+            text = _text_of(block, f"{path}.{i}")
+            if text:
+                texts.append(text)
+    return "\n\n".join(texts)
+
+
+def _document_text(block: JSON, path: str) -> str:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise InvalidRequest(f"{path}.source: expected an object")
+    kind = source.get("type")
+    if kind == "text" and isinstance(source.get("data"), str):
+        body = source["data"]
+    elif kind == "content":
+        inner = source.get("content")
+        body = inner if isinstance(inner, str) else _system_text(inner, f"{path}.source.content")
+    elif kind == "base64" and source.get("media_type") == "application/pdf":
+        body = "[PDF document omitted: the model cannot read PDF files]"
+    elif kind == "url":
+        body = f"[document omitted: {source.get('url')}]"
+    else:
+        body = "[document omitted]"
+    title = block.get("title")
+    return f"{title}\n\n{body}" if isinstance(title, str) and title else body
+
+
+def _search_summary(content: Any) -> str:
+    if not isinstance(content, list):
+        return ""
+    lines = [f"- {r.get('title', '')} ({r.get('url', '')})" for r in content if isinstance(r, dict)]
+    return "\n[web search results]\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def _arguments(value: Any) -> str:
+    if value is None:
+        return "{}"
+    return orjson.dumps(value).decode()
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
