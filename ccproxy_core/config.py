@@ -14,6 +14,7 @@ this shape).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -28,6 +29,8 @@ import platformdirs
 from attrs import Factory, evolve, frozen
 
 from . import config_compat
+
+log = logging.getLogger("ccproxy.config")
 
 Seconds = NewType("Seconds", float)
 
@@ -296,7 +299,9 @@ def read_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError([f"{source}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: (top level): expected an object of settings"])
-    data, _warnings = config_compat.detect_and_normalize(raw, source)
+    data, warnings = config_compat.detect_and_normalize(raw, source)
+    for warning in warnings:
+        log.warning("%s", warning)
     try:
         expanded: dict[str, Any] = config_compat.expand_env(data, env)
     except ValueError as exc:

@@ -16,12 +16,13 @@ from aiohttp import web
 from attrs import frozen
 
 from . import routing
-from .errors import ProxyError, RateLimited
+from .errors import AttemptFailed, ProxyError, RateLimited
 from .headers import X_ROUTE
-from .providers.calls import AttemptFailed
 from .state import ProviderRuntime, Runtime, State
 
 log = logging.getLogger("ccproxy.route")
+
+_NO_CONTROL = {c: " " for c in range(32)} | {127: " "}
 
 
 @frozen
@@ -32,7 +33,9 @@ class Candidate:
 
     @property
     def route_header(self) -> dict[str, str]:
-        return {X_ROUTE: f"{self.provider.name},{self.model}; {self.reason}"}
+        # The model comes from the client: never let it smuggle a line break into a header.
+        value = f"{self.provider.name},{self.model}; {self.reason}"
+        return {X_ROUTE: value.translate(_NO_CONTROL)}
 
 
 def plan(state: State, runtime: Runtime, view: routing.RequestView) -> list[Candidate]:
@@ -54,24 +57,26 @@ async def run(state: State, candidates: list[Candidate], attempt: Attempt) -> we
     failure: AttemptFailed | None = None
     for candidate in candidates:
         name = candidate.provider.name
+        if not state.allow(name):  # circuit open, or its half-open probes are all out
+            failure = failure or AttemptFailed(state.circuit_error(name), retryable=True)
+            continue
         try:
             state.admit_provider(name)
             response = await attempt(candidate)
         except AttemptFailed as exc:
-            state.record_outcome(name, success=not exc.retryable)
+            state.record_outcome(name, exc.error.http_status)
             failure = exc
             if not exc.retryable:
                 break
             log.warning("provider %s failed before the first byte: %s", name, exc.error.message)
             continue
-        except RateLimited as exc:  # this provider's own bucket: another may have room
+        except RateLimited as exc:  # this provider's own bucket is empty: another may have room
             failure = AttemptFailed(exc, retryable=True)
             continue
         except ProxyError as exc:
-            if exc.http_status >= 500:
-                state.record_outcome(name, success=False)
+            state.record_outcome(name, exc.http_status)
             raise
-        state.record_outcome(name, success=response.status < 500)
+        state.record_outcome(name, response.status)
         return response
     assert failure is not None, "plan() always yields at least one candidate"
     if failure.reply is not None:

@@ -13,6 +13,10 @@
     ├── Overloaded                529 overloaded_error
     └── UpstreamError             any status                (an error answer from a provider)
 
+`AttemptFailed` is not an answer but a control-flow signal: one provider could not serve a
+request before anything reached the client, carrying what the client should get if no other
+provider can.
+
 Each class knows its HTTP status and its Anthropic error type; the two wire dialects are
 rendered here and nowhere else (`anthropic_body`, `openai_body`). Foreign exceptions
 (aiohttp, asyncio timeouts) are mapped to these at the upstream boundary with
@@ -194,6 +198,16 @@ def _text_of(body: Any, status: int) -> str:
     else:
         text = ""
     return text or f"upstream answered HTTP {status}"
+
+
+class AttemptFailed(Exception):
+    """A provider could not serve this request and nothing reached the client yet."""
+
+    def __init__(self, error: ProxyError, *, reply: Any = None, retryable: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reply = reply  # the provider's own answer (a web.Response), passed on if nothing else works
+        self.retryable = retryable
 
 
 def anthropic_body(err: ProxyError, request_id: str | None = None) -> JSON:

@@ -1,8 +1,11 @@
 """Moving an upstream answer to the client: the byte pump and the event pump.
 
-Both write each piece the moment it is complete and never wait for the end of a stream. Both
-end a stream that fails midway with an error in the client's own dialect, since a status code
-can no longer be sent. When the client goes away, aiohttp cancels the handler (the server runs
+Both write each piece the moment it is complete and never wait for the end of a stream. The
+client's response starts only when the provider's first body bytes are in hand: a provider that
+dies right after its headers, or whose stream opens with an error event, has then sent the
+client nothing, so the request can still fail over (`AttemptFailed`). Once the client has bytes,
+a failure ends the stream with an error in the client's own dialect, since a status code can no
+longer be sent. When the client goes away, aiohttp cancels the handler (the server runs
 with `handler_cancellation=True`); the `finally` blocks then close the upstream response, which
 closes its connection, so the provider sees the cancellation at once.
 """
@@ -14,9 +17,10 @@ import logging
 from collections.abc import Callable, Iterable
 
 import aiohttp
+import orjson
 from aiohttp import web
 
-from .errors import ProxyError, UpstreamUnreachable, anthropic_body
+from .errors import AttemptFailed, ProxyError, UpstreamError, UpstreamUnreachable, anthropic_body
 from .headers import STREAM_HEADERS, client_response_headers
 from .sse import SSEDecoder, SSEEvent, anthropic_event
 from .upstream import Upstream
@@ -37,18 +41,44 @@ def stream_headers(upstream: aiohttp.ClientResponse | None, extra: dict[str, str
     return headers
 
 
-def _midstream_error(upstream: Upstream, exc: BaseException) -> ProxyError:
+def _midstream_error(upstream: Upstream, exc: BaseException, *, started: bool = True) -> ProxyError:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return upstream.timed_out(True, started=True)
+        return upstream.timed_out(True, started=started)
     return UpstreamUnreachable(f"provider {upstream.name!r} broke off the stream: {exc or type(exc).__name__}")
+
+
+async def first_chunk(source: aiohttp.ClientResponse, upstream: Upstream) -> bytes:
+    """The first bytes of a stream's body, read before the client has been sent anything."""
+    try:
+        chunk = await source.content.readany()
+    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+        raise AttemptFailed(_midstream_error(upstream, exc, started=False), retryable=True) from exc
+    if not chunk:
+        raise AttemptFailed(UpstreamUnreachable(f"provider {upstream.name!r} ended the stream before sending "
+                                                "anything"), retryable=True)
+    if chunk.startswith(b"event: error"):
+        raise AttemptFailed(_opening_error(chunk, upstream), retryable=True)
+    return chunk
+
+
+def _opening_error(chunk: bytes, upstream: Upstream) -> ProxyError:
+    for event in SSEDecoder().feed(chunk + b"\n\n"):
+        try:
+            payload = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            break
+        return UpstreamError.from_anthropic(529 if "overloaded" in event.data else 500, payload)
+    return UpstreamUnreachable(f"provider {upstream.name!r} opened its stream with an error")
 
 
 async def pump_bytes(request: web.Request, source: aiohttp.ClientResponse, upstream: Upstream,
                      extra_headers: dict[str, str], on_error: Encoder = anthropic_stream_error) -> web.StreamResponse:
     """Forward an SSE body byte for byte, as it arrives."""
+    first = await first_chunk(source, upstream)
     response = web.StreamResponse(status=source.status, headers=stream_headers(source, extra_headers))
     await response.prepare(request)
-    tail = b"\n\n"
+    await response.write(first)
+    tail = first[-2:]
     try:
         async for chunk in source.content.iter_any():
             await response.write(chunk)
@@ -72,12 +102,15 @@ async def pump_events(request: web.Request, source: aiohttp.ClientResponse, upst
                       finish: Callable[[], Iterable[bytes]], fail: Callable[[ProxyError], Iterable[bytes]],
                       ) -> web.StreamResponse:
     """Decode the provider's SSE, translate each event, write what it gives at once."""
+    opening = await first_chunk(source, upstream)
     response = web.StreamResponse(status=200, headers=stream_headers(None, extra_headers))
     await response.prepare(request)
     decoder = SSEDecoder()
     try:
         await _write_all(response, first)
         try:
+            for event in decoder.feed(opening):
+                await _write_all(response, translate(event))
             async for chunk in source.content.iter_any():
                 for event in decoder.feed(chunk):
                     await _write_all(response, translate(event))

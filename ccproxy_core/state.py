@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp import web
 from attrs import frozen
 
-from .breaker import BreakerBoard, BreakerSettings
+from .breaker import BreakerBoard, BreakerSettings, counts_as_failure
 from .config import Config, ProviderConfig, unstructure
-from .errors import RateLimited
+from .errors import Overloaded, RateLimited
 from .providers import presets
 from .providers.credentials import Credential, Credentials
 from .ratelimit import BucketSet
@@ -107,9 +107,19 @@ class State:
     def unavailable(self, now: float) -> frozenset[str]:
         return self.breakers.unavailable(now) if self.breakers.settings.enabled else frozenset()
 
-    def record_outcome(self, provider: str, *, success: bool) -> None:
+    def allow(self, provider: str) -> bool:
+        """Whether the provider's circuit lets this request through (and counts it if half-open)."""
+        return not self.breakers.settings.enabled or self.breakers.get(provider).allow(time.monotonic())
+
+    def record_outcome(self, provider: str, status: int | None) -> None:
+        """One upstream attempt's outcome: `None` for no answer at all, else its HTTP status."""
         if self.breakers.settings.enabled:
-            self.breakers.get(provider).record(success, time.monotonic())
+            self.breakers.get(provider).record(not counts_as_failure(status), time.monotonic())
+
+    def circuit_error(self, provider: str) -> Overloaded:
+        wait = self.breakers.get(provider).retry_after(time.monotonic())
+        return Overloaded(f"provider {provider!r} is failing repeatedly and is paused (circuit open); "
+                          f"it is tried again in {wait:.0f} s", headers={"retry-after": str(max(1, round(wait)))})
 
     def admit_client(self, key: str) -> None:
         """The per-client token bucket; raises `RateLimited` when the client is over its rate."""

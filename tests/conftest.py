@@ -47,9 +47,9 @@ async def fake(make_fake: Callable[[], Awaitable[FakeUpstream]]) -> FakeUpstream
 
 @pytest.fixture
 async def make_proxy(aiohttp_server: Any) -> ProxyFactory:
-    async def go(config: dict[str, Any] | Config) -> str:
+    async def go(config: dict[str, Any] | Config, config_files: tuple[str, ...] = ()) -> str:
         cfg = config if isinstance(config, Config) else structure(config)
-        server: TestServer = await aiohttp_server(create_app(cfg))
+        server: TestServer = await aiohttp_server(create_app(cfg, config_files=config_files))
         return str(server.make_url("")).rstrip("/")
     return go
 

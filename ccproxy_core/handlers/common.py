@@ -13,7 +13,12 @@ from ..state import STATE
 
 async def read_json(request: web.Request) -> tuple[bytes, JSON]:
     """The raw body and its parsed object; 413 past the size limit, 400 for anything not JSON."""
-    limit = request.app[STATE].config.limits.max_request_body_size
+    state = request.app[STATE]
+    if state.client_buckets.enabled:
+        # Per client key (or address, without one): one noisy client cannot starve the rest.
+        state.admit_client(request.headers.get("x-api-key") or request.headers.get("authorization")
+                           or request.remote or "-")
+    limit = state.config.limits.max_request_body_size
     too_large = RequestTooLarge(
         f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
     if request.content_length is not None and request.content_length > limit:

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from .. import dispatch, routing
-from ..errors import JSON
+from ..errors import JSON, AttemptFailed
 from ..providers import calls
 from ..relay import pump_bytes, pump_events
 from ..sse import SSEEvent, anthropic_event
@@ -116,7 +116,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
             async with calls.anthropic_call(request, candidate, payload, "count_tokens",
                                             stream=False) as upstream:
                 return await upstream.whole_reply(candidate.route_header)
-        except calls.AttemptFailed as exc:
+        except AttemptFailed as exc:
             if exc.error.http_status == 404:  # an Anthropic-compatible upstream without the endpoint
                 return json_response({"input_tokens": tokens}, headers=candidate.route_header)
             raise

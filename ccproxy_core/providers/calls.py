@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 from attrs import frozen
 
-from ..errors import JSON, ProxyError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ..errors import JSON, AttemptFailed, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from ..headers import ACCEPT_ENCODING, IDENTITY, client_response_headers, upstream_request_headers
 from ..state import STATE, ProviderRuntime
 from . import presets
@@ -29,23 +29,17 @@ from .credentials import Credentials
 FAILOVER_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
-class AttemptFailed(Exception):
-    """A provider could not serve this request and nothing reached the client yet."""
-
-    def __init__(self, error: ProxyError, *, reply: web.StreamResponse | None = None, retryable: bool) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.reply = reply  # the provider's own answer, passed on unchanged if nothing else works
-        self.retryable = retryable
-
-
 @frozen
 class UpstreamReply:
     provider: ProviderRuntime
     response: aiohttp.ClientResponse
 
     async def body(self) -> bytes:
-        return await self.provider.upstream.read_body(self.response)
+        """The whole answer; the client has nothing yet, so a broken read may still fail over."""
+        try:
+            return await self.provider.upstream.read_body(self.response)
+        except (UpstreamUnreachable, UpstreamTimeout) as exc:
+            raise AttemptFailed(exc, retryable=True) from exc
 
     async def json_body(self) -> Any:
         data = await self.body()

@@ -1,0 +1,7 @@
+"""`python -m ccproxy_core ...` is the `ccproxy` command."""
+
+import sys
+
+from ccproxy_core.cli import main
+
+sys.exit(main())
