@@ -1,0 +1,607 @@
+"""The credential pool of one provider: which API key or OAuth account serves the next request.
+
+Pure decisions, no I/O: every method that depends on time takes `now` (epoch seconds), and the
+pool changes only through the calls below, never by watching HTTP traffic. That is what keeps a
+401 the proxy itself produced (bad client key) from poisoning an upstream account.
+
+    classify(status, headers, body) -> Outcome      what an upstream answer means for its credential
+    CredentialPool.select(now, pin=, exclude=)      round robin, most headroom first
+    CredentialPool.record(name, outcome, headers, now)
+    FailoverPlan(pool, pin=, now=)                  the retry policy of one request, written once
+
+States are derived, not stored, so no transition can be forgotten:
+
+    disabled      manual (`disable`), until `enable`
+    auth_error    upstream 401/403, or the refresh token was refused (invalid_grant)
+    rate_limited  `rate_limited_until` is in the future (lifted lazily by the clock)
+    expired       OAuth token past `expires_at`; the refresh scheduler is on it
+    available     everything else
+
+`refreshing` is a flag beside the state, so a refresh can neither hide nor clear a cooldown.
+The rotation cursor is the *name* of the last credential served, so it survives a reload that
+reorders, adds or removes credentials. The pool lives on the event loop thread: no locks.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from attrs import define, evolve, field, frozen
+
+from ccproxy_core import ratelimit_headers as rl
+from ccproxy_core.errors import NotFound, ProxyError, RateLimited, ServiceUnavailable
+
+JSON = dict[str, Any]
+Kind = Literal["api_key", "oauth"]
+_NO_NAMES: frozenset[str] = frozenset()
+# Headroom is compared in 5 % bands: tiny differences (19999 vs 20000 requests left) must not
+# defeat round robin, which breaks ties inside a band.
+_BANDS = 20
+_SECRETISH = re.compile(r"(?:sk-|sess-|eyJ)[A-Za-z0-9_\-.*~+/=]{8,}")
+
+
+def redact(secret: object) -> str:
+    """A secret as it may be shown: at most a 4-character prefix (`sk-a…`)."""
+    if not isinstance(secret, str) or not secret:
+        return repr(secret) if secret is None else "…"
+    return secret[:4] + "…" if len(secret) >= 12 else "…"
+
+
+def scrub(text: str, limit: int = 300) -> str:
+    """Upstream error text made safe to store and show: token-like words redacted, length capped."""
+    return _SECRETISH.sub(lambda m: redact(m.group(0)), text)[:limit]
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@frozen
+class Credential:
+    """One API key or OAuth account. The secret never appears in `repr`."""
+
+    name: str
+    kind: Kind
+    secret: str = field(repr=redact)  # the API key, or the OAuth access token
+    refresh_token: str | None = field(default=None, repr=redact)
+    expires_at: float | None = None  # epoch seconds, OAuth only
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def api_key_credentials(keys: Sequence[str], prefix: str = "key") -> list[Credential]:
+    """Credentials for a provider's `api_keys`, named by position (`key-1`, `key-2`, ...)."""
+    return [Credential(f"{prefix}-{i}", "api_key", k) for i, k in enumerate(keys, 1)]
+
+
+@define
+class CredentialState:
+    """What the pool has learned about one credential."""
+
+    disabled: bool = False
+    auth_error: bool = False
+    needs_refresh: bool = False  # OAuth token refused upstream: the scheduler refreshes it now
+    refreshing: bool = False
+    rate_limited_until: float | None = None
+    cooldown_reason: str | None = None
+    last_used: float | None = None
+    last_error: str | None = None
+    requests: int = 0
+    errors: int = 0
+    headroom: float | None = None
+    headroom_until: float | None = None  # the binding limit refills then; the figure goes stale
+    utilization: dict[str, float] = field(factory=dict)
+    last_refresh_at: float | None = None
+
+
+def state_of(cred: Credential, st: CredentialState, now: float) -> str:
+    if st.disabled:
+        return "disabled"
+    if st.auth_error:
+        return "auth_error"
+    if st.rate_limited_until is not None and st.rate_limited_until > now:
+        return "rate_limited"
+    if cred.kind == "oauth" and cred.expired(now):
+        return "expired"
+    return "available"
+
+
+# --- classification ---------------------------------------------------------------------------
+
+class OutcomeKind(enum.Enum):
+    OK = "ok"
+    ACCOUNT_EXHAUSTED = "account_exhausted"  # this credential's quota: cool down until the reset
+    TRANSIENT = "transient"  # overloaded / bare 429: try another, do not bench this one
+    REQUEST_SPECIFIC = "request_specific"  # the request's fault: return it to the client
+    SPEND_LIMIT = "spend_limit"  # billing: cool down for a long time
+    AUTH = "auth"  # credential refused: auth_error (OAuth: refresh once, retry once)
+
+
+_FAILOVER = frozenset({OutcomeKind.ACCOUNT_EXHAUSTED, OutcomeKind.TRANSIENT,
+                       OutcomeKind.SPEND_LIMIT, OutcomeKind.AUTH})
+
+
+@frozen
+class Outcome:
+    kind: OutcomeKind
+    status: int = 200
+    reason: str = ""  # upstream's message, scrubbed; becomes lastError / cooldownReason
+
+    @property
+    def failover(self) -> bool:
+        """Another credential may succeed where this one failed."""
+        return self.kind in _FAILOVER
+
+
+_SPEND = ("enforced_spend_limit_reached", "insufficient_quota", "credit_balance_exhausted",
+          "billing_hard_limit_reached", "credit balance is too low", "exceeded your current quota")
+_REQUEST_SPECIFIC = ("extra usage is required for long context", "long context beta is not",
+                     "request too large", "prompt is too long")
+_ACCOUNT = ("exceed your account's rate limit", "your organization's rate limit",
+            "rate limit reached for")
+
+
+def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
+    """What an upstream answer means for the credential that got it. Pure."""
+    if status < 400:
+        return Outcome(OutcomeKind.OK, status)
+    etype, code, message = _error_fields(body)
+    text = f"{etype} {code} {message}".lower()
+    reason = scrub(message or etype or f"HTTP {status}")
+
+    def out(kind: OutcomeKind, why: str = reason) -> Outcome:
+        return Outcome(kind, status, why)
+
+    if status == 402 or any(p in text for p in _SPEND):
+        return out(OutcomeKind.SPEND_LIMIT)
+    if status in (401, 403):
+        return out(OutcomeKind.AUTH)
+    if status == 413 or any(p in text for p in _REQUEST_SPECIFIC):
+        return out(OutcomeKind.REQUEST_SPECIFIC)
+    if status == 429:
+        info = rl.parse(headers, 0.0)
+        windows = [b.name.removeprefix("unified-") for b in info.buckets if b.rejected]
+        if info.unified_status == "rejected" or windows:
+            claim = info.representative_claim or ", ".join(windows) or "unified"
+            return out(OutcomeKind.ACCOUNT_EXHAUSTED, f"subscription limit reached ({claim})")
+        drained = [b.name for b in info.buckets if b.remaining == 0]
+        if drained:
+            return out(OutcomeKind.ACCOUNT_EXHAUSTED, f"rate limit: no {', '.join(drained)} left")
+        if any(p in text for p in _ACCOUNT):
+            return out(OutcomeKind.ACCOUNT_EXHAUSTED)
+        # A 429 without quota headers is not quota (entitlement, bot protection, lane
+        # classification): benching on it would burn through every account.
+        return out(OutcomeKind.TRANSIENT)
+    if status >= 500 or etype == "overloaded_error":
+        return out(OutcomeKind.TRANSIENT)
+    return out(OutcomeKind.REQUEST_SPECIFIC)
+
+
+def _error_fields(body: bytes) -> tuple[str, str, str]:
+    """(type, code, message) from an Anthropic or OpenAI error body, or the raw text."""
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        doc = None
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(err, dict):
+        details = err.get("details")
+        code = err.get("code") or (details.get("error_code") if isinstance(details, dict) else None)
+        return str(err.get("type") or ""), str(code or ""), str(err.get("message") or "")
+    if isinstance(err, str):
+        return "", "", err
+    return "", "", body[:300].decode("utf-8", "replace").strip()
+
+
+# --- the pool ---------------------------------------------------------------------------------
+
+@frozen
+class PoolSettings:
+    exhausted_cooldown_seconds: float = 600.0  # a quota 429 that names no reset time
+    spend_limit_cooldown_seconds: float = 24 * 3600.0  # spend limits clear monthly, if at all
+    min_cooldown_seconds: float = 1.0  # `retry-after: 0` on a quota 429 still benches briefly
+
+
+class CredentialPool:
+    def __init__(self, credentials: Sequence[Credential] = (), *, provider: str = "anthropic",
+                 settings: PoolSettings = PoolSettings()) -> None:
+        self.provider = provider
+        self.settings = settings
+        self._creds: list[Credential] = []
+        self._by_name: dict[str, Credential] = {}
+        self._states: dict[str, CredentialState] = {}
+        self._cursor: str | None = None  # name of the last credential served by rotation
+        self.replace_credentials(list(credentials))
+
+    def __len__(self) -> int:
+        return len(self._creds)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self._creds]
+
+    def get(self, name: str) -> Credential | None:
+        return self._by_name.get(name)
+
+    def state(self, name: str) -> CredentialState:
+        return self._states[name]
+
+    def credentials(self) -> tuple[Credential, ...]:
+        return tuple(self._creds)
+
+    # selection
+
+    def select(self, now: float, *, pin: str | None = None,
+               exclude: AbstractSet[str] = _NO_NAMES) -> Credential:
+        """The credential for the next attempt; raises the error the client should get."""
+        if pin is not None:
+            cred = self._named(pin)
+            st = self._states[pin]
+            state = state_of(cred, st, now)
+            if state != "available":
+                headers: dict[str, str] = {}
+                if state == "rate_limited" and st.rate_limited_until is not None:
+                    headers["retry-after"] = str(max(1, math.ceil(st.rate_limited_until - now)))
+                raise ServiceUnavailable(f"account '{pin}' of provider '{self.provider}' is not "
+                                         f"usable: {self._explain(cred, st, now)}", headers=headers)
+            st.last_used = now
+            return cred
+        chosen = self._choose(now, exclude)
+        if chosen is None:
+            raise self._nothing_usable(now, exclude)
+        self._cursor = chosen.name
+        self._states[chosen.name].last_used = now
+        return chosen
+
+    def peek(self, now: float, exclude: AbstractSet[str] = _NO_NAMES) -> Credential | None:
+        """What `select` would return, without moving the cursor."""
+        return self._choose(now, exclude)
+
+    def has_usable(self, now: float, exclude: AbstractSet[str] = _NO_NAMES) -> bool:
+        return self._choose(now, exclude) is not None
+
+    def _choose(self, now: float, exclude: AbstractSet[str]) -> Credential | None:
+        best, best_band = None, -1
+        start = self.names.index(self._cursor) + 1 if self._cursor in self._by_name else 0
+        for cred in self._creds[start:] + self._creds[:start]:
+            st = self._states[cred.name]
+            if cred.name in exclude or state_of(cred, st, now) != "available":
+                continue
+            band = self._band(st, now)
+            if band > best_band:  # strictly greater: ties go to the earlier in rotation order
+                best, best_band = cred, band
+        return best
+
+    @staticmethod
+    def _band(st: CredentialState, now: float) -> int:
+        stale = st.headroom_until is not None and now >= st.headroom_until
+        if st.headroom is None or stale:
+            return _BANDS  # unmeasured or refilled since: assume full
+        return max(0, min(_BANDS, math.floor(st.headroom * _BANDS)))
+
+    def _nothing_usable(self, now: float, exclude: AbstractSet[str]) -> ProxyError:
+        where = f"provider '{self.provider}'"
+        if not self._creds:
+            return ServiceUnavailable(f"{where} has no credentials configured")
+        left = [c for c in self._creds if c.name not in exclude]
+        if not left:
+            return ServiceUnavailable(f"all {len(self._creds)} credentials of {where} were tried")
+        states = {c.name: state_of(c, self._states[c.name], now) for c in left}
+        counts = Counter(states.values())
+        others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "rate_limited")
+        limited = [self._states[n].rate_limited_until or now for n, s in states.items()
+                   if s == "rate_limited"]
+        if limited:
+            first = min(limited)
+            return RateLimited(
+                f"all usable credentials of {where} are rate limited; the first is free again at "
+                f"{iso(first)}" + (f" (also {others})" if others else ""), retry_after=first - now)
+        return ServiceUnavailable(f"no usable credential for {where}: {others}")
+
+    def _explain(self, cred: Credential, st: CredentialState, now: float) -> str:
+        state = state_of(cred, st, now)
+        if state == "rate_limited":
+            return f"rate_limited until {iso(st.rate_limited_until)} ({st.cooldown_reason})"
+        if state == "expired":
+            return f"expired: token expired at {iso(cred.expires_at)}, refresh pending"
+        return state + (f" ({st.last_error})" if st.last_error and state == "auth_error" else "")
+
+    def _named(self, name: str) -> Credential:
+        cred = self._by_name.get(name)
+        if cred is None:
+            known = ", ".join(self.names) or "none"
+            raise NotFound(f"no account named '{name}' in provider '{self.provider}' (known: {known})")
+        return cred
+
+    # learning from outcomes
+
+    def record(self, name: str, outcome: Outcome, headers: Mapping[str, str], now: float, *,
+               used: Credential | None = None) -> None:
+        """Learn from one upstream answer. `used` is the credential as it was sent, so a 401
+        for a token that a refresh has already replaced does not condemn the new one."""
+        cred, st = self._by_name.get(name), self._states.get(name)
+        if cred is None or st is None:
+            return  # removed by a reload while the request was in flight
+        st.requests += 1
+        info = rl.parse(headers, now)
+        if info.fraction is not None:
+            binding = info.binding
+            st.headroom = info.fraction
+            st.headroom_until = binding.reset_at if binding is not None else info.unified_reset
+            st.utilization = info.utilization
+        kind = outcome.kind
+        if kind in (OutcomeKind.OK, OutcomeKind.REQUEST_SPECIFIC):
+            return
+        st.errors += 1
+        st.last_error = outcome.reason or f"HTTP {outcome.status}"
+        reset = rl.reset_at(headers, now)
+        if kind is OutcomeKind.ACCOUNT_EXHAUSTED:
+            until = now + self.settings.exhausted_cooldown_seconds if reset is None else reset
+            self._cool(st, max(until, now + self.settings.min_cooldown_seconds), st.last_error, now)
+            st.headroom, st.headroom_until = 0.0, st.rate_limited_until
+        elif kind is OutcomeKind.SPEND_LIMIT:
+            until = max(now + self.settings.spend_limit_cooldown_seconds, reset or 0.0)
+            self._cool(st, until, f"spend limit: {st.last_error}", now)
+        elif kind is OutcomeKind.AUTH and (used is None or used.secret == cred.secret):
+            st.auth_error = True
+            st.needs_refresh = cred.kind == "oauth" and bool(cred.refresh_token)
+
+    @staticmethod
+    def _cool(st: CredentialState, until: float, reason: str, now: float) -> None:
+        # Never shorten a cooldown already in force: the later reset wins.
+        current = st.rate_limited_until
+        if current is None or current <= now or until > current:
+            st.rate_limited_until, st.cooldown_reason = until, reason
+
+    # operator and scheduler transitions
+
+    def enable(self, name: str, now: float | None = None) -> str:
+        """Back to service, clearing disabled, auth_error and any cooldown; returns the old state."""
+        before = self._state_before(name, now)
+        st = self._states[name]
+        st.disabled = st.auth_error = st.needs_refresh = False
+        st.rate_limited_until = st.cooldown_reason = None
+        return before
+
+    def disable(self, name: str, now: float | None = None) -> str:
+        """Out of rotation until `enable` (pinning it answers 503); returns the old state."""
+        before = self._state_before(name, now)
+        self._states[name].disabled = True
+        return before
+
+    def _state_before(self, name: str, now: float | None) -> str:
+        cred, st = self._named(name), self._states[name]
+        if now is not None:
+            return state_of(cred, st, now)
+        # Without a clock only the flags can be read; a set cooldown counts as in force.
+        if st.disabled or st.auth_error:
+            return "disabled" if st.disabled else "auth_error"
+        return "rate_limited" if st.rate_limited_until is not None else "available"
+
+    def tokens_refreshed(self, name: str, new: Credential, now: float) -> None:
+        """New tokens from a refresh (already persisted). A refresh proves the account can
+        authenticate; it says nothing about quota, so a cooldown stays in force."""
+        if name not in self._by_name:
+            return
+        self._by_name[name] = new
+        self._creds = [new if c.name == name else c for c in self._creds]
+        st = self._states[name]
+        st.auth_error = st.needs_refresh = False
+        st.last_refresh_at = now
+
+    def mark_auth_error(self, name: str, reason: str) -> None:
+        """The refresh token was refused: only a new login (or a file edit) brings it back."""
+        if (st := self._states.get(name)) is not None:
+            st.auth_error, st.needs_refresh, st.last_error = True, False, scrub(reason)
+
+    def note_error(self, name: str, reason: str) -> None:
+        """Remember a problem that changes no state (a transient refresh failure)."""
+        if (st := self._states.get(name)) is not None:
+            st.last_error = scrub(reason)
+
+    def set_refreshing(self, name: str, flag: bool) -> None:
+        if (st := self._states.get(name)) is not None:
+            st.refreshing = flag
+
+    # hot reload
+
+    def replace_credentials(self, new: Sequence[Credential]) -> list[str]:
+        """Swap in a reloaded set. State and the cursor are kept by name; a credential whose
+        tokens changed gets a fresh chance (auth_error cleared). Requests in flight keep the
+        `Credential` they hold. Returns warnings."""
+        warnings: list[str] = []
+        merged: dict[str, Credential] = {}
+        for cred in new:
+            if cred.name in merged:
+                warnings.append(f"duplicate credential name '{cred.name}': the first one is used")
+                continue
+            old = self._by_name.get(cred.name)
+            if old is not None and old != cred:
+                if _older_tokens(cred, old):
+                    # Re-using a refresh token a refresh already consumed would log the
+                    # account out: keep the newer tokens the pool holds.
+                    warnings.append(f"account '{cred.name}': the file holds older tokens than the "
+                                    "running proxy; keeping the newer ones")
+                    cred = old
+                elif (st := self._states.get(cred.name)) is not None:
+                    st.auth_error = st.needs_refresh = False
+            merged[cred.name] = cred
+        if self._cursor is not None and self._cursor not in merged:
+            # Step back to the nearest surviving predecessor so rotation resumes after it.
+            old_names = self.names
+            i = old_names.index(self._cursor)
+            back = [old_names[(i - k) % len(old_names)] for k in range(1, len(old_names))]
+            self._cursor = next((n for n in back if n in merged), None)
+        self._creds = list(merged.values())
+        self._by_name = merged
+        self._states = {n: self._states.get(n) or CredentialState() for n in merged}
+        return warnings
+
+    # status and persistence
+
+    def account_json(self, name: str, now: float) -> JSON:
+        cred, st = self._named(name), self._states[name]
+        return {
+            "name": cred.name,
+            "kind": cred.kind,
+            "state": state_of(cred, st, now),
+            "tokenExpiresAt": iso(cred.expires_at),
+            "tokenExpiresIn": None if cred.expires_at is None else math.floor(cred.expires_at - now),
+            "rateLimitedUntil": iso(st.rate_limited_until) if (st.rate_limited_until or 0) > now
+            else None,
+            "cooldownReason": st.cooldown_reason if (st.rate_limited_until or 0) > now else None,
+            "lastUsed": iso(st.last_used),
+            "lastError": st.last_error,
+            "requests": st.requests,
+            "errors": st.errors,
+            "headroom": None if st.headroom is None else round(st.headroom, 4),
+            "utilization": dict(st.utilization),
+            "refreshing": st.refreshing,
+            "lastRefreshAt": iso(st.last_refresh_at),
+        }
+
+    def snapshot(self, now: float) -> JSON:
+        """`GET /status`: the aggregate and every account; `nextAccount` is the real next pick."""
+        accounts = [self.account_json(c.name, now) for c in self._creds]
+        counts = Counter(a["state"] for a in accounts)
+        nxt = self._choose(now, _NO_NAMES)
+        return {
+            "provider": self.provider,
+            "totalAccounts": len(accounts),
+            "availableAccounts": counts["available"],
+            "rateLimitedAccounts": counts["rate_limited"],
+            "authErrorAccounts": counts["auth_error"],
+            "disabledAccounts": counts["disabled"],
+            "expiredAccounts": counts["expired"],
+            "nextAccount": None if nxt is None else nxt.name,
+            "accounts": accounts,
+        }
+
+    def to_state(self, now: float) -> JSON:
+        """Cooldowns and disabled flags, to survive a restart."""
+        accounts: JSON = {}
+        for name, st in self._states.items():
+            entry: JSON = {}
+            if st.disabled:
+                entry["disabled"] = True
+            if st.rate_limited_until is not None and st.rate_limited_until > now:
+                entry["rateLimitedUntil"] = st.rate_limited_until
+                entry["cooldownReason"] = st.cooldown_reason
+            if entry:
+                accounts[name] = entry
+        return {"version": 1, "accounts": accounts}
+
+    def load_state(self, data: Any, now: float) -> list[str]:
+        """Apply a `to_state` document; unknown names and lapsed cooldowns are skipped."""
+        accounts = data.get("accounts") if isinstance(data, dict) else None
+        if not isinstance(accounts, dict):
+            return ["state file: no 'accounts' object; ignored"]
+        warnings = []
+        for name, entry in accounts.items():
+            st = self._states.get(name)
+            if st is None or not isinstance(entry, dict):
+                warnings.append(f"state file: '{name}' is not a known account; ignored")
+                continue
+            st.disabled = entry.get("disabled") is True
+            until = entry.get("rateLimitedUntil")
+            if isinstance(until, (int, float)) and until > now:
+                reason = entry.get("cooldownReason")
+                self._cool(st, float(until), reason if isinstance(reason, str) else "restored", now)
+        return warnings
+
+
+def _older_tokens(incoming: Credential, current: Credential) -> bool:
+    return (incoming.kind == current.kind == "oauth"
+            and incoming.refresh_token != current.refresh_token
+            and incoming.expires_at is not None and current.expires_at is not None
+            and incoming.expires_at < current.expires_at)
+
+
+# --- the failover policy of one request ------------------------------------------------------
+
+class Step(enum.Enum):
+    DONE = "done"  # success: send this response to the client
+    RELAY = "relay"  # give up: send this upstream error to the client as it is
+    NEXT = "next"  # drop this response, call `next()` for another credential
+    REFRESH = "refresh"  # drop it, refresh this credential's token, then `next()` retries it
+
+
+class FailoverPlan:
+    """The attempts of one request, driven by the I/O shell (httpx `auth_flow` style):
+
+        plan = FailoverPlan(pool, pin=header, now=clock())
+        cred = plan.next(clock())                 # raises NotFound / ServiceUnavailable / RateLimited
+        while True:
+            resp = await send(cred)               # exactly one upstream call per attempt
+            step = plan.report(classify(...), resp.headers, clock())
+            if step in (Step.DONE, Step.RELAY): return resp
+            if step is Step.REFRESH: await scheduler.refresh_now(cred.name, stale_token=cred.secret)
+            cred = plan.next(clock())
+
+    At most one attempt per credential plus one retry after an OAuth refresh; a pinned
+    request never moves to another credential. The plan records every outcome in the pool.
+    """
+
+    def __init__(self, pool: CredentialPool, *, pin: str | None = None, now: float) -> None:
+        self.pool, self.pin, self.started_at = pool, pin, now
+        self.max_attempts = max(1, len(pool)) + 1
+        self.tried: list[str] = []
+        self.attempts = 0
+        self._current: Credential | None = None
+        self._refreshed = False
+        self._retry_same: str | None = None
+
+    def next(self, now: float) -> Credential:
+        if self.attempts >= self.max_attempts:
+            raise ServiceUnavailable(f"gave up after {self.attempts} attempts on provider "
+                                     f"'{self.pool.provider}'")
+        cred = None
+        if self._retry_same is not None:
+            name, self._retry_same = self._retry_same, None
+            try:
+                cred = self.pool.select(now, pin=name)
+            except ProxyError:
+                if self.pin is not None:
+                    raise  # the refresh did not bring the pinned account back
+        if cred is None:
+            cred = self.pool.select(now, pin=self.pin, exclude=set(self.tried))
+        self.attempts += 1
+        if cred.name not in self.tried:
+            self.tried.append(cred.name)
+        self._current = cred
+        return cred
+
+    def report(self, outcome: Outcome, headers: Mapping[str, str], now: float) -> Step:
+        cred = self._current
+        if cred is None:
+            raise RuntimeError("report() before next()")
+        self.pool.record(cred.name, outcome, headers, now, used=cred)
+        if outcome.kind is OutcomeKind.OK:
+            return Step.DONE
+        if (outcome.kind is OutcomeKind.AUTH and cred.kind == "oauth" and cred.refresh_token
+                and not self._refreshed and self.attempts < self.max_attempts):
+            self._refreshed = True
+            self._retry_same = cred.name
+            return Step.REFRESH
+        if (not outcome.failover or self.pin is not None or self.attempts >= self.max_attempts
+                or not self.pool.has_usable(now, exclude=set(self.tried))):
+            return Step.RELAY
+        return Step.NEXT
+
+
+def with_tokens(cred: Credential, secret: str, refresh_token: str | None,
+                expires_at: float | None) -> Credential:
+    """The same account with new tokens (the refresh token is kept when none is issued)."""
+    return evolve(cred, secret=secret, refresh_token=refresh_token or cred.refresh_token,
+                  expires_at=expires_at)
