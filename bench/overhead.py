@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -167,7 +166,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         config_path = f.name
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
-    proxy = subprocess.Popen([sys.executable, "-m", "ccproxy_core.cli", "serve", "--port", str(proxy_port),
+    proxy = subprocess.Popen([sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port),
                               "--config", config_path], env=env, cwd=tempfile.gettempdir())
     report: dict[str, Any] = {"rows": []}
     try:

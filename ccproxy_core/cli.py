@@ -196,14 +196,16 @@ def _auth_help(args: argparse.Namespace) -> int:
 
 
 def _accounts_path(args: argparse.Namespace) -> Any:
-    from .accounts import default_accounts_path
     from pathlib import Path
+
+    from .accounts import default_accounts_path
     return Path(args.accounts).expanduser() if args.accounts else default_accounts_path()
 
 
 def _auth_import(args: argparse.Namespace) -> int:
-    from . import auth_cmds
     from pathlib import Path
+
+    from . import auth_cmds
     source = Path(args.from_path).expanduser() if args.from_path else Path.home() / ".claude" / ".credentials.json"
     print(auth_cmds.auth_import(_accounts_path(args), source, args.name))
     return 0
@@ -218,6 +220,7 @@ def _auth_login(args: argparse.Namespace) -> int:
 
 def _auth_status(args: argparse.Namespace) -> int:
     import time
+
     from . import auth_cmds
     print(auth_cmds.auth_status(_accounts_path(args), time.time()))
     return 0
@@ -250,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
     except ConfigError as exc:
-        print(f"ccproxy: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        print("ccproxy: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
         return 2
     except ProxyError as exc:
         print(f"ccproxy: {exc.message}", file=sys.stderr)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Literal, NewType
 
 import cattrs
-from cattrs.v import format_exception
 import orjson
 import platformdirs
 from attrs import Factory, evolve, frozen
+from cattrs.v import format_exception
 
 from . import config_compat
 
@@ -197,7 +197,7 @@ def _strict_str(value: Any, _: Any) -> str:
 
 
 def _strict_int(value: Any, _: Any) -> int:
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"expected a whole number, got {value!r}")
     try:
         return int(value)

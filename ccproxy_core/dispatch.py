@@ -22,7 +22,7 @@ from .state import ProviderRuntime, Runtime, State
 
 log = logging.getLogger("ccproxy.route")
 
-_NO_CONTROL = {c: " " for c in range(32)} | {127: " "}
+_NO_CONTROL = dict.fromkeys(range(32), " ") | {127: " "}
 
 
 @frozen

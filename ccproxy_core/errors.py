@@ -25,7 +25,10 @@ rendered here and nowhere else (`anthropic_body`, `openai_body`). Foreign except
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 JSON = dict[str, Any]
 
@@ -203,7 +206,7 @@ def _text_of(body: Any, status: int) -> str:
 class AttemptFailed(Exception):
     """A provider could not serve this request and nothing reached the client yet."""
 
-    def __init__(self, error: ProxyError, *, reply: Any = None, retryable: bool) -> None:
+    def __init__(self, error: ProxyError, *, reply: web.StreamResponse | None = None, retryable: bool) -> None:
         super().__init__(error.message)
         self.error = error
         self.reply = reply  # the provider's own answer (a web.Response), passed on if nothing else works

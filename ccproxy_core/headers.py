@@ -51,7 +51,7 @@ OAUTH_BETA = "oauth-2025-04-20"
 
 
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
-    listed = set()
+    listed: set[str] = set()
     for name, value in headers:
         if name.lower() == "connection":
             listed.update(token.strip().lower() for token in value.split(","))

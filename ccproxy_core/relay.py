@@ -51,7 +51,7 @@ async def first_chunk(source: aiohttp.ClientResponse, upstream: Upstream) -> byt
     """The first bytes of a stream's body, read before the client has been sent anything."""
     try:
         chunk = await source.content.readany()
-    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise AttemptFailed(_midstream_error(upstream, exc, started=False), retryable=True) from exc
     if not chunk:
         raise AttemptFailed(UpstreamUnreachable(f"provider {upstream.name!r} ended the stream before sending "
@@ -83,7 +83,7 @@ async def pump_bytes(request: web.Request, source: aiohttp.ClientResponse, upstr
         async for chunk in source.content.iter_any():
             await response.write(chunk)
             tail = (tail + chunk)[-2:] if len(chunk) < 2 else chunk[-2:]
-    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         err = _midstream_error(upstream, exc)
         log.warning("%s", err.message)
         # An error event must start on an event boundary, whatever the provider left half sent.
@@ -119,10 +119,10 @@ async def pump_events(request: web.Request, source: aiohttp.ClientResponse, upst
             await _write_all(response, finish())
         except ProxyError as err:
             await _write_all(response, fail(err))
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
-            err = _midstream_error(upstream, exc)
-            log.warning("%s", err.message)
-            await _write_all(response, fail(err))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            broken = _midstream_error(upstream, exc)
+            log.warning("%s", broken.message)
+            await _write_all(response, fail(broken))
     finally:
         source.close()
     await response.write_eof()

@@ -61,6 +61,15 @@ _HTTP_ERRORS: dict[int, type[ProxyError]] = {
 }
 
 
+def _http_error(request: web.Request, exc: web.HTTPException) -> ProxyError:
+    """aiohttp's own HTTP errors (no route, wrong method, ...) as ccproxy errors."""
+    if exc.status == 404:
+        return NotFound(f"no endpoint {request.method} {request.path}; see the README for the API")
+    if exc.status == 405:
+        return InvalidRequest(f"{request.method} is not allowed on {request.path}")
+    return _HTTP_ERRORS.get(exc.status, InvalidRequest)(exc.text or exc.reason)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -70,13 +79,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        if exc.status == 404:
-            err: ProxyError = NotFound(f"no endpoint {request.method} {request.path}; see the README for the API")
-        elif exc.status == 405:
-            err = InvalidRequest(f"{request.method} is not allowed on {request.path}")
-        else:
-            err = _HTTP_ERRORS.get(exc.status, InvalidRequest)(exc.text or exc.reason)
-        return error_response(request, err)
+        return error_response(request, _http_error(request, exc))
     except asyncio.CancelledError:
         raise
     except Exception:

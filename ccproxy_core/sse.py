@@ -23,7 +23,7 @@ class SSEEvent(NamedTuple):
 
 
 class SSEDecoder:
-    __slots__ = ("_partial", "_skip_lf", "_event", "_data")
+    __slots__ = ("_data", "_event", "_partial", "_skip_lf")
 
     def __init__(self) -> None:
         self._partial = b""

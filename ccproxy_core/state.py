@@ -20,8 +20,10 @@ from attrs import frozen
 from .breaker import BreakerBoard, BreakerSettings, counts_as_failure
 from .config import Config, ProviderConfig, unstructure
 from .errors import Overloaded, RateLimited
+from .headers import X_ACCOUNT_NAME
 from .providers import presets
-from .providers.credentials import Credential, Credentials
+from .providers.credentials import Credentials, ProviderPool
+from .providers.credentials import health as pool_health
 from .ratelimit import BucketSet
 from .routing import RoutingTable
 from .upstream import Upstream
@@ -60,10 +62,11 @@ class Runtime:
 
 
 def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
-    urls = {}
-    for kind in ("messages", "count_tokens", "chat", "models"):
+    urls: dict[str, str] = {}
+    kinds: tuple[presets.PathKind, ...] = ("messages", "count_tokens", "chat", "models")
+    for kind in kinds:
         try:
-            urls[kind] = presets.upstream_url(preset, base, kind)  # type: ignore[arg-type]
+            urls[kind] = presets.upstream_url(preset, base, kind)
         except ValueError:
             continue  # this kind of provider has no such endpoint
     return urls
@@ -77,7 +80,9 @@ class State:
         self._upstreams: dict[tuple[str, str], Upstream] = {}
         self.breakers = BreakerBoard(BreakerSettings.from_config(unstructure(config)["breaker"]))
         self._provider_buckets: dict[str, BucketSet] = {}
-        self._key_cursor: dict[str, int] = {}
+        self.pools: dict[str, ProviderPool] = {}
+        self._retired: list[ProviderPool] = []
+        self._started = False
         self.runtime = self._build(config)
         self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
 
@@ -97,10 +102,26 @@ class State:
                 upstream = self._upstreams[key] = Upstream(p.name, base.rstrip("/"), config.limits)
             providers[p.name] = ProviderRuntime(p, preset, upstream, _urls(preset, base))
             self._provider_buckets[p.name] = BucketSet(p.requests_per_minute, p.burst)
+            pool = self.pools.get(p.name)
+            if pool is None or not pool.same_source(p):
+                if pool is not None:
+                    self._retired.append(pool)
+                self.pools[p.name] = ProviderPool(p, config, preset.auth_header)
         return Runtime(config, RoutingTable.from_config(native), providers)
 
-    def reconfigure(self, config: Config) -> None:
+    async def reconfigure(self, config: Config) -> None:
+        """Swap in a new configuration; new pools start, replaced ones stop after the swap."""
         self.runtime = self._build(config)
+        if self._started:
+            for name, pool in self.pools.items():
+                if name in self.runtime.providers and pool not in self._running:
+                    await pool.start()
+                    self._running.append(pool)
+        retired, self._retired = self._retired, []
+        for pool in retired:
+            if pool in self._running:
+                self._running.remove(pool)
+                await pool.close()
 
     # --- per request ------------------------------------------------------------------------------
 
@@ -136,28 +157,27 @@ class State:
                               "(providers[].requests_per_minute)", retry_after=wait)
 
     def credentials(self, provider: ProviderRuntime, headers: Mapping[str, str]) -> Credentials:
-        keys = provider.config.keys
-        if not keys:
-            return Credentials([])
-        style = provider.preset.auth_header
-        start = self._key_cursor.get(provider.name, 0)
-        self._key_cursor[provider.name] = (start + 1) % len(keys)
-        order = keys[start:] + keys[:start]
-        return Credentials([Credential(name=f"key{(start + i) % len(keys) + 1}", secret=k, style=style)
-                            for i, k in enumerate(order)])
+        return self.pools[provider.name].attempts(headers.get(X_ACCOUNT_NAME) or None)
 
     def provider_health(self, provider: ProviderRuntime, now: float) -> dict[str, Any]:
         circuit = self.breakers.get(provider.name).state(now) if self.breakers.settings.enabled else "closed"
+        pool = self.pools[provider.name]
         return {"name": provider.name, "kind": provider.kind, "preset": provider.preset.name,
                 "enabled": provider.config.enabled, "circuit": circuit.replace("_", "-"),
-                "usable": circuit != "open"}
+                "usable": circuit != "open" and pool.usable(time.time()), **pool_health(pool, time.time())}
 
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        pass
+        self._running: list[ProviderPool] = []
+        for pool in self.pools.values():
+            await pool.start()
+            self._running.append(pool)
+        self._started = True
 
     async def close(self) -> None:
+        for pool in self._running:
+            await pool.close()
         for upstream in self._upstreams.values():
             await upstream.close()
 

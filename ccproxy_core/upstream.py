@@ -10,7 +10,6 @@ stall Claude Code would otherwise wait on forever.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 import aiohttp
@@ -66,7 +65,7 @@ class Upstream:
                 aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
             raise UpstreamUnreachable(f"provider {self.name!r} could not be reached at {self.base_url}: "
                                       f"{_reason(exc)}") from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise self.timed_out(stream, started=False) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(f"provider {self.name!r} failed: {_reason(exc)}") from exc
@@ -82,7 +81,7 @@ class Upstream:
         """The whole body of a non-streaming answer, with the same error mapping as `send`."""
         try:
             return await response.read()
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise self.timed_out(False, started=False) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(f"provider {self.name!r} dropped the connection: {_reason(exc)}") from exc

@@ -56,7 +56,8 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
 
 async def _passthrough(request: web.Request, candidate: dispatch.Candidate, body: JSON,
                        stream: bool) -> web.StreamResponse:
-    async with calls.chat_call(request, candidate, {**body, "model": candidate.model}, stream=stream) as upstream:
+    async with calls.chat_call(request, candidate, {**body, "model": candidate.model}, stream=stream,
+                               relay_errors=True) as upstream:
         if stream and upstream.response.content_type == "text/event-stream":
             return await pump_bytes(request, upstream.response, candidate.provider.upstream,
                                     candidate.route_header, on_error=openai_stream_error)

@@ -24,7 +24,6 @@ from ..translate.chat_response import chat_to_message
 from ..translate.chat_stream import ChatStreamTranslator
 from .common import json_response, read_json, require_list, require_str
 
-
 # A cheap byte test first: most bodies never held a thinking block that ccproxy synthesized.
 _SYNTHETIC = SYNTHETIC_SIGNATURE_PREFIX.encode()
 

@@ -82,7 +82,7 @@ async def _commit(request: web.Request, providers: list[JSON]) -> None:
         raise InvalidRequest("; ".join(p.split(": ", 1)[1] for p in exc.problems)) from None
     if path is not None:
         _persist(path, providers)
-    state.reconfigure(config)
+    await state.reconfigure(config)
 
 
 def _persist(path: Path, providers: list[JSON]) -> None:

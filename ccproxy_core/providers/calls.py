@@ -10,8 +10,8 @@ cancels the upstream request when a client goes away.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -73,64 +73,63 @@ async def anthropic_call(request: web.Request, candidate: Any, payload: bytes, e
                          stream: bool, extra_headers: dict[str, str] | None = None) -> AsyncIterator[UpstreamReply]:
     """Send a Messages-API request to an `anthropic` provider, body and headers as the client sent."""
     provider: ProviderRuntime = candidate.provider
-    state = request.app[STATE]
-    url = provider.url(endpoint) + _query(request)
-    keep_client_credentials = provider.transparent and not state.config.apikey
+    keep_client_credentials = provider.transparent and not request.app[STATE].config.apikey
     base = upstream_request_headers(request.headers.items(), keep_credentials=keep_client_credentials)
     base.update(extra_headers or {})
-    _add_missing(base, provider.preset.extra_headers)
-    credentials: Credentials = state.credentials(provider, request.headers)
-    async for credential in credentials.attempts():
-        headers = {**base, **credential.headers(base)}
-        response = await _send(provider, url, headers, payload, stream)
-        if response.status < 400:
-            credentials.succeeded(credential, response.headers)
-            try:
-                yield UpstreamReply(provider, response)
-            finally:
-                response.close()
-            return
-        data = await provider.upstream.read_body(response)
-        response.release()
-        if credentials.failed(credential, response.status, response.headers, data):
-            continue  # this credential is limited or stale; the pool has the next one
-        reply_headers = client_response_headers(response.headers.items())
-        reply_headers.update(candidate.route_header)
-        reply = web.Response(status=response.status, body=data, headers=reply_headers)
-        error = UpstreamError.from_anthropic(response.status, _json_or_bytes(data), reply_headers)
-        raise AttemptFailed(error, reply=reply, retryable=response.status in FAILOVER_STATUSES)
+    url = provider.url(endpoint) + _query(request)
+    async with _call(request, candidate, url, base, payload, stream=stream, relay_errors=True,
+                     read_error=UpstreamError.from_anthropic) as reply:
+        yield reply
 
 
 @asynccontextmanager
-async def chat_call(request: web.Request, candidate: Any, chat: JSON, *, stream: bool) -> AsyncIterator[UpstreamReply]:
-    """Send a translated Chat Completions request to an `openai` provider."""
+async def chat_call(request: web.Request, candidate: Any, chat: JSON, *, stream: bool,
+                    relay_errors: bool = False) -> AsyncIterator[UpstreamReply]:
+    """Send a Chat Completions request to an `openai` provider, with the provider's quirks applied.
+
+    `relay_errors`: an OpenAI client is talking, so the provider's own error answer is passed on
+    unchanged; otherwise it becomes an error in the client's dialect."""
     provider: ProviderRuntime = candidate.provider
-    state = request.app[STATE]
     body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
-    url = provider.url("chat")
     base = {"content-type": "application/json", ACCEPT_ENCODING: IDENTITY,
             "accept": "text/event-stream" if stream else "application/json"}
+    async with _call(request, candidate, provider.url("chat"), base, body, stream=stream,
+                     relay_errors=relay_errors, read_error=UpstreamError.from_openai) as reply:
+        yield reply
+
+
+ErrorReader = Callable[[int, Any, "dict[str, str] | None"], UpstreamError]
+
+
+@asynccontextmanager
+async def _call(request: web.Request, candidate: Any, url: str, base: dict[str, str], body: bytes, *,
+                stream: bool, relay_errors: bool, read_error: ErrorReader) -> AsyncIterator[UpstreamReply]:
+    """The attempt loop over a provider's credentials: one upstream call per attempt."""
+    provider: ProviderRuntime = candidate.provider
     _add_missing(base, provider.preset.extra_headers)
-    credentials: Credentials = state.credentials(provider, request.headers)
-    async for credential in credentials.attempts():
-        headers = {**base, **credential.headers(base)}
-        response = await _send(provider, url, headers, body, stream)
-        if response.status < 400:
-            credentials.succeeded(credential, response.headers)
-            try:
-                yield UpstreamReply(provider, response)
-            finally:
-                response.close()
-            return
-        data = await provider.upstream.read_body(response)
-        response.release()
-        if credentials.failed(credential, response.status, response.headers, data):
-            continue
-        retry_after = response.headers.get("retry-after")
-        error = UpstreamError.from_openai(response.status, _json_or_bytes(data),
-                                          {"retry-after": retry_after} if retry_after else None)
-        error.message = f"{provider.name}: {error.message}"
-        raise AttemptFailed(error, retryable=response.status in FAILOVER_STATUSES)
+    credentials: Credentials = request.app[STATE].credentials(provider, request.headers)
+    async with aclosing(credentials.attempts()) as attempts:
+        async for credential in attempts:
+            headers = {**base, **credential.headers(base)}
+            response = await _send(provider, url, headers, body, stream)
+            if response.status < 400:
+                credentials.succeeded(credential, response.headers)
+                try:
+                    yield UpstreamReply(provider, response)
+                finally:
+                    response.close()
+                return
+            data = await provider.upstream.read_body(response)
+            response.release()
+            if credentials.failed(credential, response.status, response.headers, data):
+                continue  # this credential is limited or stale; the pool has the next one
+            reply_headers = client_response_headers(response.headers.items())
+            reply_headers.update(candidate.route_header)
+            error = read_error(response.status, _json_or_bytes(data), reply_headers)
+            error.message = f"{provider.name}: {error.message}"
+            reply = web.Response(status=response.status, body=data, headers=reply_headers) if relay_errors else None
+            retryable = credentials.worth_another_provider(response.status, response.status in FAILOVER_STATUSES)
+            raise AttemptFailed(error, reply=reply, retryable=retryable)
 
 
 def _add_missing(headers: dict[str, str], extra: Mapping[str, str]) -> None:

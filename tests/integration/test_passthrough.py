@@ -142,8 +142,6 @@ async def test_the_body_goes_upstream_unchanged_except_the_routed_model(
     ("anthropic/error_529_overloaded.json", None, 529, anthropic.InternalServerError),
     ("anthropic/error_400_invalid_request.json", "anthropic/error_400_invalid_request.headers.json", 400,
      anthropic.BadRequestError),
-    ("anthropic/error_401_authentication.json", "anthropic/error_401_authentication.headers.json", 401,
-     anthropic.AuthenticationError),
 ])
 async def test_upstream_errors_reach_the_client_unchanged(
         proxy: str, fake: FakeUpstream, body: str, headers_file: str | None, status: int, exc: type) -> None:
@@ -154,6 +152,23 @@ async def test_upstream_errors_reach_the_client_unchanged(
         assert await r.read() == recorded(body)
     with pytest.raises(exc):
         await sdk(proxy).messages.create(**REQUEST)
+
+
+async def test_a_401_reaches_the_client_and_benches_the_configured_key(proxy: str, fake: FakeUpstream) -> None:
+    """The provider's 401 goes back unchanged; the key is then `auth_error` and not sent again."""
+    fake.default = json_reply("anthropic/error_401_authentication.json", 401,
+                              "anthropic/error_401_authentication.headers.json")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
+            assert r.status == 401
+            assert await r.read() == recorded("anthropic/error_401_authentication.json")
+        async with s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
+            assert r.status == 503
+            assert "auth_error" in (await r.json())["error"]["message"]
+        async with s.get(f"{proxy}/status/accounts/key-1") as r:
+            account = await r.json()
+    assert len(fake.requests) == 1
+    assert account["state"] == "auth_error" and "invalid x-api-key" in account["lastError"]
 
 
 async def test_invalid_json_is_a_400_naming_the_problem(proxy: str) -> None:
@@ -233,7 +248,8 @@ async def test_head_warmup_and_health(proxy: str) -> None:
             health = await r.json()
     assert health["status"] == "ok"
     assert health["providers"] == [{"name": "anthropic", "kind": "anthropic", "preset": "anthropic",
-                                    "enabled": True, "circuit": "closed", "usable": True}]
+                                    "enabled": True, "circuit": "closed", "usable": True,
+                                    "credentials": 1, "available": 1, "rate_limited": 0}]
     assert "sk-upstream" not in orjson.dumps(health).decode()
 
 

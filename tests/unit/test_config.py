@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ccproxy_core.config import ConfigError, Config, load, structure
+from ccproxy_core.config import Config, ConfigError, load, structure
 
 
 def write(path: Path, data: object, text: str | None = None) -> Path:
