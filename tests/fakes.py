@@ -97,6 +97,8 @@ class FakeUpstream:
     cancelled: asyncio.Event = field(factory=asyncio.Event)
     streams_started: int = 0
     events_sent: int = 0
+    # What one credential (x-api-key or bearer token) gets, before the queue and the default.
+    by_credential: dict[str, Behavior] = field(factory=dict)
     _queue: deque[Behavior] = field(factory=deque)
     url: str = ""
 
@@ -112,7 +114,12 @@ class FakeUpstream:
         body = await request.read()
         self.requests.append(Received(request.method, request.path, request.query_string,
                                       {k.lower(): v for k, v in request.headers.items()}, body))
-        behavior = self._queue.popleft() if self._queue else self.default
+        credential = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix(
+            "Bearer ")
+        if credential in self.by_credential:
+            behavior = self.by_credential[credential]
+        else:
+            behavior = self._queue.popleft() if self._queue else self.default
         if isinstance(behavior, Reply):
             if behavior.delay:
                 await asyncio.sleep(behavior.delay)
@@ -149,6 +156,49 @@ class FakeUpstream:
             self.cancelled.set()
             raise
         return response
+
+
+class FakeTokenEndpoint:
+    """Claude's token endpoint as far as ccproxy can tell: JSON in, rotating single-use refresh
+    tokens out, `invalid_grant` for a refresh token that was already used."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.valid: set[str] = set()
+        self.requests: list[dict[str, Any]] = []
+        self.fail_with: deque[int] = deque()
+        self.delay = 0.0
+        self.omit_refresh = False
+        self.issued = 0
+
+    def issue(self) -> str:
+        self.issued += 1
+        token = f"sk-ant-ort01-r{self.issued}"
+        self.valid.add(token)
+        return token
+
+    async def handle(self, request: web.Request) -> web.Response:
+        assert request.content_type == "application/json"
+        body = await request.json()
+        self.requests.append(body)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_with:
+            return web.json_response({"error": "server_error"}, status=self.fail_with.popleft())
+        if body["grant_type"] == "refresh_token":
+            if body["refresh_token"] not in self.valid:
+                return web.json_response({"error": "invalid_grant",
+                                          "error_description": "Refresh token not found or invalid"},
+                                         status=400)
+            self.valid.discard(body["refresh_token"])  # single use
+        elif body.get("code") != "good-code" or not body.get("state") or not body.get("code_verifier"):
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        refresh_token = self.issue()
+        answer = {"access_token": f"sk-ant-oat01-a{self.issued}", "expires_in": 28800,
+                  "token_type": "Bearer", "scope": "user:inference"}
+        if not self.omit_refresh:
+            answer["refresh_token"] = refresh_token
+        return web.json_response(answer)
 
 
 def json_reply(name: str, status: int = 200, headers_file: str | None = None) -> Reply:

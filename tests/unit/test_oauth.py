@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import socket
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,51 +33,9 @@ from ccproxy_core.oauth import (
     refresh_due_at,
 )
 from ccproxy_core.pool import Credential, CredentialPool, CredentialState, Outcome, OutcomeKind
+from tests.fakes import FakeTokenEndpoint
 
 T0 = 1_800_000_000.0
-
-
-class FakeTokenEndpoint:
-    """Claude's token endpoint as far as ccproxy can tell: JSON in, rotating single-use refresh
-    tokens out, `invalid_grant` for a refresh token that was already used."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.valid: set[str] = set()
-        self.requests: list[dict[str, Any]] = []
-        self.fail_with: deque[int] = deque()
-        self.delay = 0.0
-        self.omit_refresh = False
-        self.issued = 0
-
-    def issue(self) -> str:
-        self.issued += 1
-        token = f"sk-ant-ort01-r{self.issued}"
-        self.valid.add(token)
-        return token
-
-    async def handle(self, request: web.Request) -> web.Response:
-        assert request.content_type == "application/json"
-        body = await request.json()
-        self.requests.append(body)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.fail_with:
-            return web.json_response({"error": "server_error"}, status=self.fail_with.popleft())
-        if body["grant_type"] == "refresh_token":
-            if body["refresh_token"] not in self.valid:
-                return web.json_response({"error": "invalid_grant",
-                                          "error_description": "Refresh token not found or invalid"},
-                                         status=400)
-            self.valid.discard(body["refresh_token"])  # single use
-        elif body.get("code") != "good-code" or not body.get("state") or not body.get("code_verifier"):
-            return web.json_response({"error": "invalid_grant"}, status=400)
-        refresh_token = self.issue()
-        answer = {"access_token": f"sk-ant-oat01-a{self.issued}", "expires_in": 28800,
-                  "token_type": "Bearer", "scope": "user:inference"}
-        if not self.omit_refresh:
-            answer["refresh_token"] = refresh_token
-        return web.json_response(answer)
 
 
 @pytest.fixture
