@@ -99,6 +99,7 @@ class LimitsConfig:
     connect_timeout: Seconds = Seconds(10.0)
     max_request_body_size: int = 32 * 1024 * 1024
     stream_idle_timeout: Seconds = Seconds(300.0)
+    keepalive_interval: Seconds = Seconds(10.0)  # `ping` on translated streams after this silence
     requests_per_minute: int = 0  # per client key; 0 = unlimited
     burst: int = 0
 

@@ -13,6 +13,7 @@ closes its connection, so the provider sees the cancellation at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -28,6 +29,11 @@ from .upstream import Upstream
 log = logging.getLogger("ccproxy.relay")
 
 Encoder = Callable[[ProxyError], bytes]
+
+# A translated Anthropic stream gets a `ping` after this much silence (slow reasoning models),
+# as Anthropic's own streams carry pings; Claude Code flags a stall after about 15 s.
+PING_INTERVAL = 10.0
+PING = anthropic_event("ping", {"type": "ping"})
 
 
 def anthropic_stream_error(err: ProxyError) -> bytes:
@@ -97,39 +103,66 @@ async def pump_bytes(request: web.Request, source: aiohttp.ClientResponse, upstr
 Translate = Callable[[SSEEvent], Iterable[bytes]]
 
 
+class _Writer:
+    """Writes whole events to the client; with a keep-alive, also a ping after each silence."""
+
+    def __init__(self, response: web.StreamResponse, keepalive: bytes | None, interval: float) -> None:
+        self.response = response
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._task = (self._loop.create_task(self._pings(keepalive, interval), name="sse-keepalive")
+                      if keepalive else None)
+
+    async def write(self, pieces: Iterable[bytes]) -> None:
+        data = b"".join(pieces)
+        if data:
+            self._last = self._loop.time()
+            await self.response.write(data)
+
+    async def _pings(self, ping: bytes, interval: float) -> None:
+        # Each write is one whole event, so a ping can never land inside another event.
+        while True:
+            await asyncio.sleep(self._last + interval - self._loop.time())
+            if self._loop.time() - self._last >= interval:
+                await self.write((ping,))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 async def pump_events(request: web.Request, source: aiohttp.ClientResponse, upstream: Upstream, *,
                       extra_headers: dict[str, str], first: Iterable[bytes], translate: Translate,
                       finish: Callable[[], Iterable[bytes]], fail: Callable[[ProxyError], Iterable[bytes]],
+                      keepalive: bytes | None = None, keepalive_interval: float = PING_INTERVAL,
                       ) -> web.StreamResponse:
     """Decode the provider's SSE, translate each event, write what it gives at once."""
     opening = await first_chunk(source, upstream)
     response = web.StreamResponse(status=200, headers=stream_headers(None, extra_headers))
     await response.prepare(request)
     decoder = SSEDecoder()
+    out = _Writer(response, keepalive, keepalive_interval)
     try:
-        await _write_all(response, first)
+        await out.write(first)
         try:
             for event in decoder.feed(opening):
-                await _write_all(response, translate(event))
+                await out.write(translate(event))
             async for chunk in source.content.iter_any():
                 for event in decoder.feed(chunk):
-                    await _write_all(response, translate(event))
+                    await out.write(translate(event))
             for event in decoder.flush():
-                await _write_all(response, translate(event))
-            await _write_all(response, finish())
+                await out.write(translate(event))
+            await out.write(finish())
         except ProxyError as err:
-            await _write_all(response, fail(err))
+            await out.write(fail(err))
         except (aiohttp.ClientError, TimeoutError) as exc:
             broken = _midstream_error(upstream, exc)
             log.warning("%s", broken.message)
-            await _write_all(response, fail(broken))
+            await out.write(fail(broken))
     finally:
+        await out.close()
         source.close()
     await response.write_eof()
     return response
-
-
-async def _write_all(response: web.StreamResponse, pieces: Iterable[bytes]) -> None:
-    data = b"".join(pieces)
-    if data:
-        await response.write(data)

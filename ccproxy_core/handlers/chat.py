@@ -89,7 +89,9 @@ async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, mes
                                                                     payload)]
 
         def finish() -> list[bytes]:
-            return [*(data_event(chunk) for chunk in translator.finish()), DONE]
+            closing = [data_event(chunk) for chunk in translator.finish()]
+            # An in-band error ended the stream: the error chunk was the last word.
+            return closing if translator.failed else [*closing, DONE]
 
         return await pump_events(
             request, upstream.response, candidate.provider.upstream, extra_headers=candidate.route_header,

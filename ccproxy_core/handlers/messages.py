@@ -15,7 +15,7 @@ from aiohttp import web
 from .. import dispatch, routing
 from ..errors import JSON, AttemptFailed
 from ..providers import calls
-from ..relay import pump_bytes, pump_events
+from ..relay import PING, pump_bytes, pump_events
 from ..sse import SSEEvent, anthropic_event
 from ..state import STATE
 from ..tokens import estimate_tokens
@@ -93,7 +93,8 @@ async def _to_chat(request: web.Request, candidate: dispatch.Candidate, body: JS
         return await pump_events(
             request, upstream.response, candidate.provider.upstream, extra_headers=candidate.route_header,
             first=encode(translator.start()), translate=translate,
-            finish=lambda: encode(translator.finish()), fail=lambda err: encode(translator.fail(err)))
+            finish=lambda: encode(translator.finish()), fail=lambda err: encode(translator.fail(err)),
+            keepalive=PING, keepalive_interval=request.app[STATE].config.limits.keepalive_interval)
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:

@@ -86,7 +86,7 @@ def messages_to_chat(body: JSON, *, model: str,
         kept = [s for s in stops if isinstance(s, str) and s]
         if kept:
             out["stop"] = kept[:MAX_STOP]
-    effort = reasoning_effort(body.get("thinking"))
+    effort = reasoning_effort(body.get("thinking"), body.get("output_config"))
     if effort is not None:
         if dialect.reasoning == "effort":
             out["reasoning_effort"] = effort
@@ -102,13 +102,20 @@ def messages_to_chat(body: JSON, *, model: str,
     return out, names
 
 
-def reasoning_effort(thinking: Any) -> str | None:
-    """The effort bucket for an Anthropic `thinking` object (table in the module docstring)."""
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+
+
+def reasoning_effort(thinking: Any, output_config: Any = None) -> str | None:
+    """The effort bucket for an Anthropic `thinking` object (table in the module docstring).
+
+    Adaptive thinking carries no budget; Claude Code states the effort it wants in
+    `output_config.effort` next to it, so that wins over the "medium" default."""
     if not isinstance(thinking, dict):
         return None
     kind = thinking.get("type")
     if kind == "adaptive":
-        return "medium"
+        asked = output_config.get("effort") if isinstance(output_config, dict) else None
+        return _EFFORTS.get(asked, "medium") if isinstance(asked, str) else "medium"
     if kind != "enabled":
         return None
     budget = thinking.get("budget_tokens")

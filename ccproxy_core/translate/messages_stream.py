@@ -60,7 +60,10 @@ class _State(enum.Enum):
     SKIP = enum.auto()
     STOPPED = enum.auto()
     CLOSED = enum.auto()
+    FAILED = enum.auto()  # ended by an error: no finish chunk, no usage, no [DONE]
 
+
+_ENDED = frozenset({_State.CLOSED, _State.FAILED})
 
 _BLOCK_STATES = frozenset({
     _State.LEADING, _State.TEXT, _State.THINKING, _State.TOOL_EMPTY, _State.TOOL,
@@ -97,7 +100,7 @@ class MessagesStreamTranslator:
     def feed(self, event: str, payload: JSON) -> list[JSON]:
         """One upstream SSE event (its name and parsed data) -> the chunks to send now."""
         handler = _EVENTS.get(event or payload.get("type", ""))
-        if handler is None or self._state is _State.CLOSED:
+        if handler is None or self._state in _ENDED:
             return []  # `ping` and event types newer than this code
         return handler(self, payload)
 
@@ -107,15 +110,20 @@ class MessagesStreamTranslator:
         A body that ended before `message_delta` is closed with finish_reason "stop"; a shell
         that counts that as truncation should call `fail` instead.
         """
-        if self._state in (_State.IDLE, _State.CLOSED):
+        if self._state in (_State.IDLE, *_ENDED):
             return []
         return self._on_message_stop({})
 
+    @property
+    def failed(self) -> bool:
+        """The stream ended with an error chunk; the shell must not send `[DONE]` after it."""
+        return self._state is _State.FAILED
+
     def fail(self, err: ProxyError) -> list[JSON]:
         """The stream cannot go on: one OpenAI error object, then nothing more."""
-        if self._state is _State.CLOSED:
+        if self._state in _ENDED:
             return []
-        self._state = _State.CLOSED
+        self._state = _State.FAILED
         return [openai_status_and_body(err)[1]]
 
     # -- chunk builders ---------------------------------------------------------------

@@ -524,3 +524,18 @@ def test_every_tool_call_is_answered_right_after_it(messages: list[dict[str, Any
                 answered.append(out[i]["tool_call_id"])
                 i += 1
             assert sorted(answered) == wanted
+
+
+@pytest.mark.parametrize(("output_config", "effort"), [
+    (None, "medium"), ({"effort": "high"}, "high"), ({"effort": "low"}, "low"), ({"effort": "max"}, "high"),
+    ({"effort": "bogus"}, "medium"),
+])
+def test_adaptive_thinking_takes_the_effort_claude_code_states(output_config: object, effort: str) -> None:
+    """`thinking: adaptive` with `output_config.effort` maps to that effort, else medium."""
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}],
+            "thinking": {"type": "adaptive"}}
+    if output_config is not None:
+        body["output_config"] = output_config
+    chat, _ = messages_to_chat(body, model="gpt-x")
+    assert chat["reasoning_effort"] == effort
+    assert "output_config" not in chat
