@@ -25,9 +25,7 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from attrs import frozen
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from ccproxy_core.files import atomic_write
 from ccproxy_core.pool import Credential
 
 log = logging.getLogger(__name__)
@@ -135,42 +134,6 @@ def check_permissions(path: Path) -> str | None:
 
 
 # --- writing ----------------------------------------------------------------------------------
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves either the old or the new file, 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)  # mkstemp already creates 0600; be explicit about the promise
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name != "nt":
-        # The rename is durable only once the directory entry is on disk.
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass  # some filesystems refuse fsync on directories; the data itself is synced
-        finally:
-            os.close(dir_fd)
-    _sweep_temps(path)
-
-
-def _sweep_temps(path: Path, age: float = 300.0) -> None:
-    """Remove temp files that a killed writer left behind; a live writer's is seconds old."""
-    cutoff = time.time() - age
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if stale.stat().st_mtime < cutoff:
-                stale.unlink()
-
 
 def _entry(cred: Credential) -> JSON:
     return {"accessToken": cred.secret, "refreshToken": cred.refresh_token,

@@ -10,7 +10,6 @@ import asyncio
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
@@ -25,9 +24,9 @@ from ccproxy_core.accounts import (
     state_path,
     upsert_account,
 )
+from ccproxy_core.config import OAuthSettings
 from ccproxy_core.oauth import (
     OAuthError,
-    OAuthSettings,
     TokenSet,
     authorize_url,
     exchange_code,
@@ -36,12 +35,6 @@ from ccproxy_core.oauth import (
     parse_pasted_code,
 )
 from ccproxy_core.pool import Credential, iso
-
-
-def oauth_settings(config: Any) -> OAuthSettings:
-    """`OAuthSettings` from the `oauth` section of the config (any object with those fields)."""
-    names = ("token_url", "authorize_url", "client_id", "redirect_uri", "scopes", "user_agent")
-    return OAuthSettings(**{n: getattr(config, n) for n in names if getattr(config, n, "")})
 
 
 def _existing(accounts_path: Path) -> list[Credential]:

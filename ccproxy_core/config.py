@@ -28,7 +28,8 @@ import platformdirs
 from attrs import Factory, evolve, frozen
 from cattrs.v import format_exception
 
-from . import config_compat
+from . import __version__, config_compat
+from .breaker import BreakerSettings
 
 log = logging.getLogger("ccproxy.config")
 
@@ -105,16 +106,6 @@ class LimitsConfig:
 
 
 @frozen
-class BreakerConfig:
-    enabled: bool = True
-    consecutive_failures: int = 5
-    error_threshold: float = 0.5
-    min_requests: int = 10
-    open_seconds: Seconds = Seconds(30.0)
-    half_open_max_requests: int = 3
-
-
-@frozen
 class RotationConfig:
     enabled: bool = True
     hot_reload: bool = True
@@ -123,12 +114,18 @@ class RotationConfig:
 
 
 @frozen
-class OAuthConfig:
+class OAuthSettings:
+    """Claude OAuth endpoints and client: all configurable, since they have moved before."""
+
     token_url: str = "https://platform.claude.com/v1/oauth/token"
     authorize_url: str = "https://claude.ai/oauth/authorize"
     client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
     redirect_uri: str = "https://platform.claude.com/oauth/code/callback"
     scopes: str = "user:profile user:inference user:sessions:claude_code"
+    # ccproxy says who it is; an operator whose token host insists on another agent sets it.
+    user_agent: str = f"ccproxy/{__version__}"
+    timeout_seconds: float = 30.0
+    default_expires_in: float = 3600.0  # when a response omits expires_in
 
 
 @frozen
@@ -141,9 +138,9 @@ class Config:
     routes: dict[str, RouteConfig] = Factory(dict)
     router: RouterConfig = RouterConfig()
     limits: LimitsConfig = LimitsConfig()
-    breaker: BreakerConfig = BreakerConfig()
+    breaker: BreakerSettings = Factory(BreakerSettings)
     rotation: RotationConfig = RotationConfig()
-    oauth: OAuthConfig = OAuthConfig()
+    oauth: OAuthSettings = OAuthSettings()
 
     def __attrs_post_init__(self) -> None:
         if not self.providers:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from attrs import frozen
 
 from . import routing
-from .errors import AttemptFailed, ProxyError, RateLimited
+from .errors import JSON, AttemptFailed, ProxyError, RateLimited
 from .headers import X_ROUTE
 from .state import ProviderRuntime, Runtime, State
+from .tokens import estimate_tokens
 
 log = logging.getLogger("ccproxy.route")
 
@@ -36,6 +37,16 @@ class Candidate:
         # The model comes from the client: never let it smuggle a line break into a header.
         value = f"{self.provider.name},{self.model}; {self.reason}"
         return {X_ROUTE: value.translate(_NO_CONTROL)}
+
+
+def plan_request(state: State, runtime: Runtime, body: JSON, headers: Mapping[str, str]) -> list[Candidate]:
+    """Route an Anthropic-shaped request body.
+
+    The input-token estimate matters to routing only through the `longContext` route, and costs
+    a few hundred microseconds on a Claude Code body, so it is made only when that route exists.
+    """
+    tokens = estimate_tokens(body) if "longContext" in runtime.table.routes else 0
+    return plan(state, runtime, routing.RequestView.from_anthropic(body, headers, tokens))
 
 
 def plan(state: State, runtime: Runtime, view: routing.RequestView) -> list[Candidate]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -32,3 +33,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             pass  # some filesystems refuse fsync on directories; the data itself is synced
         finally:
             os.close(dir_fd)
+    _sweep_temps(path)
+
+
+def _sweep_temps(path: Path, age: float = 300.0) -> None:
+    """Remove temp files that a killed writer left behind; a live writer's is seconds old."""
+    cutoff = time.time() - age
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()

@@ -81,6 +81,16 @@ def client_response_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, st
     return {name: value for name, value in items if name.lower() not in drop}
 
 
+# What an error answer keeps of the provider's headers when ccproxy re-renders it.
+ERROR_HEADERS = frozenset({"retry-after", "retry-after-ms", "x-should-retry", "request-id", "x-request-id"})
+
+
+def error_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The provider's retry advice and request id, for an error ccproxy writes itself."""
+    return {name.lower(): value for name, value in upstream
+            if name.lower() in ERROR_HEADERS or name.lower().startswith("anthropic-ratelimit-")}
+
+
 def merge_beta(existing: str | None, *required: str) -> str:
     """The client's `anthropic-beta` tags with the required ones added once, order kept."""
     tags = [t.strip() for t in (existing or "").split(",") if t.strip()]

@@ -37,26 +37,13 @@ import aiohttp
 import orjson
 from attrs import field, frozen
 
-from ccproxy_core import __version__
 from ccproxy_core.accounts import AccountsError, load_accounts, upsert_account
+from ccproxy_core.config import OAuthSettings
 from ccproxy_core.errors import NotFound, ProxyError
 from ccproxy_core.pool import Credential, CredentialPool, CredentialState, redact, scrub, with_tokens
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
-
-
-@frozen
-class OAuthSettings:
-    token_url: str = "https://platform.claude.com/v1/oauth/token"
-    authorize_url: str = "https://claude.ai/oauth/authorize"
-    client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
-    redirect_uri: str = "https://platform.claude.com/oauth/code/callback"
-    scopes: str = "user:profile user:inference user:sessions:claude_code"
-    # ccproxy says who it is; an operator whose token host insists on another agent sets it.
-    user_agent: str = f"ccproxy/{__version__}"
-    timeout_seconds: float = 30.0
-    default_expires_in: float = 3600.0  # when a response omits expires_in
 
 
 @frozen

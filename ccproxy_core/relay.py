@@ -24,6 +24,7 @@ from aiohttp import web
 from .errors import AttemptFailed, ProxyError, UpstreamError, UpstreamUnreachable, anthropic_body
 from .headers import STREAM_HEADERS, client_response_headers
 from .sse import SSEDecoder, SSEEvent, anthropic_event
+from .translate.chat_response import in_band_error
 from .upstream import Upstream
 
 log = logging.getLogger("ccproxy.relay")
@@ -62,18 +63,21 @@ async def first_chunk(source: aiohttp.ClientResponse, upstream: Upstream) -> byt
     if not chunk:
         raise AttemptFailed(UpstreamUnreachable(f"provider {upstream.name!r} ended the stream before sending "
                                                 "anything"), retryable=True)
-    if chunk.startswith(b"event: error"):
+    if chunk.startswith((b"event: error", b'data: {"error"', b'data:{"error"')):
         raise AttemptFailed(_opening_error(chunk, upstream), retryable=True)
     return chunk
 
 
 def _opening_error(chunk: bytes, upstream: Upstream) -> ProxyError:
+    """The error a stream opened with: Anthropic's `event: error` or an OpenAI `{"error": ...}`."""
     for event in SSEDecoder().feed(chunk + b"\n\n"):
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
             break
-        return UpstreamError.from_anthropic(529 if "overloaded" in event.data else 500, payload)
+        if event.event == "error":
+            return UpstreamError.from_anthropic(529 if "overloaded" in event.data else 500, payload)
+        return in_band_error(payload)
     return UpstreamUnreachable(f"provider {upstream.name!r} opened its stream with an error")
 
 

@@ -40,6 +40,7 @@ log = logging.getLogger("ccproxy")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 OPEN_PATHS = frozenset({"/health"})
+_FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding", "connection"})
 
 
 def is_openai_dialect(request: web.Request) -> bool:
@@ -52,8 +53,8 @@ def error_response(request: web.Request, err: ProxyError) -> web.Response:
         status, body = openai_status_and_body(err)
     else:
         status, body = err.http_status, anthropic_body(err)
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
-                        headers=err.headers)
+    headers = {k: v for k, v in err.headers.items() if k.lower() not in _FRAMING}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
 _HTTP_ERRORS: dict[int, type[ProxyError]] = {

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from attrs import frozen
 
-from .breaker import BreakerBoard, BreakerSettings, counts_as_failure
+from .breaker import BreakerBoard, counts_as_failure
 from .config import Config, ProviderConfig, unstructure
 from .errors import Overloaded, RateLimited
 from .headers import X_ACCOUNT_NAME
@@ -78,7 +78,7 @@ class State:
         self.config_files = config_files
         self.write_lock = asyncio.Lock()
         self._upstreams: dict[tuple[str, str], Upstream] = {}
-        self.breakers = BreakerBoard(BreakerSettings.from_config(unstructure(config)["breaker"]))
+        self.breakers = BreakerBoard(config.breaker)
         self._provider_buckets: dict[str, BucketSet] = {}
         self.pools: dict[str, ProviderPool] = {}
         self._retired: list[ProviderPool] = []

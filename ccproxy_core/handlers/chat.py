@@ -14,14 +14,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .. import dispatch, routing
+from .. import dispatch
 from ..errors import JSON, ProxyError, openai_status_and_body
 from ..headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
 from ..providers import calls
 from ..relay import pump_bytes, pump_events
 from ..sse import DONE, SSEEvent, data_event
 from ..state import STATE
-from ..tokens import estimate_tokens
 from ..translate.messages_request import chat_to_messages
 from ..translate.messages_response import message_to_chat
 from ..translate.messages_stream import MessagesStreamTranslator
@@ -42,9 +41,7 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
     messages_body, json_mode = chat_to_messages(body, model=model)
-    tokens = estimate_tokens(messages_body)
-    view = routing.RequestView.from_anthropic(messages_body, request.headers, tokens)
-    candidates = dispatch.plan(state, runtime, view)
+    candidates = dispatch.plan_request(state, runtime, messages_body, request.headers)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
         if candidate.provider.kind == "openai":
@@ -70,7 +67,7 @@ async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, mes
     headers_needed = {} if ANTHROPIC_VERSION in request.headers else {ANTHROPIC_VERSION: ANTHROPIC_VERSION_DEFAULT}
     created = int(time.time())
     async with calls.anthropic_call(request, candidate, payload, "messages", stream=stream,
-                                    extra_headers=headers_needed) as upstream:
+                                    extra_headers=headers_needed, relay_errors=False) as upstream:
         if not stream:
             data = await upstream.json_body()
             return json_response(message_to_chat(data, model=client_model, json_mode=json_mode, created=created),

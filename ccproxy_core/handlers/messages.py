@@ -35,14 +35,12 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     model = require_str(body, "model")
     require_list(body, "messages")
     stream = body.get("stream") is True
-    tokens = estimate_tokens(body)
-    view = routing.RequestView.from_anthropic(body, request.headers, tokens)
-    candidates = dispatch.plan(state, runtime, view)
+    candidates = dispatch.plan_request(state, runtime, body, request.headers)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
         if candidate.provider.kind == "anthropic":
             return await _to_anthropic(request, candidate, raw, body, stream)
-        return await _to_chat(request, candidate, body, model, stream, tokens)
+        return await _to_chat(request, candidate, body, model, stream)
 
     return await dispatch.run(state, candidates, attempt)
 
@@ -66,7 +64,7 @@ async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, raw
 
 
 async def _to_chat(request: web.Request, candidate: dispatch.Candidate, body: JSON, client_model: str,
-                   stream: bool, tokens: int) -> web.StreamResponse:
+                   stream: bool) -> web.StreamResponse:
     preset = candidate.provider.preset
     chat, names = messages_to_chat(body, model=candidate.model, dialect=preset.dialect_for(candidate.model))
     async with calls.chat_call(request, candidate, chat, stream=stream) as upstream:
@@ -74,7 +72,8 @@ async def _to_chat(request: web.Request, candidate: dispatch.Candidate, body: JS
             data = await upstream.json_body()
             message = chat_to_message(data, model=client_model, names=names)
             return json_response(message, headers=candidate.route_header)
-        translator = ChatStreamTranslator(model=client_model, names=names, input_tokens=tokens)
+        # message_start needs input tokens before the provider has counted them.
+        translator = ChatStreamTranslator(model=client_model, names=names, input_tokens=estimate_tokens(body))
 
         def encode(events: list[tuple[str, JSON]]) -> list[bytes]:
             return [anthropic_event(name, payload) for name, payload in events]
@@ -105,8 +104,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     require_str(body, "model")
     require_list(body, "messages")
     tokens = estimate_tokens(body)
-    view = routing.RequestView.from_anthropic(body, request.headers, tokens)
-    candidates = dispatch.plan(state, runtime, view)
+    candidates = dispatch.plan(state, runtime, routing.RequestView.from_anthropic(body, request.headers, tokens))
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
         if candidate.provider.kind != "anthropic":

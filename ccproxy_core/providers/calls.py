@@ -20,7 +20,7 @@ from aiohttp import web
 from attrs import frozen
 
 from ..errors import JSON, AttemptFailed, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from ..headers import ACCEPT_ENCODING, IDENTITY, client_response_headers, upstream_request_headers
+from ..headers import ACCEPT_ENCODING, IDENTITY, client_response_headers, error_headers, upstream_request_headers
 from ..state import STATE, ProviderRuntime
 from . import presets
 from .credentials import Credentials
@@ -70,14 +70,18 @@ async def _send(provider: ProviderRuntime, url: str, headers: dict[str, str], bo
 
 @asynccontextmanager
 async def anthropic_call(request: web.Request, candidate: Any, payload: bytes, endpoint: str, *,
-                         stream: bool, extra_headers: dict[str, str] | None = None) -> AsyncIterator[UpstreamReply]:
-    """Send a Messages-API request to an `anthropic` provider, body and headers as the client sent."""
+                         stream: bool, extra_headers: dict[str, str] | None = None,
+                         relay_errors: bool = True) -> AsyncIterator[UpstreamReply]:
+    """Send a Messages-API request to an `anthropic` provider, body and headers as the client sent.
+
+    `relay_errors`: an Anthropic client is talking, so the provider's own error answer is passed
+    on unchanged; otherwise it becomes an error in the client's dialect."""
     provider: ProviderRuntime = candidate.provider
     keep_client_credentials = provider.transparent and not request.app[STATE].config.apikey
     base = upstream_request_headers(request.headers.items(), keep_credentials=keep_client_credentials)
     base.update(extra_headers or {})
     url = provider.url(endpoint) + _query(request)
-    async with _call(request, candidate, url, base, payload, stream=stream, relay_errors=True,
+    async with _call(request, candidate, url, base, payload, stream=stream, relay_errors=relay_errors,
                      read_error=UpstreamError.from_anthropic) as reply:
         yield reply
 
@@ -125,7 +129,7 @@ async def _call(request: web.Request, candidate: Any, url: str, base: dict[str, 
                 continue  # this credential is limited or stale; the pool has the next one
             reply_headers = client_response_headers(response.headers.items())
             reply_headers.update(candidate.route_header)
-            error = read_error(response.status, _json_or_bytes(data), reply_headers)
+            error = read_error(response.status, _json_or_bytes(data), error_headers(response.headers.items()))
             error.message = f"{provider.name}: {error.message}"
             reply = web.Response(status=response.status, body=data, headers=reply_headers) if relay_errors else None
             retryable = credentials.worth_another_provider(response.status, response.status in FAILOVER_STATUSES)

@@ -26,7 +26,7 @@ import orjson
 import platformdirs
 from attrs import frozen
 
-from .. import accounts, auth_cmds, oauth
+from .. import accounts, oauth
 from ..config import Config, ProviderConfig
 from ..errors import AttemptFailed, ProxyError, RateLimited, ServiceUnavailable
 from ..headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
@@ -144,7 +144,7 @@ class ProviderPool:
         rotation = self._config.rotation
         self._session = aiohttp.ClientSession()
         self.scheduler = oauth.RefreshScheduler(
-            self.pool, self._session, auth_cmds.oauth_settings(self._config.oauth), self.accounts_path,
+            self.pool, self._session, self._config.oauth, self.accounts_path,
             refresh_buffer_seconds=rotation.refresh_buffer_seconds)
         self.scheduler.start()
         if rotation.hot_reload:

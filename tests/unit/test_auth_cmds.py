@@ -12,11 +12,10 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from attrs import frozen
 
 from ccproxy_core.accounts import AccountsError, load_accounts, save_accounts, save_state, state_path
-from ccproxy_core.auth_cmds import auth_import, auth_login, auth_status, oauth_settings
-from ccproxy_core.oauth import OAuthSettings
+from ccproxy_core.auth_cmds import auth_import, auth_login, auth_status
+from ccproxy_core.config import OAuthSettings
 from ccproxy_core.pool import Credential
 from tests.unit.test_oauth import FakeTokenEndpoint
 
@@ -183,18 +182,12 @@ def test_status_warns_about_readable_files(tmp_path: Path) -> None:
     assert "warning:" in auth_status(accounts, T0).splitlines()[-1]
 
 
-def test_oauth_settings_from_config() -> None:
-    """The config's oauth section becomes OAuthSettings; empty values keep the defaults."""
-
-    @frozen
-    class Section:
-        token_url: str = "http://127.0.0.1:9/token"
-        authorize_url: str = ""
-        client_id: str = "cid"
-        redirect_uri: str = ""
-        scopes: str = "user:inference"
-
-    settings = oauth_settings(Section())
-    assert (settings.token_url, settings.client_id, settings.scopes) == (
-        "http://127.0.0.1:9/token", "cid", "user:inference")
-    assert settings.authorize_url == OAuthSettings().authorize_url
+def test_the_config_oauth_section_is_the_oauth_settings(tmp_path: Path) -> None:
+    """The config's `oauth` section builds OAuthSettings; CCPROXY_OAUTH_TOKEN_URL beats the file."""
+    from ccproxy_core.config import load, structure
+    settings = structure({"oauth": {"client_id": "cid", "scopes": "user:inference"}}).oauth
+    assert isinstance(settings, OAuthSettings)
+    assert (settings.client_id, settings.scopes, settings.authorize_url) == (
+        "cid", "user:inference", OAuthSettings().authorize_url)
+    env = {"CCPROXY_OAUTH_TOKEN_URL": "http://127.0.0.1:9/token"}
+    assert load(env=env, cwd=tmp_path, user_paths=[]).config.oauth.token_url == "http://127.0.0.1:9/token"

@@ -17,10 +17,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ccproxy_core.accounts import load_accounts, save_accounts
+from ccproxy_core.config import OAuthSettings
 from ccproxy_core.oauth import (
     InvalidGrant,
     OAuthError,
-    OAuthSettings,
     RefreshScheduler,
     TokenSet,
     TransientRefreshError,
