@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines to show first (default 50)")
     code = command("code", "start the proxy if needed and run Claude Code through it", _code)
     _server_flags(code, log_level=False)
-    code.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to `claude`")
+    code.add_argument("args", nargs="*", metavar="CLAUDE_ARGS",
+                      help="arguments passed to `claude` as they are, flags included")
     command("env", "print the environment variables that point a client at the proxy", _env).add_argument(
         "--shell", choices=["sh", "fish", "powershell"], default="sh", help="syntax to print (default sh)")
     init = command("init", "write a commented starter config", _init)
@@ -176,8 +177,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _code(args: argparse.Namespace) -> int:
     from . import launch
-    extra = args.args[1:] if args.args[:1] == ["--"] else args.args
-    return launch.code(extra, host=args.host, port=args.port, config=args.config)
+    return launch.code(args.args, host=args.host, port=args.port, config=args.config)
 
 
 def _env(args: argparse.Namespace) -> int:
@@ -214,8 +214,7 @@ def _auth_import(args: argparse.Namespace) -> int:
 def _auth_login(args: argparse.Namespace) -> int:
     from . import auth_cmds
     from .config import load
-    settings = auth_cmds.oauth_settings(load().config.oauth)
-    return auth_cmds.auth_login(_accounts_path(args), args.name, settings, input, print)
+    return auth_cmds.auth_login(_accounts_path(args), args.name, load().config.oauth, input, print)
 
 
 def _auth_status(args: argparse.Namespace) -> int:
@@ -242,9 +241,44 @@ def _version(args: argparse.Namespace) -> int:
     return 0
 
 
+_CODE_OWN = ("--host", "--port", "--config")
+
+
+def split_code_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`code`'s own flags from the front; everything after them (flags included) is claude's.
+
+    argparse cannot tell `ccproxy code --model x` from an unknown flag of `code`, so the split
+    is made before parsing: ccproxy's three flags (as `--flag V` or `--flag=V`) and `-h`, up to
+    the first other word or a `--`.
+    """
+    own: list[str] = []
+    rest = list(argv)
+    while rest:
+        word = rest[0]
+        if word == "--":
+            rest.pop(0)
+            break
+        if word in ("-h", "--help"):
+            own.append(rest.pop(0))
+        elif word in _CODE_OWN and len(rest) > 1:
+            own += [rest.pop(0), rest.pop(0)]
+        elif word.split("=", 1)[0] in _CODE_OWN and "=" in word:
+            own.append(rest.pop(0))
+        else:
+            break
+    return own, rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    claude_args: list[str] | None = None
+    if argv[:1] == ["code"]:
+        own, claude_args = split_code_args(argv[1:])
+        argv = ["code", *own]
     args = parser.parse_args(argv)
+    if claude_args is not None:
+        args.args = claude_args
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -11,6 +11,7 @@ Middlewares, outermost first:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import logging
@@ -88,7 +89,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(request, ProxyError("internal error in ccproxy; the details are in its log"))
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(remote: str | None) -> bool:
+    # Cached: clients repeat their address on every request, and parsing it costs more than a lookup.
     if not remote:
         return False
     try:

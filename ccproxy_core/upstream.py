@@ -33,6 +33,7 @@ class Upstream:
     base_url: str
     limits: LimitsConfig
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
+    _timeouts: dict[bool, aiohttp.ClientTimeout] = field(init=False)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -52,10 +53,16 @@ class Upstream:
             self._session = None
 
     def timeout(self, stream: bool) -> aiohttp.ClientTimeout:
-        if stream:
-            return aiohttp.ClientTimeout(total=None, sock_connect=self.limits.connect_timeout,
-                                         sock_read=self.limits.stream_idle_timeout)
-        return aiohttp.ClientTimeout(total=self.limits.request_timeout, sock_connect=self.limits.connect_timeout)
+        return self._timeouts[stream]
+
+    @_timeouts.default
+    def _make_timeouts(self) -> dict[bool, aiohttp.ClientTimeout]:
+        # Built once: the same two timeouts serve every request to this provider.
+        return {
+            True: aiohttp.ClientTimeout(total=None, sock_connect=self.limits.connect_timeout,
+                                        sock_read=self.limits.stream_idle_timeout),
+            False: aiohttp.ClientTimeout(total=self.limits.request_timeout, sock_connect=self.limits.connect_timeout),
+        }
 
     async def send(self, url: str, headers: Mapping[str, str], body: bytes, *,
                    stream: bool) -> aiohttp.ClientResponse:

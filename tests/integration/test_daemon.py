@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -69,7 +71,8 @@ class Sandbox:
             if key.startswith(_FOREIGN) or key in ("NO_PROXY", "no_proxy"):
                 monkeypatch.delenv(key)
         xdg = {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-               "XDG_STATE_HOME": str(self.home / ".local/state"), "XDG_DATA_HOME": str(self.home / ".local/share"),
+               "XDG_STATE_HOME": str(self.home / ".local/state"),
+               "XDG_DATA_HOME": str(self.home / ".local/share"),
                "XDG_CACHE_HOME": str(self.home / ".cache"),
                "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
         for key, value in xdg.items():
@@ -138,42 +141,57 @@ def test_start_status_restart_stop_cycle(sandbox: Sandbox) -> None:
     started = sandbox.run("start", "--port", str(sandbox.port))
     assert started.returncode == 0, started.stderr
     url = f"http://127.0.0.1:{sandbox.port}"
-    assert f"ccproxy started (pid " in started.stdout and url in started.stdout
+    assert "ccproxy started (pid " in started.stdout
+    assert url in started.stdout
     info = sandbox.pidinfo()
     assert health(url)["pid"] == info["pid"]  # answering at once: start waited for it
     assert {"pid", "host", "port", "url", "started_at", "version", "proc_start"} <= info.keys()
-    assert info["url"] == url and info["version"] == __version__ and info["proc_start"]
+    assert info["url"] == url
+    assert info["version"] == __version__
+    assert info["proc_start"]
 
     again = sandbox.run("start", "--port", str(sandbox.port))
-    assert again.returncode == 0 and "already running" in again.stdout
+    assert again.returncode == 0
+    assert "already running" in again.stdout
     assert sandbox.pidinfo()["pid"] == info["pid"]
 
     text = sandbox.run("status")
     assert text.returncode == 0, text.stdout + text.stderr
-    assert f"pid {info['pid']}" in text.stdout and url in text.stdout and "providers:" in text.stdout
+    assert f"pid {info['pid']}" in text.stdout
+    assert url in text.stdout
+    assert "providers:" in text.stdout
     report = json.loads(sandbox.run("status", "--json").stdout)
-    assert report["running"] is True and report["pid"] == info["pid"] and report["status"] in ("ok", "degraded")
-    assert report["version"] == __version__ and report["uptime"] >= 0 and report["providers"]
+    assert report["running"] is True
+    assert report["pid"] == info["pid"]
+    assert report["status"] in ("ok", "degraded")
+    assert report["version"] == __version__
+    assert report["uptime"] >= 0
+    assert report["providers"]
 
     restarted = sandbox.run("restart")
     assert restarted.returncode == 0, restarted.stderr
     new = sandbox.pidinfo()
-    assert new["pid"] != info["pid"] and new["port"] == sandbox.port, "restart reuses the flags of the last start"
+    assert new["pid"] != info["pid"]
+    assert new["port"] == sandbox.port, "restart reuses the flags of the last start"
     assert health(url)["pid"] == new["pid"]
     assert not daemon._probe(info["pid"])[0]
 
     logs = sandbox.run("logs", "-n", "20")
-    assert logs.returncode == 0 and "listening on" in logs.stdout
+    assert logs.returncode == 0
+    assert "listening on" in logs.stdout
 
     stopped = sandbox.run("stop")
-    assert stopped.returncode == 0 and f"ccproxy stopped (pid {new['pid']})" in stopped.stdout
+    assert stopped.returncode == 0
+    assert f"ccproxy stopped (pid {new['pid']})" in stopped.stdout
     assert not daemon.pidfile_path().exists()
     assert not daemon._probe(new["pid"])[0]
     gone = sandbox.run("status")
-    assert gone.returncode == 3 and "not running" in gone.stdout
+    assert gone.returncode == 3
+    assert "not running" in gone.stdout
     assert json.loads(sandbox.run("status", "--json").stdout)["running"] is False
     again_stop = sandbox.run("stop")
-    assert again_stop.returncode == 0 and "ccproxy is not running" in again_stop.stdout
+    assert again_stop.returncode == 0
+    assert "ccproxy is not running" in again_stop.stdout
 
 
 @pytest.mark.slow
@@ -185,7 +203,8 @@ def test_stale_pidfile_of_a_dead_process_is_reported_then_replaced(sandbox: Sand
                                          time.time(), __version__, "linux:1", "log"))
     before = daemon.pidfile_path().read_bytes()
     status = sandbox.run("status")
-    assert status.returncode == 3 and "stale pidfile" in status.stdout
+    assert status.returncode == 3
+    assert "stale pidfile" in status.stdout
     assert daemon.pidfile_path().read_bytes() == before, "status never changes state"
 
     started = sandbox.run("start", "--port", str(sandbox.port))
@@ -201,23 +220,27 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         alive, identity = daemon._probe(sleeper.pid)
-        assert alive and identity
+        assert alive
+        assert identity
         daemon._write_pidfile(daemon.PidInfo(sleeper.pid, "127.0.0.1", sandbox.port,
                                              f"http://127.0.0.1:{sandbox.port}", time.time(), __version__,
                                              identity + "0", "log"))
         assert daemon.running() is None
         assert sandbox.run("status").returncode == 3
         stop = sandbox.run("stop")
-        assert stop.returncode == 0 and "stale pidfile" in stop.stdout
+        assert stop.returncode == 0
+        assert "stale pidfile" in stop.stdout
         assert not daemon.pidfile_path().exists()
         assert sleeper.poll() is None, "the unrelated program was not signalled"
 
         # A hand-written pidfile without a start time falls back on the command line.
         daemon._write_pidfile(daemon.PidInfo(sleeper.pid, "127.0.0.1", sandbox.port,
-                                             f"http://127.0.0.1:{sandbox.port}", time.time(), __version__, "", "log"))
+                                             f"http://127.0.0.1:{sandbox.port}", time.time(), __version__, "",
+                                             "log"))
         started = sandbox.run("start", "--port", str(sandbox.port))
         assert started.returncode == 0, started.stderr
-        assert sandbox.pidinfo()["pid"] != sleeper.pid and sleeper.poll() is None
+        assert sandbox.pidinfo()["pid"] != sleeper.pid
+        assert sleeper.poll() is None
         assert sandbox.run("stop").returncode == 0
     finally:
         sleeper.kill()
@@ -235,7 +258,8 @@ def test_start_fails_fast_with_the_log_when_the_port_is_taken(sandbox: Sandbox) 
         result = sandbox.run("start", "--port", str(port))
         assert time.monotonic() - t0 < 10
     assert result.returncode == 1
-    assert "did not start" in result.stderr and "last lines of" in result.stderr
+    assert "did not start" in result.stderr
+    assert "last lines of" in result.stderr
     assert "address already in use" in result.stderr.lower() or "errno 98" in result.stderr.lower()
     assert not daemon.pidfile_path().exists()
 
@@ -244,7 +268,9 @@ def test_start_refuses_an_invalid_config_before_starting_anything(sandbox: Sandb
     """A config error is reported by `start` itself (exit 2), not buried in the daemon's log."""
     bad = sandbox.config({"port": "not a port", "nonsense": 1})
     result = sandbox.run("start", "--config", str(bad))
-    assert result.returncode == 2 and "configuration error" in result.stderr and "nonsense" in result.stderr
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr
+    assert "nonsense" in result.stderr
     assert not daemon.pidfile_path().exists()
 
 
@@ -261,7 +287,8 @@ def test_code_runs_claude_through_a_shared_daemon_and_returns_its_exit_code(sand
     """claude gets the proxy's URL and key, its exit status comes back, and a second run reuses the daemon."""
     fake_claude(sandbox, exit_code=7)
     config = sandbox.config({"port": sandbox.port, "apikey": "s3cret-key"})
-    env = {**sandbox.env, "NO_PROXY": "example.com", "ANTHROPIC_API_KEY": "sk-real", "CLAUDE_CODE_USE_BEDROCK": "1"}
+    env = {**sandbox.env, "NO_PROXY": "example.com", "ANTHROPIC_API_KEY": "sk-real",
+           "CLAUDE_CODE_USE_BEDROCK": "1"}
 
     first = sandbox.run("code", "--config", str(config), "--", "-p", "hello world", env=env)
     assert first.returncode == 7, first.stderr
@@ -279,9 +306,57 @@ def test_code_runs_claude_through_a_shared_daemon_and_returns_its_exit_code(sand
     assert child_env["ANTHROPIC_AUTH_TOKEN"] == "s3cret-key"
     assert child_env["API_TIMEOUT_MS"] == "600000"
     assert child_env["NO_PROXY"] == "example.com,127.0.0.1"
-    assert "ANTHROPIC_API_KEY" not in child_env and "CLAUDE_CODE_USE_BEDROCK" not in child_env
+    assert "ANTHROPIC_API_KEY" not in child_env
+    assert "CLAUDE_CODE_USE_BEDROCK" not in child_env
     assert daemon._probe(pid)[0], "the daemon outlives the sessions"
     assert sandbox.run("stop").returncode == 0
+
+
+@pytest.mark.slow
+def test_code_refuses_to_silently_use_a_daemon_on_another_port(sandbox: Sandbox) -> None:
+    fake_claude(sandbox)
+    assert sandbox.run("start", "--port", str(sandbox.port)).returncode == 0
+    other = sandbox.run("code", "--port", str(sandbox.port + 1))
+    assert other.returncode == 1
+    assert f"already runs on http://127.0.0.1:{sandbox.port}" in other.stderr
+    assert claude_runs(sandbox) == []
+    assert sandbox.run("stop").returncode == 0
+
+
+@pytest.mark.slow
+def test_two_starts_at_once_start_one_server(sandbox: Sandbox) -> None:
+    """The start lock: one of two simultaneous starts runs the server, the other finds it."""
+    procs = [subprocess.Popen([*CCPROXY, "start", "--port", str(sandbox.port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=sandbox.env, cwd=sandbox.cwd)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=30)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert sorted("already running" in out for out in outs) == [False, True]
+    assert health(f"http://127.0.0.1:{sandbox.port}")["pid"] == sandbox.pidinfo()["pid"]
+    assert sandbox.run("stop").returncode == 0
+
+
+def test_logs_follow_survives_rotation(sandbox: Sandbox) -> None:
+    """`logs -f` prints what is appended, also after the file is rotated away."""
+    log = daemon.log_path()
+    log.parent.mkdir(parents=True)
+    log.write_text("one\n")
+    follower = subprocess.Popen([*CCPROXY, "logs", "-f", "-n", "5"], stdout=subprocess.PIPE, text=True,
+                                env=sandbox.env, cwd=sandbox.cwd)
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = follower.stdout
+    assert stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    try:
+        with log.open("a") as f:
+            f.write("two\n")  # before or after the follower starts: shown once either way
+        assert [lines.get(timeout=10), lines.get(timeout=10)] == ["one\n", "two\n"]
+        log.rename(log.with_name("ccproxy.log.1"))
+        log.write_text("three\n")
+        assert lines.get(timeout=10) == "three\n"
+    finally:
+        follower.kill()
+        follower.wait(timeout=10)
 
 
 def test_code_without_claude_says_how_to_install_it(sandbox: Sandbox) -> None:
@@ -301,7 +376,8 @@ def test_env_output_evaluates_in_sh(sandbox: Sandbox) -> None:
                      '"$API_TIMEOUT_MS" "$NO_PROXY"'],
         capture_output=True, text=True, env=env, timeout=30, check=False, cwd=sandbox.cwd)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["http://127.0.0.1:4567", "it's $HOME `x`", "600000", "a,b,127.0.0.1"]
+    expected = ["http://127.0.0.1:4567", "it's $HOME `x`", "600000", "a,b,127.0.0.1"]
+    assert result.stdout.splitlines() == expected
 
 
 # --- pieces ---------------------------------------------------------------------------------------
@@ -315,14 +391,16 @@ def test_rotating_log_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
     log.close()
     assert sorted(p.name for p in path.parent.iterdir()) == ["ccproxy.log", "ccproxy.log.1", "ccproxy.log.2"]
     assert all(p.stat().st_size <= 100 for p in path.parent.iterdir())
-    assert "line 19" in path.read_text() and "line 17" in path.with_name("ccproxy.log.1").read_text()
+    assert "line 19" in path.read_text()
+    assert "line 17" in path.with_name("ccproxy.log.1").read_text()
 
 
 def test_rotating_log_rotates_an_oversized_log_when_it_opens(tmp_path: Path) -> None:
     path = tmp_path / "ccproxy.log"
     path.write_text("old\n" * 100)
     daemon.RotatingLog(path, max_bytes=50, backups=1).close()
-    assert path.stat().st_size == 0 and path.with_name("ccproxy.log.1").read_text().startswith("old")
+    assert path.stat().st_size == 0
+    assert path.with_name("ccproxy.log.1").read_text().startswith("old")
 
 
 def test_tail_reads_the_last_lines(tmp_path: Path) -> None:
@@ -347,7 +425,8 @@ def test_restart_flags_fall_back_on_the_previous_start() -> None:
 
 def test_probe_tells_the_living_from_the_dead() -> None:
     alive, identity = daemon._probe(os.getpid())
-    assert alive and identity == daemon._probe(os.getpid())[1]
+    assert alive
+    assert identity == daemon._probe(os.getpid())[1]
     dead = subprocess.Popen(["true"])
     dead.wait(timeout=10)
     assert daemon._probe(dead.pid) == (False, "")
