@@ -6,14 +6,23 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import os
+
 import pytest
 from aiohttp.test_utils import TestServer
+from hypothesis import settings
 
 from ccproxy_core.config import Config, structure
 from ccproxy_core.server import create_app
 from tests.fakes import FakeUpstream
 
 ProxyFactory = Callable[..., Awaitable[str]]
+
+# CI explores the same examples on every run, so a red build always reproduces; a developer's
+# run keeps exploring new ones. No property test has a time limit (2 busy cores vary widely).
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(autouse=True)
