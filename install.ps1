@@ -8,7 +8,7 @@
     verifies the SHA-256 when a .sha256 file is published next to the download, writes a starter
     config when there is none, and upgrades in place when run again. Needs Python 3.11+.
 
-        irm https://github.com/OWNER/ccproxy/releases/latest/download/install.ps1 | iex
+        irm https://github.com/ccproxy/ccproxy/releases/latest/download/install.ps1 | iex
         .\install.ps1 -Version 0.2.0
         .\install.ps1 -FromFile .\ccproxy.pyz
 

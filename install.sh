@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install ccproxy, the one-file proxy between Claude Code / OpenAI clients and LLM providers.
 #
-#   curl -fsSL https://github.com/OWNER/ccproxy/releases/latest/download/install.sh | sh
+#   curl -fsSL https://github.com/ccproxy/ccproxy/releases/latest/download/install.sh | bash
 #   sh install.sh --version 0.2.0        # a given release
 #   sh install.sh --from-file ./ccproxy.pyz   # a local build, offline
 #

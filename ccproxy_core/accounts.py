@@ -32,8 +32,6 @@ from typing import Any
 
 import orjson
 from attrs import frozen
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
 from ccproxy_core.files import atomic_write
 from ccproxy_core.pool import Credential
@@ -233,8 +231,10 @@ class AccountsWatcher:
             creds, _ = parse_accounts(raw, self.path)
             self._digest, self.last_good = hashlib.sha256(raw).digest(), tuple(creds)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from watchdog.observers import Observer
+
         observer = Observer()
-        observer.schedule(_Handler(self), str(self.path.parent), recursive=False)
+        observer.schedule(_handler(self), str(self.path.parent), recursive=False)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -296,16 +296,22 @@ class AccountsWatcher:
             log.error("accounts reload callback failed", exc_info=task.exception())
 
 
-class _Handler(FileSystemEventHandler):
-    _KINDS = frozenset({"modified", "created", "moved", "deleted", "closed"})
+def _handler(watcher: AccountsWatcher) -> Any:
+    """The watchdog handler for one accounts file.
 
-    def __init__(self, watcher: AccountsWatcher) -> None:
-        self._watcher = watcher
-        self._name = watcher.path.name
+    watchdog is imported here, when a watcher starts, not with this module: a proxy without
+    OAuth accounts never needs it, and it costs about 1 MB of resident memory."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in self._KINDS:
-            return
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        if any(p and os.path.basename(os.fsdecode(p)) == self._name for p in paths):
-            self._watcher._poke()
+    kinds = frozenset({"modified", "created", "moved", "deleted", "closed"})
+    name = watcher.path.name
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            if event.event_type not in kinds:
+                return
+            paths = [event.src_path, getattr(event, "dest_path", "")]
+            if any(p and os.path.basename(os.fsdecode(p)) == name for p in paths):
+                watcher._poke()
+
+    return Handler()

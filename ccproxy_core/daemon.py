@@ -7,17 +7,18 @@ Files, under platformdirs (nothing is touched at import time):
     user_state_dir/ccproxy.lock   held while a start, stop or restart runs, so two `ccproxy code`
                                   launched at once start one server, not two
     user_log_dir/ccproxy.log      the server's stdout and stderr, rotated by size (5 MB, 3 old
-                                  files) by `RotatingLog` inside the server process itself, so a
-                                  daemon that runs for weeks stays bounded without a restart
+                                  files) inside the server process itself; written and read by
+                                  `daemon_log`
 
-How the server is started. The detached child is `sys.executable -c BOOT ROOT LOG serve ...`,
-where ROOT is the directory this package was imported from. That is the same code as the
-running command whatever `sys.argv[0]` is: a pip console script, `python ccproxy.py` in a
-checkout, or the shiv zipapp (ROOT is then its extracted site-packages under ~/.shiv or
-SHIV_ROOT, where the dependencies are too). An upgrade that replaces the .pyz on disk does not
-disturb a running daemon, and `ccproxy restart` starts the new version. The child starts in a
-new session (a process group on Windows), with stdin from /dev/null and no console, in the
-caller's working directory so that a project's `./.ccproxy/config.json` applies as in `serve`.
+How the server is started. The detached child is `sys.executable -c BOOT ROOT LOG serve ...`
+(`BOOT` is in `daemon_log`), where ROOT is the directory this package was imported from. That
+is the same code as the running command whatever `sys.argv[0]` is: a pip console script,
+`python ccproxy.py` in a checkout, or the shiv zipapp (ROOT is then its extracted site-packages
+under ~/.shiv or SHIV_ROOT, where the dependencies are too). An upgrade that replaces the .pyz
+on disk does not disturb a running daemon, and `ccproxy restart` starts the new version. The
+child starts in a new session (a process group on Windows), with stdin from /dev/null and no
+console, in the caller's working directory so that a project's `./.ccproxy/config.json` applies
+as in `serve`.
 
 A pid alone does not name a process: pids are reused. The pidfile keeps the start time of the
 process (from /proc, `ps`, or GetProcessTimes on Windows); a pid that is dead, a zombie, or
@@ -33,16 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,17 +49,14 @@ import platformdirs
 from attrs import asdict, frozen
 
 from . import __version__
+from .daemon_log import BOOT, log_path, show, tail
 from .files import atomic_write
 
 READY_TIMEOUT = 15.0
 RESTART_STOP_TIMEOUT = 10.0
-LOG_MAX_BYTES = 5 * 1024 * 1024
-LOG_BACKUPS = 3
 LOG_TAIL_ON_FAILURE = 20
 STATUS_NOT_RUNNING = 3
 _LOCK_TIMEOUT = 60.0
-_BOOT = ("import sys; sys.path[0] = sys.argv.pop(1); "
-         "from ccproxy_core.daemon import serve_detached; sys.exit(serve_detached(sys.argv[1:]))")
 
 
 class DaemonError(Exception):
@@ -116,10 +111,6 @@ class PidInfo:
 
 def pidfile_path() -> Path:
     return Path(platformdirs.user_state_dir("ccproxy")) / "ccproxy.pid"
-
-
-def log_path() -> Path:
-    return Path(platformdirs.user_log_dir("ccproxy")) / "ccproxy.log"
 
 
 def client_url(host: str, port: int) -> str:
@@ -334,112 +325,6 @@ def _get_json(url: str, timeout: float, headers: Mapping[str, str] | None = None
     return data if isinstance(data, dict) else None
 
 
-# --- the log --------------------------------------------------------------------------------------
-
-class RotatingLog(io.TextIOBase):
-    """A text stream appending to `path` that rotates it by size: path -> path.1 -> ... -> path.N.
-
-    The detached server's `sys.stdout` and `sys.stderr`, so its log handler, warnings and
-    tracebacks all land here. With `redirect_fds`, descriptors 1 and 2 follow the current file
-    too, for whatever writes below Python (faulthandler, C extensions).
-    """
-
-    def __init__(self, path: Path, max_bytes: int, backups: int, *, redirect_fds: bool = False) -> None:
-        super().__init__()
-        self._path, self._max, self._backups, self._redirect = path, max_bytes, backups, redirect_fds
-        self._lock = threading.Lock()
-        self._file, self._size = self._open()
-        if self._size >= max_bytes:
-            self._rotate()
-
-    def _open(self) -> tuple[BinaryIO, int]:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        f: BinaryIO = open(self._path, "ab", buffering=0)  # noqa: SIM115 (kept open: it is the stream)
-        if self._redirect and os.name == "posix":
-            for fd in (1, 2):
-                os.dup2(f.fileno(), fd)
-        return f, f.tell()
-
-    def _rotate(self) -> None:
-        self._file.close()
-        try:
-            for i in range(self._backups - 1, 0, -1):
-                older = self._path.with_name(f"{self._path.name}.{i}")
-                if older.exists():
-                    os.replace(older, self._path.with_name(f"{self._path.name}.{i + 1}"))
-            if self._backups > 0:
-                os.replace(self._path, self._path.with_name(f"{self._path.name}.1"))
-            else:
-                self._path.unlink()
-        except OSError:
-            pass  # Windows refuses to rename a file someone reads (`ccproxy logs -f`): keep appending
-        self._file, self._size = self._open()
-
-    def write(self, text: str) -> int:
-        data = text.encode("utf-8", "backslashreplace")
-        with self._lock:
-            if self._size and self._size + len(data) > self._max:
-                self._rotate()
-            self._file.write(data)
-            self._size += len(data)
-        return len(text)
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return self._file.fileno()
-
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
-        super().close()
-
-
-def serve_detached(argv: list[str]) -> int:
-    """The detached child's entry (see `_BOOT`): `LOG serve FLAGS...` with output to the rotating log."""
-    stream = RotatingLog(Path(argv[0]), LOG_MAX_BYTES, LOG_BACKUPS, redirect_fds=True)
-    sys.stdout = sys.stderr = stream
-    stream.write(f"--- {datetime.now().astimezone():%Y-%m-%d %H:%M:%S%z} ccproxy {__version__} "
-                 f"starting in the background (pid {os.getpid()}) ---\n")
-    from .cli import main
-    return main(argv[1:])
-
-
-def _tail(path: Path, lines: int) -> str:
-    """The last `lines` lines of a file ("" when it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            return _tail_of(f, lines)
-    except OSError:
-        return ""
-
-
-def _tail_of(f: BinaryIO, lines: int) -> str:
-    """The last `lines` lines of an open file, read backwards from its end (the log may be
-    megabytes); the file is left positioned at that end."""
-    end = f.seek(0, os.SEEK_END)
-    pos, data = end, b""
-    while lines > 0 and pos > 0 and data.count(b"\n") <= lines:
-        step = min(65536, pos)
-        pos -= step
-        f.seek(pos)
-        data = f.read(step) + data
-    f.seek(end)
-    if lines <= 0:
-        return ""
-    return b"\n".join(data.split(b"\n")[-lines - 1:]).decode("utf-8", "replace").lstrip("\n")
-
-
-def _failure(reason: str, log: Path) -> DaemonError:
-    tail = _tail(log, LOG_TAIL_ON_FAILURE).rstrip("\n")
-    shown = "\n".join(f"    {line}" for line in tail.splitlines()) if tail else "    (empty)"
-    return DaemonError(f"ccproxy did not start: {reason}\nlast lines of {log}:\n{shown}")
-
-
 # --- starting -------------------------------------------------------------------------------------
 
 def _server_command(flags: Flags, host: str, port: int, log: Path) -> list[str]:
@@ -447,7 +332,7 @@ def _server_command(flags: Flags, host: str, port: int, log: Path) -> list[str]:
         raise DaemonError("cannot find the Python interpreter to start the server with "
                           "(sys.executable is empty)")
     root = str(Path(__file__).resolve().parent.parent)
-    argv = [sys.executable, "-c", _BOOT, root, str(log), "serve", "--host", host, "--port", str(port)]
+    argv = [sys.executable, "-c", BOOT, root, str(log), "serve", "--host", host, "--port", str(port)]
     if flags.config:
         argv += ["--config", flags.config]
     if flags.log_level:
@@ -507,6 +392,12 @@ def _wait_ready(proc: subprocess.Popen[bytes], info: PidInfo, timeout: float) ->
             raise _failure(f"no answer from {info.url}/health within {timeout:g} s", Path(info.log))
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
+
+
+def _failure(reason: str, log: Path) -> DaemonError:
+    last = tail(log, LOG_TAIL_ON_FAILURE).rstrip("\n")
+    shown = "\n".join(f"    {line}" for line in last.splitlines()) if last else "    (empty)"
+    return DaemonError(f"ccproxy did not start: {reason}\nlast lines of {log}:\n{shown}")
 
 
 def _ensure(flags: Flags, timeout: float = READY_TIMEOUT) -> tuple[PidInfo, bool]:
@@ -694,36 +585,10 @@ def status(*, as_json: bool) -> int:
 def logs(*, follow: bool, lines: int) -> int:
     path = log_path()
     try:
-        f: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by _show, which may move to a new file)
+        f: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by show, which may move to a new file)
     except FileNotFoundError:
         print(f"ccproxy: no log yet at {path} (it is written by `ccproxy start`)", file=sys.stderr)
         return 1
     with contextlib.suppress(KeyboardInterrupt):
-        _show(path, f, lines, follow=follow)
+        show(path, f, lines, follow=follow)
     return 0
-
-
-def _show(path: Path, f: BinaryIO, lines: int, *, follow: bool, poll: float = 0.25) -> None:
-    """Print the last lines of `f`, then (follow) whatever is appended from exactly there on,
-    moving to the new file when the server rotates the log. Closes the file it ends on."""
-    try:
-        sys.stdout.write(_tail_of(f, lines))
-        sys.stdout.flush()
-        while follow:
-            data = f.read(65536)
-            if data:
-                sys.stdout.write(data.decode("utf-8", "replace"))
-                sys.stdout.flush()
-                continue
-            try:
-                now = os.stat(path)
-                rotated = now.st_ino != os.fstat(f.fileno()).st_ino or now.st_size < f.tell()
-            except FileNotFoundError:
-                rotated = False  # between the rename and the new file
-            if rotated:
-                f.close()
-                f = open(path, "rb")  # noqa: SIM115
-                continue
-            time.sleep(poll)
-    finally:
-        f.close()

@@ -40,7 +40,8 @@ from attrs import field, frozen
 from ccproxy_core.accounts import AccountsError, load_accounts, upsert_account
 from ccproxy_core.config import OAuthSettings
 from ccproxy_core.errors import NotFound, ProxyError
-from ccproxy_core.pool import Credential, CredentialPool, CredentialState, redact, scrub, with_tokens
+from ccproxy_core.pool import Credential, CredentialPool, CredentialState, with_tokens
+from ccproxy_core.redaction import redact, scrub
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]

@@ -4,10 +4,11 @@ Pure decisions, no I/O: every method that depends on time takes `now` (epoch sec
 pool changes only through the calls below, never by watching HTTP traffic. That is what keeps a
 401 the proxy itself produced (bad client key) from poisoning an upstream account.
 
-    classify(status, headers, body) -> Outcome      what an upstream answer means for its credential
     CredentialPool.select(now, pin=, exclude=)      round robin, most headroom first
     CredentialPool.record(name, outcome, headers, now)
-    FailoverPlan(pool, pin=, now=)                  the retry policy of one request, written once
+
+What an upstream answer means (`classify` -> `Outcome`) lives in `outcome.py`; the retry policy
+of one request (`FailoverPlan`) in `failover.py`.
 
 States are derived, not stored, so no transition can be forgotten:
 
@@ -24,20 +25,19 @@ reorders, adds or removes credentials. The pool lives on the event loop thread: 
 
 from __future__ import annotations
 
-import enum
 import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
 from attrs import define, evolve, field, frozen
 
 from ccproxy_core import ratelimit_headers as rl
 from ccproxy_core.errors import NotFound, ProxyError, RateLimited, ServiceUnavailable
+from ccproxy_core.outcome import Outcome, OutcomeKind
+from ccproxy_core.redaction import redact, scrub
 
 JSON = dict[str, Any]
 Kind = Literal["api_key", "oauth"]
@@ -45,19 +45,6 @@ _NO_NAMES: frozenset[str] = frozenset()
 # Headroom is compared in 5 % bands: tiny differences (19999 vs 20000 requests left) must not
 # defeat round robin, which breaks ties inside a band.
 _BANDS = 20
-_SECRETISH = re.compile(r"(?:sk-|sess-|eyJ)[A-Za-z0-9_\-.*~+/=]{8,}")
-
-
-def redact(secret: object) -> str:
-    """A secret as it may be shown: at most a 4-character prefix (`sk-a…`)."""
-    if not isinstance(secret, str) or not secret:
-        return repr(secret) if secret is None else "…"
-    return secret[:4] + "…" if len(secret) >= 12 else "…"
-
-
-def scrub(text: str, limit: int = 300) -> str:
-    """Upstream error text made safe to store and show: token-like words redacted, length capped."""
-    return _SECRETISH.sub(lambda m: redact(m.group(0)), text)[:limit]
 
 
 def iso(ts: float | None) -> str | None:
@@ -115,93 +102,6 @@ def state_of(cred: Credential, st: CredentialState, now: float) -> str:
     if cred.kind == "oauth" and cred.expired(now):
         return "expired"
     return "available"
-
-
-# --- classification ---------------------------------------------------------------------------
-
-class OutcomeKind(enum.Enum):
-    OK = "ok"
-    ACCOUNT_EXHAUSTED = "account_exhausted"  # this credential's quota: cool down until the reset
-    TRANSIENT = "transient"  # overloaded / bare 429: try another, do not bench this one
-    REQUEST_SPECIFIC = "request_specific"  # the request's fault: return it to the client
-    SPEND_LIMIT = "spend_limit"  # billing: cool down for a long time
-    AUTH = "auth"  # credential refused: auth_error (OAuth: refresh once, retry once)
-
-
-_FAILOVER = frozenset({OutcomeKind.ACCOUNT_EXHAUSTED, OutcomeKind.TRANSIENT,
-                       OutcomeKind.SPEND_LIMIT, OutcomeKind.AUTH})
-
-
-@frozen
-class Outcome:
-    kind: OutcomeKind
-    status: int = 200
-    reason: str = ""  # upstream's message, scrubbed; becomes lastError / cooldownReason
-
-    @property
-    def failover(self) -> bool:
-        """Another credential may succeed where this one failed."""
-        return self.kind in _FAILOVER
-
-
-_SPEND = ("enforced_spend_limit_reached", "insufficient_quota", "credit_balance_exhausted",
-          "billing_hard_limit_reached", "credit balance is too low", "exceeded your current quota")
-_REQUEST_SPECIFIC = ("extra usage is required for long context", "long context beta is not",
-                     "request too large", "prompt is too long")
-_ACCOUNT = ("exceed your account's rate limit", "your organization's rate limit",
-            "rate limit reached for")
-
-
-def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
-    """What an upstream answer means for the credential that got it. Pure."""
-    if status < 400:
-        return Outcome(OutcomeKind.OK, status)
-    etype, code, message = _error_fields(body)
-    text = f"{etype} {code} {message}".lower()
-    reason = scrub(message or etype or f"HTTP {status}")
-
-    def out(kind: OutcomeKind, why: str = reason) -> Outcome:
-        return Outcome(kind, status, why)
-
-    if status == 402 or any(p in text for p in _SPEND):
-        return out(OutcomeKind.SPEND_LIMIT)
-    if status in (401, 403):
-        return out(OutcomeKind.AUTH)
-    if status == 413 or any(p in text for p in _REQUEST_SPECIFIC):
-        return out(OutcomeKind.REQUEST_SPECIFIC)
-    if status == 429:
-        info = rl.parse(headers, 0.0)
-        windows = [b.name.removeprefix("unified-") for b in info.buckets if b.rejected]
-        if info.unified_status == "rejected" or windows:
-            claim = info.representative_claim or ", ".join(windows) or "unified"
-            return out(OutcomeKind.ACCOUNT_EXHAUSTED, f"subscription limit reached ({claim})")
-        drained = [b.name for b in info.buckets if b.remaining == 0]
-        if drained:
-            return out(OutcomeKind.ACCOUNT_EXHAUSTED, f"rate limit: no {', '.join(drained)} left")
-        if any(p in text for p in _ACCOUNT):
-            return out(OutcomeKind.ACCOUNT_EXHAUSTED)
-        # A 429 without quota headers is not quota (entitlement, bot protection, lane
-        # classification): benching on it would burn through every account.
-        return out(OutcomeKind.TRANSIENT)
-    if status >= 500 or etype == "overloaded_error":
-        return out(OutcomeKind.TRANSIENT)
-    return out(OutcomeKind.REQUEST_SPECIFIC)
-
-
-def _error_fields(body: bytes) -> tuple[str, str, str]:
-    """(type, code, message) from an Anthropic or OpenAI error body, or the raw text."""
-    try:
-        doc = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        doc = None
-    err = doc.get("error") if isinstance(doc, dict) else None
-    if isinstance(err, dict):
-        details = err.get("details")
-        code = err.get("code") or (details.get("error_code") if isinstance(details, dict) else None)
-        return str(err.get("type") or ""), str(code or ""), str(err.get("message") or "")
-    if isinstance(err, str):
-        return "", "", err
-    return "", "", body[:300].decode("utf-8", "replace").strip()
 
 
 # --- the pool ---------------------------------------------------------------------------------
@@ -526,78 +426,6 @@ def _older_tokens(incoming: Credential, current: Credential) -> bool:
             and incoming.refresh_token != current.refresh_token
             and incoming.expires_at is not None and current.expires_at is not None
             and incoming.expires_at < current.expires_at)
-
-
-# --- the failover policy of one request ------------------------------------------------------
-
-class Step(enum.Enum):
-    DONE = "done"  # success: send this response to the client
-    RELAY = "relay"  # give up: send this upstream error to the client as it is
-    NEXT = "next"  # drop this response, call `next()` for another credential
-    REFRESH = "refresh"  # drop it, refresh this credential's token, then `next()` retries it
-
-
-class FailoverPlan:
-    """The attempts of one request, driven by the I/O shell (httpx `auth_flow` style):
-
-        plan = FailoverPlan(pool, pin=header, now=clock())
-        cred = plan.next(clock())                 # raises NotFound / ServiceUnavailable / RateLimited
-        while True:
-            resp = await send(cred)               # exactly one upstream call per attempt
-            step = plan.report(classify(...), resp.headers, clock())
-            if step in (Step.DONE, Step.RELAY): return resp
-            if step is Step.REFRESH: await scheduler.refresh_now(cred.name, stale_token=cred.secret)
-            cred = plan.next(clock())
-
-    At most one attempt per credential plus one retry after an OAuth refresh; a pinned
-    request never moves to another credential. The plan records every outcome in the pool.
-    """
-
-    def __init__(self, pool: CredentialPool, *, pin: str | None = None, now: float) -> None:
-        self.pool, self.pin, self.started_at = pool, pin, now
-        self.max_attempts = max(1, len(pool)) + 1
-        self.tried: list[str] = []
-        self.attempts = 0
-        self._current: Credential | None = None
-        self._refreshed = False
-        self._retry_same: str | None = None
-
-    def next(self, now: float) -> Credential:
-        if self.attempts >= self.max_attempts:
-            raise ServiceUnavailable(f"gave up after {self.attempts} attempts on provider "
-                                     f"'{self.pool.provider}'")
-        cred = None
-        if self._retry_same is not None:
-            name, self._retry_same = self._retry_same, None
-            try:
-                cred = self.pool.select(now, pin=name)
-            except ProxyError:
-                if self.pin is not None:
-                    raise  # the refresh did not bring the pinned account back
-        if cred is None:
-            cred = self.pool.select(now, pin=self.pin, exclude=set(self.tried))
-        self.attempts += 1
-        if cred.name not in self.tried:
-            self.tried.append(cred.name)
-        self._current = cred
-        return cred
-
-    def report(self, outcome: Outcome, headers: Mapping[str, str], now: float) -> Step:
-        cred = self._current
-        if cred is None:
-            raise RuntimeError("report() before next()")
-        self.pool.record(cred.name, outcome, headers, now, used=cred)
-        if outcome.kind is OutcomeKind.OK:
-            return Step.DONE
-        if (outcome.kind is OutcomeKind.AUTH and cred.kind == "oauth" and cred.refresh_token
-                and not self._refreshed and self.attempts < self.max_attempts):
-            self._refreshed = True
-            self._retry_same = cred.name
-            return Step.REFRESH
-        if (not outcome.failover or self.pin is not None or self.attempts >= self.max_attempts
-                or not self.pool.has_usable(now, exclude=set(self.tried))):
-            return Step.RELAY
-        return Step.NEXT
 
 
 def with_tokens(cred: Credential, secret: str, refresh_token: str | None,

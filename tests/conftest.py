@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import os
 
 import pytest
 from aiohttp.test_utils import TestServer

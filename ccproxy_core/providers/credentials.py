@@ -29,18 +29,11 @@ from attrs import frozen
 from .. import accounts, oauth
 from ..config import Config, ProviderConfig
 from ..errors import AttemptFailed, ProxyError, RateLimited, ServiceUnavailable
+from ..failover import FailoverPlan, Step
 from ..headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
+from ..outcome import Outcome, OutcomeKind, classify
 from ..pool import Credential as PoolCredential
-from ..pool import (
-    CredentialPool,
-    FailoverPlan,
-    Outcome,
-    OutcomeKind,
-    PoolSettings,
-    Step,
-    api_key_credentials,
-    classify,
-)
+from ..pool import CredentialPool, PoolSettings, api_key_credentials
 
 log = logging.getLogger("ccproxy.pool")
 

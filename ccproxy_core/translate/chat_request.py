@@ -12,7 +12,8 @@ rule Chat Completions has: an assistant turn with `tool_calls` must be followed 
 `tool` message per call. So a user turn's tool_results go first, in block order, before its
 text and images; a call without a result gets a placeholder answer; a result without a call
 is dropped; a mid-conversation system message that lands between a call and its result
-waits behind the tool messages.
+waits behind the tool messages. Turning one block into text or a content part (images,
+documents, tool_result content, system text) is `anthropic_blocks`' job.
 
 Reasoning buckets (`thinking` -> effort), one table for every provider:
 
@@ -29,10 +30,19 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-import orjson
 from attrs import define, field
 
 from ccproxy_core.errors import JSON, InvalidRequest
+from ccproxy_core.translate.anthropic_blocks import (
+    block_type,
+    document_text,
+    image_part,
+    search_summary,
+    system_text,
+    text_of,
+    tool_arguments,
+    tool_result_content,
+)
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
 from ccproxy_core.translate.tool_names import ToolNames, mistral_tool_id
 
@@ -41,9 +51,7 @@ from ccproxy_core.translate.tool_names import ToolNames, mistral_tool_id
 # before history goes back to Anthropic (`strip_synthetic_thinking`).
 SYNTHETIC_SIGNATURE_PREFIX = "ccproxy-synthetic:"
 
-NO_VISION = "[image omitted: the model has no vision]"
 MISSING_RESULT = "[no result: the tool call was not answered]"
-TOOL_IMAGE_NOTE = "[the tool returned image(s); they follow in the next user message]"
 MAX_STOP = 4  # OpenAI rejects more stop sequences
 _EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
 
@@ -166,7 +174,7 @@ class _Conversation:
     def add_system(self, system: Any) -> None:
         if system is None:
             return
-        text = _system_text(system, "system")
+        text = system_text(system, "system")
         if text:
             self.out.append({"role": "system", "content": text})
 
@@ -182,7 +190,7 @@ class _Conversation:
             self._answer_missing()
             self._assistant(content, f"{path}.content")
         elif role == "system":
-            text = _system_text(content, f"{path}.content")
+            text = system_text(content, f"{path}.content")
             if text:
                 (self.held if self.awaiting else self.out).append({"role": "system", "content": text})
         else:
@@ -215,23 +223,23 @@ class _Conversation:
         tool_images: list[JSON] = []
         for j, block in enumerate(content):
             bpath = f"{path}.{j}"
-            kind = _block_type(block, bpath)
+            kind = block_type(block, bpath)
             if kind == "tool_result":
                 call_id = self._call_id(block, "tool_use_id", bpath)
                 if call_id not in self.awaiting:
                     continue  # orphan: OpenAI rejects a tool message without its call
                 self.awaiting.remove(call_id)
-                text, images = self._tool_result(block, bpath)
+                text, images = tool_result_content(block, bpath, vision=self.dialect.supports_images)
                 self.out.append({"role": "tool", "tool_call_id": call_id, "content": text})
                 tool_images.extend(images)
             elif kind == "text":
-                text = _text_of(block, bpath)
+                text = text_of(block, bpath)
                 if text:
                     parts.append({"type": "text", "text": text})
             elif kind == "image":
-                parts.append(self._image(block, bpath))
+                parts.append(image_part(block, bpath, vision=self.dialect.supports_images))
             elif kind == "document":
-                parts.append({"type": "text", "text": _document_text(block, bpath)})
+                parts.append({"type": "text", "text": document_text(block, bpath)})
             # anything else (thinking echoed by a client, future types) has no user equivalent
         self._answer_missing()
         parts = tool_images + parts
@@ -252,23 +260,23 @@ class _Conversation:
         reasoning: list[str] = []
         for j, block in enumerate(content):
             bpath = f"{path}.{j}"
-            kind = _block_type(block, bpath)
+            kind = block_type(block, bpath)
             if kind == "text":
-                texts.append(_text_of(block, bpath))
+                texts.append(text_of(block, bpath))
             elif kind == "tool_use":
                 name = block.get("name")
                 if not isinstance(name, str):
                     raise InvalidRequest(f"{bpath}.name: expected a string")
                 calls.append({"id": self._call_id(block, "id", bpath), "type": "function",
                               "function": {"name": self.names.to_upstream(name),
-                                           "arguments": _arguments(block.get("input"))}})
+                                           "arguments": tool_arguments(block.get("input"))}})
             elif kind == "thinking":
                 if self.dialect.echo_reasoning and isinstance(block.get("thinking"), str):
                     reasoning.append(block["thinking"])
             elif kind == "server_tool_use":
-                texts.append(f"\n[{block.get('name', 'server tool')}: {_arguments(block.get('input'))}]\n")
+                texts.append(f"\n[{block.get('name', 'server tool')}: {tool_arguments(block.get('input'))}]\n")
             elif kind == "web_search_tool_result":
-                texts.append(_search_summary(block.get("content")))
+                texts.append(search_summary(block.get("content")))
             # redacted_thinking and unknown types are never forwarded
         text = "".join(texts)
         if not (text or calls or reasoning):
@@ -280,60 +288,6 @@ class _Conversation:
         if reasoning:
             message["reasoning_content"] = "".join(reasoning)
         self.out.append(message)
-
-    def _tool_result(self, block: JSON, path: str) -> tuple[str, list[JSON]]:
-        content = block.get("content")
-        images: list[JSON] = []
-        if content is None:
-            text = ""
-        elif isinstance(content, str):
-            text = content
-        elif isinstance(content, list):
-            pieces: list[str] = []
-            for k, item in enumerate(content):
-                ipath = f"{path}.content.{k}"
-                kind = _block_type(item, ipath)
-                if kind == "text":
-                    pieces.append(_text_of(item, ipath))
-                elif kind == "image":
-                    # most providers reject images in tool messages: they move to a user message
-                    part = self._image(item, ipath)
-                    if part["type"] == "text":
-                        pieces.append(part["text"])
-                    else:
-                        images.append(part)
-                elif kind == "document":
-                    pieces.append(_document_text(item, ipath))
-            text = "\n".join(pieces)
-        else:
-            raise InvalidRequest(f"{path}.content: expected a string or a list of blocks")
-        if images and not text:
-            text = TOOL_IMAGE_NOTE
-        if block.get("is_error") is True:
-            text = "Error: " + text
-        return text, images
-
-    def _image(self, block: JSON, path: str) -> JSON:
-        if not self.dialect.supports_images:
-            return {"type": "text", "text": NO_VISION}
-        source = block.get("source")
-        if not isinstance(source, dict):
-            raise InvalidRequest(f"{path}.source: expected an object")
-        kind = source.get("type")
-        if kind == "base64":
-            data, media = source.get("data"), source.get("media_type")
-            if not isinstance(data, str):
-                raise InvalidRequest(f"{path}.source.data: expected a base64 string")
-            # some clients send a whole data URL as `data`; "base64," cannot occur in base64
-            cut = data.find("base64,", 0, 200)
-            if cut >= 0:
-                data = data[cut + 7:]
-            url = f"data:{media if isinstance(media, str) else 'image/png'};base64,{data}"
-        elif kind == "url" and isinstance(source.get("url"), str):
-            url = source["url"]
-        else:
-            return {"type": "text", "text": f"[image omitted: unsupported source {kind!r}]"}
-        return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _tools(tools: Any, names: ToolNames) -> list[JSON]:
@@ -385,68 +339,6 @@ def _tool_choice(choice: Any, names: ToolNames, declared: set[str]) -> tuple[Any
             return None, serial  # it named a server tool that was dropped
         return {"type": "function", "function": {"name": upstream}}, serial
     raise InvalidRequest('tool_choice.type: expected "auto", "any", "tool" or "none"')
-
-
-def _block_type(block: Any, path: str) -> str:
-    if isinstance(block, dict):
-        kind = block.get("type")
-        if isinstance(kind, str):
-            return kind
-    raise InvalidRequest(f'{path}: expected an object with "type"')
-
-
-def _text_of(block: JSON, path: str) -> str:
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise InvalidRequest(f"{path}.text: expected a string")
-    return text
-
-
-def _system_text(system: Any, path: str) -> str:
-    if isinstance(system, str):
-        return system
-    if not isinstance(system, list):
-        raise InvalidRequest(f"{path}: expected a string or a list of text blocks")
-    texts = []
-    for i, block in enumerate(system):
-        if _block_type(block, f"{path}.{i}") == "text":
-            text = _text_of(block, f"{path}.{i}")
-            if text:
-                texts.append(text)
-    return "\n\n".join(texts)
-
-
-def _document_text(block: JSON, path: str) -> str:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise InvalidRequest(f"{path}.source: expected an object")
-    kind = source.get("type")
-    if kind == "text" and isinstance(source.get("data"), str):
-        body = source["data"]
-    elif kind == "content":
-        inner = source.get("content")
-        body = inner if isinstance(inner, str) else _system_text(inner, f"{path}.source.content")
-    elif kind == "base64" and source.get("media_type") == "application/pdf":
-        body = "[PDF document omitted: the model cannot read PDF files]"
-    elif kind == "url":
-        body = f"[document omitted: {source.get('url')}]"
-    else:
-        body = "[document omitted]"
-    title = block.get("title")
-    return f"{title}\n\n{body}" if isinstance(title, str) and title else body
-
-
-def _search_summary(content: Any) -> str:
-    if not isinstance(content, list):
-        return ""
-    lines = [f"- {r.get('title', '')} ({r.get('url', '')})" for r in content if isinstance(r, dict)]
-    return "\n[web search results]\n" + "\n".join(lines) + "\n" if lines else ""
-
-
-def _arguments(value: Any) -> str:
-    if value is None:
-        return "{}"
-    return orjson.dumps(value).decode()
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

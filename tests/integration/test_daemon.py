@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from ccproxy_core import __version__, daemon
+from ccproxy_core import __version__, daemon, daemon_log
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("ccproxy")
@@ -338,7 +338,7 @@ def test_two_starts_at_once_start_one_server(sandbox: Sandbox) -> None:
 
 def test_logs_follow_survives_rotation(sandbox: Sandbox) -> None:
     """`logs -f` prints what is appended, also after the file is rotated away."""
-    log = daemon.log_path()
+    log = daemon_log.log_path()
     log.parent.mkdir(parents=True)
     log.write_text("one\n")
     follower = subprocess.Popen([*CCPROXY, "logs", "-f", "-n", "5"], stdout=subprocess.PIPE, text=True,
@@ -385,7 +385,7 @@ def test_env_output_evaluates_in_sh(sandbox: Sandbox) -> None:
 def test_rotating_log_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
     """Past max_bytes the log moves to .1, .1 to .2 ...; no more than `backups` old files remain."""
     path = tmp_path / "logs" / "ccproxy.log"
-    log = daemon.RotatingLog(path, max_bytes=100, backups=2)
+    log = daemon_log.RotatingLog(path, max_bytes=100, backups=2)
     for i in range(20):
         log.write(f"line {i:02d} " + "x" * 30 + "\n")
     log.close()
@@ -398,7 +398,7 @@ def test_rotating_log_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
 def test_rotating_log_rotates_an_oversized_log_when_it_opens(tmp_path: Path) -> None:
     path = tmp_path / "ccproxy.log"
     path.write_text("old\n" * 100)
-    daemon.RotatingLog(path, max_bytes=50, backups=1).close()
+    daemon_log.RotatingLog(path, max_bytes=50, backups=1).close()
     assert path.stat().st_size == 0
     assert path.with_name("ccproxy.log.1").read_text().startswith("old")
 
@@ -406,9 +406,9 @@ def test_rotating_log_rotates_an_oversized_log_when_it_opens(tmp_path: Path) -> 
 def test_tail_reads_the_last_lines(tmp_path: Path) -> None:
     path = tmp_path / "log"
     path.write_text("".join(f"{i}\n" for i in range(100_000)))
-    assert daemon._tail(path, 3) == "99997\n99998\n99999\n"
-    assert daemon._tail(path, 0) == ""
-    assert daemon._tail(tmp_path / "missing", 3) == ""
+    assert daemon_log.tail(path, 3) == "99997\n99998\n99999\n"
+    assert daemon_log.tail(path, 0) == ""
+    assert daemon_log.tail(tmp_path / "missing", 3) == ""
 
 
 def test_client_url_turns_wildcards_into_loopback() -> None:

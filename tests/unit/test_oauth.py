@@ -32,7 +32,8 @@ from ccproxy_core.oauth import (
     refresh,
     refresh_due_at,
 )
-from ccproxy_core.pool import Credential, CredentialPool, CredentialState, Outcome, OutcomeKind
+from ccproxy_core.outcome import Outcome, OutcomeKind
+from ccproxy_core.pool import Credential, CredentialPool, CredentialState
 from tests.fakes import FakeTokenEndpoint
 
 T0 = 1_800_000_000.0

@@ -8,19 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ccproxy_core.errors import AuthenticationFailed, NotFound, RateLimited, ServiceUnavailable
-from ccproxy_core.pool import (
-    Credential,
-    CredentialPool,
-    FailoverPlan,
-    Outcome,
-    OutcomeKind,
-    PoolSettings,
-    Step,
-    classify,
-    redact,
-    scrub,
-    with_tokens,
-)
+from ccproxy_core.failover import FailoverPlan, Step
+from ccproxy_core.outcome import Outcome, OutcomeKind, classify
+from ccproxy_core.pool import Credential, CredentialPool, PoolSettings, with_tokens
+from ccproxy_core.redaction import redact, scrub
 from tests.fakes import recorded, recorded_headers
 
 K = OutcomeKind

@@ -15,9 +15,9 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from ccproxy_core.errors import InvalidRequest
+from ccproxy_core.translate.anthropic_blocks import NO_VISION
 from ccproxy_core.translate.chat_request import (
     MISSING_RESULT,
-    NO_VISION,
     SYNTHETIC_SIGNATURE_PREFIX,
     messages_to_chat,
     strip_synthetic_thinking,
