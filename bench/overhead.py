@@ -8,7 +8,9 @@ a fixed number of requests per scenario with an aiohttp client and prints, per s
 requests/s, p50/p99 latency, and the proxy process's CPU time per request, read from
 /proc/PID/stat before and after the run. CPU per request is the figure that holds on a noisy
 2-core machine; latency is shown for scale. Ratios compare each proxied row with the same load
-sent to the fake directly. Finally it measures per-event translation cost in-process.
+sent to the fake directly. Passthrough rows also show the floor: `bench/bare_forwarder.py`, an
+aiohttp + uvloop forwarder that does nothing else, under the same load. Finally it measures
+per-event translation cost in-process.
 """
 
 from __future__ import annotations
@@ -154,8 +156,9 @@ def translation_cost() -> list[tuple[str, float]]:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    fake_port, proxy_port = free_port(), free_port()
+    fake_port, proxy_port, bare_port = free_port(), free_port(), free_port()
     fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
+    bare_url = f"http://127.0.0.1:{bare_port}"
     config = {"providers": [
         {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
         {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"}],
@@ -168,13 +171,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
     proxy = subprocess.Popen([sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port),
                               "--config", config_path], env=env, cwd=tempfile.gettempdir())
+    bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_forwarder.py"), str(bare_port), fake_url],
+                            env=env)
     report: dict[str, Any] = {"rows": []}
     try:
         pin(proxy.pid, 1)
+        pin(bare.pid, 1)
         pin(fake.pid, 0)
         pin(os.getpid(), 0)
         await wait_ready(f"{fake_url}/v1/messages")
         await wait_ready(f"{proxy_url}/health")
+        await wait_ready(f"{bare_url}/health")
         await asyncio.sleep(0.5)
         report["idle_rss_mb"] = rss_mb(proxy.pid)
         print(f"proxy idle RSS: {report['idle_rss_mb']:.1f} MB  (python {sys.version.split()[0]}, "
@@ -205,10 +212,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                       f"{row['proxy_p99']:>7.2f} {cpu_ms:>10.3f} {row['proxy_p50'] - row['direct_p50']:>8.2f}")
                 print(f"{'':38} {'':>4} {'ratio':>7} {row['proxy_rps'] / row['direct_rps']:>8.2f} "
                       f"{row['proxy_p50'] / row['direct_p50']:>7.2f} {row['proxy_p99'] / row['direct_p99']:>7.2f}")
+                if path == DIRECT_PATH[provider] and body == direct_body:  # passthrough: the floor applies
+                    await drive(bare_url + path, body, min(100, args.requests), conc)
+                    b0 = cpu_seconds(bare.pid)
+                    f_time, f_lat = await drive(bare_url + path, body, args.requests, conc)
+                    floor_cpu = (cpu_seconds(bare.pid) - b0) / args.requests * 1000
+                    row.update(floor_rps=args.requests / f_time, floor_p50=pct(f_lat, .5), floor_cpu_ms=floor_cpu)
+                    print(f"{'':38} {'':>4} {'floor':>7} {row['floor_rps']:>8.0f} {row['floor_p50']:>7.2f} "
+                          f"{pct(f_lat, .99):>7.2f} {floor_cpu:>10.3f} {row['floor_p50'] - row['direct_p50']:>8.2f}")
     finally:
-        for p in (proxy, fake):
+        for p in (proxy, bare, fake):
             p.terminate()
-        for p in (proxy, fake):
+        for p in (proxy, bare, fake):
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
