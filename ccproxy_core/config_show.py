@@ -34,6 +34,10 @@ def _lines(data: Any, sources: dict[str, str], prefix: str = "") -> list[str]:
         if isinstance(value, dict) and value:
             out.extend(_lines(value, sources, path + "."))
             continue
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            # providers: one line per setting, `providers.0.name = ...`, like every other key
+            out.extend(_lines({str(i): v for i, v in enumerate(value)}, sources, path + "."))
+            continue
         source = sources.get(path) or next((s for k, s in sources.items() if path.startswith(k + ".")), "default")
         out.append(f"{path} = {orjson.dumps(value).decode()}    # {source}")
     return out

@@ -555,7 +555,7 @@ def _render_status(report: dict[str, Any]) -> str:
                      f"{'' if p.get('enabled', True) else ', disabled'})" for p in report["providers"]]
         rows.append(("providers", ", ".join(providers) or "none"))
         pool = report["pool"]
-        if pool is not None:
+        if pool and pool.get("totalAccounts"):  # transparent providers have no pool to show
             rows.append(("pool", f"{pool.get('availableAccounts')}/{pool.get('totalAccounts')} accounts "
                                  f"available, {pool.get('rateLimitedAccounts', 0)} rate limited, "
                                  f"next {pool.get('nextAccount') or '-'}"))

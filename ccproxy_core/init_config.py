@@ -47,7 +47,7 @@ TEMPLATE = """\
       "kind": "anthropic",
       "api_base_url": "https://api.anthropic.com",
       "api_key": {anthropic_key},
-      "models": ["claude-sonnet-4-20250514", "claude-opus-4-20250514", "claude-3-5-haiku-20241022"]
+      "models": ["claude-sonnet-4-6", "claude-opus-4-8", "claude-haiku-4-5"]
     }},
     {{
       // Any OpenAI-compatible API (Chat Completions, translated both ways): change the URL for
