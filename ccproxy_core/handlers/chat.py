@@ -24,7 +24,7 @@ from ..state import STATE
 from ..translate.messages_request import chat_to_messages
 from ..translate.messages_response import message_to_chat
 from ..translate.messages_stream import MessagesStreamTranslator
-from .common import json_response, read_json, require_list, require_str
+from .common import json_response, read_model_request
 
 
 def openai_stream_error(err: ProxyError) -> bytes:
@@ -34,10 +34,7 @@ def openai_stream_error(err: ProxyError) -> bytes:
 async def create_completion(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     runtime = state.runtime
-    _, body = await read_json(request)
-    model = require_str(body, "model")
-    require_list(body, "messages")
-    stream = body.get("stream") is True
+    _, body, model, stream = await read_model_request(request)
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
     messages_body, json_mode = chat_to_messages(body, model=model)

@@ -38,6 +38,14 @@ async def read_json(request: web.Request) -> tuple[bytes, JSON]:
     return raw, body
 
 
+async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bool]:
+    """A Messages or Chat Completions request: raw body, parsed body, model, and whether it streams."""
+    raw, body = await read_json(request)
+    model = require_str(body, "model")
+    require_list(body, "messages")
+    return raw, body, model, body.get("stream") is True
+
+
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json", headers=headers)
 

@@ -22,7 +22,7 @@ from ..tokens import estimate_tokens
 from ..translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX, messages_to_chat, strip_synthetic_thinking
 from ..translate.chat_response import chat_to_message
 from ..translate.chat_stream import ChatStreamTranslator
-from .common import json_response, read_json, require_list, require_str
+from .common import json_response, read_model_request
 
 # A cheap byte test first: most bodies never held a thinking block that ccproxy synthesized.
 _SYNTHETIC = SYNTHETIC_SIGNATURE_PREFIX.encode()
@@ -31,10 +31,7 @@ _SYNTHETIC = SYNTHETIC_SIGNATURE_PREFIX.encode()
 async def create_message(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     runtime = state.runtime
-    raw, body = await read_json(request)
-    model = require_str(body, "model")
-    require_list(body, "messages")
-    stream = body.get("stream") is True
+    raw, body, model, stream = await read_model_request(request)
     candidates = dispatch.plan_request(state, runtime, body, request.headers)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
@@ -100,9 +97,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     """Forwarded to an `anthropic` provider; estimated locally for any other (never a 404)."""
     state = request.app[STATE]
     runtime = state.runtime
-    raw, body = await read_json(request)
-    require_str(body, "model")
-    require_list(body, "messages")
+    raw, body, _, _ = await read_model_request(request)
     tokens = estimate_tokens(body)
     candidates = dispatch.plan(state, runtime, routing.RequestView.from_anthropic(body, request.headers, tokens))
 
