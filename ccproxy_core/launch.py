@@ -3,8 +3,11 @@
 Both use the same variables, built by the pure `client_env`:
 
     ANTHROPIC_BASE_URL    http://HOST:PORT of the running daemon, else of the effective config
-    ANTHROPIC_AUTH_TOKEN  the proxy's `apikey`, or "ccproxy" when none is set (Claude Code wants
-                          some token to skip its login; the proxy then serves loopback clients)
+    ANTHROPIC_AUTH_TOKEN  the proxy's `apikey`, or "ccproxy" when none is set but the proxy holds
+                          the provider credentials (Claude Code wants some token to skip its
+                          login; the proxy then serves loopback clients). When no provider has
+                          credentials of its own the proxy forwards the client's, so it is left
+                          unset and Claude Code's own login (subscription or API key) is used.
     API_TIMEOUT_MS        600000: long thinking turns outlast Claude Code's default
     NO_PROXY              the existing list plus the proxy's host, so an HTTPS_PROXY in the
                           environment is not used to reach a server on this machine
@@ -50,18 +53,24 @@ class ClientEnv:
         return out
 
 
-def client_env(url: str, apikey: str, env: Mapping[str, str]) -> ClientEnv:
-    """The variables that send an Anthropic client to the proxy at `url`."""
+def holds_credentials(config: Any) -> bool:
+    """Whether some enabled provider has credentials of its own (keys or OAuth accounts)."""
+    return any(p.enabled and (p.keys or p.auth == "oauth") for p in config.providers)
+
+
+def client_env(url: str, apikey: str, env: Mapping[str, str], *, proxy_credentials: bool = True) -> ClientEnv:
+    """The variables that send an Anthropic client to the proxy at `url`.
+
+    `proxy_credentials`: the proxy holds provider credentials, so a placeholder token keeps the
+    client from logging in; without them, a transparent proxy must receive the client's own."""
     host = urlsplit(url).hostname or "127.0.0.1"
     no_proxy = [h for h in (env.get("NO_PROXY") or "").split(",") if h.strip()]
     if host not in (h.strip() for h in no_proxy):
         no_proxy.append(host)
-    values = {
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_AUTH_TOKEN": apikey or PLACEHOLDER_TOKEN,
-        "API_TIMEOUT_MS": API_TIMEOUT_MS,
-        "NO_PROXY": ",".join(no_proxy),
-    }
+    values = {"ANTHROPIC_BASE_URL": url}
+    if apikey or proxy_credentials:
+        values["ANTHROPIC_AUTH_TOKEN"] = apikey or PLACEHOLDER_TOKEN
+    values.update(API_TIMEOUT_MS=API_TIMEOUT_MS, NO_PROXY=",".join(no_proxy))
     return ClientEnv(values, (("ANTHROPIC_API_KEY",) if apikey else ()) + _CONFLICTING)
 
 
@@ -104,7 +113,8 @@ def env(*, shell: str) -> int:
     config = _config(None, None, None)
     info = daemon.running()
     url = info.url if info is not None else daemon.client_url(config.host, config.port)
-    sys.stdout.write(render(client_env(url, config.apikey, os.environ), shell))
+    sys.stdout.write(render(client_env(url, config.apikey, os.environ,
+                                       proxy_credentials=holds_credentials(config)), shell))
     return 0
 
 
@@ -115,7 +125,7 @@ def code(args: list[str], *, host: str | None, port: int | None, config: str | N
         print("ccproxy: Claude Code (`claude`) is not on PATH; install it with\n"
               f"    {INSTALL_CLAUDE}\nthen run `ccproxy code` again", file=sys.stderr)
         return 127
-    apikey = _config(host, port, config).apikey  # a bad config is refused before anything starts
+    settings = _config(host, port, config)  # a bad config is refused before anything starts
     try:
         endpoint = daemon.ensure_running(host, port, config)
     except daemon.DaemonError as exc:
@@ -124,7 +134,8 @@ def code(args: list[str], *, host: str | None, port: int | None, config: str | N
     if endpoint.started:
         print(f"ccproxy: started the proxy in the background on {endpoint.url} (pid {endpoint.pid}); "
               "`ccproxy stop` ends it", file=sys.stderr)
-    return _run([claude, *args], client_env(endpoint.url, apikey, os.environ).applied_to(os.environ))
+    variables = client_env(endpoint.url, settings.apikey, os.environ, proxy_credentials=holds_credentials(settings))
+    return _run([claude, *args], variables.applied_to(os.environ))
 
 
 def _run(argv: list[str], environ: dict[str, str]) -> int:

@@ -23,6 +23,23 @@ def test_client_env_without_an_apikey_uses_a_placeholder_token() -> None:
     assert {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"} <= set(env.unset)
 
 
+def test_a_transparent_proxy_leaves_claude_codes_own_login_alone() -> None:
+    """No provider credentials and no apikey: the client's own login must reach the provider."""
+    env = launch.client_env("http://127.0.0.1:3456", "", {}, proxy_credentials=False)
+    assert "ANTHROPIC_AUTH_TOKEN" not in env.set and "ANTHROPIC_AUTH_TOKEN" not in env.unset
+    assert env.set["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:3456"
+    assert launch.client_env("http://h:1", "k", {}, proxy_credentials=False).set["ANTHROPIC_AUTH_TOKEN"] == "k"
+
+
+def test_holds_credentials_looks_at_enabled_providers_keys_and_oauth() -> None:
+    from ccproxy_core.config import Config, structure
+    assert not launch.holds_credentials(Config())  # zero config: transparent
+    assert launch.holds_credentials(structure({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}))
+    assert launch.holds_credentials(structure({"providers": [{"name": "c", "kind": "anthropic", "auth": "oauth"}]}))
+    assert not launch.holds_credentials(structure({"providers": [
+        {"name": "a", "kind": "openai", "api_key": "k", "enabled": False}]}))
+
+
 def test_client_env_with_an_apikey_sends_it_and_drops_a_conflicting_api_key() -> None:
     env = launch.client_env("http://127.0.0.1:9", "k3y", {"ANTHROPIC_API_KEY": "sk-real"})
     assert env.set["ANTHROPIC_AUTH_TOKEN"] == "k3y"
