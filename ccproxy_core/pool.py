@@ -88,6 +88,7 @@ class CredentialState:
     errors: int = 0
     headroom: float | None = None
     headroom_until: float | None = None  # the binding limit refills then; the figure goes stale
+    headroom_read_at: float | None = None
     utilization: dict[str, float] = field(factory=dict)
     last_refresh_at: float | None = None
 
@@ -111,6 +112,9 @@ class PoolSettings:
     exhausted_cooldown_seconds: float = 600.0  # a quota 429 that names no reset time
     spend_limit_cooldown_seconds: float = 24 * 3600.0  # spend limits clear monthly, if at all
     min_cooldown_seconds: float = 1.0  # `retry-after: 0` on a quota 429 still benches briefly
+    # A success re-reads the rate-limit headers at most this often per credential: headroom moves
+    # slowly next to the request rate, and parsing them is the costliest step of a success.
+    headroom_interval_seconds: float = 1.0
 
 
 class CredentialPool:
@@ -234,13 +238,17 @@ class CredentialPool:
         if cred is None or st is None:
             return  # removed by a reload while the request was in flight
         st.requests += 1
+        kind = outcome.kind
+        if kind is OutcomeKind.OK and st.headroom_read_at is not None and (
+                now - st.headroom_read_at < self.settings.headroom_interval_seconds):
+            return
+        st.headroom_read_at = now
         info = rl.parse(headers, now)
         if info.fraction is not None:
             binding = info.binding
             st.headroom = info.fraction
             st.headroom_until = binding.reset_at if binding is not None else info.unified_reset
             st.utilization = info.utilization
-        kind = outcome.kind
         if kind in (OutcomeKind.OK, OutcomeKind.REQUEST_SPECIFIC):
             return
         st.errors += 1

@@ -143,8 +143,22 @@ def test_most_headroom_is_preferred_and_ties_rotate() -> None:
     pool.record("b", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.5"}, T0)
     pool.record("c", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.5"}, T0)
     assert picks(pool, 4) == ["b", "c", "b", "c"]
-    pool.record("c", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.8"}, T0)
+    pool.record("c", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.8"}, T0 + 1)
     assert picks(pool, 2) == ["b", "b"]
+
+
+def test_a_success_rereads_headroom_at_most_once_per_interval() -> None:
+    """Successes inside `headroom_interval_seconds` keep the last reading; a failure always reads."""
+    pool = pool_of("a", "b")
+    pool.record("a", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.2"}, T0)
+    pool.record("a", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.9"}, T0 + 0.5)
+    assert pool.state("a").headroom == pytest.approx(0.8)
+    pool.record("a", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.9"}, T0 + 1.0)
+    assert pool.state("a").headroom == pytest.approx(0.1)
+    assert pool.state("a").requests == 3
+    pool.record("a", Outcome(OutcomeKind.TRANSIENT, 529),
+                {"anthropic-ratelimit-unified-5h-utilization": "0.95"}, T0 + 1.1)
+    assert pool.state("a").headroom == pytest.approx(0.05)
 
 
 def test_unmeasured_credentials_count_as_full() -> None:
