@@ -9,6 +9,7 @@ so the numbers measured through the proxy are the proxy's.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import orjson
 from aiohttp import web
@@ -67,15 +68,27 @@ OPENAI_SSE = openai_stream()
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 
 
+def _recorded_headers() -> dict[str, str]:
+    """The headers of a real Anthropic answer (request id, a dozen rate-limit headers, ...)."""
+    path = Path(__file__).resolve().parent.parent / "tests/fixtures/recorded/anthropic/stream_text.headers.json"
+    framing = {"content-type", "content-length", "transfer-encoding", "connection", "date", "server"}
+    return {k: v for k, v in orjson.loads(path.read_bytes())["headers"].items() if k.lower() not in framing}
+
+
+# Anthropic answers carry these; the proxy reads its credential's headroom from them.
+ANTHROPIC_HEADERS = _recorded_headers()
+
+
 def _is_stream(body: bytes) -> bool:
     return b'"stream":true' in body or b'"stream": true' in body
 
 
-async def _answer(request: web.Request, json_body: bytes, sse_events: list[bytes]) -> web.StreamResponse:
+async def _answer(request: web.Request, json_body: bytes, sse_events: list[bytes],
+                  headers: dict[str, str]) -> web.StreamResponse:
     body = await request.read()
     if not _is_stream(body):
-        return web.Response(body=json_body, content_type="application/json")
-    response = web.StreamResponse(headers=SSE_HEADERS)
+        return web.Response(body=json_body, content_type="application/json", headers=headers)
+    response = web.StreamResponse(headers={**SSE_HEADERS, **headers})
     await response.prepare(request)
     for event in sse_events:  # one write per event, as a provider sends them
         await response.write(event)
@@ -84,11 +97,11 @@ async def _answer(request: web.Request, json_body: bytes, sse_events: list[bytes
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    return await _answer(request, ANTHROPIC_JSON, ANTHROPIC_SSE)
+    return await _answer(request, ANTHROPIC_JSON, ANTHROPIC_SSE, ANTHROPIC_HEADERS)
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    return await _answer(request, OPENAI_JSON, OPENAI_SSE)
+    return await _answer(request, OPENAI_JSON, OPENAI_SSE, {})
 
 
 def main() -> None:
