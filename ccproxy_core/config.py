@@ -26,6 +26,7 @@ import cattrs
 import orjson
 import platformdirs
 from attrs import Factory, evolve, frozen
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
 from . import __version__, config_compat
@@ -124,8 +125,8 @@ class OAuthSettings:
     scopes: str = "user:profile user:inference user:sessions:claude_code"
     # ccproxy says who it is; an operator whose token host insists on another agent sets it.
     user_agent: str = f"ccproxy/{__version__}"
-    timeout_seconds: float = 30.0
-    default_expires_in: float = 3600.0  # when a response omits expires_in
+    timeout_seconds: Seconds = Seconds(30.0)
+    default_expires_in: Seconds = Seconds(3600.0)  # when a response omits expires_in
 
 
 @frozen
@@ -208,6 +209,11 @@ converter.register_structure_hook(Seconds, _seconds)
 converter.register_structure_hook(bool, _boolean)
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(int, _strict_int)
+# BreakerSettings lives with the (pure) breaker and types its times as plain floats; in a config
+# file they are durations like every other time ("30s", "1m").
+converter.register_structure_hook(BreakerSettings, make_dict_structure_fn(
+    BreakerSettings, converter, _cattrs_forbid_extra_keys=True,
+    open_seconds=override(struct_hook=_seconds), window_seconds=override(struct_hook=_seconds)))
 
 
 def _where(cattrs_path: str) -> str:
@@ -218,8 +224,8 @@ def _where(cattrs_path: str) -> str:
 
 def _format_exception(exc: BaseException, type_: Any) -> str:
     """Our hooks' own words where they have some; cattrs' wording otherwise."""
-    if isinstance(exc, ValueError) and str(exc) and type_ in (Seconds, bool, str, int):
-        return str(exc)
+    if isinstance(exc, ValueError) and str(exc).startswith("expected"):
+        return str(exc)  # raised by the hooks above, already worded for the user
     if "not in literal" in str(exc):
         allowed = [a for a in getattr(type_, "__args__", ()) if a]
         return f"expected one of {', '.join(repr(a) for a in allowed)}"

@@ -133,3 +133,13 @@ def test_durations_take_units() -> None:
 def test_provider_keys_combine_api_key_and_api_keys() -> None:
     c = structure({"providers": [{"name": "a", "kind": "openai", "api_key": "k1", "api_keys": ["k2", "k3"]}]})
     assert c.providers[0].keys == ("k1", "k2", "k3")
+
+
+def test_every_time_setting_takes_a_duration() -> None:
+    """Breaker and OAuth times take units like the limits do."""
+    c = structure({"breaker": {"open_seconds": "1m", "window_seconds": 30}, "oauth": {"timeout_seconds": "10s"}})
+    assert (c.breaker.open_seconds, c.breaker.window_seconds, c.oauth.timeout_seconds) == (60.0, 30.0, 10.0)
+    with pytest.raises(ConfigError, match=r"breaker\.open_seconds: expected a duration"):
+        structure({"breaker": {"open_seconds": "soon"}})
+    with pytest.raises(ConfigError, match=r"breaker\.opne_seconds: unknown key"):
+        structure({"breaker": {"opne_seconds": 1}})
