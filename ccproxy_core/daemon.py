@@ -21,8 +21,8 @@ console, in the caller's working directory so that a project's `./.ccproxy/confi
 as in `serve`.
 
 A pid alone does not name a process: pids are reused. The pidfile keeps the start time of the
-process (from /proc, `ps`, or GetProcessTimes on Windows); a pid that is dead, a zombie, or
-alive with another start time is some other program, and the pidfile is stale. `status` only
+process (`processes.probe`: /proc, `ps`, or GetProcessTimes on Windows); a pid that is dead, a
+zombie, or alive with another start time is some other program, and the pidfile is stale. `status` only
 reads and never removes it; `start` replaces a stale pidfile and `stop` removes it.
 
 Exit codes: 0 done (or already in the state asked for); 1 failed; 3 from `status` when not
@@ -35,12 +35,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,16 +50,14 @@ from attrs import asdict, frozen
 from . import __version__
 from .daemon_log import BOOT, log_path, show, tail
 from .files import atomic_write
+from .processes import DaemonError as DaemonError
+from .processes import cmdline, locked, probe, terminate
 
 READY_TIMEOUT = 15.0
 RESTART_STOP_TIMEOUT = 10.0
 LOG_TAIL_ON_FAILURE = 20
 STATUS_NOT_RUNNING = 3
 _LOCK_TIMEOUT = 60.0
-
-
-class DaemonError(Exception):
-    """The background server could not be started, reached or stopped; the text says what to do."""
 
 
 @frozen
@@ -113,6 +110,10 @@ def pidfile_path() -> Path:
     return Path(platformdirs.user_state_dir("ccproxy")) / "ccproxy.pid"
 
 
+def _lock_path() -> Path:
+    return pidfile_path().with_name("ccproxy.lock")
+
+
 def client_url(host: str, port: int) -> str:
     """The URL a client on this machine uses; a wildcard listen address becomes loopback."""
     if host in ("", "0.0.0.0"):
@@ -162,154 +163,15 @@ def _remove_pidfile(pid: int | None = None) -> None:
 
 # --- processes ------------------------------------------------------------------------------------
 
-def _probe(pid: int) -> tuple[bool, str]:
-    """(alive, start-time identity) of a pid; a zombie counts as dead; identity "" when unknown."""
-    if pid <= 0:
-        return False, ""
-    if sys.platform == "win32":
-        return _probe_windows(pid)
-    else:  # an else, not a fall-through: mypy then skips it on Windows instead of flagging it
-        return _probe_posix(pid)
-
-
-def _probe_posix(pid: int) -> tuple[bool, str]:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            return False, ""  # Linux, and no such process
-        return _probe_ps(pid)
-    except OSError:
-        return _probe_ps(pid)
-    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
-    return fields[0] not in ("Z", "X"), f"linux:{fields[19]}"
-
-
-def _probe_ps(pid: int) -> tuple[bool, str]:
-    """macOS and the BSDs: signal 0 for existence, `ps` for the state and the start time."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False, ""
-    except PermissionError:
-        pass  # alive, and another user's
-    try:
-        out = subprocess.run(["ps", "-o", "stat=", "-o", "lstart=", "-p", str(pid)], capture_output=True,
-                             text=True, timeout=5, check=False).stdout.split()
-    except (OSError, subprocess.TimeoutExpired):
-        return True, ""
-    if not out:
-        return False, ""
-    return not out[0].startswith("Z"), "ps:" + " ".join(out[1:])
-
-
-if sys.platform == "win32":
-    def _probe_windows(pid: int) -> tuple[bool, str]:
-        import ctypes
-        from ctypes import wintypes
-
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return ctypes.get_last_error() == 5, ""  # ERROR_ACCESS_DENIED: alive, another user's
-        try:
-            code = wintypes.DWORD()
-            if kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) and code.value != 259:  # STILL_ACTIVE
-                return False, ""
-            times = [wintypes.FILETIME() for _ in range(4)]
-            if not kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
-                return True, ""
-            return True, f"win:{(times[0].dwHighDateTime << 32) | times[0].dwLowDateTime}"
-        finally:
-            kernel32.CloseHandle(handle)
-
-
-def _cmdline(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
-
-
 def _is_ours(info: PidInfo) -> bool:
     """Is the pidfile's process alive, and still the one that was started (not a reused pid)?"""
-    alive, identity = _probe(info.pid)
+    alive, identity = probe(info.pid)
     if not alive:
         return False
     if identity and info.proc_start:
         return identity == info.proc_start
-    cmdline = _cmdline(info.pid)  # a pidfile without a start time: fall back on the command line
-    return cmdline is None or "ccproxy" in cmdline
-
-
-def _reap(pid: int) -> None:
-    """Collect our own exited child so it does not linger as a zombie (no-op for others)."""
-    if sys.platform != "win32":
-        with contextlib.suppress(OSError):
-            os.waitpid(pid, os.WNOHANG)
-
-
-def _gone(pid: int, identity: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        _reap(pid)
-        alive, now = _probe(pid)
-        if not alive or (identity and now and now != identity):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)  # on Windows any signal number is TerminateProcess
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        raise DaemonError(f"not allowed to signal pid {pid} (started by another user?)") from None
-
-
-def _terminate(pid: int, identity: str, timeout: float) -> str:
-    """SIGTERM (the server drains requests in flight), then SIGKILL after `timeout` seconds."""
-    _signal(pid, signal.SIGTERM)
-    if _gone(pid, identity, timeout):
-        return "stopped"
-    _signal(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-    if _gone(pid, identity, 5.0):
-        return "killed"
-    raise DaemonError(f"pid {pid} is still alive after SIGKILL")
-
-
-@contextlib.contextmanager
-def _locked(timeout: float = _LOCK_TIMEOUT) -> Iterator[None]:
-    """One start/stop/restart at a time; the lock goes with the file descriptor (even on a crash)."""
-    path = pidfile_path().with_name("ccproxy.lock")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while not _try_lock(fd):
-            if time.monotonic() >= deadline:
-                raise DaemonError(f"another `ccproxy start` or `stop` is still running (lock {path}); "
-                                  "try again")
-            time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
+    command = cmdline(info.pid)  # a pidfile without a start time: fall back on the command line
+    return command is None or "ccproxy" in command
 
 
 # --- HTTP to the server ---------------------------------------------------------------------------
@@ -362,13 +224,13 @@ def _spawn(flags: Flags, timeout: float) -> PidInfo:
                                 cwd=os.getcwd(), **_detach())
     info = PidInfo(pid=proc.pid, host=effective.host, port=effective.port,
                    url=client_url(effective.host, effective.port), started_at=time.time(),
-                   version=__version__, proc_start=_probe(proc.pid)[1], log=str(log), flags=flags)
+                   version=__version__, proc_start=probe(proc.pid)[1], log=str(log), flags=flags)
     _write_pidfile(info)
     try:
         _wait_ready(proc, info, timeout)
     except BaseException:
         with contextlib.suppress(DaemonError):
-            _terminate(proc.pid, info.proc_start, 3.0)
+            terminate(proc.pid, info.proc_start, 3.0)
         _remove_pidfile(proc.pid)
         raise
     return info
@@ -414,7 +276,7 @@ def _ensure(flags: Flags, timeout: float = READY_TIMEOUT) -> tuple[PidInfo, bool
 
 def start(*, host: str | None, port: int | None, config: str | None, log_level: str | None) -> int:
     try:
-        with _locked():
+        with locked(_lock_path(), _LOCK_TIMEOUT):
             info, started = _ensure(Flags.given(host, port, config, log_level))
     except DaemonError as exc:
         print(f"ccproxy: {exc}", file=sys.stderr)
@@ -433,7 +295,7 @@ def _report_start(info: PidInfo, started: bool) -> None:
 
 def ensure_running(host: str | None, port: int | None, config: str | None) -> Endpoint:
     """The running daemon's endpoint, starting one when none runs (for `ccproxy code`)."""
-    with _locked():
+    with locked(_lock_path(), _LOCK_TIMEOUT):
         info, started = _ensure(Flags.given(host, port, config, None))
     if started:
         return info.endpoint(started=True)
@@ -467,7 +329,7 @@ def _stop_locked(timeout: float, *, quiet: bool = False) -> int:
         else:
             say("ccproxy is not running")
         return 0
-    how = _terminate(info.pid, info.proc_start, timeout)
+    how = terminate(info.pid, info.proc_start, timeout)
     _remove_pidfile(info.pid)
     say(f"ccproxy stopped (pid {info.pid})" if how == "stopped"
         else f"ccproxy (pid {info.pid}) did not exit within {timeout:g} s and was killed")
@@ -476,7 +338,7 @@ def _stop_locked(timeout: float, *, quiet: bool = False) -> int:
 
 def stop(*, timeout: float) -> int:
     try:
-        with _locked():
+        with locked(_lock_path(), _LOCK_TIMEOUT):
             return _stop_locked(timeout)
     except DaemonError as exc:
         print(f"ccproxy: {exc}", file=sys.stderr)
@@ -486,7 +348,7 @@ def stop(*, timeout: float) -> int:
 def restart(*, host: str | None, port: int | None, config: str | None, log_level: str | None) -> int:
     """Stop, then start with the flags given, the others taken from the previous start."""
     try:
-        with _locked():
+        with locked(_lock_path(), _LOCK_TIMEOUT):
             _, previous = _load_pidfile()
             flags = Flags.given(host, port, config, log_level)
             if previous is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from ccproxy_core import __version__, daemon, daemon_log
+from ccproxy_core import __version__, daemon, daemon_log, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("ccproxy")
@@ -174,7 +174,7 @@ def test_start_status_restart_stop_cycle(sandbox: Sandbox) -> None:
     assert new["pid"] != info["pid"]
     assert new["port"] == sandbox.port, "restart reuses the flags of the last start"
     assert health(url)["pid"] == new["pid"]
-    assert not daemon._probe(info["pid"])[0]
+    assert not processes.probe(info["pid"])[0]
 
     logs = sandbox.run("logs", "-n", "20")
     assert logs.returncode == 0
@@ -184,7 +184,7 @@ def test_start_status_restart_stop_cycle(sandbox: Sandbox) -> None:
     assert stopped.returncode == 0
     assert f"ccproxy stopped (pid {new['pid']})" in stopped.stdout
     assert not daemon.pidfile_path().exists()
-    assert not daemon._probe(new["pid"])[0]
+    assert not processes.probe(new["pid"])[0]
     gone = sandbox.run("status")
     assert gone.returncode == 3
     assert "not running" in gone.stdout
@@ -219,7 +219,7 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
     """A pid reused by another program (here `sleep`) is stale: not running, and stop leaves it alive."""
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        alive, identity = daemon._probe(sleeper.pid)
+        alive, identity = processes.probe(sleeper.pid)
         assert alive
         assert identity
         daemon._write_pidfile(daemon.PidInfo(sleeper.pid, "127.0.0.1", sandbox.port,
@@ -308,7 +308,7 @@ def test_code_runs_claude_through_a_shared_daemon_and_returns_its_exit_code(sand
     assert child_env["NO_PROXY"] == "example.com,127.0.0.1"
     assert "ANTHROPIC_API_KEY" not in child_env
     assert "CLAUDE_CODE_USE_BEDROCK" not in child_env
-    assert daemon._probe(pid)[0], "the daemon outlives the sessions"
+    assert processes.probe(pid)[0], "the daemon outlives the sessions"
     assert sandbox.run("stop").returncode == 0
 
 
@@ -424,10 +424,10 @@ def test_restart_flags_fall_back_on_the_previous_start() -> None:
 
 
 def test_probe_tells_the_living_from_the_dead() -> None:
-    alive, identity = daemon._probe(os.getpid())
+    alive, identity = processes.probe(os.getpid())
     assert alive
-    assert identity == daemon._probe(os.getpid())[1]
+    assert identity == processes.probe(os.getpid())[1]
     dead = subprocess.Popen(["true"])
     dead.wait(timeout=10)
-    assert daemon._probe(dead.pid) == (False, "")
-    assert daemon._probe(0) == (False, "")
+    assert processes.probe(dead.pid) == (False, "")
+    assert processes.probe(0) == (False, "")
