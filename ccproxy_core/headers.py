@@ -35,7 +35,7 @@ ACCEPT_ENCODING = "accept-encoding"
 IDENTITY = "identity"
 
 # What a client must not receive from upstream verbatim: aiohttp frames the response itself,
-# and a body we decompressed must not claim an encoding.
+# and the upstream session decodes any content-encoding, so the body no longer has one.
 RESPONSE_DROP = HOP_BY_HOP | {"content-encoding", "date", "server"}
 
 STREAM_HEADERS = {

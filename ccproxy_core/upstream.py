@@ -44,7 +44,10 @@ class Upstream:
                 # A proxy must not carry one client's provider cookies into another's request,
                 # and skipping the jar is measurably cheaper per request.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,  # we ask for identity; never re-encode what we forward
+                # We ask for identity, and providers send it, so nothing is decoded or re-encoded.
+                # One that compresses regardless is decoded chunk by chunk (its header is dropped
+                # on the way to the client), so the client never gets bytes it cannot read.
+                auto_decompress=True,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
                 raise_for_status=False,
             )

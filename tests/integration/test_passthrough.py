@@ -266,3 +266,16 @@ async def test_count_tokens_is_forwarded_to_an_anthropic_provider(proxy: str, fa
                                                    messages=[{"role": "user", "content": "hi"}])
     assert result.input_tokens == 19
     assert fake.requests[-1].path == "/v1/messages/count_tokens"
+
+
+async def test_a_provider_that_compresses_anyway_still_reaches_the_client_readable(
+        proxy: str, fake: FakeUpstream) -> None:
+    """ccproxy asks for identity; a provider that gzips regardless is decoded, not passed on broken."""
+    import gzip
+    fake.default = Reply(body=gzip.compress(recorded("anthropic/message_tool_use.json")),
+                         headers={"content-encoding": "gzip"})
+    message = await sdk(proxy).messages.create(**REQUEST)
+    assert message.content[0].type == "tool_use"
+    async with aiohttp.ClientSession(auto_decompress=False) as s, s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
+        assert "content-encoding" not in r.headers
+        assert orjson.loads(await r.read())["type"] == "message"
