@@ -16,7 +16,6 @@ from aiohttp import web
 
 from .. import dispatch
 from ..errors import JSON, ProxyError, openai_status_and_body
-from ..headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
 from ..providers import calls
 from ..relay import pump_bytes, pump_events
 from ..sse import DONE, SSEEvent, data_event
@@ -51,7 +50,7 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
 async def _passthrough(request: web.Request, candidate: dispatch.Candidate, body: JSON,
                        stream: bool) -> web.StreamResponse:
     async with calls.chat_call(request, candidate, {**body, "model": candidate.model}, stream=stream,
-                               relay_errors=True) as upstream:
+                               passthrough=True) as upstream:
         if stream and upstream.response.content_type == "text/event-stream":
             return await pump_bytes(request, upstream.response, candidate.provider.upstream,
                                     candidate.route_header, on_error=openai_stream_error)
@@ -61,10 +60,10 @@ async def _passthrough(request: web.Request, candidate: dispatch.Candidate, body
 async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, messages_body: JSON,
                         client_model: str, stream: bool, include_usage: bool, json_mode: bool) -> web.StreamResponse:
     payload = orjson.dumps({**messages_body, "model": candidate.model})
-    headers_needed = {} if ANTHROPIC_VERSION in request.headers else {ANTHROPIC_VERSION: ANTHROPIC_VERSION_DEFAULT}
     created = int(time.time())
+    # anthropic-version comes from the provider's preset (every Anthropic-kind preset sends it).
     async with calls.anthropic_call(request, candidate, payload, "messages", stream=stream,
-                                    extra_headers=headers_needed, relay_errors=False) as upstream:
+                                    passthrough=False) as upstream:
         if not stream:
             data = await upstream.json_body()
             return json_response(message_to_chat(data, model=client_model, json_mode=json_mode, created=created),

@@ -20,7 +20,14 @@ from aiohttp import web
 from attrs import frozen
 
 from ..errors import JSON, AttemptFailed, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from ..headers import ACCEPT_ENCODING, IDENTITY, client_response_headers, error_headers, upstream_request_headers
+from ..headers import (
+    ACCEPT_ENCODING,
+    CREDENTIAL_HEADERS,
+    IDENTITY,
+    client_response_headers,
+    error_headers,
+    upstream_request_headers,
+)
 from ..state import STATE, ProviderRuntime
 from . import presets
 from .credentials import Credentials
@@ -68,37 +75,52 @@ async def _send(provider: ProviderRuntime, url: str, headers: dict[str, str], bo
         raise AttemptFailed(exc, retryable=True) from exc
 
 
+def _base_headers(request: web.Request, provider: ProviderRuntime, passthrough: bool) -> dict[str, str]:
+    """What goes upstream besides the provider's credential.
+
+    A client speaking the provider's own dialect has its end-to-end headers forwarded as they
+    are (what it says about itself is not ccproxy's to change). A translated request carries only
+    what the protocol needs; either way a transparent provider gets the client's own credential.
+    """
+    keep = provider.transparent and not request.app[STATE].config.apikey
+    if passthrough:
+        return upstream_request_headers(request.headers.items(), keep_credentials=keep)
+    base = {"content-type": "application/json", ACCEPT_ENCODING: IDENTITY}
+    if keep:
+        base.update((name.lower(), value) for name, value in request.headers.items()
+                    if name.lower() in CREDENTIAL_HEADERS)
+    return base
+
+
 @asynccontextmanager
 async def anthropic_call(request: web.Request, candidate: Any, payload: bytes, endpoint: str, *,
-                         stream: bool, extra_headers: dict[str, str] | None = None,
-                         relay_errors: bool = True) -> AsyncIterator[UpstreamReply]:
-    """Send a Messages-API request to an `anthropic` provider, body and headers as the client sent.
+                         stream: bool, passthrough: bool = True) -> AsyncIterator[UpstreamReply]:
+    """Send a Messages-API request to an `anthropic` provider.
 
-    `relay_errors`: an Anthropic client is talking, so the provider's own error answer is passed
-    on unchanged; otherwise it becomes an error in the client's dialect."""
+    `passthrough`: an Anthropic client is talking, so its headers go along and the provider's own
+    error answer is passed on unchanged; otherwise the error is rendered in the client's dialect."""
     provider: ProviderRuntime = candidate.provider
-    keep_client_credentials = provider.transparent and not request.app[STATE].config.apikey
-    base = upstream_request_headers(request.headers.items(), keep_credentials=keep_client_credentials)
-    base.update(extra_headers or {})
+    base = _base_headers(request, provider, passthrough)
     url = provider.url(endpoint) + _query(request)
-    async with _call(request, candidate, url, base, payload, stream=stream, relay_errors=relay_errors,
+    async with _call(request, candidate, url, base, payload, stream=stream, relay_errors=passthrough,
                      read_error=UpstreamError.from_anthropic) as reply:
         yield reply
 
 
 @asynccontextmanager
 async def chat_call(request: web.Request, candidate: Any, chat: JSON, *, stream: bool,
-                    relay_errors: bool = False) -> AsyncIterator[UpstreamReply]:
+                    passthrough: bool = False) -> AsyncIterator[UpstreamReply]:
     """Send a Chat Completions request to an `openai` provider, with the provider's quirks applied.
 
-    `relay_errors`: an OpenAI client is talking, so the provider's own error answer is passed on
-    unchanged; otherwise it becomes an error in the client's dialect."""
+    `passthrough`: an OpenAI client is talking, so its headers go along and the provider's own
+    error answer is passed on unchanged; otherwise the error is rendered in the client's dialect."""
     provider: ProviderRuntime = candidate.provider
     body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
-    base = {"content-type": "application/json", ACCEPT_ENCODING: IDENTITY,
-            "accept": "text/event-stream" if stream else "application/json"}
+    base = _base_headers(request, provider, passthrough)
+    base.update({"content-type": "application/json",
+                 "accept": "text/event-stream" if stream else "application/json"})
     async with _call(request, candidate, provider.url("chat"), base, body, stream=stream,
-                     relay_errors=relay_errors, read_error=UpstreamError.from_openai) as reply:
+                     relay_errors=passthrough, read_error=UpstreamError.from_openai) as reply:
         yield reply
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import attrs
 from attrs import field, frozen
 
+from ccproxy_core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
 
 JSON = dict[str, Any]
@@ -103,7 +104,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
         name="anthropic", kind="anthropic", default_base_url="https://api.anthropic.com",
         chat_path="", messages_path="/v1/messages", count_tokens_path="/v1/messages/count_tokens",
         models_path="/v1/models", auth_header="x-api-key", env_keys=("ANTHROPIC_API_KEY",),
-        extra_headers={"anthropic-version": "2023-06-01"},
+        extra_headers={ANTHROPIC_VERSION: ANTHROPIC_VERSION_DEFAULT},
     ),
     Preset(
         name="openai", kind="openai", default_base_url="https://api.openai.com/v1",

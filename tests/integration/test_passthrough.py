@@ -279,3 +279,20 @@ async def test_a_provider_that_compresses_anyway_still_reaches_the_client_readab
     async with aiohttp.ClientSession(auto_decompress=False) as s, s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
         assert "content-encoding" not in r.headers
         assert orjson.loads(await r.read())["type"] == "message"
+
+
+async def test_openai_clients_headers_pass_through_to_an_openai_provider(
+        make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
+    """Same dialect, same rule: end-to-end headers pass, the client's key is replaced."""
+    fake.default = Reply(body=recorded("openai/completion_parallel_tool_calls.json"))
+    url = await make_proxy({"providers": [{"name": "openai", "kind": "openai", "api_base_url": f"{fake.url}/v1",
+                                           "api_key": "sk-provider"}]})
+    body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": "Bearer sk-client", "openai-organization": "org-1", "user-agent": "aider/0.80",
+               "connection": "keep-alive, x-hop", "x-hop": "1"}
+    async with aiohttp.ClientSession() as s, s.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r:
+        assert r.status == 200
+    got = fake.requests[-1].headers
+    assert got["authorization"] == "Bearer sk-provider"
+    assert (got["openai-organization"], got["user-agent"]) == ("org-1", "aider/0.80")
+    assert "x-hop" not in got and got["accept-encoding"] == "identity"

@@ -343,3 +343,13 @@ def test_auth_headers(preset: str, key: str, expected: dict[str, str]) -> None:
 def test_env_key_names(preset: str, env_keys: tuple[str, ...]) -> None:
     """Each preset names the environment variables that may hold its key."""
     assert PRESETS[preset].env_keys == env_keys
+
+
+def test_every_anthropic_speaking_provider_sends_anthropic_version() -> None:
+    """Native Anthropic and an OpenAI vendor's Anthropic-compatible endpoint both carry the header."""
+    from ccproxy_core.providers.presets import preset_for_provider
+    for provider in ({"name": "anthropic"}, {"name": "deepseek", "kind": "anthropic",
+                                             "api_base_url": "https://api.deepseek.com/anthropic"}):
+        preset = preset_for_provider(provider)
+        assert preset.kind == "anthropic"
+        assert preset.extra_headers["anthropic-version"] == "2023-06-01"
