@@ -431,3 +431,30 @@ def test_probe_tells_the_living_from_the_dead() -> None:
     dead.wait(timeout=10)
     assert processes.probe(dead.pid) == (False, "")
     assert processes.probe(0) == (False, "")
+
+
+async def test_stop_lets_a_stream_in_flight_finish(sandbox: Sandbox, make_fake: Any) -> None:
+    """SIGTERM drains: a stream already flowing completes, and stop reports a graceful stop."""
+    import asyncio
+
+    import aiohttp
+
+    from tests.fakes import Stream, sse_events
+
+    fake = await make_fake()
+    fake.default = Stream(sse_events("anthropic/stream_text.sse"), pause_after=2, pause=1.5)
+    config = sandbox.config({"providers": [{"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url,
+                                            "api_key": "k"}]})
+    started = await asyncio.to_thread(sandbox.run, "start", "--port", str(sandbox.port), "--config", str(config))
+    assert started.returncode == 0, started.stderr
+    request = {"model": "claude-opus-4-8", "max_tokens": 8, "stream": True,
+               "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{sandbox.port}/v1/messages",
+                                                    json=request) as r:
+        first = await r.content.readuntil(b"\n\n")
+        stopping = asyncio.ensure_future(asyncio.to_thread(sandbox.run, "stop", "--timeout", "10"))
+        rest = await r.read()
+    stopped = await stopping
+    assert b"message_start" in first
+    assert first + rest == b"".join(sse_events("anthropic/stream_text.sse")), "the stream finished whole"
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout and "killed" not in stopped.stdout
