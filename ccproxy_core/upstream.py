@@ -74,6 +74,9 @@ class Upstream:
                    stream: bool) -> aiohttp.ClientResponse:
         try:
             return await self.session.post(url, data=body, headers=headers, timeout=self.timeout(stream))
+        except aiohttp.ConnectionTimeoutError as exc:  # before TimeoutError: it is one too
+            raise UpstreamUnreachable(f"provider {self.name!r} could not be reached at {self.base_url}: no "
+                                      f"connection within {self.limits.connect_timeout:g} s") from exc
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError,
                 aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
             raise UpstreamUnreachable(f"provider {self.name!r} could not be reached at {self.base_url}: "
