@@ -82,6 +82,7 @@ class State:
         self._provider_buckets: dict[str, BucketSet] = {}
         self.pools: dict[str, ProviderPool] = {}
         self._retired: list[ProviderPool] = []
+        self._running: list[ProviderPool] = []
         self._started = False
         self.runtime = self._build(config)
         self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
@@ -101,12 +102,17 @@ class State:
             if upstream is None or upstream.limits != config.limits:
                 upstream = self._upstreams[key] = Upstream(p.name, base.rstrip("/"), config.limits)
             providers[p.name] = ProviderRuntime(p, preset, upstream, _urls(preset, base))
-            self._provider_buckets[p.name] = BucketSet(p.requests_per_minute, p.burst)
+            bucket = self._provider_buckets.get(p.name)
+            if bucket is None or (bucket.rate_per_minute, bucket.burst) != (p.requests_per_minute, p.burst):
+                self._provider_buckets[p.name] = BucketSet(p.requests_per_minute, p.burst)
             pool = self.pools.get(p.name)
             if pool is None or not pool.same_source(p):
                 if pool is not None:
                     self._retired.append(pool)
                 self.pools[p.name] = ProviderPool(p, config, preset.auth_header)
+        for name in [n for n in self.pools if n not in providers]:  # a provider deleted by a write
+            self._retired.append(self.pools.pop(name))
+            self._provider_buckets.pop(name, None)
         return Runtime(config, RoutingTable.from_config(native), providers)
 
     async def reconfigure(self, config: Config) -> None:
@@ -169,7 +175,6 @@ class State:
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._running: list[ProviderPool] = []
         for pool in self.pools.values():
             await pool.start()
             self._running.append(pool)

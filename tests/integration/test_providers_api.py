@@ -63,8 +63,12 @@ async def test_provider_crud_is_validated_persisted_and_live(make_proxy: ProxyFa
     assert status == 200 and toggled["enabled"] is False
     status, replaced = await call("PUT", f"{url}/providers/b", {**new, "models": ["m1"], "enabled": True})
     assert status == 200 and replaced["models"] == ["m1"] and replaced["enabled"] is True
+    status, _ = await call("GET", f"{url}/status?provider=b")
+    assert status == 200, "b's keys form a pool"
     status, _ = await call("DELETE", f"{url}/providers/b")
     assert status == 200
+    status, _ = await call("GET", f"{url}/status?provider=b")
+    assert status == 404, "a deleted provider's pool is retired with it"
     assert [p["name"] for p in json.loads(path.read_text())["providers"]] == ["a"]
     status, err = await call("POST", f"{url}/v1/messages", {**REQUEST, "model": "b,m"})
     assert status == 404
