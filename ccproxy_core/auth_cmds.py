@@ -144,14 +144,14 @@ async def _exchange(settings: OAuthSettings, code: str, verifier: str, state: st
 
 
 def auth_status(accounts_path: Path, now: float) -> str:
-    """A table of accounts: name, state, token expiry. Never a token."""
+    """A table of accounts: name, state, token expiry. Never a token.
+
+    A broken file raises `AccountsError` (the CLI shows it as one line and exits 1)."""
     try:
         creds, warnings = load_accounts(accounts_path)
     except AccountsFileMissing:
         return (f"no accounts file at {accounts_path}; add an account with "
                 "`ccproxy auth login --name NAME` or `ccproxy auth import`")
-    except AccountsError as e:
-        return f"ccproxy: {e}"
     saved, state_warning = read_state(state_path(accounts_path))
     runtime = saved.get("accounts", {}) if isinstance(saved, dict) else {}
     rows = [("NAME", "STATE", "TOKEN EXPIRES")]

@@ -8,6 +8,7 @@ command that needs them, so `ccproxy version` or `ccproxy status` start fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import sys
 from collections.abc import Callable, Sequence
@@ -195,6 +196,23 @@ def _auth_help(args: argparse.Namespace) -> int:
     return 2
 
 
+class CommandError(Exception):
+    """A command could not do its job for a reason the user can act on; shown as one line."""
+
+
+def _auth_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The auth commands' expected failures (a bad name, a broken file, a refused login) as one line."""
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from .accounts import AccountsError
+        from .oauth import OAuthError
+        try:
+            return func(args)
+        except (AccountsError, OAuthError) as exc:
+            raise CommandError(str(exc)) from exc
+    return wrapper
+
+
 def _accounts_path(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
@@ -202,6 +220,7 @@ def _accounts_path(args: argparse.Namespace) -> Any:
     return Path(args.accounts).expanduser() if args.accounts else default_accounts_path()
 
 
+@_auth_errors
 def _auth_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -211,12 +230,14 @@ def _auth_import(args: argparse.Namespace) -> int:
     return 0
 
 
+@_auth_errors
 def _auth_login(args: argparse.Namespace) -> int:
     from . import auth_cmds
     from .config import load
     return auth_cmds.auth_login(_accounts_path(args), args.name, load().config.oauth, input, print)
 
 
+@_auth_errors
 def _auth_status(args: argparse.Namespace) -> int:
     import time
 
@@ -291,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ProxyError as exc:
         print(f"ccproxy: {exc.message}", file=sys.stderr)
+        return 1
+    except (CommandError, OSError) as exc:  # OSError: a file or port the user must fix (permissions, ...)
+        print(f"ccproxy: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

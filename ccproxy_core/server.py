@@ -186,8 +186,11 @@ def run(config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout:
     configure_logging(config.log.level, config.log.file, config.log.format)
     loop_name = loops.install()
     app = create_app(config, config_files=config_files)
-    log.info("ccproxy listening on http://%s:%d (%s event loop, %d provider(s): %s)", config.host, config.port,
-             loop_name, len(config.providers), ", ".join(f"{p.name}/{p.kind or p.preset or 'preset'}"
-                                                         for p in config.providers))
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None,
+    providers = ", ".join(f"{p.name}/{p.kind or p.preset or 'preset'}" for p in config.providers)
+
+    def listening(_: str) -> None:  # run_app calls this once the sockets are bound
+        log.info("ccproxy listening on http://%s:%d (%s event loop, %d provider(s): %s)", config.host,
+                 config.port, loop_name, len(config.providers), providers)
+
+    web.run_app(app, host=config.host, port=config.port, access_log=None, print=listening,
                 handler_cancellation=True, shutdown_timeout=shutdown_timeout)

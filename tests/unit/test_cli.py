@@ -85,3 +85,20 @@ def test_version_names_python_and_platform(capsys: pytest.CaptureFixture[str]) -
 
 def test_the_parser_builds() -> None:
     assert build_parser().prog == "ccproxy"
+
+
+def test_auth_failures_are_one_line_not_a_traceback(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+    accounts = Path(str(tmp_path)) / "accounts.json"
+    assert main(["auth", "import", "--accounts", str(accounts)]) == 1
+    assert capsys.readouterr().err.startswith("ccproxy: no Claude Code login at ")
+    login = Path(str(tmp_path)) / "credentials.json"
+    login.write_text('{"claudeAiOauth": {"accessToken": "sk-ant-oat01-x", "refreshToken": "sk-ant-ort01-y", '
+                     '"expiresAt": 1895263913000}}')
+    assert main(["auth", "import", "--name", "Bad Name!", "--from", str(login), "--accounts", str(accounts)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ccproxy: invalid account name 'Bad Name!'") and "Traceback" not in err
+    accounts.write_text("{ broken")
+    assert main(["auth", "status", "--accounts", str(accounts)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ccproxy: ") and str(accounts) in err and err[-1] == "\n" and err.count("\n") == 1
