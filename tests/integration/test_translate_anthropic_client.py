@@ -8,7 +8,6 @@ and what reached the provider must be a valid Chat Completions request.
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 from typing import Any
 
@@ -17,9 +16,6 @@ import anthropic
 import openai
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from tests.conftest import ProxyFactory
 from tests.fakes import (
@@ -36,6 +32,7 @@ from tests.fakes import (
     sse_events,
 )
 from tests.grammar import assert_anthropic_stream_grammar
+from tests.specs import keys_anywhere, validator
 
 JSON = dict[str, Any]
 
@@ -165,24 +162,6 @@ def summary(message: JSON) -> JSON:
 # -- what reached the provider -------------------------------------------------------------
 
 
-@functools.cache
-def chat_request_validator() -> Draft202012Validator:
-    spec = orjson.loads((FIXTURES / "specs" / "openai-openapi.json").read_bytes())
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:openai", Resource.from_contents(spec, default_specification=DRAFT202012))
-    return Draft202012Validator({"$ref": "urn:openai#/components/schemas/CreateChatCompletionRequest"},
-                                registry=registry)
-
-
-def keys_anywhere(value: Any) -> set[str]:
-    """Every key in a request, except inside tool schemas (their keys are the tool's field names)."""
-    if isinstance(value, dict):
-        return set(value) | {k for key, v in value.items() if key != "parameters" for k in keys_anywhere(v)}
-    if isinstance(value, list):
-        return {k for v in value for k in keys_anywhere(v)}
-    return set()
-
-
 def assert_chat_request(received: Received, *, stream: bool) -> JSON:
     """The provider got a spec-valid Chat Completions request for the routed model; returns its body."""
     assert received.method == "POST"
@@ -190,10 +169,10 @@ def assert_chat_request(received: Received, *, stream: bool) -> JSON:
     assert received.headers["authorization"] == "Bearer sk-up"
     assert "x-api-key" not in received.headers and "anthropic-version" not in received.headers
     body = received.json()
-    errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in chat_request_validator().iter_errors(body)]
+    errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator("openai", "CreateChatCompletionRequest").iter_errors(body)]
     assert errors == []
     assert body["model"] == ROUTED_MODEL
-    assert not keys_anywhere(body) & ANTHROPIC_ONLY
+    assert not keys_anywhere(body, schemas_under="parameters") & ANTHROPIC_ONLY
     if stream:
         assert body["stream"] is True
         assert body["stream_options"]["include_usage"] is True

@@ -9,21 +9,16 @@ In front of an OpenAI provider the proxy stays out of the way, byte for byte.
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import Any
 
 import aiohttp
 import openai
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
 from pydantic import BaseModel
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from tests.conftest import ProxyFactory, anthropic_provider
 from tests.fakes import (
-    FIXTURES,
     RECORDED,
     FakeUpstream,
     Received,
@@ -36,6 +31,7 @@ from tests.fakes import (
     sse_events,
 )
 from tests.grammar import assert_anthropic_stream_grammar
+from tests.specs import keys_anywhere, validator
 
 JSON = dict[str, Any]
 
@@ -182,24 +178,6 @@ def reassemble(chunks: list[JSON]) -> JSON:
 # -- what reached the provider ----------------------------------------------------------------
 
 
-@functools.cache
-def messages_request_validator() -> Draft202012Validator:
-    spec = orjson.loads((FIXTURES / "specs" / "anthropic-openapi.json").read_bytes())
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:anthropic", Resource.from_contents(spec, default_specification=DRAFT202012))
-    return Draft202012Validator({"$ref": "urn:anthropic#/components/schemas/CreateMessageParams"},
-                                registry=registry)
-
-
-def keys_anywhere(value: Any) -> set[str]:
-    """Every key in a request, except inside tool schemas (their keys are the tool's field names)."""
-    if isinstance(value, dict):
-        return set(value) | {k for key, v in value.items() if key != "input_schema" for k in keys_anywhere(v)}
-    if isinstance(value, list):
-        return {k for v in value for k in keys_anywhere(v)}
-    return set()
-
-
 def assert_messages_request(received: Received, *, stream: bool) -> JSON:
     """The provider got a spec-valid Messages request, with its own key and a version; returns the body."""
     assert (received.method, received.path) == ("POST", "/v1/messages")
@@ -208,13 +186,13 @@ def assert_messages_request(received: Received, *, stream: bool) -> JSON:
     assert "authorization" not in received.headers
     body = received.json()
     errors = [f"{list(e.absolute_path)}: {e.message[:200]}"
-              for e in messages_request_validator().iter_errors(body)]
+              for e in validator("anthropic", "CreateMessageParams").iter_errors(body)]
     assert errors == []
     assert body["model"] == MODEL
     assert isinstance(body["max_tokens"], int) and body["max_tokens"] > 0
     assert [b["text"] for b in body["system"]] == SYSTEM_TEXTS
     assert all(m["role"] in ("user", "assistant") for m in body["messages"])
-    assert not keys_anywhere(body) & OPENAI_ONLY
+    assert not keys_anywhere(body, schemas_under="input_schema") & OPENAI_ONLY
     assert body.get("stream", False) is stream
     return body
 

@@ -11,8 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from ccproxy_core.errors import InvalidRequest
 from ccproxy_core.translate.anthropic_blocks import NO_VISION
@@ -24,6 +22,7 @@ from ccproxy_core.translate.chat_request import (
 )
 from ccproxy_core.translate.dialect import ChatDialect
 from ccproxy_core.translate.tool_names import mistral_tool_id
+from tests.specs import keys_anywhere, validator
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CLAUDE_CODE = sorted((FIXTURES / "claude-code").glob("*.json"))
@@ -69,13 +68,7 @@ def image(data: str = PNG, media_type: str = "image/png") -> dict[str, Any]:
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
-def keys_anywhere(value: Any) -> set[str]:
-    """Every key in a request, except inside tool schemas (their keys are the tool's field names)."""
-    if isinstance(value, dict):
-        return set(value) | {k for key, v in value.items() if key != "parameters" for k in keys_anywhere(v)}
-    if isinstance(value, list):
-        return {k for v in value for k in keys_anywhere(v)}
-    return set()
+
 
 
 # -- system ---------------------------------------------------------------------------------
@@ -466,10 +459,7 @@ def test_strip_synthetic_thinking_returns_none_when_nothing_to_strip() -> None:
 
 @pytest.fixture(scope="module")
 def chat_request_validator() -> Draft202012Validator:
-    spec = orjson.loads((FIXTURES / "specs" / "openai-openapi.json").read_bytes())
-    registry: Registry[Any] = Registry().with_resource("urn:x", DRAFT202012.create_resource(spec))
-    return Draft202012Validator({"$ref": "urn:x#/components/schemas/CreateChatCompletionRequest"},
-                                registry=registry)
+    return validator("openai", "CreateChatCompletionRequest")
 
 
 def test_spec_validator_rejects_a_broken_request(chat_request_validator: Draft202012Validator) -> None:
@@ -487,7 +477,7 @@ def test_real_claude_code_requests_become_valid_chat_requests(
     errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in chat_request_validator.iter_errors(out)]
     assert errors == []
     assert set(out) <= ALLOWED_KEYS
-    assert not keys_anywhere(out) & ANTHROPIC_ONLY
+    assert not keys_anywhere(out, schemas_under="parameters") & ANTHROPIC_ONLY
     source_tools = {t["name"]: t["input_schema"] for t in body.get("tools", [])}
     assert {names.to_client(t["function"]["name"]): t["function"]["parameters"]
             for t in out.get("tools", [])} == source_tools

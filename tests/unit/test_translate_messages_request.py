@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from ccproxy_core.errors import JSON, InvalidRequest
 from ccproxy_core.translate.messages_request import THINKING_BUDGETS, chat_to_messages
+from tests.specs import validator
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 OPENAI = FIXTURES / "recorded" / "openai"
@@ -27,19 +24,10 @@ PNG_1x1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADh
 MODEL = "claude-sonnet-4-5"
 
 
-@functools.cache
-def anthropic_validator() -> Draft202012Validator:
-    spec = orjson.loads((FIXTURES / "specs" / "anthropic-openapi.json").read_bytes())
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:anthropic", Resource.from_contents(spec, default_specification=DRAFT202012))
-    schema = {"$ref": "urn:anthropic#/components/schemas/CreateMessageParams"}
-    return Draft202012Validator(schema, registry=registry)
-
-
 def translate(body: JSON, **options: Any) -> JSON:
     """The Anthropic body, checked against the spec; json_mode is tested separately."""
     out, _ = chat_to_messages(body, model=MODEL, **options)
-    anthropic_validator().validate(out)
+    validator("anthropic", "CreateMessageParams").validate(out)
     return out
 
 
@@ -353,7 +341,7 @@ def test_response_format_becomes_the_json_tool(fields: JSON, choice: JSON | None
     fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}
     body = request(response_format=fmt, **fields)
     out, json_mode = chat_to_messages(body, model=MODEL)
-    anthropic_validator().validate(out)
+    validator("anthropic", "CreateMessageParams").validate(out)
     assert json_mode is True
     assert out["tools"][-1] == {"name": "json_tool_call", "description": out["tools"][-1]["description"],
                                 "input_schema": schema}
@@ -458,7 +446,7 @@ def test_any_conversation_translates_to_alternating_non_blank_turns(messages: li
         if not err.message.startswith("messages: expected at least one"):  # all of it was blank or system
             raise
         return
-    anthropic_validator().validate(out)
+    validator("anthropic", "CreateMessageParams").validate(out)
     roles = [m["role"] for m in out["messages"]]
     assert all(a != b for a, b in itertools.pairwise(roles))
     for turn in out["messages"]:

@@ -12,13 +12,13 @@ from openai.types.chat import ChatCompletion
 from ccproxy_core.errors import JSON
 from ccproxy_core.translate.messages_response import chat_usage, finish_reason, message_to_chat
 from tests.grammar import assert_anthropic_stream_grammar
+from tests.specs import validator
 from tests.unit.test_translate_messages_stream import (
     CREATED,
     MODEL,
     RECORDINGS,
     accumulate,
     events_of,
-    openai_validator,
     reasoning,
     replay,
 )
@@ -42,7 +42,7 @@ def tool_use(name: str, tool_input: JSON, tool_id: str = "toolu_1") -> JSON:
 
 def translate(msg: JSON, **options: Any) -> JSON:
     chat = message_to_chat(msg, model=MODEL, created=CREATED, **options)
-    openai_validator("CreateChatCompletionResponse").validate(chat)
+    validator("openai", "CreateChatCompletionResponse", nullable_as_union=True).validate(chat)
     ChatCompletion.model_validate(chat)
     return chat
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,13 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from ccproxy_core.errors import JSON, RateLimited
 from ccproxy_core.sse import SSEDecoder
 from ccproxy_core.translate.messages_stream import MessagesStreamTranslator
+from tests.specs import validator
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 ANTHROPIC = FIXTURES / "recorded" / "anthropic"
@@ -27,34 +24,7 @@ RECORDINGS = sorted(ANTHROPIC.glob("*.sse"))
 CREATED = 1_700_000_000
 MODEL = "claude-via-proxy"
 
-
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _nullable_to_union(node: Any) -> Any:
-    """Rewrite OpenAPI 3.0 `nullable: true` into JSON Schema (api-facts.md §8)."""
-    if isinstance(node, list):
-        return [_nullable_to_union(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _nullable_to_union(value) for key, value in node.items()}
-    if node.pop("nullable", False) is True:
-        if "enum" in node:
-            node["enum"] = [*node["enum"], None]
-        if isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-        else:
-            node = {"anyOf": [node, {"type": "null"}]}
-    return node
-
-
-@functools.cache
-def openai_validator(schema_name: str) -> Draft202012Validator:
-    """A validator for one schema of the OpenAI spec, with `nullable` made real."""
-    spec = _nullable_to_union(orjson.loads((FIXTURES / "specs" / "openai-openapi.json").read_bytes()))
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:openai", Resource.from_contents(spec, default_specification=DRAFT202012))
-    return Draft202012Validator({"$ref": f"urn:openai#/components/schemas/{schema_name}"}, registry=registry)
 
 
 def events_of(raw: bytes, cuts: list[int] | None = None) -> list[tuple[str, JSON]]:
@@ -188,9 +158,9 @@ def test_a_recording_means_the_same_to_the_openai_sdk(name: str) -> None:
 def test_every_chunk_matches_the_openai_spec(path: Path, include_usage: bool) -> None:
     """Each chunk validates against CreateChatCompletionStreamResponse and shares one id and created."""
     chunks = replay(path.name, include_usage=include_usage)
-    validator = openai_validator("CreateChatCompletionStreamResponse")
+    schema = validator("openai", "CreateChatCompletionStreamResponse", nullable_as_union=True)
     for chunk in chunks:
-        validator.validate(chunk)
+        schema.validate(chunk)
     message_id = events_of(path.read_bytes())[0][1]["message"]["id"]
     assert {c["id"] for c in chunks} == {"chatcmpl-" + message_id.removeprefix("msg_")}
     assert {c["created"] for c in chunks} == {CREATED}
@@ -265,7 +235,7 @@ def test_an_error_body_validates_against_the_openai_error_schema() -> None:
     """What `fail` returns is an OpenAI ErrorResponse."""
     translator = MessagesStreamTranslator(model=MODEL, include_usage=False, created=CREATED)
     (body,) = translator.fail(RateLimited("slow down", retry_after=3))
-    openai_validator("ErrorResponse").validate(body)
+    validator("openai", "ErrorResponse", nullable_as_union=True).validate(body)
     assert body["error"]["code"] == "rate_limit_exceeded"
 
 
