@@ -25,7 +25,7 @@ from typing import Any, Literal, NewType
 import cattrs
 import orjson
 import platformdirs
-from attrs import Factory, evolve, frozen
+from attrs import Factory, frozen
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
@@ -156,9 +156,6 @@ class Config:
             if p.name == name:
                 return p
         return None
-
-    def with_providers(self, providers: tuple[ProviderConfig, ...]) -> Config:
-        return evolve(self, providers=providers)
 
 
 # --- building the classes from dicts ----------------------------------------------------------

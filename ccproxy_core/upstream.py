@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import aiohttp
 from attrs import define, field
 
-from .config import LimitsConfig, ProviderConfig
+from .config import LimitsConfig
 from .errors import UpstreamTimeout, UpstreamUnreachable
 
 
@@ -106,7 +106,3 @@ class Upstream:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return text or type(exc).__name__
-
-
-def provider_base_url(provider: ProviderConfig, default: str) -> str:
-    return (provider.api_base_url or default).rstrip("/")

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -34,6 +34,7 @@ from ..headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
 from ..outcome import Outcome, OutcomeKind, classify
 from ..pool import Credential as PoolCredential
 from ..pool import CredentialPool, PoolSettings, api_key_credentials
+from .presets import AuthHeader, key_headers
 
 log = logging.getLogger("ccproxy.pool")
 
@@ -46,19 +47,15 @@ class Credential:
 
     name: str
     secret: str  # an API key or an OAuth access token; "" for the client's own
-    style: str  # "x-api-key" | "authorization-bearer" | "oauth" | "none"
+    style: AuthHeader | Literal["oauth"]
     source: PoolCredential | None = None
 
     def headers(self, base: Mapping[str, str]) -> dict[str, str]:
-        if not self.secret or self.style == "none":
-            return {}
-        if self.style == "x-api-key":
-            return {"x-api-key": self.secret}
-        if self.style == "oauth":
-            # The credential needs its beta tag; every tag the client sent stays as it was.
-            return {"authorization": f"Bearer {self.secret}",
-                    ANTHROPIC_BETA: merge_beta(base.get(ANTHROPIC_BETA), OAUTH_BETA)}
-        return {"authorization": f"Bearer {self.secret}"}
+        if self.style != "oauth":
+            return key_headers(self.style, self.secret)
+        # An OAuth token is a bearer token that needs its beta tag; every tag the client sent stays.
+        return {**key_headers("authorization-bearer", self.secret),
+                ANTHROPIC_BETA: merge_beta(base.get(ANTHROPIC_BETA), OAUTH_BETA)}
 
 
 CLIENT_OWN = Credential(name="client", secret="", style="none")
@@ -71,7 +68,7 @@ def _accounts_path(provider: ProviderConfig) -> Path:
 class ProviderPool:
     """One provider's credentials and the machinery that keeps them fresh."""
 
-    def __init__(self, provider: ProviderConfig, config: Config, key_style: str) -> None:
+    def __init__(self, provider: ProviderConfig, config: Config, key_style: AuthHeader) -> None:
         self.name = provider.name
         self.key_style = key_style
         self.oauth = provider.auth == "oauth"
@@ -211,10 +208,6 @@ class Credentials:
         self._plan = FailoverPlan(owner.pool, pin=pin, now=time.time()) if owner.pool is not None else None
         self._step: Step | None = None
         self.outcome: Outcome | None = None
-
-    @property
-    def pooled(self) -> bool:
-        return self._plan is not None
 
     def _next(self) -> Credential:
         assert self._plan is not None

@@ -222,11 +222,16 @@ def upstream_url(preset: Preset, api_base_url: str, path_kind: PathKind) -> str:
     return base + path
 
 
+def key_headers(style: AuthHeader, key: str) -> dict[str, str]:
+    """The header that carries a key in the given style (none for an empty key)."""
+    if not key or style == "none":
+        return {}
+    return {"x-api-key": key} if style == "x-api-key" else {"Authorization": f"Bearer {key}"}
+
+
 def auth_headers(preset: Preset, key: str) -> dict[str, str]:
     """The header that carries an API key for this preset (none for an empty key)."""
-    if not key or preset.auth_header == "none":
-        return {}
-    return {"x-api-key": key} if preset.auth_header == "x-api-key" else {"Authorization": f"Bearer {key}"}
+    return key_headers(preset.auth_header, key)
 
 
 # Keywords whose value maps names to schemas, and keywords whose value is data, not schema.
