@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import settings
 
 from ccproxy_core.config import Config, structure
 from ccproxy_core.server import create_app
-from tests.fakes import FakeUpstream
+from tests.fakes import FakeTokenEndpoint, FakeUpstream
 
 ProxyFactory = Callable[..., Awaitable[str]]
 
@@ -60,6 +61,17 @@ async def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         server: TestServer = await aiohttp_server(create_app(cfg, config_files=config_files))
         return str(server.make_url("")).rstrip("/")
     return go
+
+
+@pytest.fixture
+async def token_endpoint(aiohttp_server: Any) -> FakeTokenEndpoint:
+    """Claude's OAuth token endpoint, faked on loopback (single-use refresh tokens)."""
+    fake = FakeTokenEndpoint()
+    app = web.Application()
+    app.router.add_post("/v1/oauth/token", fake.handle)
+    server: TestServer = await aiohttp_server(app)
+    fake.url = str(server.make_url("/v1/oauth/token"))
+    return fake
 
 
 def anthropic_provider(fake: FakeUpstream, **extra: Any) -> dict[str, Any]:

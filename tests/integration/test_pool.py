@@ -12,7 +12,6 @@ import aiohttp
 import anthropic
 import orjson
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ccproxy_core.config import structure
@@ -164,13 +163,9 @@ async def test_an_exhausted_subscription_fails_over_to_the_next_account(
 
 
 async def test_an_expired_token_is_refreshed_once_and_the_request_retried(
-        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, aiohttp_server: Any) -> None:
+        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, token_endpoint: FakeTokenEndpoint) -> None:
     """A 401 refreshes the account's token once and retries; the new tokens are on disk."""
-    endpoint = FakeTokenEndpoint()
-    app = web.Application()
-    app.router.add_post("/v1/oauth/token", endpoint.handle)
-    server: TestServer = await aiohttp_server(app)
-    endpoint.url = str(server.make_url("/v1/oauth/token"))
+    endpoint = token_endpoint
     refresh = endpoint.issue()
     accounts = tmp_path / "accounts.json"
     write_accounts(accounts, {"a": ("stale", refresh, time.time() + 8 * 3600)})
@@ -213,13 +208,9 @@ async def test_hot_reload_adds_and_removes_accounts_without_restart(
 
 
 async def test_100_requests_during_a_refresh_and_two_reloads_all_succeed(
-        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, aiohttp_server: Any) -> None:
-    endpoint = FakeTokenEndpoint()
+        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, token_endpoint: FakeTokenEndpoint) -> None:
+    endpoint = token_endpoint
     endpoint.delay = 0.2
-    app = web.Application()
-    app.router.add_post("/v1/oauth/token", endpoint.handle)
-    server: TestServer = await aiohttp_server(app)
-    endpoint.url = str(server.make_url("/v1/oauth/token"))
     accounts = tmp_path / "accounts.json"
     later = time.time() + 8 * 3600
     soon = time.time() + 60  # inside the refresh buffer: refreshed in the background at once

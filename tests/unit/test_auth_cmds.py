@@ -10,26 +10,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from ccproxy_core.accounts import AccountsError, load_accounts, save_accounts, save_state, state_path
 from ccproxy_core.auth_cmds import auth_import, auth_login, auth_status
 from ccproxy_core.config import OAuthSettings
 from ccproxy_core.pool import Credential
-from tests.unit.test_oauth import FakeTokenEndpoint
+from tests.fakes import FakeTokenEndpoint
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-async def endpoint(aiohttp_server: Any) -> FakeTokenEndpoint:
-    fake = FakeTokenEndpoint()
-    app = web.Application()
-    app.router.add_post("/token", fake.handle)
-    server: TestServer = await aiohttp_server(app)
-    fake.url = str(server.make_url("/token"))
-    return fake
 
 
 def claude_login(path: Path, refresh: str = "sk-ant-ort01-cc", **extra: Any) -> Path:
@@ -110,22 +98,22 @@ class Terminal:
         return "\n".join(self.lines)
 
 
-async def login(accounts: Path, name: str | None, endpoint: FakeTokenEndpoint, term: Terminal) -> int:
+async def login(accounts: Path, name: str | None, token_endpoint: FakeTokenEndpoint, term: Terminal) -> int:
     # auth_login runs its own event loop (it is called from the synchronous CLI).
-    return await asyncio.to_thread(auth_login, accounts, name, OAuthSettings(token_url=endpoint.url),
+    return await asyncio.to_thread(auth_login, accounts, name, OAuthSettings(token_url=token_endpoint.url),
                                    term.input, term.lines.append)
 
 
-async def test_login_exchanges_the_pasted_code_and_saves(tmp_path: Path, endpoint: FakeTokenEndpoint) -> None:
+async def test_login_exchanges_the_pasted_code_and_saves(tmp_path: Path, token_endpoint: FakeTokenEndpoint) -> None:
     """The printed URL leads to a code; the pasted code#state is exchanged and the account saved."""
     accounts, term = tmp_path / "accounts.json", Terminal()
-    assert await login(accounts, "work", endpoint, term) == 0
+    assert await login(accounts, "work", token_endpoint, term) == 0
     assert "https://claude.ai/oauth/authorize?code=true&" in term.text
     assert f"saved account 'work' in {accounts}" in term.text
     assert "sk-ant" not in term.text
     [saved] = load_accounts(accounts)[0]
     assert (saved.name, saved.secret, saved.refresh_token) == ("work", "sk-ant-oat01-a1", "sk-ant-ort01-r1")
-    assert endpoint.requests[0]["state"] in term.text
+    assert token_endpoint.requests[0]["state"] in term.text
 
 
 @pytest.mark.parametrize(("term", "name", "says"), [
@@ -133,11 +121,11 @@ async def test_login_exchanges_the_pasted_code_and_saves(tmp_path: Path, endpoin
     (Terminal(code="bad-code"), "work", "login failed: token endpoint answered HTTP 400: invalid_grant"),
     (Terminal(), "Bad Name", "invalid account name"),
 ])
-async def test_login_failures_save_nothing(tmp_path: Path, endpoint: FakeTokenEndpoint, term: Terminal,
+async def test_login_failures_save_nothing(tmp_path: Path, token_endpoint: FakeTokenEndpoint, term: Terminal,
                                            name: str, says: str) -> None:
     """A mismatched state, a refused code or a bad name exits 1 with the reason and saves nothing."""
     accounts = tmp_path / "accounts.json"
-    assert await login(accounts, name, endpoint, term) == 1
+    assert await login(accounts, name, token_endpoint, term) == 1
     assert says in term.text
     assert not accounts.exists()
 

@@ -13,8 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from ccproxy_core.accounts import load_accounts, save_accounts
 from ccproxy_core.config import OAuthSettings
@@ -37,16 +35,6 @@ from ccproxy_core.pool import Credential, CredentialPool, CredentialState
 from tests.fakes import FakeTokenEndpoint
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-async def endpoint(aiohttp_server: Any) -> FakeTokenEndpoint:
-    fake = FakeTokenEndpoint()
-    app = web.Application()
-    app.router.add_post("/v1/oauth/token", fake.handle)
-    server: TestServer = await aiohttp_server(app)
-    fake.url = str(server.make_url("/v1/oauth/token"))
-    return fake
 
 
 @pytest.fixture
@@ -122,37 +110,37 @@ def test_token_set_repr_hides_tokens() -> None:
 
 # --- token calls ------------------------------------------------------------------------------
 
-async def test_exchange_sends_json_with_state(endpoint: FakeTokenEndpoint,
+async def test_exchange_sends_json_with_state(token_endpoint: FakeTokenEndpoint,
                                               session: aiohttp.ClientSession) -> None:
     """The code exchange is a JSON body with code, verifier, redirect, client id and state."""
-    settings = OAuthSettings(token_url=endpoint.url)
+    settings = OAuthSettings(token_url=token_endpoint.url)
     tokens = await exchange_code(session, settings, "good-code", "verif", "st4te", clock=lambda: T0)
-    assert endpoint.requests == [{"grant_type": "authorization_code", "code": "good-code",
+    assert token_endpoint.requests == [{"grant_type": "authorization_code", "code": "good-code",
                                   "redirect_uri": settings.redirect_uri, "client_id": settings.client_id,
                                   "code_verifier": "verif", "state": "st4te"}]
     assert (tokens.access_token, tokens.refresh_token, tokens.expires_at) == (
         "sk-ant-oat01-a1", "sk-ant-ort01-r1", T0 + 28800)
 
 
-async def test_refresh_rotates_and_single_use_is_enforced(endpoint: FakeTokenEndpoint,
+async def test_refresh_rotates_and_single_use_is_enforced(token_endpoint: FakeTokenEndpoint,
                                                           session: aiohttp.ClientSession) -> None:
     """A refresh returns a new pair; using the old refresh token again is invalid_grant."""
-    settings = OAuthSettings(token_url=endpoint.url)
-    old = endpoint.issue()
+    settings = OAuthSettings(token_url=token_endpoint.url)
+    old = token_endpoint.issue()
     tokens = await refresh(session, settings, old, clock=lambda: T0)
     assert tokens.refresh_token != old
-    assert endpoint.requests[0] == {"grant_type": "refresh_token", "refresh_token": old,
+    assert token_endpoint.requests[0] == {"grant_type": "refresh_token", "refresh_token": old,
                                     "client_id": settings.client_id}
     with pytest.raises(InvalidGrant, match="Refresh token not found"):
         await refresh(session, settings, old)
 
 
 async def test_refresh_keeps_the_old_refresh_token_when_none_is_issued(
-        endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """A response without refresh_token keeps the one we have rather than losing the account."""
-    endpoint.omit_refresh = True
-    old = endpoint.issue()
-    tokens = await refresh(session, OAuthSettings(token_url=endpoint.url), old)
+    token_endpoint.omit_refresh = True
+    old = token_endpoint.issue()
+    tokens = await refresh(session, OAuthSettings(token_url=token_endpoint.url), old)
     assert tokens.refresh_token == old
 
 
@@ -160,12 +148,12 @@ async def test_refresh_keeps_the_old_refresh_token_when_none_is_issued(
     (500, TransientRefreshError), (503, TransientRefreshError), (429, TransientRefreshError),
     (403, OAuthError),
 ])
-async def test_refresh_failures_are_typed(endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
+async def test_refresh_failures_are_typed(token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
                                           status: int, error: type[Exception]) -> None:
     """5xx and 429 (bot protection, not quota) are transient; other refusals are plain OAuthError."""
-    endpoint.fail_with.append(status)
+    token_endpoint.fail_with.append(status)
     with pytest.raises(error) as info:
-        await refresh(session, OAuthSettings(token_url=endpoint.url), endpoint.issue())
+        await refresh(session, OAuthSettings(token_url=token_endpoint.url), token_endpoint.issue())
     assert type(info.value) is error
 
 
@@ -214,17 +202,17 @@ def test_backoff_grows_and_is_capped(failures: int, jitter: float, delay: float)
 # --- the scheduler ----------------------------------------------------------------------------
 
 class Setup:
-    def __init__(self, tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
+    def __init__(self, tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
                  *, registered: bool = True, expires_at: float = T0 + 3600, **kw: Any) -> None:
         self.clock = Clock()
-        refresh_token = endpoint.issue() if registered else "sk-ant-ort01-revoked"
+        refresh_token = token_endpoint.issue() if registered else "sk-ant-ort01-revoked"
         self.cred = oauth(refresh_token=refresh_token, expires_at=expires_at)
         self.other = oauth("b", refresh_token="sk-ant-ort01-b", token="sk-ant-oat01-b0",
                            expires_at=T0 + 99999)
         self.path = tmp_path / "accounts.json"
         save_accounts(self.path, [self.cred, self.other])
         self.pool = CredentialPool([self.cred, self.other])
-        self.scheduler = RefreshScheduler(self.pool, session, OAuthSettings(token_url=endpoint.url),
+        self.scheduler = RefreshScheduler(self.pool, session, OAuthSettings(token_url=token_endpoint.url),
                                           self.path, clock=self.clock, rng=lambda: 1.0, **kw)
 
     def on_disk(self, name: str = "a") -> Credential:
@@ -244,22 +232,22 @@ async def eventually(check: Any) -> None:
 
 
 async def test_fifty_concurrent_refreshes_make_one_token_request(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """Fifty callers asking at once share one refresh: one request, one new token for all."""
-    endpoint.delay = 0.05
-    s = Setup(tmp_path, endpoint, session)
+    token_endpoint.delay = 0.05
+    s = Setup(tmp_path, token_endpoint, session)
     results = await asyncio.gather(*(s.scheduler.refresh_now("a") for _ in range(50)))
-    assert len(endpoint.requests) == 1
+    assert len(token_endpoint.requests) == 1
     assert {r.secret for r in results} == {"sk-ant-oat01-a2"}
     assert s.pool.get("a") == s.on_disk() == results[0]
     assert s.on_disk("b") == s.other  # the other account in the file is untouched
 
 
 async def test_new_tokens_are_on_disk_before_the_pool_uses_them(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """When the pool first sees the new tokens, accounts.json already holds them."""
-    s = Setup(tmp_path, endpoint, session)
+    s = Setup(tmp_path, token_endpoint, session)
     seen_on_disk: list[Credential] = []
     original = s.pool.tokens_refreshed
 
@@ -274,42 +262,42 @@ async def test_new_tokens_are_on_disk_before_the_pool_uses_them(
 
 
 async def test_transient_failure_keeps_the_account_and_retries(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """A 500 leaves the account usable on its old token (fork bug 3); the next try succeeds."""
-    endpoint.fail_with.append(500)
-    s = Setup(tmp_path, endpoint, session)
+    token_endpoint.fail_with.append(500)
+    s = Setup(tmp_path, token_endpoint, session)
     with pytest.raises(TransientRefreshError):
         await s.scheduler.refresh_now("a")
     assert s.state() == "available"
     assert s.pool.get("a") == s.cred
     assert "token refresh failed (attempt 1, retrying in 5 s)" in str(s.pool.state("a").last_error)
     assert (await s.scheduler.refresh_now("a")).secret == "sk-ant-oat01-a2"
-    assert len(endpoint.requests) == 2
+    assert len(token_endpoint.requests) == 2
 
 
 async def test_background_loop_refreshes_before_expiry_with_backoff(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """The loop refreshes a token inside the buffer, backs off after a 500, then succeeds."""
-    endpoint.fail_with.append(500)
-    s = Setup(tmp_path, endpoint, session, expires_at=T0 + 300, refresh_buffer_seconds=600)
+    token_endpoint.fail_with.append(500)
+    s = Setup(tmp_path, token_endpoint, session, expires_at=T0 + 300, refresh_buffer_seconds=600)
     s.scheduler.start()
     try:
-        await eventually(lambda: len(endpoint.requests) == 1 and s.pool.state("a").last_error)
+        await eventually(lambda: len(token_endpoint.requests) == 1 and s.pool.state("a").last_error)
         assert s.state() == "available"
         assert s.scheduler.next_due(T0)[0] == []  # backing off, not hammering
         s.clock.now += 5
         s.scheduler.poke()
         await eventually(lambda: s.pool.get("a") != s.cred)
         assert s.on_disk() == s.pool.get("a")
-        assert len(endpoint.requests) == 2  # "b" expires much later and was left alone
+        assert len(token_endpoint.requests) == 2  # "b" expires much later and was left alone
     finally:
         await s.scheduler.stop()
 
 
 async def test_invalid_grant_marks_auth_error_and_stops_retrying(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """A refused refresh token puts the account in auth_error with a hint, and it is not retried."""
-    s = Setup(tmp_path, endpoint, session, registered=False)
+    s = Setup(tmp_path, token_endpoint, session, registered=False)
     with pytest.raises(InvalidGrant):
         await s.scheduler.refresh_now("a")
     assert s.state() == "auth_error"
@@ -319,45 +307,45 @@ async def test_invalid_grant_marks_auth_error_and_stops_retrying(
 
 
 async def test_refresh_never_clears_a_cooldown(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """A successful refresh leaves a rate-limited account rate limited (fork bug 4)."""
-    s = Setup(tmp_path, endpoint, session)
+    s = Setup(tmp_path, token_endpoint, session)
     s.pool.record("a", Outcome(OutcomeKind.ACCOUNT_EXHAUSTED, 429), {"retry-after": "3600"}, T0)
     await s.scheduler.refresh_now("a")
     assert s.state() == "rate_limited"
 
 
 async def test_401_path_refreshes_once_and_clears_auth_error(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """After an upstream 401, the refresh for that token brings the account back; a second caller
     holding the same stale token gets the new one without another request."""
-    s = Setup(tmp_path, endpoint, session)
+    s = Setup(tmp_path, token_endpoint, session)
     s.pool.record("a", Outcome(OutcomeKind.AUTH, 401), {}, T0, used=s.cred)
     assert s.scheduler.next_due(T0)[0] == [s.cred]
     first = await s.scheduler.refresh_now("a", stale_token=s.cred.secret)
     second = await s.scheduler.refresh_now("a", stale_token=s.cred.secret)
     assert first == second
-    assert len(endpoint.requests) == 1
+    assert len(token_endpoint.requests) == 1
     assert s.state() == "available"
 
 
 async def test_newer_tokens_in_the_file_are_used_inside_the_lock(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """If the file holds a newer login than the pool, the refresh uses that refresh token."""
-    s = Setup(tmp_path, endpoint, session, registered=False)
-    relogin = oauth(refresh_token=endpoint.issue(), token="sk-ant-oat01-relogin", expires_at=T0 + 7200)
+    s = Setup(tmp_path, token_endpoint, session, registered=False)
+    relogin = oauth(refresh_token=token_endpoint.issue(), token="sk-ant-oat01-relogin", expires_at=T0 + 7200)
     save_accounts(s.path, [relogin, s.other])
     new = await s.scheduler.refresh_now("a")
-    assert endpoint.requests == [{"grant_type": "refresh_token", "refresh_token": relogin.refresh_token,
+    assert token_endpoint.requests == [{"grant_type": "refresh_token", "refresh_token": relogin.refresh_token,
                                   "client_id": OAuthSettings().client_id}]
     assert s.pool.get("a") == new
 
 
 async def test_unsaveable_tokens_are_still_used(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """If the file cannot be written, the spent refresh token is not resurrected: the new ones are
     used from memory and the problem is shown."""
-    s = Setup(tmp_path, endpoint, session)
+    s = Setup(tmp_path, token_endpoint, session)
     (tmp_path / "blocker").write_text("a file where a directory should be")
     s.scheduler.accounts_path = tmp_path / "blocker" / "accounts.json"
     new = await s.scheduler.refresh_now("a")
@@ -366,13 +354,13 @@ async def test_unsaveable_tokens_are_still_used(
 
 
 async def test_stop_lets_an_in_flight_refresh_reach_the_file(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """Stopping the scheduler waits for a refresh in flight, so the rotated token is saved."""
-    endpoint.delay = 0.1
-    s = Setup(tmp_path, endpoint, session)
+    token_endpoint.delay = 0.1
+    s = Setup(tmp_path, token_endpoint, session)
     s.scheduler.start()
     waiter = asyncio.ensure_future(s.scheduler.refresh_now("a"))
-    await eventually(lambda: len(endpoint.requests) == 1)
+    await eventually(lambda: len(token_endpoint.requests) == 1)
     await s.scheduler.stop()
     assert s.on_disk().secret == "sk-ant-oat01-a2"
     assert (await waiter).secret == "sk-ant-oat01-a2"
@@ -380,10 +368,10 @@ async def test_stop_lets_an_in_flight_refresh_reach_the_file(
 
 
 async def test_unknown_account_is_not_found(
-        tmp_path: Path, endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
     """Refreshing a name the pool does not hold is a 404 for the status API."""
     from ccproxy_core.errors import NotFound
 
-    s = Setup(tmp_path, endpoint, session)
+    s = Setup(tmp_path, token_endpoint, session)
     with pytest.raises(NotFound):
         await s.scheduler.refresh_now("zed")
