@@ -63,6 +63,7 @@ class Stream:
     stall_after: int | None = None  # after this many events, send nothing ever again
     drop_after: int | None = None  # after this many events, cut the connection
     content_type: str = "text/event-stream; charset=utf-8"
+    status: int = 200
 
 
 @frozen
@@ -136,7 +137,7 @@ class FakeUpstream:
         return await self._stream(request, behavior)
 
     async def _stream(self, request: web.Request, s: Stream) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"content-type": s.content_type, **s.headers})
+        response = web.StreamResponse(status=s.status, headers={"content-type": s.content_type, **s.headers})
         await response.prepare(request)
         self.streams_started += 1
         try:

@@ -10,8 +10,8 @@ cancels the upstream request when a client goes away.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -43,10 +43,8 @@ class UpstreamReply:
 
     async def body(self) -> bytes:
         """The whole answer; the client has nothing yet, so a broken read may still fail over."""
-        try:
+        with _before_first_byte():
             return await self.provider.upstream.read_body(self.response)
-        except (UpstreamUnreachable, UpstreamTimeout) as exc:
-            raise AttemptFailed(exc, retryable=True) from exc
 
     async def json_body(self) -> Any:
         data = await self.body()
@@ -67,10 +65,11 @@ def _query(request: web.Request) -> str:
     return f"?{request.query_string}" if request.query_string else ""
 
 
-async def _send(provider: ProviderRuntime, url: str, headers: dict[str, str], body: bytes,
-                stream: bool) -> aiohttp.ClientResponse:
+@contextmanager
+def _before_first_byte() -> Iterator[None]:
+    """Nothing has reached the client yet: a provider that cannot be reached or read may be replaced."""
     try:
-        return await provider.upstream.send(url, headers, body, stream=stream)
+        yield
     except (UpstreamUnreachable, UpstreamTimeout) as exc:
         raise AttemptFailed(exc, retryable=True) from exc
 
@@ -137,7 +136,8 @@ async def _call(request: web.Request, candidate: Any, url: str, base: dict[str, 
     async with aclosing(credentials.attempts()) as attempts:
         async for credential in attempts:
             headers = {**base, **credential.headers(base)}
-            response = await _send(provider, url, headers, body, stream)
+            with _before_first_byte():
+                response = await provider.upstream.send(url, headers, body, stream=stream)
             if response.status < 400:
                 credentials.succeeded(credential, response.headers)
                 try:
@@ -145,7 +145,8 @@ async def _call(request: web.Request, candidate: Any, url: str, base: dict[str, 
                 finally:
                     response.close()
                 return
-            data = await provider.upstream.read_body(response)
+            with _before_first_byte():
+                data = await provider.upstream.read_body(response)
             response.release()
             if credentials.failed(credential, response.status, response.headers, data):
                 continue  # this credential is limited or stale; the pool has the next one

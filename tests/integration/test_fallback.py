@@ -78,6 +78,16 @@ async def test_connection_refused_falls_over(make_proxy: ProxyFactory, make_fake
     assert headers["x-ccproxy-route"].startswith("b,")
 
 
+async def test_an_error_answer_cut_off_midway_falls_over(make_proxy: ProxyFactory, make_fake: MakeFake) -> None:
+    """A 500 whose body breaks off is as unreachable as a refused connection: the next provider serves."""
+    a, b = await make_fake(), await make_fake()
+    a.default = Stream([b'{"type":"error",', b'"error":{}}'], status=500, drop_after=1, content_type="application/json")
+    url = await make_proxy(two_providers(a, b))
+    status, headers, _ = await post(url, REQUEST)
+    assert status == 200 and headers["x-ccproxy-route"].startswith("b,")
+    assert len(a.requests) == 1 and len(b.requests) == 1
+
+
 async def test_after_the_first_byte_an_error_is_reported_in_stream_never_retried(
         make_proxy: ProxyFactory, make_fake: MakeFake) -> None:
     a, b = await make_fake(), await make_fake()
