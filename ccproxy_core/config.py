@@ -101,7 +101,9 @@ class LimitsConfig:
     connect_timeout: Seconds = Seconds(10.0)
     max_request_body_size: int = 32 * 1024 * 1024
     stream_idle_timeout: Seconds = Seconds(300.0)
-    keepalive_interval: Seconds = Seconds(10.0)  # `ping` on translated streams after this silence
+    # A translated Anthropic stream gets a `ping` after this much silence (slow reasoning models), as
+    # Anthropic's own streams carry pings; Claude Code flags a stall after about 15 s. 0 turns it off.
+    keepalive_interval: Seconds = Seconds(10.0)
     requests_per_minute: int = 0  # per client key; 0 = unlimited
     burst: int = 0
 

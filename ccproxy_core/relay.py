@@ -31,9 +31,7 @@ log = logging.getLogger("ccproxy.relay")
 
 Encoder = Callable[[ProxyError], bytes]
 
-# A translated Anthropic stream gets a `ping` after this much silence (slow reasoning models),
-# as Anthropic's own streams carry pings; Claude Code flags a stall after about 15 s.
-PING_INTERVAL = 10.0
+# What a translated Anthropic stream sends after each silence of `limits.keepalive_interval`.
 PING = anthropic_event("ping", {"type": "ping"})
 
 
@@ -49,7 +47,7 @@ def stream_headers(upstream: aiohttp.ClientResponse | None, extra: dict[str, str
 
 
 def _midstream_error(upstream: Upstream, exc: BaseException, *, started: bool = True) -> ProxyError:
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+    if isinstance(exc, TimeoutError):
         return upstream.timed_out(True, started=started)
     return UpstreamUnreachable(f"provider {upstream.name!r} broke off the stream: {exc or type(exc).__name__}")
 
@@ -115,7 +113,7 @@ class _Writer:
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._task = (self._loop.create_task(self._pings(keepalive, interval), name="sse-keepalive")
-                      if keepalive else None)
+                      if keepalive and interval > 0 else None)
 
     async def write(self, pieces: Iterable[bytes]) -> None:
         data = b"".join(pieces)
@@ -140,7 +138,7 @@ class _Writer:
 async def pump_events(request: web.Request, source: aiohttp.ClientResponse, upstream: Upstream, *,
                       extra_headers: dict[str, str], first: Iterable[bytes], translate: Translate,
                       finish: Callable[[], Iterable[bytes]], fail: Callable[[ProxyError], Iterable[bytes]],
-                      keepalive: bytes | None = None, keepalive_interval: float = PING_INTERVAL,
+                      keepalive: bytes | None = None, keepalive_interval: float = 0.0,
                       ) -> web.StreamResponse:
     """Decode the provider's SSE, translate each event, write what it gives at once."""
     opening = await first_chunk(source, upstream)
