@@ -9,7 +9,6 @@ translated to Messages and the JSON or SSE answer translated back to `chat.compl
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -18,7 +17,7 @@ from .. import dispatch
 from ..errors import JSON, ProxyError, openai_status_and_body
 from ..providers import calls
 from ..relay import pump_bytes, pump_events
-from ..sse import DONE, SSEEvent, data_event
+from ..sse import DONE, SSEEvent, data_event, event_json
 from ..state import STATE
 from ..translate.messages_request import chat_to_messages
 from ..translate.messages_response import message_to_chat
@@ -72,11 +71,8 @@ async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, mes
                                               json_mode=json_mode, created=created)
 
         def translate(event: SSEEvent) -> list[bytes]:
-            try:
-                payload: Any = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                return []
-            if not isinstance(payload, dict):
+            payload = event_json(event)
+            if payload is None:
                 return []
             return [data_event(chunk) for chunk in translator.feed(event.event or str(payload.get("type", "")),
                                                                     payload)]

@@ -7,16 +7,14 @@ Completions and the answer, JSON or SSE, translated back.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from aiohttp import web
 
-from .. import dispatch, routing
+from .. import dispatch
 from ..errors import JSON, AttemptFailed
 from ..providers import calls
 from ..relay import PING, pump_bytes, pump_events
-from ..sse import SSEEvent, anthropic_event
+from ..sse import SSEEvent, anthropic_event, event_json
 from ..state import STATE
 from ..tokens import estimate_tokens
 from ..translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX, messages_to_chat, strip_synthetic_thinking
@@ -78,13 +76,8 @@ async def _to_chat(request: web.Request, candidate: dispatch.Candidate, body: JS
         def translate(event: SSEEvent) -> list[bytes]:
             if event.data == "[DONE]":
                 return encode(translator.finish())
-            try:
-                chunk: Any = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                return []  # keep-alive noise some providers send; never fatal
-            if not isinstance(chunk, dict):
-                return []
-            return encode(translator.feed(chunk))
+            chunk = event_json(event)  # None: keep-alive noise some providers send; never fatal
+            return encode(translator.feed(chunk)) if chunk is not None else []
 
         return await pump_events(
             request, upstream.response, candidate.provider.upstream, extra_headers=candidate.route_header,
@@ -98,12 +91,15 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     runtime = state.runtime
     raw, body, _, _ = await read_model_request(request)
-    tokens = estimate_tokens(body)
-    candidates = dispatch.plan(state, runtime, routing.RequestView.from_anthropic(body, request.headers, tokens))
+    candidates = dispatch.plan_request(state, runtime, body, request.headers)
+
+    def estimate(candidate: dispatch.Candidate) -> web.Response:
+        # Made only when it is the answer: Claude Code calls this endpoint constantly.
+        return json_response({"input_tokens": estimate_tokens(body)}, headers=candidate.route_header)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
         if candidate.provider.kind != "anthropic":
-            return json_response({"input_tokens": tokens}, headers=candidate.route_header)
+            return estimate(candidate)
         payload = _with_model(raw, body, candidate.model)
         try:
             async with calls.anthropic_call(request, candidate, payload, "count_tokens",
@@ -111,7 +107,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
                 return await upstream.whole_reply(candidate.route_header)
         except AttemptFailed as exc:
             if exc.error.http_status == 404:  # an Anthropic-compatible upstream without the endpoint
-                return json_response({"input_tokens": tokens}, headers=candidate.route_header)
+                return estimate(candidate)
             raise
 
     return await dispatch.run(state, candidates, attempt)
