@@ -39,6 +39,7 @@ from typing import Any
 from attrs import field, frozen
 
 from ccproxy_core.errors import InvalidRequest, NotFound, ServiceUnavailable
+from ccproxy_core.headers import X_PROVIDER
 
 SCENARIOS = ("default", "background", "longContext", "think", "webSearch")
 _GLOB_CHARS = frozenset("*?[")
@@ -119,7 +120,7 @@ class RequestView:
         tools = body.get("tools")
         return cls(
             model=str(body.get("model") or ""),
-            provider_header=_header(headers, "x-provider") or None,
+            provider_header=_header(headers, X_PROVIDER) or None,
             token_estimate=token_estimate,
             # Claude Code sends an object; Go ccproxy's `thinking is True` test never fired.
             thinking=isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive"),

@@ -33,7 +33,7 @@ from .errors import (
     openai_status_and_body,
 )
 from .handlers import chat, health, messages, models, providers_api, status
-from .headers import bearer_token
+from .headers import ANTHROPIC_VERSION, bearer_token
 from .state import STATE, State
 
 log = logging.getLogger("ccproxy")
@@ -46,7 +46,7 @@ _FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "co
 
 def is_openai_dialect(request: web.Request) -> bool:
     return request.path.endswith("/chat/completions") or (
-        request.path.endswith("/v1/models") and "anthropic-version" not in request.headers)
+        request.path.endswith("/v1/models") and ANTHROPIC_VERSION not in request.headers)
 
 
 def error_response(request: web.Request, err: ProxyError) -> web.Response:
