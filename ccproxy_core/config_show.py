@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from .config import LoadedConfig, unstructure
+from .redaction import mask_setting
 
 _SECRET_KEYS = frozenset({"apikey", "api_key", "api_keys"})
 
@@ -14,9 +15,7 @@ _SECRET_KEYS = frozenset({"apikey", "api_key", "api_keys"})
 def _mask(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask(v) for v in value]
-    if isinstance(value, str) and value and not value.startswith("$"):
-        return f"{value[:4]}…" if len(value) > 8 else "…"
-    return value
+    return mask_setting(value) if isinstance(value, str) else value
 
 
 def masked(data: Any) -> Any:

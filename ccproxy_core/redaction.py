@@ -1,8 +1,10 @@
-"""Secrets as they may be shown: the one place that decides how much of a token is visible.
+"""Secrets as they may be shown: the one place that decides how much of a secret is visible.
 
-`redact` is the `repr` of every field that holds a secret (credentials, OAuth token answers);
-`scrub` cleans free text from upstream (error messages, refresh failures) before it is stored
-in the pool or shown by `/status`, since providers sometimes echo the token they refused.
+- `redact` is the `repr` of every field that holds a secret (credentials, OAuth token answers);
+- `mask_setting` shows a key from the configuration (the providers API, `ccproxy config show`)
+  with enough of both ends to tell keys apart;
+- `scrub` cleans free text from upstream (error messages, refresh failures) before it is stored
+  in the pool or shown by `/status`, since providers sometimes echo the token they refused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ def redact(secret: object) -> str:
     if not isinstance(secret, str) or not secret:
         return repr(secret) if secret is None else "…"
     return secret[:4] + "…" if len(secret) >= 12 else "…"
+
+
+def mask_setting(value: str) -> str:
+    """A configured key as it may be shown: `sk-a…wxyz`; an env reference (`$VAR`) is no secret."""
+    if not value or value.startswith("$"):
+        return value
+    return f"{value[:4]}…{value[-4:]}" if len(value) > 12 else "…"
 
 
 def scrub(text: str, limit: int = 300) -> str:

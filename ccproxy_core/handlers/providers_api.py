@@ -19,6 +19,7 @@ from ..config import ConfigError, ProviderConfig, structure, unstructure
 from ..config_compat import strip_json_comments
 from ..errors import JSON, InvalidRequest, NotFound
 from ..files import atomic_write
+from ..redaction import mask_setting
 from ..state import STATE, State
 from .common import json_response, read_json
 
@@ -26,18 +27,10 @@ from .common import json_response, read_json
 _ALIASES = {"apiBaseUrl": "api_base_url", "apiKey": "api_key", "apiKeys": "api_keys", "baseURL": "api_base_url"}
 
 
-def mask(secret: str) -> str:
-    if not secret:
-        return ""
-    if secret.startswith("$"):
-        return secret  # an env reference is not a secret
-    return f"{secret[:4]}…{secret[-4:]}" if len(secret) > 12 else "…"
-
-
 def public(provider: ProviderConfig) -> JSON:
     data: JSON = unstructure_provider(provider)
-    data["api_key"] = mask(provider.api_key)
-    data["api_keys"] = [mask(k) for k in provider.api_keys]
+    data["api_key"] = mask_setting(provider.api_key)
+    data["api_keys"] = [mask_setting(k) for k in provider.api_keys]
     return data
 
 

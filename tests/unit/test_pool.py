@@ -522,3 +522,12 @@ def test_plan_never_exceeds_pool_size(size: int, kinds: list[OutcomeKind], oauth
         return
     assert len(tried) <= size + (1 if oauth else 0)
     assert all(tried.count(n) <= 2 for n in set(tried))
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("sk-ant-api03-abcdefgh", "sk-a…efgh"), ("short-key", "…"), ("", ""), ("${OPENAI_API_KEY}", "${OPENAI_API_KEY}"),
+])
+def test_a_configured_key_shows_only_its_ends(value: str, shown: str) -> None:
+    """The providers API and `config show` tell keys apart by their ends; env references are no secret."""
+    from ccproxy_core.redaction import mask_setting
+    assert mask_setting(value) == shown
