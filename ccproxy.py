@@ -2,7 +2,7 @@
 
 import sys
 
-from ccproxy_core.cli import main
+from ccproxy_core.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -122,7 +122,7 @@ def pin(pid: int, cpu: int) -> None:
 def translation_cost() -> list[tuple[str, float]]:
     """Per-event cost of the two stream translators, in microseconds, in this process."""
     from bench.fake_upstream import ANTHROPIC_SSE, OPENAI_SSE
-    from ccproxy_core.sse import SSEDecoder, anthropic_event, data_event
+    from ccproxy_core.core.sse import SSEDecoder, anthropic_event, data_event
     from ccproxy_core.translate.chat_stream import ChatStreamTranslator
     from ccproxy_core.translate.messages_stream import MessagesStreamTranslator
     from ccproxy_core.translate.tool_names import ToolNames

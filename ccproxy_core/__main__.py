@@ -2,6 +2,6 @@
 
 import sys
 
-from ccproxy_core.cli import main
+from ccproxy_core.cli.main import main
 
 sys.exit(main())

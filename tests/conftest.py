@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import settings
 
-from ccproxy_core.config import Config, structure
-from ccproxy_core.server import create_app
+from ccproxy_core.config.model import Config, structure
+from ccproxy_core.server.app import create_app
 from tests.fakes import FakeTokenEndpoint, FakeUpstream
 
 ProxyFactory = Callable[..., Awaitable[str]]

@@ -1,0 +1,1 @@
+"""Pure facts about providers: presets, their URLs, auth headers and quirks."""

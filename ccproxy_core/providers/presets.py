@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import attrs
 from attrs import field, frozen
 
-from ccproxy_core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
+from ccproxy_core.core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
 
 JSON = dict[str, Any]

@@ -1,0 +1,1 @@
+"""Pure, sans-I/O converters between the Anthropic Messages and OpenAI dialects."""

@@ -36,7 +36,7 @@ import enum
 import orjson
 from attrs import define, field
 
-from ccproxy_core.errors import JSON, ProxyError, UpstreamError
+from ccproxy_core.core.errors import JSON, ProxyError, UpstreamError
 from ccproxy_core.translate.chat_response import (
     anthropic_usage,
     close_json_object,

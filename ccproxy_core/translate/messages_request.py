@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ccproxy_core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import JSON, InvalidRequest
 from ccproxy_core.translate.messages_content import (
     assistant_blocks,
     mark_cache,

@@ -37,7 +37,7 @@ from typing import Any
 
 from attrs import define, field
 
-from ccproxy_core.errors import JSON, ProxyError, UpstreamError, openai_status_and_body
+from ccproxy_core.core.errors import JSON, ProxyError, UpstreamError, openai_status_and_body
 from ccproxy_core.translate.messages_response import (
     JSON_TOOL_NAME,
     chat_id,

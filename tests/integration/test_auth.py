@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from ccproxy_core.config import structure
-from ccproxy_core.server import client_auth, is_loopback
-from ccproxy_core.state import STATE, State
+from ccproxy_core.config.model import structure
+from ccproxy_core.server.app import client_auth, is_loopback
+from ccproxy_core.server.state import STATE, State
 from tests.conftest import ProxyFactory, anthropic_provider
 from tests.fakes import FakeUpstream
 
@@ -99,14 +99,14 @@ async def _call_auth(apikey: str, remote: str, headers: dict[str, str] | None = 
 
 async def test_without_a_key_only_loopback_clients_are_served() -> None:
     """No apikey: a client from another host gets a 403 that says how to set one."""
-    from ccproxy_core.errors import PermissionDenied
+    from ccproxy_core.core.errors import PermissionDenied
     assert (await _call_auth("", "127.0.0.1")).text == "served"
     with pytest.raises(PermissionDenied, match="apikey"):
         await _call_auth("", "10.1.2.3")
 
 
 async def test_with_a_key_remote_clients_are_served_when_they_present_it() -> None:
-    from ccproxy_core.errors import AuthenticationFailed
+    from ccproxy_core.core.errors import AuthenticationFailed
     assert (await _call_auth("k", "10.1.2.3", {"x-api-key": "k"})).text == "served"
     with pytest.raises(AuthenticationFailed):
         await _call_auth("k", "10.1.2.3", {"x-api-key": "x"})

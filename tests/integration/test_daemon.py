@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from ccproxy_core import __version__, daemon, daemon_log, processes
+from ccproxy_core import __version__
+from ccproxy_core.cli import daemon, daemon_log, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("ccproxy")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ccproxy_core import __version__, daemon
+from ccproxy_core import __version__
+from ccproxy_core.cli import daemon
 from tests.integration.test_daemon import ROOT, Sandbox, claude_runs, fake_claude, health, kill_started_under
 
 INSTALL_SH = ROOT / "install.sh"

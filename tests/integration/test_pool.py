@@ -14,8 +14,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from ccproxy_core.config import structure
-from ccproxy_core.server import create_app
+from ccproxy_core.config.model import structure
+from ccproxy_core.server.app import create_app
 from tests.conftest import ProxyFactory
 from tests.fakes import FakeTokenEndpoint, FakeUpstream, Reply, Stream, json_reply, recorded, sse_events
 

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ccproxy_core.config import load
+from ccproxy_core.config.load import load
 from tests.conftest import ProxyFactory
 from tests.fakes import FakeUpstream, Reply, Stream, recorded, sse_events
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ccproxy_core.config import load
+from ccproxy_core.config.load import load
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -1,0 +1,1 @@
+"""Claude subscription accounts: accounts.json on disk and the OAuth that keeps them fresh."""

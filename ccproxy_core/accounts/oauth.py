@@ -1,0 +1,374 @@
+"""Claude OAuth: PKCE login, token refresh, and the scheduler that keeps every account fresh.
+
+The endpoints are undocumented and have moved before (console.anthropic.com -> platform.claude.com),
+so every constant lives in `OAuthSettings`; the caller builds it from config and from
+`CCPROXY_OAUTH_TOKEN_URL`. Both token calls send JSON bodies; Claude also wants `state` in the
+code exchange.
+
+    OAuthError                  the token endpoint refused, for a reason not listed below
+    ├── InvalidGrant            the refresh token is dead (used, revoked): re-login needed
+    └── TransientRefreshError   5xx, 429, timeout, connection failure: retry later
+
+Refresh tokens are single-use and rotate, so `RefreshScheduler` guarantees one refresh per
+account at a time: a per-account lock, one shared in-flight task that every caller joins
+(`refresh_now`), the current refresh token re-read inside the lock (from the file too, in case
+`ccproxy auth login` or another process replaced it), and the new tokens written to
+accounts.json *before* the pool hands them out. A failure other than `invalid_grant` changes no
+state: the old token stays in use and the refresh is retried with exponential backoff and
+jitter. A refresh never touches a rate-limit cooldown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import aiohttp
+import orjson
+from attrs import field, frozen
+
+from ccproxy_core.accounts.store import AccountsError, load_accounts, upsert_account
+from ccproxy_core.config.model import OAuthSettings
+from ccproxy_core.core.errors import NotFound, ProxyError
+from ccproxy_core.core.pool import Credential, CredentialPool, CredentialState, with_tokens
+from ccproxy_core.core.redaction import redact, scrub
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
+
+@frozen
+class TokenSet:
+    access_token: str = field(repr=redact)
+    refresh_token: str | None = field(repr=redact)
+    expires_at: float  # epoch seconds
+    scope: str | None = None
+
+
+class OAuthError(Exception):
+    pass
+
+
+class InvalidGrant(OAuthError):
+    pass
+
+
+class TransientRefreshError(OAuthError):
+    pass
+
+
+# --- login ------------------------------------------------------------------------------------
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def make_pkce() -> tuple[str, str]:
+    """(verifier, S256 challenge): 32 random bytes, base64url without padding."""
+    verifier = _b64url(secrets.token_bytes(32))
+    return verifier, _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+def make_state() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def authorize_url(settings: OAuthSettings, challenge: str, state: str) -> str:
+    query = urlencode({
+        "code": "true",  # Claude's flag for the manual flow that shows the code to paste
+        "client_id": settings.client_id,
+        "response_type": "code",
+        "redirect_uri": settings.redirect_uri,
+        "scope": settings.scopes,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": state,
+    })
+    return f"{settings.authorize_url}?{query}"
+
+
+def parse_pasted_code(text: str) -> tuple[str, str | None]:
+    """(code, state) from what the user pasted: `code#state`, a bare code, or the callback URL."""
+    text = text.strip()
+    if "?" in text and "code=" in text:
+        query = parse_qs(urlsplit(text).query)
+        code = query.get("code", [""])[0]
+        state = query.get("state", [None])[0]
+    else:
+        code, _, rest = text.partition("#")
+        state = rest or None
+    if not code:
+        raise ValueError("no code found: paste the value shown after login (it looks like `abc…#xyz…`)")
+    return code, state
+
+
+async def exchange_code(session: aiohttp.ClientSession, settings: OAuthSettings, code: str,
+                        verifier: str, state: str, *, clock: Clock = time.time) -> TokenSet:
+    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": settings.redirect_uri,
+            "client_id": settings.client_id, "code_verifier": verifier, "state": state}
+    return await _token_call(session, settings, body, None, clock)
+
+
+async def refresh(session: aiohttp.ClientSession, settings: OAuthSettings, refresh_token: str, *,
+                  clock: Clock = time.time) -> TokenSet:
+    """New tokens for `refresh_token`; the old refresh token is kept if none is issued."""
+    body = {"grant_type": "refresh_token", "refresh_token": refresh_token,
+            "client_id": settings.client_id}
+    return await _token_call(session, settings, body, refresh_token, clock)
+
+
+async def _token_call(session: aiohttp.ClientSession, settings: OAuthSettings, body: dict[str, str],
+                      old_refresh: str | None, clock: Clock) -> TokenSet:
+    headers = {"content-type": "application/json", "accept": "application/json",
+               "user-agent": settings.user_agent}
+    try:
+        async with session.post(settings.token_url, data=orjson.dumps(body), headers=headers,
+                                timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds)) as resp:
+            status, raw = resp.status, await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise TransientRefreshError(f"token endpoint unreachable: {type(e).__name__}: {e}") from e
+    try:
+        doc: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    if status == 200 and isinstance(doc, dict) and isinstance(doc.get("access_token"), str):
+        expires_in = doc.get("expires_in")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            expires_in = settings.default_expires_in
+        new_refresh = doc.get("refresh_token")
+        return TokenSet(access_token=doc["access_token"],
+                        refresh_token=new_refresh if isinstance(new_refresh, str) and new_refresh
+                        else old_refresh,
+                        expires_at=clock() + float(expires_in), scope=doc.get("scope"))
+    code, message = _oauth_error(doc, raw)
+    what = f"token endpoint answered HTTP {status}" + (f": {message}" if message else "")
+    if code == "invalid_grant":
+        raise InvalidGrant(what)
+    if status >= 500 or status in (408, 429):
+        # The token host sits behind bot protection; its 429 is not the account's quota.
+        raise TransientRefreshError(what)
+    if status == 200:
+        raise TransientRefreshError("token endpoint answered 200 without an access_token")
+    raise OAuthError(what)
+
+
+def _oauth_error(doc: Any, raw: bytes) -> tuple[str, str]:
+    """(error code, message) from an RFC 6749 body or an Anthropic-style error body."""
+    if isinstance(doc, dict):
+        err = doc.get("error")
+        if isinstance(err, dict):  # {"type":"error","error":{"type":..,"message":..}}
+            return str(err.get("type") or ""), scrub(str(err.get("message") or ""))
+        desc = doc.get("error_description") or ""
+        return str(err or ""), scrub(f"{err} {desc}".strip() if err else str(desc))
+    return "", scrub(raw[:200].decode("utf-8", "replace").strip())
+
+
+# --- the scheduler ----------------------------------------------------------------------------
+
+def refresh_due_at(cred: Credential, st: CredentialState, buffer: float,
+                   retry_at: float | None) -> float | None:
+    """When the scheduler should refresh `cred` (epoch s), or None for never. Pure."""
+    if cred.kind != "oauth" or not cred.refresh_token or st.disabled:
+        return None
+    if st.auth_error and not st.needs_refresh:
+        return None  # the refresh token was refused: only a new login helps
+    if st.needs_refresh:
+        at = 0.0  # upstream refused the access token: now
+    elif cred.expires_at is None:
+        return None
+    else:
+        at = cred.expires_at - buffer
+    return at if retry_at is None else max(at, retry_at)
+
+
+def backoff_delay(failures: int, jitter: float, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: base·2^(n-1) capped, scaled by 0.5..1 (jitter in 0..1)."""
+    return min(cap, base * 2.0 ** max(0, failures - 1)) * (0.5 + jitter / 2)
+
+
+class RefreshScheduler:
+    """Refreshes the OAuth credentials of one pool `refresh_buffer_seconds` before expiry."""
+
+    def __init__(self, pool: CredentialPool, session: aiohttp.ClientSession,
+                 settings: OAuthSettings, accounts_path: Path | None, *,
+                 refresh_buffer_seconds: float = 600.0, clock: Clock = time.time,
+                 rng: Callable[[], float] = random.random, backoff_base: float = 5.0,
+                 backoff_max: float = 600.0, min_interval: float = 30.0,
+                 max_sleep: float = 60.0) -> None:
+        self.pool, self.session, self.settings = pool, session, settings
+        self.accounts_path = accounts_path
+        self.buffer = refresh_buffer_seconds
+        self.clock, self._rng = clock, rng
+        self._backoff = (backoff_base, backoff_max)
+        self._min_interval, self._max_sleep = min_interval, max_sleep
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._inflight: dict[str, asyncio.Task[Credential]] = {}
+        self._failures: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="oauth-refresh")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop the loop; let refreshes in flight finish (a rotated token must reach the file),
+        waiting at most `grace` seconds (default: the token call's own timeout)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        pending = set(self._inflight.values())
+        if pending:
+            _, late = await asyncio.wait(
+                pending, timeout=self.settings.timeout_seconds if grace is None else grace)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def poke(self) -> None:
+        """Re-plan now (after a reload, an `enable`, or a 401 that set needs_refresh)."""
+        self._wake.set()
+
+    def next_due(self, now: float) -> tuple[list[Credential], float | None]:
+        """(credentials due now, earliest future due time)."""
+        due, later = [], None
+        for cred in self.pool.credentials():
+            at = refresh_due_at(cred, self.pool.state(cred.name), self.buffer,
+                                self._retry_at.get(cred.name))
+            if at is None:
+                continue
+            if at <= now:
+                due.append(cred)
+            elif later is None or at < later:
+                later = at
+        return due, later
+
+    async def _run(self) -> None:
+        while True:
+            now = self.clock()
+            due, later = self.next_due(now)
+            if due:
+                await asyncio.gather(*(self._quietly(c) for c in due))
+                continue
+            self._wake.clear()
+            timeout = self._max_sleep if later is None else min(self._max_sleep, later - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
+
+    async def _quietly(self, cred: Credential) -> None:
+        try:
+            await self.refresh_now(cred.name, stale_token=cred.secret)
+        except (OAuthError, ProxyError) as e:
+            log.warning("token refresh for account '%s' failed: %s", cred.name, e)
+        except Exception:
+            log.exception("token refresh for account '%s' failed", cred.name)
+
+    async def refresh_now(self, name: str, *, stale_token: str | None = None) -> Credential:
+        """Refresh `name` now, or join the refresh already in flight. With `stale_token` (the
+        token a 401 came back for), a token already replaced since is returned as it is."""
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._refresh(name, stale_token))
+            self._inflight[name] = task
+            task.add_done_callback(lambda t: self._finished(name, t))
+        # Shielded: a caller that goes away (client disconnect) must not abort a refresh
+        # whose new single-use token is on its way to the file.
+        return await asyncio.shield(task)
+
+    def _finished(self, name: str, task: asyncio.Task[Credential]) -> None:
+        if self._inflight.get(name) is task:
+            del self._inflight[name]
+        if not task.cancelled():
+            task.exception()  # retrieved here so an unawaited failure is not logged as lost
+
+    async def _refresh(self, name: str, stale_token: str | None) -> Credential:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            cred = self.pool.get(name)
+            if cred is None:
+                raise NotFound(f"no account named '{name}' in provider '{self.pool.provider}'")
+            if cred.kind != "oauth" or not cred.refresh_token:
+                raise OAuthError(f"account '{name}' has no refresh token")
+            cred = await self._newest(cred)
+            if stale_token is not None and cred.secret != stale_token:
+                return cred  # someone refreshed while we queued
+            refresh_token = cred.refresh_token
+            if not refresh_token:
+                raise OAuthError(f"account '{name}' has no refresh token")
+            self.pool.set_refreshing(name, True)
+            try:
+                try:
+                    tokens = await refresh(self.session, self.settings, refresh_token, clock=self.clock)
+                except InvalidGrant as e:
+                    self._failures.pop(name, None)
+                    self.pool.mark_auth_error(name, f"{e}; run `ccproxy auth login {name}`")
+                    raise
+                except Exception as e:
+                    self._note_failure(name, e)
+                    raise
+                new = with_tokens(cred, tokens.access_token, tokens.refresh_token, tokens.expires_at)
+                try:
+                    await self._persist(new)
+                finally:
+                    # Even if saving failed or we were cancelled: the old refresh token is
+                    # spent, so the new tokens are the only ones that work.
+                    self.pool.tokens_refreshed(name, new, self.clock())
+            finally:
+                self.pool.set_refreshing(name, False)
+            now = self.clock()
+            self._failures.pop(name, None)
+            self._retry_at[name] = now + self._min_interval
+            log.info("refreshed the token of account '%s'", name)
+            return new
+
+    async def _newest(self, cred: Credential) -> Credential:
+        """The account as the file has it, if the file holds newer tokens than the pool."""
+        if self.accounts_path is None:
+            return cred
+        try:
+            creds, _ = await asyncio.to_thread(load_accounts, self.accounts_path)
+        except AccountsError:
+            return cred
+        disk = next((c for c in creds if c.name == cred.name), None)
+        if (disk is not None and disk.refresh_token != cred.refresh_token
+                and (disk.expires_at or 0.0) > (cred.expires_at or 0.0)):
+            self.pool.tokens_refreshed(cred.name, disk, self.clock())
+            return disk
+        return cred
+
+    async def _persist(self, new: Credential) -> None:
+        if self.accounts_path is None:
+            return
+        try:
+            warnings = await asyncio.to_thread(upsert_account, self.accounts_path, new,
+                                               fallback=self.pool.credentials())
+        except OSError as e:
+            # The old refresh token is spent: the new one is only in memory now. Use it anyway
+            # (the account would be lost otherwise) and say so loudly.
+            msg = f"refreshed tokens could not be saved to {self.accounts_path}: {e.strerror}"
+            log.error("account '%s': %s", new.name, msg)
+            self.pool.note_error(new.name, msg)
+            return
+        for w in warnings:
+            log.warning("%s", w)
+
+    def _note_failure(self, name: str, error: BaseException) -> None:
+        n = self._failures.get(name, 0) + 1
+        self._failures[name] = n
+        delay = backoff_delay(n, self._rng(), *self._backoff)
+        self._retry_at[name] = self.clock() + delay
+        self.pool.note_error(name, f"token refresh failed (attempt {n}, retrying in {delay:.0f} s): "
+                                   f"{error}")

@@ -1,0 +1,317 @@
+"""accounts.json: the OAuth accounts of a subscription pool, read, written and watched.
+
+    {"version": 1, "accounts": {"NAME": {"accessToken": "...", "refreshToken": "...",
+                                         "expiresAt": 1759010400000}}}      # epoch milliseconds
+
+Names match `^[a-z0-9_-]{1,32}$`; an invalid entry is skipped with a warning, a broken file is
+refused whole with its path and position. The file holds credentials only; runtime state
+(cooldowns, disabled flags) goes to a state file beside it (`accounts.state.json`).
+
+Writes are atomic and private: a unique temp file in the same directory, fsync, mode 0600,
+`os.replace`, fsync of the directory. A crash at any moment leaves the old file or the new
+one, never a torn one; a refresh token (single-use) is therefore never lost once written.
+
+`AccountsWatcher` reloads on change: watchdog on the parent directory (editors and our own
+writer save by rename, so moves count too), a trailing-edge debounce so the last write wins,
+and the parsed result handed to an async callback on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from attrs import frozen
+
+from ccproxy_core.core.pool import Credential
+from ccproxy_core.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+JSON = dict[str, Any]
+
+
+class AccountsError(ValueError):
+    """accounts.json cannot be used; the message names the file and what is wrong."""
+
+
+class AccountsFileMissing(AccountsError):
+    pass
+
+
+def default_accounts_path() -> Path:
+    """`~/.claude/accounts.json`, where the multi-account fork keeps it (drop-in compatible)."""
+    return Path.home() / ".claude" / "accounts.json"
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def load_accounts(path: Path) -> tuple[list[Credential], list[str]]:
+    """The valid accounts of `path` and a warning for every entry skipped."""
+    return parse_accounts(_read(path), path)
+
+
+def parse_accounts(raw: bytes, path: Path) -> tuple[list[Credential], list[str]]:
+    data = _decode(raw, path)
+    warnings: list[str] = []
+    version = data.get("version")
+    if version is None:
+        warnings.append(f"{path}: no 'version'; reading it as version 1")
+    elif version != 1:
+        raise AccountsError(f"{path}: unsupported version {version!r} (this ccproxy reads version 1)")
+    accounts = data.get("accounts")
+    if not isinstance(accounts, dict):
+        raise AccountsError(f"{path}: 'accounts' must be an object mapping names to credentials")
+    creds = []
+    for name, entry in accounts.items():
+        problem = _problem(name, entry)
+        if problem:
+            warnings.append(f"{path}: account {name!r} skipped: {problem}")
+            continue
+        creds.append(Credential(name=name, kind="oauth", secret=entry["accessToken"],
+                                refresh_token=entry["refreshToken"],
+                                expires_at=entry["expiresAt"] / 1000.0))
+    return creds, warnings
+
+
+def _problem(name: str, entry: Any) -> str | None:
+    if not NAME_RE.match(name):
+        return "names are 1-32 characters of a-z, 0-9, '_' and '-'"
+    if not isinstance(entry, dict):
+        return "expected an object with accessToken, refreshToken and expiresAt"
+    for key in ("accessToken", "refreshToken"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            return f"'{key}' must be a non-empty string"
+    expires = entry.get("expiresAt")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        return "'expiresAt' must be a number (epoch milliseconds)"
+    return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise AccountsFileMissing(f"{path}: file not found") from e
+    except OSError as e:
+        raise AccountsError(f"{path}: cannot read: {e.strerror}") from e
+
+
+def _decode(raw: bytes, path: Path) -> JSON:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise AccountsError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+    if not isinstance(data, dict):
+        raise AccountsError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def check_permissions(path: Path) -> str | None:
+    """A warning when the file is readable by group or others (POSIX only)."""
+    if os.name == "nt":
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if mode & 0o077:
+        return f"{path} is readable by others (mode {mode:04o}); it holds tokens: chmod 600 {path}"
+    return None
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def _entry(cred: Credential) -> JSON:
+    return {"accessToken": cred.secret, "refreshToken": cred.refresh_token,
+            "expiresAt": None if cred.expires_at is None else round(cred.expires_at * 1000)}
+
+
+def _dump(data: JSON) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def save_accounts(path: Path, creds: Sequence[Credential]) -> None:
+    """Write exactly `creds` (OAuth accounts) to `path`."""
+    atomic_write(path, _dump({"version": 1, "accounts": {c.name: _entry(c) for c in creds}}))
+
+
+def upsert_account(path: Path, cred: Credential, *, fallback: Sequence[Credential] = ()) -> list[str]:
+    """Write one account's tokens, re-reading the file so that concurrent edits to other
+    accounts (and unknown fields) survive. If the file is broken, its bytes are kept in
+    `<name>.broken` and the file is rebuilt from `fallback` (the last good set): a freshly
+    issued refresh token must be saved whatever state the file is in."""
+    warnings: list[str] = []
+    try:
+        data = _decode(_read(path), path)
+        if not isinstance(data.get("accounts"), dict):
+            raise AccountsError(f"{path}: 'accounts' is not an object")
+    except AccountsFileMissing:
+        data = {"version": 1, "accounts": {}}
+    except AccountsError as e:
+        with contextlib.suppress(OSError):
+            atomic_write(path.with_name(path.name + ".broken"), path.read_bytes())
+        warnings.append(f"{e}; rewrote it from the last good accounts (old bytes in {path.name}.broken)")
+        data = {"version": 1, "accounts": {c.name: _entry(c) for c in fallback}}
+    accounts = data["accounts"]
+    current = accounts.get(cred.name)
+    accounts[cred.name] = {**current, **_entry(cred)} if isinstance(current, dict) else _entry(cred)
+    atomic_write(path, _dump(data))
+    return warnings
+
+
+# --- runtime state beside the accounts file ---------------------------------------------------
+
+def state_path(accounts_path: Path) -> Path:
+    return accounts_path.with_name(accounts_path.stem + ".state.json")
+
+
+def read_state(path: Path) -> tuple[Any, str | None]:
+    """The state document, or (None, warning) when it is missing or unreadable."""
+    try:
+        return orjson.loads(path.read_bytes()), None
+    except FileNotFoundError:
+        return None, None
+    except (OSError, orjson.JSONDecodeError) as e:
+        return None, f"{path}: ignored ({e})"
+
+
+def save_state(path: Path, data: JSON) -> None:
+    atomic_write(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+# --- hot reload -------------------------------------------------------------------------------
+
+@frozen
+class Reload:
+    """One reload: the new set, or the error that made the watcher keep the last good set."""
+
+    credentials: tuple[Credential, ...] | None
+    warnings: tuple[str, ...] = ()
+    error: AccountsError | None = None
+
+
+class AccountsWatcher:
+    """Calls `callback(Reload)` on the event loop within ~`debounce` s of the last change.
+
+    The file is read on the debounce timer's thread, not on the loop. A broken file (caught
+    mid-edit) is reported as `Reload(None, error=...)`; `last_good` still holds the previous
+    set. Identical content is not reported twice (our own saves after a refresh)."""
+
+    def __init__(self, path: Path, callback: Callable[[Reload], Coroutine[Any, Any, None]], *,
+                 debounce: float = 0.3) -> None:
+        self.path = path
+        self.last_good: tuple[Credential, ...] | None = None
+        self._callback = callback
+        self._debounce = debounce
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._observer: Any = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._fire_lock = threading.Lock()
+        self._digest: bytes | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Start watching; call from the event loop. The current content counts as seen."""
+        self._loop = asyncio.get_running_loop()
+        with contextlib.suppress(AccountsError):
+            raw = _read(self.path)
+            creds, _ = parse_accounts(raw, self.path)
+            self._digest, self.last_good = hashlib.sha256(raw).digest(), tuple(creds)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from watchdog.observers import Observer
+
+        observer = Observer()
+        observer.schedule(_handler(self), str(self.path.parent), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    async def stop(self) -> None:
+        with self._lock:
+            observer, self._observer = self._observer, None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if observer is not None:
+            observer.stop()
+            await asyncio.to_thread(observer.join, 5)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _poke(self) -> None:
+        """A change was seen (watchdog thread): restart the debounce timer."""
+        with self._lock:
+            if self._observer is None:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self._debounce, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._fire_lock:  # two timers can overlap when a read is slow; keep them in order
+            self._load_and_report()
+
+    def _load_and_report(self) -> None:
+        try:
+            raw = _read(self.path)
+            digest = hashlib.sha256(raw).digest()
+            if digest == self._digest:
+                return
+            creds, warnings = parse_accounts(raw, self.path)
+            self._digest, self.last_good = digest, tuple(creds)
+            reload = Reload(tuple(creds), tuple(warnings))
+        except AccountsError as e:
+            self._digest = None  # the next good content must be reported even if unchanged
+            reload = Reload(None, error=e)
+        loop = self._loop
+        if loop is None or self._observer is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed under us: shutting down
+            loop.call_soon_threadsafe(self._dispatch, reload)
+
+    def _dispatch(self, reload: Reload) -> None:
+        task = asyncio.get_running_loop().create_task(self._callback(reload))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("accounts reload callback failed", exc_info=task.exception())
+
+
+def _handler(watcher: AccountsWatcher) -> Any:
+    """The watchdog handler for one accounts file.
+
+    watchdog is imported here, when a watcher starts, not with this module: a proxy without
+    OAuth accounts never needs it, and it costs about 1 MB of resident memory."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+    kinds = frozenset({"modified", "created", "moved", "deleted", "closed"})
+    name = watcher.path.name
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            if event.event_type not in kinds:
+                return
+            paths = [event.src_path, getattr(event, "dest_path", "")]
+            if any(p and os.path.basename(os.fsdecode(p)) == name for p in paths):
+                watcher._poke()
+
+    return Handler()

@@ -1,0 +1,1 @@
+"""The `ccproxy` command line: argparse in front of plain functions, and the daemon."""

@@ -1,0 +1,195 @@
+"""What `ccproxy auth import|login|status` do, as plain functions the CLI calls.
+
+Each takes paths and I/O callables and returns a message or an exit code, so tests call them
+directly. Nothing here prints a token: accounts are shown by name, state and expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from ccproxy_core.accounts.oauth import (
+    OAuthError,
+    TokenSet,
+    authorize_url,
+    exchange_code,
+    make_pkce,
+    make_state,
+    parse_pasted_code,
+)
+from ccproxy_core.accounts.store import (
+    NAME_RE,
+    AccountsError,
+    AccountsFileMissing,
+    check_permissions,
+    load_accounts,
+    read_state,
+    state_path,
+    upsert_account,
+)
+from ccproxy_core.config.model import OAuthSettings
+from ccproxy_core.core.pool import Credential, iso
+
+
+def _existing(accounts_path: Path) -> list[Credential]:
+    """The accounts already saved; a broken file is refused rather than overwritten."""
+    try:
+        return load_accounts(accounts_path)[0]
+    except AccountsFileMissing:
+        return []
+
+
+def _free_name(existing: list[Credential]) -> str:
+    taken = {c.name for c in existing}
+    if "default" not in taken:
+        return "default"
+    return next(f"account-{i}" for i in range(2, len(taken) + 3) if f"account-{i}" not in taken)
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise AccountsError(f"invalid account name {name!r}: use 1-32 characters of a-z, 0-9, '_' and '-'")
+
+
+def auth_import(accounts_path: Path, from_path: Path, name: str | None) -> str:
+    """Copy Claude Code's login (`claudeAiOauth` in `.credentials.json`) into accounts.json.
+    Without a name, an account holding the same refresh token is updated, else a new one is
+    added ("default", then "account-2", ...). Raises `AccountsError` with what to fix."""
+    try:
+        doc = orjson.loads(from_path.read_bytes())
+    except FileNotFoundError:
+        raise AccountsError(f"no Claude Code login at {from_path}: run `claude` and log in, "
+                            "or pass --from FILE") from None
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise AccountsError(f"cannot read {from_path}: {e}") from None
+    oauth = doc.get("claudeAiOauth") if isinstance(doc, dict) else None
+    if not isinstance(oauth, dict):
+        raise AccountsError(f"{from_path} has no 'claudeAiOauth' login (API-key logins cannot be imported)")
+    access, refresh, expires = (oauth.get(k) for k in ("accessToken", "refreshToken", "expiresAt"))
+    if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh
+            and isinstance(expires, (int, float)) and not isinstance(expires, bool)):
+        raise AccountsError(f"{from_path}: claudeAiOauth needs accessToken, refreshToken and expiresAt")
+    existing = _existing(accounts_path)
+    if name is None:
+        same = next((c for c in existing if c.refresh_token == refresh), None)
+        name = same.name if same is not None else _free_name(existing)
+    _check_name(name)
+    verb = "updated" if any(c.name == name for c in existing) else "added"
+    cred = Credential(name=name, kind="oauth", secret=access, refresh_token=refresh,
+                      expires_at=expires / 1000.0)
+    upsert_account(accounts_path, cred)
+    plan = oauth.get("subscriptionType")
+    lines = [f"{verb} account '{name}'" + (f" ({plan})" if isinstance(plan, str) else "")
+             + f" in {accounts_path}; token expires {_when(cred.expires_at, None)}",
+             "note: Claude Code keeps refreshing its own copy of this login, and a refresh token "
+             "works once: whichever refreshes first logs the other out. `ccproxy auth login` "
+             "gives ccproxy a session of its own."]
+    return "\n".join(lines)
+
+
+def auth_login(accounts_path: Path, name: str | None, settings: OAuthSettings,
+               input_fn: Callable[[str], str], print_fn: Callable[[str], None]) -> int:
+    """Log in in a browser, paste the code shown, save the account. Returns an exit code.
+    Runs its own event loop: call it from synchronous code (the CLI)."""
+    try:
+        existing = _existing(accounts_path)
+        name = name or _free_name(existing)
+        _check_name(name)
+    except AccountsError as e:
+        print_fn(f"ccproxy: {e}")
+        return 1
+    verifier, challenge = make_pkce()
+    state = make_state()
+    print_fn("Open this URL in a browser, log in, then paste the code shown on the page:\n\n"
+             f"  {authorize_url(settings, challenge, state)}\n")
+    try:
+        code, pasted_state = parse_pasted_code(input_fn("Code: "))
+    except EOFError:
+        print_fn("ccproxy: no code entered")
+        return 1
+    except ValueError as e:
+        print_fn(f"ccproxy: {e}")
+        return 1
+    if pasted_state is not None and pasted_state != state:
+        print_fn("ccproxy: that code belongs to another login attempt (state mismatch); start again")
+        return 1
+    try:
+        tokens = asyncio.run(_exchange(settings, code, verifier, state))
+    except OAuthError as e:
+        print_fn(f"ccproxy: login failed: {e}")
+        return 1
+    cred = Credential(name=name, kind="oauth", secret=tokens.access_token,
+                      refresh_token=tokens.refresh_token, expires_at=tokens.expires_at)
+    if not cred.refresh_token:
+        print_fn("ccproxy: login failed: the token endpoint issued no refresh token")
+        return 1
+    try:
+        upsert_account(accounts_path, cred)
+    except (AccountsError, OSError) as e:
+        print_fn(f"ccproxy: logged in, but could not save {accounts_path}: {e}")
+        return 1
+    print_fn(f"saved account '{name}' in {accounts_path}; token expires {_when(cred.expires_at, None)}")
+    return 0
+
+
+async def _exchange(settings: OAuthSettings, code: str, verifier: str, state: str) -> TokenSet:
+    async with aiohttp.ClientSession() as session:
+        return await exchange_code(session, settings, code, verifier, state)
+
+
+def auth_status(accounts_path: Path, now: float) -> str:
+    """A table of accounts: name, state, token expiry. Never a token.
+
+    A broken file raises `AccountsError` (the CLI shows it as one line and exits 1)."""
+    try:
+        creds, warnings = load_accounts(accounts_path)
+    except AccountsFileMissing:
+        return (f"no accounts file at {accounts_path}; add an account with "
+                "`ccproxy auth login --name NAME` or `ccproxy auth import`")
+    saved, state_warning = read_state(state_path(accounts_path))
+    runtime = saved.get("accounts", {}) if isinstance(saved, dict) else {}
+    rows = [("NAME", "STATE", "TOKEN EXPIRES")]
+    for cred in creds:
+        entry = runtime.get(cred.name) if isinstance(runtime, dict) else None
+        entry = entry if isinstance(entry, dict) else {}
+        until = entry.get("rateLimitedUntil")
+        if entry.get("disabled") is True:
+            state = "disabled"
+        elif isinstance(until, (int, float)) and until > now:
+            state = f"rate_limited until {iso(until)}"
+        elif cred.expired(now):
+            state = "expired (refreshed when ccproxy runs)"
+        else:
+            state = "ok"
+        rows.append((cred.name, state, _when(cred.expires_at, now)))
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{accounts_path}: {len(creds)} account(s)"]
+    lines += [f"  {r[0]:<{width[0]}}  {r[1]:<{width[1]}}  {r[2]}".rstrip() for r in rows]
+    notes = [*warnings, state_warning, check_permissions(accounts_path)]
+    lines += [f"warning: {n}" for n in notes if n]
+    return "\n".join(lines)
+
+
+def _when(ts: float | None, now: float | None) -> str:
+    if ts is None:
+        return "unknown"
+    if now is None:
+        return str(iso(ts))
+    delta = ts - now
+    return f"{iso(ts)} ({'in ' + _span(delta) if delta >= 0 else _span(-delta) + ' ago'})"
+
+
+def _span(seconds: float) -> str:
+    s = math.floor(seconds)
+    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{s}s"

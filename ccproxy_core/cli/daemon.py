@@ -1,0 +1,456 @@
+"""The background proxy: `ccproxy start | stop | restart | status | logs`.
+
+Files, under platformdirs (nothing is touched at import time):
+
+    user_state_dir/ccproxy.pid    JSON: pid, host, port, url, started_at, version, proc_start,
+                                  flags, log; written atomically (temp file + rename)
+    user_state_dir/ccproxy.lock   held while a start, stop or restart runs, so two `ccproxy code`
+                                  launched at once start one server, not two
+    user_log_dir/ccproxy.log      the server's stdout and stderr, rotated by size (5 MB, 3 old
+                                  files) inside the server process itself; written and read by
+                                  `daemon_log`
+
+How the server is started. The detached child is `sys.executable -c BOOT ROOT LOG serve ...`
+(`BOOT` is in `daemon_log`), where ROOT is the directory this package was imported from. That
+is the same code as the running command whatever `sys.argv[0]` is: a pip console script,
+`python ccproxy.py` in a checkout, or the shiv zipapp (ROOT is then its extracted site-packages
+under ~/.shiv or SHIV_ROOT, where the dependencies are too). An upgrade that replaces the .pyz
+on disk does not disturb a running daemon, and `ccproxy restart` starts the new version. The
+child starts in a new session (a process group on Windows), with stdin from /dev/null and no
+console, in the caller's working directory so that a project's `./.ccproxy/config.json` applies
+as in `serve`.
+
+A pid alone does not name a process: pids are reused. The pidfile keeps the start time of the
+process (`processes.probe`: /proc, `ps`, or GetProcessTimes on Windows); a pid that is dead, a
+zombie, or alive with another start time is some other program, and the pidfile is stale. `status` only
+reads and never removes it; `start` replaces a stale pidfile and `stop` removes it.
+
+Exit codes: 0 done (or already in the state asked for); 1 failed; 3 from `status` when not
+running, as LSB init scripts do. On Windows `stop` cannot deliver a graceful signal to a process
+without a console, so it terminates the server at once (what `taskkill /F` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+import platformdirs
+from attrs import asdict, frozen
+
+from ccproxy_core import __version__
+from ccproxy_core.cli.daemon_log import BOOT, log_path, show, tail
+from ccproxy_core.cli.processes import DaemonError as DaemonError
+from ccproxy_core.cli.processes import cmdline, locked, probe, terminate
+from ccproxy_core.files import atomic_write
+
+READY_TIMEOUT = 15.0
+RESTART_STOP_TIMEOUT = 10.0
+LOG_TAIL_ON_FAILURE = 20
+STATUS_NOT_RUNNING = 3
+_LOCK_TIMEOUT = 60.0
+
+
+@frozen
+class Flags:
+    """The flags a daemon was started with, kept in the pidfile so `restart` can reuse them."""
+
+    host: str | None = None
+    port: int | None = None
+    config: str | None = None
+    log_level: str | None = None
+
+    @classmethod
+    def given(cls, host: str | None, port: int | None, config: str | None, log_level: str | None) -> Flags:
+        return cls(host, port, str(Path(config).expanduser().resolve()) if config else None, log_level)
+
+    def over(self, previous: Flags) -> Flags:
+        """These flags, falling back to `previous` for the ones not given."""
+        return Flags(*(mine if mine is not None else old
+                       for mine, old in zip(asdict(self).values(), asdict(previous).values(), strict=True)))
+
+
+@frozen
+class Endpoint:
+    host: str
+    port: int
+    url: str
+    pid: int
+    started: bool = False  # True when this call started the server
+
+
+@frozen
+class PidInfo:
+    pid: int
+    host: str
+    port: int
+    url: str
+    started_at: float
+    version: str
+    proc_start: str  # "" when the platform cannot tell
+    log: str
+    flags: Flags = Flags()
+
+    def endpoint(self, *, started: bool = False) -> Endpoint:
+        return Endpoint(self.host, self.port, self.url, self.pid, started)
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+def pidfile_path() -> Path:
+    return Path(platformdirs.user_state_dir("ccproxy")) / "ccproxy.pid"
+
+
+def _lock_path() -> Path:
+    return pidfile_path().with_name("ccproxy.lock")
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses; a wildcard listen address becomes loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+# --- the pidfile ----------------------------------------------------------------------------------
+
+def _write_pidfile(info: PidInfo) -> None:
+    atomic_write(pidfile_path(), orjson.dumps(asdict(info), option=orjson.OPT_INDENT_2) + b"\n", mode=0o644)
+
+
+def _load_pidfile() -> tuple[bool, PidInfo | None]:
+    """(the file exists, its content when readable)."""
+    path = pidfile_path()
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return False, None
+    except (OSError, ValueError):
+        return True, None
+    try:
+        flags = raw.get("flags") or {}
+        info = PidInfo(
+            pid=int(raw["pid"]), host=str(raw["host"]), port=int(raw["port"]), url=str(raw["url"]),
+            started_at=float(raw.get("started_at") or 0), version=str(raw.get("version") or "?"),
+            proc_start=str(raw.get("proc_start") or ""), log=str(raw.get("log") or log_path()),
+            flags=Flags(flags.get("host"), flags.get("port"), flags.get("config"), flags.get("log_level")),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return True, None
+    return True, info
+
+
+def _remove_pidfile(pid: int | None = None) -> None:
+    """Remove the pidfile; with `pid`, only while it still names that process."""
+    if pid is not None:
+        _, info = _load_pidfile()
+        if info is not None and info.pid != pid:
+            return
+    with contextlib.suppress(FileNotFoundError):
+        pidfile_path().unlink()
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+def _is_ours(info: PidInfo) -> bool:
+    """Is the pidfile's process alive, and still the one that was started (not a reused pid)?"""
+    alive, identity = probe(info.pid)
+    if not alive:
+        return False
+    if identity and info.proc_start:
+        return identity == info.proc_start
+    command = cmdline(info.pid)  # a pidfile without a start time: fall back on the command line
+    return command is None or "ccproxy" in command
+
+
+# --- HTTP to the server ---------------------------------------------------------------------------
+
+def _get_json(url: str, timeout: float, headers: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """GET a JSON object, or None for any failure; never through an HTTP(S)_PROXY from the env."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers=dict(headers or {})), timeout=timeout) as resp:
+            data = orjson.loads(resp.read(1 << 20))
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --- starting -------------------------------------------------------------------------------------
+
+def _server_command(flags: Flags, host: str, port: int, log: Path) -> list[str]:
+    if not sys.executable:
+        raise DaemonError("cannot find the Python interpreter to start the server with "
+                          "(sys.executable is empty)")
+    root = str(Path(__file__).resolve().parents[2])  # the directory holding the ccproxy_core package
+    argv = [sys.executable, "-c", BOOT, root, str(log), "serve", "--host", host, "--port", str(port)]
+    if flags.config:
+        argv += ["--config", flags.config]
+    if flags.log_level:
+        argv += ["--log-level", flags.log_level]
+    return argv
+
+
+def _detach() -> dict[str, Any]:
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+    else:  # see _probe
+        return {"start_new_session": True}
+
+
+def _spawn(flags: Flags, timeout: float) -> PidInfo:
+    from ccproxy_core.config.load import load  # raises ConfigError for a bad config: refused here, not in the log
+
+    config_flags: dict[str, Any] = {"host": flags.host, "port": flags.port}
+    if flags.log_level:
+        config_flags["log"] = {"level": flags.log_level}
+    effective = load(flags=config_flags, config_file=flags.config).config
+    log = log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(_server_command(flags, effective.host, effective.port, log),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=os.getcwd(), **_detach())
+    info = PidInfo(pid=proc.pid, host=effective.host, port=effective.port,
+                   url=client_url(effective.host, effective.port), started_at=time.time(),
+                   version=__version__, proc_start=probe(proc.pid)[1], log=str(log), flags=flags)
+    _write_pidfile(info)
+    try:
+        _wait_ready(proc, info, timeout)
+    except BaseException:
+        with contextlib.suppress(DaemonError):
+            terminate(proc.pid, info.proc_start, 3.0)
+        _remove_pidfile(proc.pid)
+        raise
+    return info
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], info: PidInfo, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay, other = 0.05, None
+    while True:
+        code = proc.poll()
+        if code is not None:
+            busy = f"; port {info.port} is served by another ccproxy (pid {other})" if other else ""
+            raise _failure(f"the server exited with code {code} before answering at {info.url}{busy}",
+                           Path(info.log))
+        health = _get_json(f"{info.url}/health", timeout=1.0)
+        if health is not None:
+            if health.get("pid") == proc.pid:
+                return
+            other = health.get("pid")
+        if time.monotonic() >= deadline:
+            raise _failure(f"no answer from {info.url}/health within {timeout:g} s", Path(info.log))
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def _failure(reason: str, log: Path) -> DaemonError:
+    last = tail(log, LOG_TAIL_ON_FAILURE).rstrip("\n")
+    shown = "\n".join(f"    {line}" for line in last.splitlines()) if last else "    (empty)"
+    return DaemonError(f"ccproxy did not start: {reason}\nlast lines of {log}:\n{shown}")
+
+
+def _ensure(flags: Flags, timeout: float = READY_TIMEOUT) -> tuple[PidInfo, bool]:
+    """The running daemon, or a new one; call with the lock held. (info, started by this call)."""
+    exists, info = _load_pidfile()
+    if info is not None and _is_ours(info):
+        return info, False
+    if exists:
+        why = f"pid {info.pid} is not ccproxy any more" if info else "unreadable"
+        print(f"ccproxy: replacing a stale pidfile ({why}): {pidfile_path()}", file=sys.stderr)
+        _remove_pidfile()
+    return _spawn(flags, timeout), True
+
+
+def start(*, host: str | None, port: int | None, config: str | None, log_level: str | None) -> int:
+    try:
+        with locked(_lock_path(), _LOCK_TIMEOUT):
+            info, started = _ensure(Flags.given(host, port, config, log_level))
+    except DaemonError as exc:
+        print(f"ccproxy: {exc}", file=sys.stderr)
+        return 1
+    _report_start(info, started)
+    return 0
+
+
+def _report_start(info: PidInfo, started: bool) -> None:
+    if started:
+        print(f"ccproxy started (pid {info.pid}) on {info.url}; log: {info.log}")
+    else:
+        print(f"ccproxy is already running (pid {info.pid}) on {info.url}; "
+              "`ccproxy restart` applies new settings")
+
+
+def ensure_running(host: str | None, port: int | None, config: str | None) -> Endpoint:
+    """The running daemon's endpoint, starting one when none runs (for `ccproxy code`)."""
+    with locked(_lock_path(), _LOCK_TIMEOUT):
+        info, started = _ensure(Flags.given(host, port, config, None))
+    if started:
+        return info.endpoint(started=True)
+    if (host is not None and host != info.host) or (port is not None and port != info.port):
+        raise DaemonError(f"ccproxy already runs on {info.url} (pid {info.pid}); drop --host/--port to use "
+                          "it, or move it with `ccproxy restart --host H --port P`")
+    if _get_json(f"{info.url}/health", timeout=3.0) is None:
+        raise DaemonError(f"ccproxy runs (pid {info.pid}) but does not answer at {info.url}; "
+                          "`ccproxy logs` shows why, `ccproxy restart` starts it afresh")
+    return info.endpoint()
+
+
+def running() -> PidInfo | None:
+    """The pidfile's content when its process runs and is the one started; reads only."""
+    _, info = _load_pidfile()
+    return info if info is not None and _is_ours(info) else None
+
+
+# --- stopping -------------------------------------------------------------------------------------
+
+def _stop_locked(timeout: float, *, quiet: bool = False) -> int:
+    def say(text: str) -> None:
+        if not quiet:
+            print(text)
+
+    exists, info = _load_pidfile()
+    if info is None or not _is_ours(info):
+        if exists:
+            _remove_pidfile()
+            say(f"ccproxy is not running (removed a stale pidfile{f' for pid {info.pid}' if info else ''})")
+        else:
+            say("ccproxy is not running")
+        return 0
+    how = terminate(info.pid, info.proc_start, timeout)
+    _remove_pidfile(info.pid)
+    say(f"ccproxy stopped (pid {info.pid})" if how == "stopped"
+        else f"ccproxy (pid {info.pid}) did not exit within {timeout:g} s and was killed")
+    return 0
+
+
+def stop(*, timeout: float) -> int:
+    try:
+        with locked(_lock_path(), _LOCK_TIMEOUT):
+            return _stop_locked(timeout)
+    except DaemonError as exc:
+        print(f"ccproxy: {exc}", file=sys.stderr)
+        return 1
+
+
+def restart(*, host: str | None, port: int | None, config: str | None, log_level: str | None) -> int:
+    """Stop, then start with the flags given, the others taken from the previous start."""
+    try:
+        with locked(_lock_path(), _LOCK_TIMEOUT):
+            _, previous = _load_pidfile()
+            flags = Flags.given(host, port, config, log_level)
+            if previous is not None:
+                flags = flags.over(previous.flags)
+            _stop_locked(RESTART_STOP_TIMEOUT)
+            info, started = _ensure(flags)
+    except DaemonError as exc:
+        print(f"ccproxy: {exc}", file=sys.stderr)
+        return 1
+    _report_start(info, started)
+    return 0
+
+
+# --- status and logs ------------------------------------------------------------------------------
+
+def _uptime(seconds: float) -> str:
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    parts = [f"{days}d"] if days else []
+    if days or hours:
+        parts.append(f"{hours}h")
+    if days or hours or minutes:
+        parts.append(f"{minutes}m")
+    return " ".join([*parts, f"{s}s"])
+
+
+def _pool(info: PidInfo) -> dict[str, Any] | None:
+    """The account pool aggregate from `/status`, when the server has one (best effort)."""
+    headers: dict[str, str] = {}
+    with contextlib.suppress(Exception):  # the config may have changed since the start: then no key
+        from ccproxy_core.config.load import load
+        apikey = load(config_file=info.flags.config).config.apikey
+        if apikey:
+            headers["x-api-key"] = apikey
+    data = _get_json(f"{info.url}/status", timeout=2.0, headers=headers)
+    return data if data is not None and "totalAccounts" in data else None
+
+
+def _status_report(info: PidInfo) -> dict[str, Any]:
+    health = _get_json(f"{info.url}/health", timeout=3.0)
+    report: dict[str, Any] = {
+        "running": True, "answering": health is not None, "pid": info.pid, "url": info.url, "host": info.host,
+        "port": info.port, "version": info.version, "started_at": info.started_at, "uptime": None,
+        "status": None, "providers": [], "pool": None, "log": info.log, "pidfile": str(pidfile_path()),
+        "flags": asdict(info.flags),
+    }
+    if health is not None:
+        report.update(version=health.get("version", info.version), uptime=health.get("uptime"),
+                      status=health.get("status"), providers=health.get("providers", []), pool=_pool(info))
+    return report
+
+
+def _render_status(report: dict[str, Any]) -> str:
+    answering = report["answering"]
+    lines = [f"ccproxy is running (pid {report['pid']})" if answering else
+             f"ccproxy runs (pid {report['pid']}) but does not answer at {report['url']}/health; "
+             "see `ccproxy logs`"]
+    rows = [("url", report["url"]), ("version", report["version"] + (
+        "" if report["version"] == __version__ else f" (this ccproxy is {__version__}: `ccproxy restart`)"))]
+    if answering:
+        rows += [("health", str(report["status"])), ("uptime", _uptime(float(report["uptime"] or 0)))]
+        providers = [f"{p.get('name')} ({p.get('kind')}, circuit {p.get('circuit', '?')}"
+                     f"{'' if p.get('usable', True) else ', unusable'}"
+                     f"{'' if p.get('enabled', True) else ', disabled'})" for p in report["providers"]]
+        rows.append(("providers", ", ".join(providers) or "none"))
+        pool = report["pool"]
+        if pool and pool.get("totalAccounts"):  # transparent providers have no pool to show
+            rows.append(("pool", f"{pool.get('availableAccounts')}/{pool.get('totalAccounts')} accounts "
+                                 f"available, {pool.get('rateLimitedAccounts', 0)} rate limited, "
+                                 f"next {pool.get('nextAccount') or '-'}"))
+    rows += [("log", report["log"]), ("pidfile", report["pidfile"])]
+    return "\n".join([*lines, *(f"  {k + ':':<10} {v}" for k, v in rows)])
+
+
+def status(*, as_json: bool) -> int:
+    exists, info = _load_pidfile()
+    if info is None or not _is_ours(info):
+        stale = exists
+        if as_json:
+            print(orjson.dumps({"running": False, "pidfile": str(pidfile_path()), "stale": stale,
+                                "stale_pid": info.pid if info else None}).decode())
+        else:
+            print("ccproxy is not running" + (
+                f" (stale pidfile {pidfile_path()}; `ccproxy start` replaces it)" if stale else ""))
+        return STATUS_NOT_RUNNING
+    report = _status_report(info)
+    if as_json:
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(_render_status(report))
+    return 0 if report["answering"] else 1
+
+
+def logs(*, follow: bool, lines: int) -> int:
+    path = log_path()
+    try:
+        f: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by show, which may move to a new file)
+    except FileNotFoundError:
+        print(f"ccproxy: no log yet at {path} (it is written by `ccproxy start`)", file=sys.stderr)
+        return 1
+    with contextlib.suppress(KeyboardInterrupt):
+        show(path, f, lines, follow=follow)
+    return 0

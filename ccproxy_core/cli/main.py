@@ -1,0 +1,321 @@
+"""The `ccproxy` command: argparse in front of plain functions; no logic of its own.
+
+Each subcommand parses its flags and calls one function in the module that owns the job
+(server, daemon, launch, init_config, auth_cmds, config). Modules are imported inside the
+command that needs them, so `ccproxy version` or `ccproxy status` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ccproxy_core import __version__
+
+EXAMPLES = {
+    "serve": "example: ccproxy serve --port 3456 --config ~/.ccproxy/config.json",
+    "start": "example: ccproxy start --port 3456",
+    "stop": "example: ccproxy stop --timeout 30",
+    "restart": "example: ccproxy restart",
+    "status": "example: ccproxy status --json",
+    "logs": "example: ccproxy logs -f",
+    "code": "example: ccproxy code --model sonnet   (arguments after `code` go to claude)",
+    "env": "example: eval \"$(ccproxy env)\"",
+    "init": "example: ccproxy init --scope project",
+    "auth": "example: ccproxy auth import --name work",
+    "config": "example: ccproxy config show",
+    "version": "example: ccproxy version",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        """One clear line and the way to get help, instead of the whole usage block."""
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _server_flags(p: argparse.ArgumentParser, *, log_level: bool = True) -> None:
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, help="port to listen on (default 3456)")
+    p.add_argument("--config", metavar="FILE", help="config file (.json or .toml); also CCPROXY_CONFIG")
+    if log_level:
+        p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log verbosity")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the number of seconds cannot be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ccproxy", description="A proxy between Claude Code / OpenAI clients and LLM providers.",
+                     epilog="Run `ccproxy COMMAND --help` for a command's flags and an example.")
+    parser.add_argument("-V", "--version", action="version", version=f"ccproxy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    _server_flags(command("serve", "run the proxy in the foreground", _serve))
+    _server_flags(command("start", "start the proxy in the background and wait until it answers", _start))
+    command("stop", "stop the background proxy, letting streams in flight finish", _stop).add_argument(
+        "--timeout", type=_seconds, default=10.0, help="seconds to wait before killing it (default 10)")
+    _server_flags(command("restart", "stop, then start the background proxy", _restart))
+    command("status", "show whether the background proxy runs, and its health", _status).add_argument(
+        "--json", action="store_true", help="print the status as JSON")
+    logs = command("logs", "show the background proxy's log", _logs)
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines to show first (default 50)")
+    code = command("code", "start the proxy if needed and run Claude Code through it", _code)
+    _server_flags(code, log_level=False)
+    code.add_argument("args", nargs="*", metavar="CLAUDE_ARGS",
+                      help="arguments passed to `claude` as they are, flags included")
+    command("env", "print the environment variables that point a client at the proxy", _env).add_argument(
+        "--shell", choices=["sh", "fish", "powershell"], default="sh", help="syntax to print (default sh)")
+    init = command("init", "write a commented starter config", _init)
+    init.add_argument("--scope", choices=["user", "project"], default="user",
+                      help="user config dir, or ./.ccproxy in this directory (default user)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing config")
+
+    auth = command("auth", "manage Claude subscription accounts in accounts.json", _auth_help)
+    auth_sub = auth.add_subparsers(dest="auth_command", metavar="ACTION", parser_class=_Parser)
+    imp = auth_sub.add_parser("import", help="add the Claude Code login (~/.claude/.credentials.json)",
+                              epilog="example: ccproxy auth import --name work")
+    imp.add_argument("--from", dest="from_path", metavar="FILE", help="credentials file to import")
+    imp.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
+    imp.add_argument("--accounts", metavar="FILE", help="accounts.json path (default ~/.claude/accounts.json)")
+    imp.set_defaults(func=_auth_import)
+    login = auth_sub.add_parser("login", help="log in with a Claude account (paste the code shown)",
+                                epilog="example: ccproxy auth login --name personal")
+    login.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
+    login.add_argument("--accounts", metavar="FILE", help="accounts.json path")
+    login.set_defaults(func=_auth_login)
+    st = auth_sub.add_parser("status", help="list accounts with their state and expiry (never tokens)",
+                             epilog="example: ccproxy auth status")
+    st.add_argument("--accounts", metavar="FILE", help="accounts.json path")
+    st.set_defaults(func=_auth_status)
+
+    cfg = command("config", "inspect the configuration", _config_help)
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    show = cfg_sub.add_parser("show", help="print the effective config and where each value came from",
+                              epilog="example: ccproxy config show --config ./my.json")
+    _server_flags(show)
+    show.set_defaults(func=_config_show)
+
+    command("version", "print the version, Python and platform", _version)
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, Any] = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
+    if getattr(args, "log_level", None):
+        flags["log"] = {"level": args.log_level}
+    return flags
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from ccproxy_core.config.load import load
+    return load(flags=_flags(args), config_file=getattr(args, "config", None))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ccproxy_core.server import app as server
+    loaded = _load(args)
+    server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files))
+    return 0
+
+
+def _daemon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"host": args.host, "port": args.port, "config": args.config, "log_level": getattr(args, "log_level", None)}
+
+
+def _start(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import daemon
+    return daemon.start(**_daemon_kwargs(args))
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import daemon
+    return daemon.stop(timeout=args.timeout)
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import daemon
+    return daemon.restart(**_daemon_kwargs(args))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import daemon
+    return daemon.status(as_json=args.json)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import daemon
+    return daemon.logs(follow=args.follow, lines=args.lines)
+
+
+def _code(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import launch
+    return launch.code(args.args, host=args.host, port=args.port, config=args.config)
+
+
+def _env(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import launch
+    return launch.env(shell=args.shell)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ccproxy_core.config import starter as init_config
+    return init_config.init(scope=args.scope, force=args.force)
+
+
+def _auth_help(args: argparse.Namespace) -> int:
+    print("usage: ccproxy auth {import,login,status} [--help]", file=sys.stderr)
+    return 2
+
+
+class CommandError(Exception):
+    """A command could not do its job for a reason the user can act on; shown as one line."""
+
+
+def _auth_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The auth commands' expected failures (a bad name, a broken file, a refused login) as one line."""
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from ccproxy_core.accounts.oauth import OAuthError
+        from ccproxy_core.accounts.store import AccountsError
+        try:
+            return func(args)
+        except (AccountsError, OAuthError) as exc:
+            raise CommandError(str(exc)) from exc
+    return wrapper
+
+
+def _accounts_path(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from ccproxy_core.accounts.store import default_accounts_path
+    return Path(args.accounts).expanduser() if args.accounts else default_accounts_path()
+
+
+@_auth_errors
+def _auth_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ccproxy_core.cli import auth as auth_cmds
+    source = Path(args.from_path).expanduser() if args.from_path else Path.home() / ".claude" / ".credentials.json"
+    print(auth_cmds.auth_import(_accounts_path(args), source, args.name))
+    return 0
+
+
+@_auth_errors
+def _auth_login(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import auth as auth_cmds
+    from ccproxy_core.config.load import load
+    return auth_cmds.auth_login(_accounts_path(args), args.name, load().config.oauth, input, print)
+
+
+@_auth_errors
+def _auth_status(args: argparse.Namespace) -> int:
+    import time
+
+    from ccproxy_core.cli import auth as auth_cmds
+    print(auth_cmds.auth_status(_accounts_path(args), time.time()))
+    return 0
+
+
+def _config_help(args: argparse.Namespace) -> int:
+    print("usage: ccproxy config show [--config FILE]", file=sys.stderr)
+    return 2
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from ccproxy_core.config.show import render
+    print(render(_load(args)))
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"ccproxy {__version__} (Python {platform.python_version()}, {platform.system()} {platform.machine()})")
+    return 0
+
+
+_CODE_OWN = ("--host", "--port", "--config")
+
+
+def split_code_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`code`'s own flags from the front; everything after them (flags included) is claude's.
+
+    argparse cannot tell `ccproxy code --model x` from an unknown flag of `code`, so the split
+    is made before parsing: ccproxy's three flags (as `--flag V` or `--flag=V`) and `-h`, up to
+    the first other word or a `--`.
+    """
+    own: list[str] = []
+    rest = list(argv)
+    while rest:
+        word = rest[0]
+        if word == "--":
+            rest.pop(0)
+            break
+        if word in ("-h", "--help"):
+            own.append(rest.pop(0))
+        elif word in _CODE_OWN and len(rest) > 1:
+            own += [rest.pop(0), rest.pop(0)]
+        elif word.split("=", 1)[0] in _CODE_OWN and "=" in word:
+            own.append(rest.pop(0))
+        else:
+            break
+    return own, rest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    claude_args: list[str] | None = None
+    if argv[:1] == ["code"]:
+        own, claude_args = split_code_args(argv[1:])
+        argv = ["code", *own]
+    args = parser.parse_args(argv)
+    if claude_args is not None:
+        args.args = claude_args
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from ccproxy_core.config.model import ConfigError
+    from ccproxy_core.core.errors import ProxyError
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print("ccproxy: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        return 2
+    except ProxyError as exc:
+        print(f"ccproxy: {exc.message}", file=sys.stderr)
+        return 1
+    except (CommandError, OSError) as exc:  # OSError: a file or port the user must fix (permissions, ...)
+        print(f"ccproxy: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result

@@ -1,0 +1,1 @@
+"""The configuration: its model, how its layers load, and the foreign formats it reads."""

@@ -1,0 +1,265 @@
+"""The configuration model: frozen attrs classes, and the strict cattrs converter that builds them.
+
+`structure(dict, source)` turns one plain dict into a `Config`, refusing unknown keys and
+wrong types with "source: key.path: problem" lines (`ConfigError`). Where the dicts come from,
+and in which order they merge, is `config.load`'s business.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, NewType
+
+import cattrs
+from attrs import Factory, frozen
+from cattrs.gen import make_dict_structure_fn, override
+from cattrs.v import format_exception
+
+from ccproxy_core import __version__
+from ccproxy_core.core.breaker import BreakerSettings
+
+Seconds = NewType("Seconds", float)
+
+ANTHROPIC_API_URL = "https://api.anthropic.com"
+DEFAULT_PORT = 3456
+MANAGED_CONFIG = Path("/etc/ccproxy/config.json")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as "source: key.path: problem" lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@frozen
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    file: str = ""
+    format: Literal["text", "json"] = "text"
+
+
+@frozen
+class ProviderConfig:
+    name: str
+    kind: Literal["anthropic", "openai", ""] = ""  # "" = from the preset
+    preset: str = ""
+    api_base_url: str = ""
+    api_key: str = ""
+    api_keys: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    enabled: bool = True
+    auth: Literal["api_key", "oauth"] = "api_key"
+    accounts_path: str = ""
+    response_style: Literal["", "anthropic", "openai"] = ""
+    max_output_tokens: int | None = None
+    headers: dict[str, str] = Factory(dict)
+    requests_per_minute: int = 0
+    burst: int = 0
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every API key of this provider, in rotation order."""
+        return ((self.api_key,) if self.api_key else ()) + tuple(k for k in self.api_keys if k)
+
+
+@frozen
+class RouteConfig:
+    provider: str
+    model: str = ""
+
+
+@frozen
+class RouterConfig:
+    long_context_threshold: int = 60000
+    fallback: dict[str, tuple[str, ...]] = Factory(dict)
+    big_model: str = ""
+    small_model: str = ""
+    preferred_provider: str = ""
+
+
+@frozen
+class LimitsConfig:
+    request_timeout: Seconds = Seconds(600.0)
+    connect_timeout: Seconds = Seconds(10.0)
+    max_request_body_size: int = 32 * 1024 * 1024
+    stream_idle_timeout: Seconds = Seconds(300.0)
+    # A translated Anthropic stream gets a `ping` after this much silence (slow reasoning models), as
+    # Anthropic's own streams carry pings; Claude Code flags a stall after about 15 s. 0 turns it off.
+    keepalive_interval: Seconds = Seconds(10.0)
+    requests_per_minute: int = 0  # per client key; 0 = unlimited
+    burst: int = 0
+
+
+@frozen
+class RotationConfig:
+    enabled: bool = True
+    hot_reload: bool = True
+    refresh_buffer_seconds: int = 600
+    default_cooldown: Seconds = Seconds(60.0)
+
+
+@frozen
+class OAuthSettings:
+    """Claude OAuth endpoints and client: all configurable, since they have moved before."""
+
+    token_url: str = "https://platform.claude.com/v1/oauth/token"
+    authorize_url: str = "https://claude.ai/oauth/authorize"
+    client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+    redirect_uri: str = "https://platform.claude.com/oauth/code/callback"
+    scopes: str = "user:profile user:inference user:sessions:claude_code"
+    # ccproxy says who it is; an operator whose token host insists on another agent sets it.
+    user_agent: str = f"ccproxy/{__version__}"
+    timeout_seconds: Seconds = Seconds(30.0)
+    default_expires_in: Seconds = Seconds(3600.0)  # when a response omits expires_in
+
+
+@frozen
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    apikey: str = ""
+    log: LogConfig = LogConfig()
+    providers: tuple[ProviderConfig, ...] = ()
+    routes: dict[str, RouteConfig] = Factory(dict)
+    router: RouterConfig = RouterConfig()
+    limits: LimitsConfig = LimitsConfig()
+    breaker: BreakerSettings = Factory(BreakerSettings)
+    rotation: RotationConfig = RotationConfig()
+    oauth: OAuthSettings = OAuthSettings()
+
+    def __attrs_post_init__(self) -> None:
+        if not self.providers:
+            # Zero config: a transparent proxy to the public Anthropic API that forwards the
+            # client's own credentials.
+            object.__setattr__(self, "providers", (
+                ProviderConfig(name="anthropic", kind="anthropic", api_base_url=ANTHROPIC_API_URL),
+            ))
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        for p in self.providers:
+            if p.name == name:
+                return p
+        return None
+
+
+# --- building the classes from dicts ----------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _seconds(value: Any, _: Any) -> Seconds:
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, \"30s\", \"5m\" or \"250ms\"")
+    if isinstance(value, (int, float)):
+        return Seconds(float(value))
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"expected a duration such as 30, \"30s\", \"5m\" or \"250ms\", got {value!r}")
+    return Seconds(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+
+
+def _boolean(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_structure_hook(Seconds, _seconds)
+converter.register_structure_hook(bool, _boolean)
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(int, _strict_int)
+# BreakerSettings lives with the (pure) breaker and types its times as plain floats; in a config
+# file they are durations like every other time ("30s", "1m").
+converter.register_structure_hook(BreakerSettings, make_dict_structure_fn(
+    BreakerSettings, converter, _cattrs_forbid_extra_keys=True,
+    open_seconds=override(struct_hook=_seconds), window_seconds=override(struct_hook=_seconds)))
+
+
+def _where(cattrs_path: str) -> str:
+    path = cattrs_path.removeprefix("$").lstrip(".")
+    path = re.sub(r"\['([^']*)'\]", r".\1", path)
+    return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    """Our hooks' own words where they have some; cattrs' wording otherwise."""
+    if isinstance(exc, ValueError) and str(exc).startswith("expected"):
+        return str(exc)  # raised by the hooks above, already worded for the user
+    if "not in literal" in str(exc):
+        allowed = [a for a in getattr(type_, "__args__", ()) if a]
+        return f"expected one of {', '.join(repr(a) for a in allowed)}"
+    return format_exception(exc, type_)
+
+
+def _problems(exc: Exception, source: str) -> list[str]:
+    out = []
+    for msg in cattrs.transform_error(exc, path="$", format_exception=_format_exception):
+        text, _, where = msg.rpartition(" @ ")
+        extra = re.match(r"extra fields found \((.*)\)", text)
+        key = _where(where)
+        if extra:
+            for name in extra.group(1).split(", "):
+                out.append(f"{source}: {f'{key}.' if key else ''}{name}: unknown key")
+        else:
+            out.append(f"{source}: {key or '(top level)'}: {text}")
+    return out
+
+
+def structure(data: Mapping[str, Any], source: str = "config", *, check_references: bool = True) -> Config:
+    try:
+        config = converter.structure(dict(data), Config)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            raise ConfigError(_problems(exc, source)) from None
+        raise ConfigError([f"{source}: {exc}"]) from None
+    if check_references:
+        _check_references(config, source)
+    return config
+
+
+def _check_references(config: Config, source: str) -> None:
+    names = [p.name for p in config.providers]
+    problems = [f"{source}: providers: provider name {n!r} is used twice"
+                for n in sorted({n for n in names if names.count(n) > 1})]
+    for key, route in config.routes.items():
+        if route.provider not in names:
+            problems.append(f"{source}: routes.{key}.provider: unknown provider {route.provider!r} "
+                            f"(configured: {', '.join(names)})")
+    for scenario, chain in config.router.fallback.items():
+        for i, name in enumerate(chain):
+            if name not in names:
+                problems.append(f"{source}: router.fallback.{scenario}.{i}: unknown provider {name!r}")
+    if problems:
+        raise ConfigError(problems)
+
+
+
+def unstructure(config: Config) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(config)
+    return data

@@ -1,0 +1,49 @@
+"""`ccproxy config show`: the effective configuration, where each value came from, secrets masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ccproxy_core.config.load import LoadedConfig
+from ccproxy_core.config.model import unstructure
+from ccproxy_core.core.redaction import mask_setting
+
+_SECRET_KEYS = frozenset({"apikey", "api_key", "api_keys"})
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return mask_setting(value) if isinstance(value, str) else value
+
+
+def masked(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _mask(v) if k in _SECRET_KEYS else masked(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [masked(v) for v in data]
+    return data
+
+
+def _lines(data: Any, sources: dict[str, str], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(_lines(value, sources, path + "."))
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            # providers: one line per setting, `providers.0.name = ...`, like every other key
+            out.extend(_lines({str(i): v for i, v in enumerate(value)}, sources, path + "."))
+            continue
+        source = sources.get(path) or next((s for k, s in sources.items() if path.startswith(k + ".")), "default")
+        out.append(f"{path} = {orjson.dumps(value).decode()}    # {source}")
+    return out
+
+
+def render(loaded: LoadedConfig) -> str:
+    data = masked(unstructure(loaded.config))
+    files = ", ".join(str(f) for f in loaded.files) or "none (built-in defaults)"
+    return "\n".join([f"# config files, lowest precedence first: {files}", *_lines(data, loaded.sources)])

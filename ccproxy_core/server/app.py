@@ -1,0 +1,196 @@
+"""The aiohttp application: a literal route table, two middlewares, startup and shutdown.
+
+Middlewares, outermost first:
+- `errors`: every `ProxyError` (and every aiohttp HTTP error, and anything unexpected) becomes
+  an answer in the client's own dialect; no traceback ever reaches a client.
+- `client_auth`: with `apikey` set, every request but `/health` and the `HEAD /` warm-up must
+  carry it (`x-api-key` or `Authorization: Bearer`), compared in constant time; without it,
+  only loopback clients are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from ccproxy_core.config.model import Config
+from ccproxy_core.core.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    ProxyError,
+    RequestTooLarge,
+    anthropic_body,
+    openai_status_and_body,
+)
+from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
+from ccproxy_core.server import loops
+from ccproxy_core.server.handlers import chat, health, messages, models, providers_api, status
+from ccproxy_core.server.state import STATE, State
+
+log = logging.getLogger("ccproxy")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OPEN_PATHS = frozenset({"/health"})
+_FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding", "connection"})
+
+
+def is_openai_dialect(request: web.Request) -> bool:
+    return request.path.endswith("/chat/completions") or (
+        request.path.endswith("/v1/models") and ANTHROPIC_VERSION not in request.headers)
+
+
+def error_response(request: web.Request, err: ProxyError) -> web.Response:
+    if is_openai_dialect(request):
+        status, body = openai_status_and_body(err)
+    else:
+        status, body = err.http_status, anthropic_body(err)
+    headers = {k: v for k, v in err.headers.items() if k.lower() not in _FRAMING}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+_HTTP_ERRORS: dict[int, type[ProxyError]] = {
+    400: InvalidRequest, 401: AuthenticationFailed, 403: PermissionDenied, 404: NotFound, 413: RequestTooLarge,
+}
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> ProxyError:
+    """aiohttp's own HTTP errors (no route, wrong method, ...) as ccproxy errors."""
+    if exc.status == 404:
+        return NotFound(f"no endpoint {request.method} {request.path}; see the README for the API")
+    if exc.status == 405:
+        return InvalidRequest(f"{request.method} is not allowed on {request.path}")
+    return _HTTP_ERRORS.get(exc.status, InvalidRequest)(exc.text or exc.reason)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProxyError as err:
+        return error_response(request, err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(request, _http_error(request, exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unexpected error while serving %s %s", request.method, request.path)
+        return error_response(request, ProxyError("internal error in ccproxy; the details are in its log"))
+
+
+@functools.lru_cache(maxsize=1024)
+def is_loopback(remote: str | None) -> bool:
+    # Cached: clients repeat their address on every request, and parsing it costs more than a lookup.
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def presented_key(request: web.Request) -> str | None:
+    return request.headers.get("x-api-key") or bearer_token(request.headers)
+
+
+@web.middleware
+async def client_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS or (request.path == "/" and request.method in ("HEAD", "GET")):
+        return await handler(request)
+    apikey = request.app[STATE].config.apikey
+    if apikey:
+        key = presented_key(request)
+        if key is None or not hmac.compare_digest(key.encode(), apikey.encode()):
+            raise AuthenticationFailed(
+                "ccproxy needs its API key: send it as `x-api-key: KEY` or `Authorization: Bearer KEY`"
+                + ("" if key is None else " (the key sent does not match)"))
+    elif not is_loopback(request.remote):
+        raise PermissionDenied(
+            "ccproxy serves only this machine while no API key is set; set `apikey` in the config "
+            "(or CCPROXY_API_KEY) to accept clients from other hosts")
+    return await handler(request)
+
+
+async def warmup(request: web.Request) -> web.Response:
+    """Claude Code sends `HEAD /` before its first request; answer at once."""
+    return web.Response(status=200, text="" if request.method == "HEAD" else "ccproxy is running; see /health\n")
+
+
+ROUTES = [
+    web.route("HEAD", "/", warmup),
+    web.get("/", warmup, allow_head=False),
+    web.get("/health", health.health),
+    web.post("/v1/messages", messages.create_message),
+    web.post("/api/v1/messages", messages.create_message),
+    web.post("/v1/messages/count_tokens", messages.count_tokens),
+    web.post("/api/v1/messages/count_tokens", messages.count_tokens),
+    web.post("/v1/chat/completions", chat.create_completion),
+    web.post("/api/v1/chat/completions", chat.create_completion),
+    web.get("/v1/models", models.list_models),
+    web.get("/api/v1/models", models.list_models),
+    *status.ROUTES,
+    *providers_api.ROUTES,
+]
+
+
+async def _state_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[STATE].start()
+    yield
+    await app[STATE].close()
+
+
+def create_app(config: Config, *, config_files: tuple[str, ...] = ()) -> web.Application:
+    """Build the application for one configuration; nothing is read from env or disk here."""
+    app = web.Application(
+        middlewares=[errors, client_auth],
+        client_max_size=config.limits.max_request_body_size,
+        handler_args={"max_field_size": 65536},
+    )
+    app[STATE] = State(config, config_files=config_files)
+    app.router.add_routes(ROUTES)
+    app.cleanup_ctx.append(_state_lifecycle)
+    return app
+
+
+def configure_logging(level: str, file: str = "", fmt: str = "text") -> None:
+    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ccproxy")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return orjson.dumps({"time": self.formatTime(record), "level": record.levelname,
+                             "logger": record.name, "message": record.getMessage()}).decode()
+
+
+def run(config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout: float = 30.0) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM, then drain requests in flight."""
+    configure_logging(config.log.level, config.log.file, config.log.format)
+    loop_name = loops.install()
+    app = create_app(config, config_files=config_files)
+    providers = ", ".join(f"{p.name}/{p.kind or p.preset or 'preset'}" for p in config.providers)
+
+    def listening(_: str) -> None:  # run_app calls this once the sockets are bound
+        log.info("ccproxy listening on http://%s:%d (%s event loop, %d provider(s): %s)", config.host,
+                 config.port, loop_name, len(config.providers), providers)
+
+    web.run_app(app, host=config.host, port=config.port, access_log=None, print=listening,
+                handler_cancellation=True, shutdown_timeout=shutdown_timeout)

@@ -1,0 +1,267 @@
+"""Where each provider's credentials live at run time, and one request's attempts over them.
+
+`ProviderPool` owns a provider's `CredentialPool` and what keeps it current: for Claude
+subscription accounts the accounts.json file, its watcher (hot reload) and the refresh
+scheduler; for every pool the small state file that carries cooldowns and disabled flags over
+a restart. A provider without credentials of its own is transparent: the client's own
+`x-api-key` / `Authorization` goes upstream (the zero-config default).
+
+`Credentials` is one request's view: `attempts()` yields the credential for each upstream call
+and moves to the next only when the pool's `FailoverPlan` says so (a rate-limited account, an
+OAuth token that needed a refresh). The plan itself, the pure policy, lives in `pool.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+import platformdirs
+from attrs import frozen
+
+from ccproxy_core.accounts import oauth
+from ccproxy_core.accounts import store as accounts
+from ccproxy_core.config.model import Config, ProviderConfig
+from ccproxy_core.core.errors import AttemptFailed, ProxyError, RateLimited, ServiceUnavailable
+from ccproxy_core.core.failover import FailoverPlan, Step
+from ccproxy_core.core.headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
+from ccproxy_core.core.outcome import Outcome, OutcomeKind, classify
+from ccproxy_core.core.pool import Credential as PoolCredential
+from ccproxy_core.core.pool import CredentialPool, PoolSettings, api_key_credentials
+from ccproxy_core.providers.presets import AuthHeader, key_headers
+
+log = logging.getLogger("ccproxy.pool")
+
+SAVE_INTERVAL = 10.0  # seconds between checks for pool state worth saving
+
+
+@frozen
+class Credential:
+    """A credential as it goes on the wire."""
+
+    name: str
+    secret: str  # an API key or an OAuth access token; "" for the client's own
+    style: AuthHeader | Literal["oauth"]
+    source: PoolCredential | None = None
+
+    def headers(self, base: Mapping[str, str]) -> dict[str, str]:
+        if self.style != "oauth":
+            return key_headers(self.style, self.secret)
+        # An OAuth token is a bearer token that needs its beta tag; every tag the client sent stays.
+        return {**key_headers("authorization-bearer", self.secret),
+                ANTHROPIC_BETA: merge_beta(base.get(ANTHROPIC_BETA), OAUTH_BETA)}
+
+
+CLIENT_OWN = Credential(name="client", secret="", style="none")
+
+
+def _accounts_path(provider: ProviderConfig) -> Path:
+    return Path(provider.accounts_path).expanduser() if provider.accounts_path else accounts.default_accounts_path()
+
+
+class ProviderPool:
+    """One provider's credentials and the machinery that keeps them fresh."""
+
+    def __init__(self, provider: ProviderConfig, config: Config, key_style: AuthHeader) -> None:
+        self.name = provider.name
+        self.key_style = key_style
+        self.oauth = provider.auth == "oauth"
+        self.accounts_path = _accounts_path(provider) if self.oauth else None
+        self._keys = provider.keys
+        self._config = config
+        self._saved: bytes | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.scheduler: oauth.RefreshScheduler | None = None
+        self.watcher: accounts.AccountsWatcher | None = None
+        settings = PoolSettings(exhausted_cooldown_seconds=config.rotation.default_cooldown)
+        if self.oauth:
+            self.pool: CredentialPool | None = CredentialPool(self._load_accounts(), provider=self.name,
+                                                              settings=settings)
+        elif self._keys:
+            self.pool = CredentialPool(api_key_credentials(self._keys), provider=self.name, settings=settings)
+        else:
+            self.pool = None
+        if self.pool is not None:
+            data, warning = accounts.read_state(self.state_file)
+            for problem in ([warning] if warning else []) + (self.pool.load_state(data, time.time()) if data else []):
+                log.warning("%s", problem)
+
+    @property
+    def state_file(self) -> Path:
+        if self.accounts_path is not None:
+            return accounts.state_path(self.accounts_path)
+        return Path(platformdirs.user_state_dir("ccproxy")) / f"pool-{self.name}.state.json"
+
+    def _load_accounts(self) -> list[PoolCredential]:
+        assert self.accounts_path is not None
+        warning = accounts.check_permissions(self.accounts_path)
+        if warning:
+            log.warning("%s", warning)
+        try:
+            creds, problems = accounts.load_accounts(self.accounts_path)
+        except accounts.AccountsFileMissing:
+            log.warning("provider %s: %s does not exist yet; add accounts with `ccproxy auth import` or "
+                        "`ccproxy auth login`", self.name, self.accounts_path)
+            return []
+        except accounts.AccountsError as exc:
+            log.error("provider %s: %s", self.name, exc)
+            return []
+        for problem in problems:
+            log.warning("%s", problem)
+        return creds
+
+    def same_source(self, provider: ProviderConfig) -> bool:
+        """Whether a new config for this provider keeps the same credentials (keep state)."""
+        return (provider.auth == "oauth") == self.oauth and provider.keys == self._keys and (
+            not self.oauth or _accounts_path(provider) == self.accounts_path)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.pool is None:
+            return
+        self._tasks.append(asyncio.get_running_loop().create_task(self._save_loop(), name=f"pool-save-{self.name}"))
+        if not self.oauth:
+            return
+        assert self.accounts_path is not None
+        rotation = self._config.rotation
+        self._session = aiohttp.ClientSession()
+        self.scheduler = oauth.RefreshScheduler(
+            self.pool, self._session, self._config.oauth, self.accounts_path,
+            refresh_buffer_seconds=rotation.refresh_buffer_seconds)
+        self.scheduler.start()
+        if rotation.hot_reload:
+            self.watcher = accounts.AccountsWatcher(self.accounts_path, self._reloaded)
+            self.watcher.start()
+
+    async def _reloaded(self, reload: accounts.Reload) -> None:
+        if reload.error is not None or reload.credentials is None:
+            log.error("provider %s: %s; keeping the last good set of accounts", self.name, reload.error)
+            return
+        assert self.pool is not None
+        for warning in (*reload.warnings, *self.pool.replace_credentials(list(reload.credentials))):
+            log.warning("%s", warning)
+        log.info("provider %s: accounts reloaded (%d)", self.name, len(self.pool))
+        if self.scheduler is not None:
+            self.scheduler.poke()
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_INTERVAL)
+            self.save_state()
+
+    def save_state(self) -> None:
+        if self.pool is None:
+            return
+        data = orjson.dumps(self.pool.to_state(time.time()))
+        if data != self._saved:
+            try:
+                accounts.save_state(self.state_file, orjson.loads(data))
+                self._saved = data
+            except OSError as exc:
+                log.warning("provider %s: cannot save pool state to %s: %s", self.name, self.state_file, exc)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self._session is not None:
+            await self._session.close()
+        self.save_state()
+
+    # --- per request ------------------------------------------------------------------------------
+
+    def usable(self, now: float) -> bool:
+        return self.pool is None or self.pool.has_usable(now)
+
+    def attempts(self, pin: str | None) -> Credentials:
+        return Credentials(self, pin)
+
+    def wire(self, cred: PoolCredential) -> Credential:
+        return Credential(cred.name, cred.secret, "oauth" if cred.kind == "oauth" else self.key_style, cred)
+
+    async def refresh(self, name: str, stale_token: str | None = None) -> None:
+        if self.scheduler is None:
+            raise ServiceUnavailable(f"provider '{self.name}' has no OAuth accounts to refresh")
+        await self.scheduler.refresh_now(name, stale_token=stale_token)
+
+
+class Credentials:
+    """The credential attempts of one request against one provider."""
+
+    def __init__(self, owner: ProviderPool, pin: str | None) -> None:
+        self._owner = owner
+        self._pin = pin
+        self._plan = FailoverPlan(owner.pool, pin=pin, now=time.time()) if owner.pool is not None else None
+        self._step: Step | None = None
+        self.outcome: Outcome | None = None
+
+    def _next(self) -> Credential:
+        assert self._plan is not None
+        try:
+            return self._owner.wire(self._plan.next(time.time()))
+        except (RateLimited, ServiceUnavailable) as exc:
+            if self._pin is not None:
+                raise  # the client asked for this account: its state is the answer
+            # Every credential of this provider is limited or unusable: another provider may serve.
+            raise AttemptFailed(exc, retryable=True) from exc
+
+    async def attempts(self) -> AsyncGenerator[Credential, None]:
+        if self._plan is None:
+            yield CLIENT_OWN
+            return
+        credential = self._next()
+        while True:
+            self._step = None
+            yield credential
+            step: Step | None = self._step  # set by failed() while we were suspended
+            if step not in (Step.NEXT, Step.REFRESH):
+                return
+            if step is Step.REFRESH:
+                try:
+                    await self._owner.refresh(credential.name, stale_token=credential.secret)
+                except (oauth.OAuthError, ProxyError) as exc:
+                    log.warning("provider %s: refreshing %s failed: %s", self._owner.name, credential.name, exc)
+            credential = self._next()
+
+    def succeeded(self, credential: Credential, headers: Mapping[str, str]) -> None:
+        if self._plan is not None:
+            self._plan.report(Outcome(OutcomeKind.OK), headers, time.time())
+
+    def failed(self, credential: Credential, status: int, headers: Mapping[str, str], body: bytes) -> bool:
+        """Record an error answer; whether the request goes on to another credential."""
+        if self._plan is None:
+            return False
+        self.outcome = classify(status, headers, body)
+        self._step = self._plan.report(self.outcome, headers, time.time())
+        if self._step is not Step.RELAY:
+            log.info("provider %s: %s got %d (%s); trying %s", self._owner.name, credential.name, status,
+                     self.outcome.kind.value, "after a token refresh" if self._step is Step.REFRESH
+                     else "the next credential")
+        return self._step in (Step.NEXT, Step.REFRESH)
+
+    def worth_another_provider(self, status: int, default: bool) -> bool:
+        """Whether the final error should move the request to the route's fallback provider."""
+        return self.outcome.failover if self.outcome is not None else default
+
+
+def health(owner: ProviderPool, now: float) -> dict[str, Any]:
+    if owner.pool is None:
+        return {"credentials": "client's own"}
+    snap = owner.pool.snapshot(now)
+    return {"credentials": snap["totalAccounts"], "available": snap["availableAccounts"],
+            "rate_limited": snap["rateLimitedAccounts"]}

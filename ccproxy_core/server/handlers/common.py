@@ -1,0 +1,64 @@
+"""Reading a client's JSON request, the same way for every endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ccproxy_core.core.errors import JSON, InvalidRequest, RequestTooLarge
+from ccproxy_core.server.state import STATE
+
+
+async def read_json(request: web.Request) -> tuple[bytes, JSON]:
+    """The raw body and its parsed object; 413 past the size limit, 400 for anything not JSON."""
+    state = request.app[STATE]
+    if state.client_buckets.enabled:
+        # Per client key (or address, without one): one noisy client cannot starve the rest.
+        state.admit_client(request.headers.get("x-api-key") or request.headers.get("authorization")
+                           or request.remote or "-")
+    limit = state.config.limits.max_request_body_size
+    too_large = RequestTooLarge(
+        f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if not raw:
+        raise InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"the request body must be a JSON object, not {type(body).__name__}")
+    return raw, body
+
+
+async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bool]:
+    """A Messages or Chat Completions request: raw body, parsed body, model, and whether it streams."""
+    raw, body = await read_json(request)
+    model = require_str(body, "model")
+    require_list(body, "messages")
+    return raw, body, model, body.get("stream") is True
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json", headers=headers)
+
+
+def require_str(body: JSON, key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{key}: expected a non-empty string")
+    return value
+
+
+def require_list(body: JSON, key: str) -> list[Any]:
+    value = body.get(key)
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{key}: expected a list")
+    return value

@@ -1,0 +1,26 @@
+"""`GET /health`: is the proxy up, and can each provider serve? Never shows a secret."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from aiohttp import web
+
+from ccproxy_core import __version__
+from ccproxy_core.server.handlers.common import json_response
+from ccproxy_core.server.state import STATE
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    now = time.monotonic()
+    providers = [state.provider_health(p, now) for p in state.runtime.providers.values()]
+    degraded = any(p["enabled"] and not p["usable"] for p in providers)
+    return json_response({
+        "status": "degraded" if degraded else "ok",
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime": round(time.time() - state.started_at, 3),
+        "providers": providers,
+    })

@@ -1,0 +1,119 @@
+"""The credential pool's status API, in the multi-account proxy's shapes (camelCase).
+
+`GET /status` aggregates every provider that has a pool (`providers` holds each one's own
+snapshot); `?provider=NAME` narrows any of these calls to one provider, which also settles an
+account name used by two providers. Tokens never appear.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from ccproxy_core.core.errors import JSON, NotFound, ServiceUnavailable
+from ccproxy_core.core.pool import CredentialPool
+from ccproxy_core.server.credentials import ProviderPool
+from ccproxy_core.server.handlers.common import json_response
+from ccproxy_core.server.state import STATE
+
+_COUNTS = ("totalAccounts", "availableAccounts", "rateLimitedAccounts", "authErrorAccounts",
+           "disabledAccounts", "expiredAccounts")
+
+
+def _pools(request: web.Request) -> list[ProviderPool]:
+    state = request.app[STATE]
+    wanted = request.query.get("provider")
+    pools = [p for name, p in state.pools.items() if p.pool is not None and name in state.runtime.providers]
+    if wanted is not None:
+        pools = [p for p in pools if p.name == wanted]
+        if not pools:
+            raise NotFound(f"provider {wanted!r} has no credential pool "
+                           f"(pools: {', '.join(p.name for p in _all(request)) or 'none'})")
+    return pools
+
+
+def _all(request: web.Request) -> list[ProviderPool]:
+    return [p for p in request.app[STATE].pools.values() if p.pool is not None]
+
+
+def _pool(owner: ProviderPool) -> CredentialPool:
+    assert owner.pool is not None
+    return owner.pool
+
+
+def _find(request: web.Request, name: str) -> tuple[ProviderPool, JSON]:
+    now = time.time()
+    for owner in _pools(request):
+        if name in _pool(owner).names:
+            return owner, {"provider": owner.name, **_pool(owner).account_json(name, now)}
+    known = ", ".join(f"{o.name}/{n}" for o in _pools(request) for n in _pool(o).names) or "none"
+    raise NotFound(f"no account named {name!r} (known: {known})")
+
+
+async def status(request: web.Request) -> web.Response:
+    now = time.time()
+    snapshots = [_pool(owner).snapshot(now) for owner in _pools(request)]
+    totals: Counter[str] = Counter()
+    for snap in snapshots:
+        totals.update({k: snap.get(k, 0) for k in _COUNTS})
+    accounts = [{"provider": snap["provider"], **account} for snap in snapshots for account in snap["accounts"]]
+    return json_response({
+        **{k: totals[k] for k in _COUNTS},
+        "nextAccount": next((s["nextAccount"] for s in snapshots if s["nextAccount"]), None),
+        "accounts": accounts,
+        "providers": {s["provider"]: s for s in snapshots},
+    })
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    now = time.time()
+    return json_response([{"provider": owner.name, **account}
+                          for owner in _pools(request) for account in _pool(owner).snapshot(now)["accounts"]])
+
+
+async def get_account(request: web.Request) -> web.Response:
+    return json_response(_find(request, request.match_info["name"])[1])
+
+
+async def refresh_account(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    owner, _ = _find(request, name)
+    if owner.scheduler is None:
+        raise ServiceUnavailable(f"account {name!r} is an API key; only OAuth accounts refresh")
+    await owner.refresh(name)
+    return json_response({"status": "success", "message": f"refreshed the tokens of {name!r}",
+                          "account": _find(request, name)[1]})
+
+
+async def _switch(request: web.Request, enable: bool) -> web.Response:
+    name = request.match_info["name"]
+    owner, _ = _find(request, name)
+    pool = _pool(owner)
+    previous = pool.enable(name, time.time()) if enable else pool.disable(name, time.time())
+    owner.save_state()
+    if enable and owner.scheduler is not None:
+        owner.scheduler.poke()
+    after = _find(request, name)[1]
+    return json_response({"status": "success", "message": f"{'enabled' if enable else 'disabled'} {name!r}",
+                          "previousState": previous, "newState": after["state"], "account": after})
+
+
+async def enable_account(request: web.Request) -> web.Response:
+    return await _switch(request, True)
+
+
+async def disable_account(request: web.Request) -> web.Response:
+    return await _switch(request, False)
+
+
+ROUTES: list[Any] = [
+    web.get("/status", status),
+    web.get("/status/accounts", list_accounts),
+    web.get("/status/accounts/{name}", get_account),
+    web.post("/status/accounts/{name}/refresh", refresh_account),
+    web.post("/status/accounts/{name}/enable", enable_account),
+    web.post("/status/accounts/{name}/disable", disable_account),
+]

@@ -1,0 +1,190 @@
+"""What the running server holds, and the one place that turns config into live objects.
+
+`State.runtime` is an immutable snapshot (config, routing table, providers with their preset
+and endpoint URLs) that a request reads once at its start; a config change builds a new
+snapshot and swaps the reference, so requests in flight finish on the snapshot they began
+with. What must outlive a swap is kept by provider name: upstream sessions (pooled
+connections), circuit breakers, rate-limit buckets and credential pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from attrs import frozen
+
+from ccproxy_core.config.model import Config, ProviderConfig, unstructure
+from ccproxy_core.core.breaker import BreakerBoard, counts_as_failure
+from ccproxy_core.core.errors import Overloaded, RateLimited
+from ccproxy_core.core.headers import X_ACCOUNT_NAME
+from ccproxy_core.core.ratelimit import BucketSet
+from ccproxy_core.core.routing import RoutingTable
+from ccproxy_core.providers import presets
+from ccproxy_core.server.credentials import Credentials, ProviderPool
+from ccproxy_core.server.credentials import health as pool_health
+from ccproxy_core.server.upstream import Upstream
+
+
+@frozen
+class ProviderRuntime:
+    config: ProviderConfig
+    preset: presets.Preset
+    upstream: Upstream
+    urls: Mapping[str, str]  # path kind ("messages", "count_tokens", "chat") -> full URL
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def kind(self) -> str:
+        """"anthropic" (Messages, passthrough) or "openai" (Chat Completions, translated)."""
+        return self.preset.kind
+
+    @property
+    def transparent(self) -> bool:
+        """No credential of its own: the client's own credentials are forwarded."""
+        return not self.config.keys and self.config.auth != "oauth"
+
+    def url(self, kind: str) -> str:
+        return self.urls[kind]
+
+
+@frozen
+class Runtime:
+    config: Config
+    table: RoutingTable
+    providers: Mapping[str, ProviderRuntime]
+
+
+def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    kinds: tuple[presets.PathKind, ...] = ("messages", "count_tokens", "chat", "models")
+    for kind in kinds:
+        try:
+            urls[kind] = presets.upstream_url(preset, base, kind)
+        except ValueError:
+            continue  # this kind of provider has no such endpoint
+    return urls
+
+
+class State:
+    def __init__(self, config: Config, *, config_files: tuple[str, ...] = ()) -> None:
+        self.started_at = time.time()
+        self.config_files = config_files
+        self.write_lock = asyncio.Lock()
+        self._upstreams: dict[tuple[str, str], Upstream] = {}
+        self.breakers = BreakerBoard(config.breaker)
+        self._provider_buckets: dict[str, BucketSet] = {}
+        self.pools: dict[str, ProviderPool] = {}
+        self._retired: list[ProviderPool] = []
+        self._running: list[ProviderPool] = []
+        self._started = False
+        self.runtime = self._build(config)
+        self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    def _build(self, config: Config) -> Runtime:
+        native = unstructure(config)
+        providers = {}
+        for p, raw in zip(config.providers, native["providers"], strict=True):
+            preset = presets.preset_for_provider(raw)
+            base = p.api_base_url or preset.default_base_url
+            key = (p.name, base)
+            upstream = self._upstreams.get(key)
+            if upstream is None or upstream.limits != config.limits:
+                upstream = self._upstreams[key] = Upstream(p.name, base.rstrip("/"), config.limits)
+            providers[p.name] = ProviderRuntime(p, preset, upstream, _urls(preset, base))
+            bucket = self._provider_buckets.get(p.name)
+            if bucket is None or (bucket.rate_per_minute, bucket.burst) != (p.requests_per_minute, p.burst):
+                self._provider_buckets[p.name] = BucketSet(p.requests_per_minute, p.burst)
+            pool = self.pools.get(p.name)
+            if pool is None or not pool.same_source(p):
+                if pool is not None:
+                    self._retired.append(pool)
+                self.pools[p.name] = ProviderPool(p, config, preset.auth_header)
+        for name in [n for n in self.pools if n not in providers]:  # a provider deleted by a write
+            self._retired.append(self.pools.pop(name))
+            self._provider_buckets.pop(name, None)
+        return Runtime(config, RoutingTable.from_config(native), providers)
+
+    async def reconfigure(self, config: Config) -> None:
+        """Swap in a new configuration; new pools start, replaced ones stop after the swap."""
+        self.runtime = self._build(config)
+        if self._started:
+            for name, pool in self.pools.items():
+                if name in self.runtime.providers and pool not in self._running:
+                    await pool.start()
+                    self._running.append(pool)
+        retired, self._retired = self._retired, []
+        for pool in retired:
+            if pool in self._running:
+                self._running.remove(pool)
+                await pool.close()
+
+    # --- per request ------------------------------------------------------------------------------
+
+    def unavailable(self, now: float) -> frozenset[str]:
+        return self.breakers.unavailable(now) if self.breakers.settings.enabled else frozenset()
+
+    def allow(self, provider: str) -> bool:
+        """Whether the provider's circuit lets this request through (and counts it if half-open)."""
+        return not self.breakers.settings.enabled or self.breakers.get(provider).allow(time.monotonic())
+
+    def record_outcome(self, provider: str, status: int | None) -> None:
+        """One upstream attempt's outcome: `None` for no answer at all, else its HTTP status."""
+        if self.breakers.settings.enabled:
+            self.breakers.get(provider).record(not counts_as_failure(status), time.monotonic())
+
+    def circuit_error(self, provider: str) -> Overloaded:
+        wait = self.breakers.get(provider).retry_after(time.monotonic())
+        return Overloaded(f"provider {provider!r} is failing repeatedly and is paused (circuit open); "
+                          f"it is tried again in {wait:.0f} s", headers={"retry-after": str(max(1, round(wait)))})
+
+    def admit_client(self, key: str) -> None:
+        """The per-client token bucket; raises `RateLimited` when the client is over its rate."""
+        wait = self.client_buckets.take(key, time.monotonic())
+        if wait > 0:
+            raise RateLimited(f"this client is over its rate limit ({self.config.limits.requests_per_minute:g} "
+                              "requests per minute, limits.requests_per_minute)", retry_after=wait)
+
+    def admit_provider(self, provider: str) -> None:
+        bucket = self._provider_buckets.get(provider)
+        wait = bucket.take(provider, time.monotonic()) if bucket is not None else 0.0
+        if wait > 0:
+            raise RateLimited(f"provider {provider!r} is over its configured rate limit "
+                              "(providers[].requests_per_minute)", retry_after=wait)
+
+    def credentials(self, provider: ProviderRuntime, headers: Mapping[str, str]) -> Credentials:
+        return self.pools[provider.name].attempts(headers.get(X_ACCOUNT_NAME) or None)
+
+    def provider_health(self, provider: ProviderRuntime, now: float) -> dict[str, Any]:
+        circuit = self.breakers.get(provider.name).state(now) if self.breakers.settings.enabled else "closed"
+        pool = self.pools[provider.name]
+        return {"name": provider.name, "kind": provider.kind, "preset": provider.preset.name,
+                "enabled": provider.config.enabled, "circuit": circuit.replace("_", "-"),
+                "usable": circuit != "open" and pool.usable(time.time()), **pool_health(pool, time.time())}
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for pool in self.pools.values():
+            await pool.start()
+            self._running.append(pool)
+        self._started = True
+
+    async def close(self) -> None:
+        for pool in self._running:
+            await pool.close()
+        for upstream in self._upstreams.values():
+            await upstream.close()
+
+
+STATE = web.AppKey("state", State)
