@@ -19,6 +19,7 @@ from cattrs.v import format_exception
 
 from ccproxy_core import __version__
 from ccproxy_core.core.breaker import BreakerSettings
+from ccproxy_core.core.pricing import PriceSetting
 
 Seconds = NewType("Seconds", float)
 
@@ -40,6 +41,23 @@ class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     file: str = ""
     format: Literal["text", "json"] = "text"
+    raw_http_dir: str = ""  # opt-in: every proxied request and answer, secrets masked (server/rawlog.py)
+    raw_http_max_bytes: int = 10 * 1024 * 1024  # http.log rotates at this size, keeping 3 old files
+
+
+@frozen
+class UsageConfig:
+    """The usage ledger (usage/ledger.py): SQLite under the user state dir unless `path` says otherwise."""
+
+    enabled: bool = True
+    path: str = ""
+    retention_days: float = 90.0
+
+
+@frozen
+class MetricsConfig:
+    enabled: bool = True
+    public: bool = False  # serve /metrics without the proxy key (for a scraper)
 
 
 @frozen
@@ -130,6 +148,9 @@ class Config:
     breaker: BreakerSettings = Factory(BreakerSettings)
     rotation: RotationConfig = RotationConfig()
     oauth: OAuthSettings = OAuthSettings()
+    usage: UsageConfig = UsageConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    pricing: dict[str, PriceSetting] = Factory(dict)  # "MODEL or glob" -> USD per million tokens
 
     def __attrs_post_init__(self) -> None:
         if not self.providers:

@@ -1,0 +1,208 @@
+"""The usage ledger file: SQLite (WAL), written in batches by one thread, never in a request's way.
+
+A finished request hands its `UsageRecord` to `Ledger.add`, which only puts it on a bounded
+queue: when the queue is full the record is counted as dropped (and the drop logged, once per
+burst), so a slow disk can cost rows but never a request's latency. One writer thread owns the
+writing connection; it takes what is queued in batches of up to `BATCH` rows, writes each batch
+in one transaction, and deletes rows past `retention_days` at start and then hourly. Readers
+(`/usage`, `ccproxy usage`) open their own connections: WAL lets them read while it writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import platformdirs
+
+from .record import COLUMNS, UsageRecord
+
+log = logging.getLogger("ccproxy.usage")
+
+BATCH = 256
+QUEUE_SIZE = 10_000
+PURGE_EVERY = 3600.0
+_STOP = object()
+
+_TYPES = {
+    "ts": "REAL NOT NULL",
+    "status": "INTEGER",
+    "stream": "INTEGER",
+    "latency_ms": "REAL",
+    "ttfb_ms": "REAL",
+    "input_tokens": "INTEGER",
+    "output_tokens": "INTEGER",
+    "cache_read_tokens": "INTEGER",
+    "cache_creation_tokens": "INTEGER",
+    "cost_usd": "REAL",
+}
+_COLUMN_DEFS = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
+SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS requests ({_COLUMN_DEFS});CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);"
+)
+INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def default_path() -> Path:
+    return Path(platformdirs.user_state_dir("ccproxy")) / "usage.sqlite3"
+
+
+def resolve_path(setting: str) -> Path:
+    """`usage.path`, or the default under the user's state directory."""
+    return Path(setting).expanduser() if setting else default_path()
+
+
+def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    """A connection to the ledger; `create` makes the file (0600) and its table when missing."""
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    elif not path.exists():
+        raise FileNotFoundError(f"no usage ledger at {path}")
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    if create:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(SCHEMA)
+    return conn
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[sqlite3.Connection]:
+    conn = connect(path)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+class Ledger:
+    """The writer: `add` from the event loop, rows written by a thread of its own."""
+
+    def __init__(self, path: Path, *, retention_days: float = 90.0, queue_size: int = QUEUE_SIZE) -> None:
+        self.path = path
+        self.retention_days = retention_days
+        self.dropped = 0
+        self.written = 0
+        self.failed = 0
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._enqueued = 0
+        self._done = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._drop_logged = False
+
+    def start(self) -> None:
+        """Open (or create) the file and start the writer; a ledger that cannot open is logged, not fatal."""
+        try:
+            conn = connect(self.path, create=True)
+        except (OSError, sqlite3.Error) as exc:
+            log.error(
+                "usage ledger disabled: cannot open %s: %s (set usage.path, or usage.enabled: false)", self.path, exc
+            )
+            return
+        self._thread = threading.Thread(target=self._run, args=(conn,), name="ccproxy-ledger", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def add(self, record: UsageRecord) -> bool:
+        """Queue one row; never blocks. False (and counted in `dropped`) when the queue is full."""
+        if self._thread is None:
+            return False
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            if not self._drop_logged:
+                self._drop_logged = True
+                log.warning(
+                    "usage ledger queue is full (%d rows): dropping rows until it drains; %d dropped so far",
+                    self._queue.maxsize,
+                    self.dropped,
+                )
+            return False
+        with self._done:
+            self._enqueued += 1
+        return True
+
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Wait until every row queued before this call is in the file (for readers that must see it)."""
+        if not self.running:
+            return True
+        with self._done:
+            target = self._enqueued
+            return self._done.wait_for(lambda: self.written + self.failed >= target, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)  # blocks only while the writer drains a full queue
+        self._thread.join(timeout)
+        self._thread = None
+
+    # --- the writer thread --------------------------------------------------------------------
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        next_purge = 0.0
+        try:
+            while True:
+                now = time.time()
+                if now >= next_purge:
+                    self._purge(conn, now)
+                    next_purge = now + PURGE_EVERY
+                try:
+                    first = self._queue.get(timeout=min(PURGE_EVERY, max(next_purge - now, 0.1)))
+                except queue.Empty:
+                    continue
+                batch = [first]
+                while len(batch) < BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = _STOP in batch
+                self._write(conn, [r for r in batch if isinstance(r, UsageRecord)])
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _write(self, conn: sqlite3.Connection, records: list[UsageRecord]) -> None:
+        ok = True
+        if records:
+            try:
+                with conn:
+                    conn.execute("BEGIN")
+                    conn.executemany(INSERT, [r.row() for r in records])
+            except sqlite3.Error as exc:
+                ok = False
+                log.error("usage ledger: could not write %d row(s) to %s: %s", len(records), self.path, exc)
+        with self._done:
+            if ok:
+                self.written += len(records)
+            else:
+                self.failed += len(records)
+            self._drop_logged = False
+            self._done.notify_all()
+
+    def _purge(self, conn: sqlite3.Connection, now: float) -> None:
+        if self.retention_days <= 0:
+            return
+        try:
+            gone = conn.execute("DELETE FROM requests WHERE ts < ?", (now - self.retention_days * 86400.0,)).rowcount
+        except sqlite3.Error as exc:
+            log.warning("usage ledger: could not delete old rows: %s", exc)
+            return
+        if gone:
+            log.info("usage ledger: deleted %d row(s) older than %g days", gone, self.retention_days)
