@@ -83,6 +83,10 @@ def detect_and_normalize(raw: Mapping[str, Any], source: str) -> tuple[JSON, lis
     Never raises for a bad value: values are carried over as they are and `config.py`
     validates them with their native key path.
     """
+    from ccproxy_core.config import ccr  # ccr imports this module's helpers: imported here, not at the top
+
+    if ccr.is_ccr(raw):
+        return ccr.normalize(raw, source)
     shape = _detect(raw)
     if shape == "native":
         return copy.deepcopy(dict(raw)), []

@@ -24,6 +24,7 @@ import orjson
 import platformdirs
 from attrs import frozen
 
+from ccproxy_core.config import ccr
 from ccproxy_core.config import compat as config_compat
 from ccproxy_core.config.model import MANAGED_CONFIG, Config, ConfigError, structure
 
@@ -52,7 +53,7 @@ def read_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         if path.suffix == ".toml":
             raw: Any = tomllib.loads(text)
         else:
-            raw = orjson.loads(config_compat.strip_json_comments(text)) if text.strip() else {}
+            raw = orjson.loads(ccr.json5_text(text)) if text.strip() else {}  # claude-code-router's JSON5 too
     except (orjson.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([f"{source}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}"]) from None
     if not isinstance(raw, dict):
@@ -114,7 +115,8 @@ def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = No
     layers: list[tuple[str, dict[str, Any]]] = []
     files: list[Path] = []
 
-    candidates: list[Path | None] = [_first_existing(managed)]
+    ccr_path = ccr.user_config_path(Path.home())  # claude-code-router's, below ccproxy's own user config
+    candidates: list[Path | None] = [_first_existing(managed), ccr_path if ccr_path.is_file() else None]
     user = [_first_existing(p) for p in (user_paths if user_paths is not None else user_config_paths())]
     candidates.append(next((p for p in user if p), None))
     candidates.append(_first_existing(cwd / ".ccproxy" / "config.json"))
