@@ -16,8 +16,9 @@ from aiohttp import web
 async def forward(request: web.Request) -> web.StreamResponse:
     session: aiohttp.ClientSession = request.app["session"]
     body = await request.read()
-    async with session.post(request.app["upstream"] + request.path, data=body,
-                            headers={"content-type": "application/json"}) as upstream:
+    async with session.post(
+        request.app["upstream"] + request.path, data=body, headers={"content-type": "application/json"}
+    ) as upstream:
         if upstream.content_type != "text/event-stream":
             return web.Response(status=upstream.status, body=await upstream.read(), content_type="application/json")
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -36,6 +37,7 @@ async def session_ctx(app: web.Application) -> object:
 
 def main() -> None:
     import uvloop
+
     uvloop.install()
     app = web.Application()
     app["upstream"] = sys.argv[2]

@@ -35,8 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-ANTHROPIC_BODY = {"model": "claude-sonnet-4-5", "max_tokens": 256,
-                  "messages": [{"role": "user", "content": "Say hello " * 20}]}
+ANTHROPIC_BODY = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 256,
+    "messages": [{"role": "user", "content": "Say hello " * 20}],
+}
 OPENAI_BODY = {"model": "gpt-4.1", "max_tokens": 256, "messages": [{"role": "user", "content": "Say hello " * 20}]}
 
 # name, client path, body, stream, provider (None = the fake directly)
@@ -44,13 +47,24 @@ SCENARIOS: list[tuple[str, str, dict[str, Any], str]] = [
     ("anthropic JSON passthrough", "/v1/messages", ANTHROPIC_BODY, "claude"),
     ("anthropic SSE-50 passthrough", "/v1/messages", {**ANTHROPIC_BODY, "stream": True}, "claude"),
     ("anthropic client -> openai JSON", "/v1/messages", {**ANTHROPIC_BODY, "model": "openai,gpt-4.1"}, "openai"),
-    ("anthropic client -> openai SSE-50", "/v1/messages",
-     {**ANTHROPIC_BODY, "model": "openai,gpt-4.1", "stream": True}, "openai"),
-    ("openai client -> anthropic JSON", "/v1/chat/completions", {**OPENAI_BODY, "model": "claude,claude-sonnet-4-5"},
-     "claude"),
-    ("openai client -> anthropic SSE-50", "/v1/chat/completions",
-     {**OPENAI_BODY, "model": "claude,claude-sonnet-4-5", "stream": True,
-      "stream_options": {"include_usage": True}}, "claude"),
+    (
+        "anthropic client -> openai SSE-50",
+        "/v1/messages",
+        {**ANTHROPIC_BODY, "model": "openai,gpt-4.1", "stream": True},
+        "openai",
+    ),
+    (
+        "openai client -> anthropic JSON",
+        "/v1/chat/completions",
+        {**OPENAI_BODY, "model": "claude,claude-sonnet-4-5"},
+        "claude",
+    ),
+    (
+        "openai client -> anthropic SSE-50",
+        "/v1/chat/completions",
+        {**OPENAI_BODY, "model": "claude,claude-sonnet-4-5", "stream": True, "stream_options": {"include_usage": True}},
+        "claude",
+    ),
 ]
 DIRECT_PATH = {"claude": "/v1/messages", "openai": "/v1/chat/completions"}
 
@@ -94,6 +108,7 @@ async def drive(url: str, body: dict[str, Any], requests: int, concurrency: int)
     remaining = requests
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker() -> None:
             nonlocal remaining
             while remaining > 0:
@@ -104,6 +119,7 @@ async def drive(url: str, body: dict[str, Any], requests: int, concurrency: int)
                     if r.status != 200:
                         raise RuntimeError(f"{url}: HTTP {r.status}: {(await r.read())[:300]!r}")
                 latencies.append(time.perf_counter() - t0)
+
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started, latencies
@@ -140,8 +156,12 @@ def translation_cost() -> list[tuple[str, float]]:
                     out += [anthropic_event(n, p) for n, p in tr.finish()]
                 else:
                     out += [anthropic_event(n, p) for n, p in tr.feed(orjson.loads(ev.data))]
-    results.append(("openai chunk -> anthropic events (decode+translate+encode)",
-                    (time.perf_counter() - t0) / (rounds * len(OPENAI_SSE)) * 1e6))
+    results.append(
+        (
+            "openai chunk -> anthropic events (decode+translate+encode)",
+            (time.perf_counter() - t0) / (rounds * len(OPENAI_SSE)) * 1e6,
+        )
+    )
     t0 = time.perf_counter()
     for _ in range(rounds):
         mt = MessagesStreamTranslator(model="gpt-4.1", include_usage=True, created=1)
@@ -150,8 +170,12 @@ def translation_cost() -> list[tuple[str, float]]:
             for ev in dec.feed(raw):
                 [data_event(c) for c in mt.feed(ev.event, orjson.loads(ev.data))]
         mt.finish()
-    results.append(("anthropic event -> openai chunks (decode+translate+encode)",
-                    (time.perf_counter() - t0) / (rounds * len(ANTHROPIC_SSE)) * 1e6))
+    results.append(
+        (
+            "anthropic event -> openai chunks (decode+translate+encode)",
+            (time.perf_counter() - t0) / (rounds * len(ANTHROPIC_SSE)) * 1e6,
+        )
+    )
     return results
 
 
@@ -159,20 +183,28 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fake_port, proxy_port, bare_port = free_port(), free_port(), free_port()
     fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
     bare_url = f"http://127.0.0.1:{bare_port}"
-    config = {"providers": [
-        {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
-        {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"}],
+    config = {
+        "providers": [
+            {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
+            {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"},
+        ],
         "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
-        "log": {"level": args.log_level}, "breaker": {"enabled": False}}
+        "log": {"level": args.log_level},
+        "breaker": {"enabled": False},
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(config, f)
         config_path = f.name
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
-    proxy = subprocess.Popen([sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port),
-                              "--config", config_path], env=env, cwd=tempfile.gettempdir())
-    bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_forwarder.py"), str(bare_port), fake_url],
-                            env=env)
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port), "--config", config_path],
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
+    bare = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "bare_forwarder.py"), str(bare_port), fake_url], env=env
+    )
     report: dict[str, Any] = {"rows": []}
     try:
         pin(proxy.pid, 1)
@@ -184,10 +216,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await wait_ready(f"{bare_url}/health")
         await asyncio.sleep(0.5)
         report["idle_rss_mb"] = rss_mb(proxy.pid)
-        print(f"proxy idle RSS: {report['idle_rss_mb']:.1f} MB  (python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} cores, {args.requests} requests per row)\n")
-        header = f"{'scenario':38} {'conc':>4} {'target':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} " \
-                 f"{'CPU ms/req':>10} {'p50 +ms':>8}"
+        print(
+            f"proxy idle RSS: {report['idle_rss_mb']:.1f} MB  (python {sys.version.split()[0]}, "
+            f"{os.cpu_count()} cores, {args.requests} requests per row)\n"
+        )
+        header = (
+            f"{'scenario':38} {'conc':>4} {'target':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'CPU ms/req':>10} {'p50 +ms':>8}"
+        )
         print(header)
         print("-" * len(header))
         for name, path, body, provider in SCENARIOS:
@@ -202,24 +238,40 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 c0 = cpu_seconds(proxy.pid)
                 p_time, p_lat = await drive(proxy_url + path, body, args.requests, conc)
                 cpu_ms = (cpu_seconds(proxy.pid) - c0) / args.requests * 1000
-                row = {"scenario": name, "concurrency": conc, "direct_rps": args.requests / d_time,
-                       "proxy_rps": args.requests / p_time, "direct_p50": pct(d_lat, .5), "proxy_p50": pct(p_lat, .5),
-                       "direct_p99": pct(d_lat, .99), "proxy_p99": pct(p_lat, .99), "proxy_cpu_ms": cpu_ms}
+                row = {
+                    "scenario": name,
+                    "concurrency": conc,
+                    "direct_rps": args.requests / d_time,
+                    "proxy_rps": args.requests / p_time,
+                    "direct_p50": pct(d_lat, 0.5),
+                    "proxy_p50": pct(p_lat, 0.5),
+                    "direct_p99": pct(d_lat, 0.99),
+                    "proxy_p99": pct(p_lat, 0.99),
+                    "proxy_cpu_ms": cpu_ms,
+                }
                 report["rows"].append(row)
-                print(f"{name:38} {conc:>4} {'direct':>7} {row['direct_rps']:>8.0f} {row['direct_p50']:>7.2f} "
-                      f"{row['direct_p99']:>7.2f} {'':>10} {'':>8}")
-                print(f"{'':38} {'':>4} {'proxy':>7} {row['proxy_rps']:>8.0f} {row['proxy_p50']:>7.2f} "
-                      f"{row['proxy_p99']:>7.2f} {cpu_ms:>10.3f} {row['proxy_p50'] - row['direct_p50']:>8.2f}")
-                print(f"{'':38} {'':>4} {'ratio':>7} {row['proxy_rps'] / row['direct_rps']:>8.2f} "
-                      f"{row['proxy_p50'] / row['direct_p50']:>7.2f} {row['proxy_p99'] / row['direct_p99']:>7.2f}")
+                print(
+                    f"{name:38} {conc:>4} {'direct':>7} {row['direct_rps']:>8.0f} {row['direct_p50']:>7.2f} "
+                    f"{row['direct_p99']:>7.2f} {'':>10} {'':>8}"
+                )
+                print(
+                    f"{'':38} {'':>4} {'proxy':>7} {row['proxy_rps']:>8.0f} {row['proxy_p50']:>7.2f} "
+                    f"{row['proxy_p99']:>7.2f} {cpu_ms:>10.3f} {row['proxy_p50'] - row['direct_p50']:>8.2f}"
+                )
+                print(
+                    f"{'':38} {'':>4} {'ratio':>7} {row['proxy_rps'] / row['direct_rps']:>8.2f} "
+                    f"{row['proxy_p50'] / row['direct_p50']:>7.2f} {row['proxy_p99'] / row['direct_p99']:>7.2f}"
+                )
                 if path == DIRECT_PATH[provider] and body == direct_body:  # passthrough: the floor applies
                     await drive(bare_url + path, body, min(100, args.requests), conc)
                     b0 = cpu_seconds(bare.pid)
                     f_time, f_lat = await drive(bare_url + path, body, args.requests, conc)
                     floor_cpu = (cpu_seconds(bare.pid) - b0) / args.requests * 1000
-                    row.update(floor_rps=args.requests / f_time, floor_p50=pct(f_lat, .5), floor_cpu_ms=floor_cpu)
-                    print(f"{'':38} {'':>4} {'floor':>7} {row['floor_rps']:>8.0f} {row['floor_p50']:>7.2f} "
-                          f"{pct(f_lat, .99):>7.2f} {floor_cpu:>10.3f} {row['floor_p50'] - row['direct_p50']:>8.2f}")
+                    row.update(floor_rps=args.requests / f_time, floor_p50=pct(f_lat, 0.5), floor_cpu_ms=floor_cpu)
+                    print(
+                        f"{'':38} {'':>4} {'floor':>7} {row['floor_rps']:>8.0f} {row['floor_p50']:>7.2f} "
+                        f"{pct(f_lat, 0.99):>7.2f} {floor_cpu:>10.3f} {row['floor_p50'] - row['direct_p50']:>8.2f}"
+                    )
     finally:
         for p in (proxy, bare, fake):
             p.terminate()
@@ -238,8 +290,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="requests per scenario row (default 2000)")
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 64],
-                        help="comma-separated concurrency levels (default 1,64)")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 64],
+        help="comma-separated concurrency levels (default 1,64)",
+    )
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     parser.add_argument("--log-level", default="warning", help="the proxy's log level (default warning)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")

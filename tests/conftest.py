@@ -46,6 +46,7 @@ async def make_fake(aiohttp_server: Any) -> Callable[[], Awaitable[FakeUpstream]
         server: TestServer = await aiohttp_server(fake.app())
         fake.url = str(server.make_url("")).rstrip("/")
         return fake
+
     return go
 
 
@@ -60,6 +61,7 @@ async def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         cfg = config if isinstance(config, Config) else structure(config)
         server: TestServer = await aiohttp_server(create_app(cfg, config_files=config_files))
         return str(server.make_url("")).rstrip("/")
+
     return go
 
 

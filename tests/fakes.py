@@ -113,10 +113,18 @@ class FakeUpstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append(Received(request.method, request.path, request.query_string,
-                                      {k.lower(): v for k, v in request.headers.items()}, body))
+        self.requests.append(
+            Received(
+                request.method,
+                request.path,
+                request.query_string,
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
+        )
         credential = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix(
-            "Bearer ")
+            "Bearer "
+        )
         if credential in self.by_credential:
             behavior = self.by_credential[credential]
         else:
@@ -124,8 +132,9 @@ class FakeUpstream:
         if isinstance(behavior, Reply):
             if behavior.delay:
                 await asyncio.sleep(behavior.delay)
-            return web.Response(status=behavior.status, body=behavior.body, headers=behavior.headers,
-                                content_type=behavior.content_type)
+            return web.Response(
+                status=behavior.status, body=behavior.body, headers=behavior.headers, content_type=behavior.content_type
+            )
         if isinstance(behavior, Hang):
             await asyncio.sleep(3600)
         if isinstance(behavior, Drop):
@@ -188,15 +197,19 @@ class FakeTokenEndpoint:
             return web.json_response({"error": "server_error"}, status=self.fail_with.popleft())
         if body["grant_type"] == "refresh_token":
             if body["refresh_token"] not in self.valid:
-                return web.json_response({"error": "invalid_grant",
-                                          "error_description": "Refresh token not found or invalid"},
-                                         status=400)
+                return web.json_response(
+                    {"error": "invalid_grant", "error_description": "Refresh token not found or invalid"}, status=400
+                )
             self.valid.discard(body["refresh_token"])  # single use
         elif body.get("code") != "good-code" or not body.get("state") or not body.get("code_verifier"):
             return web.json_response({"error": "invalid_grant"}, status=400)
         refresh_token = self.issue()
-        answer = {"access_token": f"sk-ant-oat01-a{self.issued}", "expires_in": 28800,
-                  "token_type": "Bearer", "scope": "user:inference"}
+        answer = {
+            "access_token": f"sk-ant-oat01-a{self.issued}",
+            "expires_in": 28800,
+            "token_type": "Bearer",
+            "scope": "user:inference",
+        }
         if not self.omit_refresh:
             answer["refresh_token"] = refresh_token
         return web.json_response(answer)

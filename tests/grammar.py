@@ -28,8 +28,12 @@ import orjson
 
 JSON = dict[str, Any]
 
-_DELTA_FOR = {"text_delta": "text", "input_json_delta": "tool_use",
-              "thinking_delta": "thinking", "signature_delta": "thinking"}
+_DELTA_FOR = {
+    "text_delta": "text",
+    "input_json_delta": "tool_use",
+    "thinking_delta": "thinking",
+    "signature_delta": "thinking",
+}
 _STOP_REASONS = {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"}
 _TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
 

@@ -45,7 +45,8 @@ def validator(spec: Spec, schema: str, *, nullable_as_union: bool = False) -> Dr
     if nullable_as_union:
         document = nullable_to_union(document)
     registry: Registry[Any] = Registry().with_resource(
-        f"urn:{spec}", Resource.from_contents(document, default_specification=DRAFT202012))
+        f"urn:{spec}", Resource.from_contents(document, default_specification=DRAFT202012)
+    )
     return Draft202012Validator({"$ref": f"urn:{spec}#/components/schemas/{schema}"}, registry=registry)
 
 
@@ -53,8 +54,9 @@ def keys_anywhere(value: Any, *, schemas_under: str) -> set[str]:
     """Every key in a request, except inside tool schemas (`schemas_under` names the key that holds
     them: `parameters` in Chat Completions, `input_schema` in Messages), whose keys are field names."""
     if isinstance(value, dict):
-        return set(value) | {k for key, v in value.items() if key != schemas_under
-                             for k in keys_anywhere(v, schemas_under=schemas_under)}
+        return set(value) | {
+            k for key, v in value.items() if key != schemas_under for k in keys_anywhere(v, schemas_under=schemas_under)
+        }
     if isinstance(value, list):
         return {k for v in value for k in keys_anywhere(v, schemas_under=schemas_under)}
     return set()

@@ -69,6 +69,7 @@ class TransientRefreshError(OAuthError):
 
 # --- login ------------------------------------------------------------------------------------
 
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -84,16 +85,18 @@ def make_state() -> str:
 
 
 def authorize_url(settings: OAuthSettings, challenge: str, state: str) -> str:
-    query = urlencode({
-        "code": "true",  # Claude's flag for the manual flow that shows the code to paste
-        "client_id": settings.client_id,
-        "response_type": "code",
-        "redirect_uri": settings.redirect_uri,
-        "scope": settings.scopes,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": state,
-    })
+    query = urlencode(
+        {
+            "code": "true",  # Claude's flag for the manual flow that shows the code to paste
+            "client_id": settings.client_id,
+            "response_type": "code",
+            "redirect_uri": settings.redirect_uri,
+            "scope": settings.scopes,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": state,
+        }
+    )
     return f"{settings.authorize_url}?{query}"
 
 
@@ -112,28 +115,45 @@ def parse_pasted_code(text: str) -> tuple[str, str | None]:
     return code, state
 
 
-async def exchange_code(session: aiohttp.ClientSession, settings: OAuthSettings, code: str,
-                        verifier: str, state: str, *, clock: Clock = time.time) -> TokenSet:
-    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": settings.redirect_uri,
-            "client_id": settings.client_id, "code_verifier": verifier, "state": state}
+async def exchange_code(
+    session: aiohttp.ClientSession,
+    settings: OAuthSettings,
+    code: str,
+    verifier: str,
+    state: str,
+    *,
+    clock: Clock = time.time,
+) -> TokenSet:
+    body = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": settings.redirect_uri,
+        "client_id": settings.client_id,
+        "code_verifier": verifier,
+        "state": state,
+    }
     return await _token_call(session, settings, body, None, clock)
 
 
-async def refresh(session: aiohttp.ClientSession, settings: OAuthSettings, refresh_token: str, *,
-                  clock: Clock = time.time) -> TokenSet:
+async def refresh(
+    session: aiohttp.ClientSession, settings: OAuthSettings, refresh_token: str, *, clock: Clock = time.time
+) -> TokenSet:
     """New tokens for `refresh_token`; the old refresh token is kept if none is issued."""
-    body = {"grant_type": "refresh_token", "refresh_token": refresh_token,
-            "client_id": settings.client_id}
+    body = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": settings.client_id}
     return await _token_call(session, settings, body, refresh_token, clock)
 
 
-async def _token_call(session: aiohttp.ClientSession, settings: OAuthSettings, body: dict[str, str],
-                      old_refresh: str | None, clock: Clock) -> TokenSet:
-    headers = {"content-type": "application/json", "accept": "application/json",
-               "user-agent": settings.user_agent}
+async def _token_call(
+    session: aiohttp.ClientSession, settings: OAuthSettings, body: dict[str, str], old_refresh: str | None, clock: Clock
+) -> TokenSet:
+    headers = {"content-type": "application/json", "accept": "application/json", "user-agent": settings.user_agent}
     try:
-        async with session.post(settings.token_url, data=orjson.dumps(body), headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds)) as resp:
+        async with session.post(
+            settings.token_url,
+            data=orjson.dumps(body),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
+        ) as resp:
             status, raw = resp.status, await resp.read()
     except (aiohttp.ClientError, TimeoutError) as e:
         raise TransientRefreshError(f"token endpoint unreachable: {type(e).__name__}: {e}") from e
@@ -146,10 +166,12 @@ async def _token_call(session: aiohttp.ClientSession, settings: OAuthSettings, b
         if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
             expires_in = settings.default_expires_in
         new_refresh = doc.get("refresh_token")
-        return TokenSet(access_token=doc["access_token"],
-                        refresh_token=new_refresh if isinstance(new_refresh, str) and new_refresh
-                        else old_refresh,
-                        expires_at=clock() + float(expires_in), scope=doc.get("scope"))
+        return TokenSet(
+            access_token=doc["access_token"],
+            refresh_token=new_refresh if isinstance(new_refresh, str) and new_refresh else old_refresh,
+            expires_at=clock() + float(expires_in),
+            scope=doc.get("scope"),
+        )
     code, message = _oauth_error(doc, raw)
     what = f"token endpoint answered HTTP {status}" + (f": {message}" if message else "")
     if code == "invalid_grant":
@@ -175,8 +197,8 @@ def _oauth_error(doc: Any, raw: bytes) -> tuple[str, str]:
 
 # --- the scheduler ----------------------------------------------------------------------------
 
-def refresh_due_at(cred: Credential, st: CredentialState, buffer: float,
-                   retry_at: float | None) -> float | None:
+
+def refresh_due_at(cred: Credential, st: CredentialState, buffer: float, retry_at: float | None) -> float | None:
     """When the scheduler should refresh `cred` (epoch s), or None for never. Pure."""
     if cred.kind != "oauth" or not cred.refresh_token or st.disabled:
         return None
@@ -199,12 +221,21 @@ def backoff_delay(failures: int, jitter: float, base: float, cap: float) -> floa
 class RefreshScheduler:
     """Refreshes the OAuth credentials of one pool `refresh_buffer_seconds` before expiry."""
 
-    def __init__(self, pool: CredentialPool, session: aiohttp.ClientSession,
-                 settings: OAuthSettings, accounts_path: Path | None, *,
-                 refresh_buffer_seconds: float = 600.0, clock: Clock = time.time,
-                 rng: Callable[[], float] = random.random, backoff_base: float = 5.0,
-                 backoff_max: float = 600.0, min_interval: float = 30.0,
-                 max_sleep: float = 60.0) -> None:
+    def __init__(
+        self,
+        pool: CredentialPool,
+        session: aiohttp.ClientSession,
+        settings: OAuthSettings,
+        accounts_path: Path | None,
+        *,
+        refresh_buffer_seconds: float = 600.0,
+        clock: Clock = time.time,
+        rng: Callable[[], float] = random.random,
+        backoff_base: float = 5.0,
+        backoff_max: float = 600.0,
+        min_interval: float = 30.0,
+        max_sleep: float = 60.0,
+    ) -> None:
         self.pool, self.session, self.settings = pool, session, settings
         self.accounts_path = accounts_path
         self.buffer = refresh_buffer_seconds
@@ -232,8 +263,7 @@ class RefreshScheduler:
                 await task
         pending = set(self._inflight.values())
         if pending:
-            _, late = await asyncio.wait(
-                pending, timeout=self.settings.timeout_seconds if grace is None else grace)
+            _, late = await asyncio.wait(pending, timeout=self.settings.timeout_seconds if grace is None else grace)
             for t in late:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -246,8 +276,7 @@ class RefreshScheduler:
         """(credentials due now, earliest future due time)."""
         due, later = [], None
         for cred in self.pool.credentials():
-            at = refresh_due_at(cred, self.pool.state(cred.name), self.buffer,
-                                self._retry_at.get(cred.name))
+            at = refresh_due_at(cred, self.pool.state(cred.name), self.buffer, self._retry_at.get(cred.name))
             if at is None:
                 continue
             if at <= now:
@@ -343,8 +372,11 @@ class RefreshScheduler:
         except AccountsError:
             return cred
         disk = next((c for c in creds if c.name == cred.name), None)
-        if (disk is not None and disk.refresh_token != cred.refresh_token
-                and (disk.expires_at or 0.0) > (cred.expires_at or 0.0)):
+        if (
+            disk is not None
+            and disk.refresh_token != cred.refresh_token
+            and (disk.expires_at or 0.0) > (cred.expires_at or 0.0)
+        ):
             self.pool.tokens_refreshed(cred.name, disk, self.clock())
             return disk
         return cred
@@ -353,8 +385,9 @@ class RefreshScheduler:
         if self.accounts_path is None:
             return
         try:
-            warnings = await asyncio.to_thread(upsert_account, self.accounts_path, new,
-                                               fallback=self.pool.credentials())
+            warnings = await asyncio.to_thread(
+                upsert_account, self.accounts_path, new, fallback=self.pool.credentials()
+            )
         except OSError as e:
             # The old refresh token is spent: the new one is only in memory now. Use it anyway
             # (the account would be lost otherwise) and say so loudly.
@@ -370,5 +403,4 @@ class RefreshScheduler:
         self._failures[name] = n
         delay = backoff_delay(n, self._rng(), *self._backoff)
         self._retry_at[name] = self.clock() + delay
-        self.pool.note_error(name, f"token refresh failed (attempt {n}, retrying in {delay:.0f} s): "
-                                   f"{error}")
+        self.pool.note_error(name, f"token refresh failed (attempt {n}, retrying in {delay:.0f} s): {error}")

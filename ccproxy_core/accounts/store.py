@@ -57,6 +57,7 @@ def default_accounts_path() -> Path:
 
 # --- reading ----------------------------------------------------------------------------------
 
+
 def load_accounts(path: Path) -> tuple[list[Credential], list[str]]:
     """The valid accounts of `path` and a warning for every entry skipped."""
     return parse_accounts(_read(path), path)
@@ -79,9 +80,15 @@ def parse_accounts(raw: bytes, path: Path) -> tuple[list[Credential], list[str]]
         if problem:
             warnings.append(f"{path}: account {name!r} skipped: {problem}")
             continue
-        creds.append(Credential(name=name, kind="oauth", secret=entry["accessToken"],
-                                refresh_token=entry["refreshToken"],
-                                expires_at=entry["expiresAt"] / 1000.0))
+        creds.append(
+            Credential(
+                name=name,
+                kind="oauth",
+                secret=entry["accessToken"],
+                refresh_token=entry["refreshToken"],
+                expires_at=entry["expiresAt"] / 1000.0,
+            )
+        )
     return creds, warnings
 
 
@@ -133,9 +140,13 @@ def check_permissions(path: Path) -> str | None:
 
 # --- writing ----------------------------------------------------------------------------------
 
+
 def _entry(cred: Credential) -> JSON:
-    return {"accessToken": cred.secret, "refreshToken": cred.refresh_token,
-            "expiresAt": None if cred.expires_at is None else round(cred.expires_at * 1000)}
+    return {
+        "accessToken": cred.secret,
+        "refreshToken": cred.refresh_token,
+        "expiresAt": None if cred.expires_at is None else round(cred.expires_at * 1000),
+    }
 
 
 def _dump(data: JSON) -> bytes:
@@ -173,6 +184,7 @@ def upsert_account(path: Path, cred: Credential, *, fallback: Sequence[Credentia
 
 # --- runtime state beside the accounts file ---------------------------------------------------
 
+
 def state_path(accounts_path: Path) -> Path:
     return accounts_path.with_name(accounts_path.stem + ".state.json")
 
@@ -193,6 +205,7 @@ def save_state(path: Path, data: JSON) -> None:
 
 # --- hot reload -------------------------------------------------------------------------------
 
+
 @frozen
 class Reload:
     """One reload: the new set, or the error that made the watcher keep the last good set."""
@@ -209,8 +222,9 @@ class AccountsWatcher:
     mid-edit) is reported as `Reload(None, error=...)`; `last_good` still holds the previous
     set. Identical content is not reported twice (our own saves after a refresh)."""
 
-    def __init__(self, path: Path, callback: Callable[[Reload], Coroutine[Any, Any, None]], *,
-                 debounce: float = 0.3) -> None:
+    def __init__(
+        self, path: Path, callback: Callable[[Reload], Coroutine[Any, Any, None]], *, debounce: float = 0.3
+    ) -> None:
         self.path = path
         self.last_good: tuple[Credential, ...] | None = None
         self._callback = callback

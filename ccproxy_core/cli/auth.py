@@ -64,16 +64,23 @@ def auth_import(accounts_path: Path, from_path: Path, name: str | None) -> str:
     try:
         doc = orjson.loads(from_path.read_bytes())
     except FileNotFoundError:
-        raise AccountsError(f"no Claude Code login at {from_path}: run `claude` and log in, "
-                            "or pass --from FILE") from None
+        raise AccountsError(
+            f"no Claude Code login at {from_path}: run `claude` and log in, or pass --from FILE"
+        ) from None
     except (OSError, orjson.JSONDecodeError) as e:
         raise AccountsError(f"cannot read {from_path}: {e}") from None
     oauth = doc.get("claudeAiOauth") if isinstance(doc, dict) else None
     if not isinstance(oauth, dict):
         raise AccountsError(f"{from_path} has no 'claudeAiOauth' login (API-key logins cannot be imported)")
     access, refresh, expires = (oauth.get(k) for k in ("accessToken", "refreshToken", "expiresAt"))
-    if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh
-            and isinstance(expires, (int, float)) and not isinstance(expires, bool)):
+    if not (
+        isinstance(access, str)
+        and access
+        and isinstance(refresh, str)
+        and refresh
+        and isinstance(expires, (int, float))
+        and not isinstance(expires, bool)
+    ):
         raise AccountsError(f"{from_path}: claudeAiOauth needs accessToken, refreshToken and expiresAt")
     existing = _existing(accounts_path)
     if name is None:
@@ -81,20 +88,27 @@ def auth_import(accounts_path: Path, from_path: Path, name: str | None) -> str:
         name = same.name if same is not None else _free_name(existing)
     _check_name(name)
     verb = "updated" if any(c.name == name for c in existing) else "added"
-    cred = Credential(name=name, kind="oauth", secret=access, refresh_token=refresh,
-                      expires_at=expires / 1000.0)
+    cred = Credential(name=name, kind="oauth", secret=access, refresh_token=refresh, expires_at=expires / 1000.0)
     upsert_account(accounts_path, cred)
     plan = oauth.get("subscriptionType")
-    lines = [f"{verb} account '{name}'" + (f" ({plan})" if isinstance(plan, str) else "")
-             + f" in {accounts_path}; token expires {_when(cred.expires_at, None)}",
-             "note: Claude Code keeps refreshing its own copy of this login, and a refresh token "
-             "works once: whichever refreshes first logs the other out. `ccproxy auth login` "
-             "gives ccproxy a session of its own."]
+    lines = [
+        f"{verb} account '{name}'"
+        + (f" ({plan})" if isinstance(plan, str) else "")
+        + f" in {accounts_path}; token expires {_when(cred.expires_at, None)}",
+        "note: Claude Code keeps refreshing its own copy of this login, and a refresh token "
+        "works once: whichever refreshes first logs the other out. `ccproxy auth login` "
+        "gives ccproxy a session of its own.",
+    ]
     return "\n".join(lines)
 
 
-def auth_login(accounts_path: Path, name: str | None, settings: OAuthSettings,
-               input_fn: Callable[[str], str], print_fn: Callable[[str], None]) -> int:
+def auth_login(
+    accounts_path: Path,
+    name: str | None,
+    settings: OAuthSettings,
+    input_fn: Callable[[str], str],
+    print_fn: Callable[[str], None],
+) -> int:
     """Log in in a browser, paste the code shown, save the account. Returns an exit code.
     Runs its own event loop: call it from synchronous code (the CLI)."""
     try:
@@ -106,8 +120,10 @@ def auth_login(accounts_path: Path, name: str | None, settings: OAuthSettings,
         return 1
     verifier, challenge = make_pkce()
     state = make_state()
-    print_fn("Open this URL in a browser, log in, then paste the code shown on the page:\n\n"
-             f"  {authorize_url(settings, challenge, state)}\n")
+    print_fn(
+        "Open this URL in a browser, log in, then paste the code shown on the page:\n\n"
+        f"  {authorize_url(settings, challenge, state)}\n"
+    )
     try:
         code, pasted_state = parse_pasted_code(input_fn("Code: "))
     except EOFError:
@@ -124,8 +140,13 @@ def auth_login(accounts_path: Path, name: str | None, settings: OAuthSettings,
     except OAuthError as e:
         print_fn(f"ccproxy: login failed: {e}")
         return 1
-    cred = Credential(name=name, kind="oauth", secret=tokens.access_token,
-                      refresh_token=tokens.refresh_token, expires_at=tokens.expires_at)
+    cred = Credential(
+        name=name,
+        kind="oauth",
+        secret=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_at=tokens.expires_at,
+    )
     if not cred.refresh_token:
         print_fn("ccproxy: login failed: the token endpoint issued no refresh token")
         return 1
@@ -150,8 +171,10 @@ def auth_status(accounts_path: Path, now: float) -> str:
     try:
         creds, warnings = load_accounts(accounts_path)
     except AccountsFileMissing:
-        return (f"no accounts file at {accounts_path}; add an account with "
-                "`ccproxy auth login --name NAME` or `ccproxy auth import`")
+        return (
+            f"no accounts file at {accounts_path}; add an account with "
+            "`ccproxy auth login --name NAME` or `ccproxy auth import`"
+        )
     saved, state_warning = read_state(state_path(accounts_path))
     runtime = saved.get("accounts", {}) if isinstance(saved, dict) else {}
     rows = [("NAME", "STATE", "TOKEN EXPIRES")]

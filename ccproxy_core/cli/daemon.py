@@ -75,8 +75,12 @@ class Flags:
 
     def over(self, previous: Flags) -> Flags:
         """These flags, falling back to `previous` for the ones not given."""
-        return Flags(*(mine if mine is not None else old
-                       for mine, old in zip(asdict(self).values(), asdict(previous).values(), strict=True)))
+        return Flags(
+            *(
+                mine if mine is not None else old
+                for mine, old in zip(asdict(self).values(), asdict(previous).values(), strict=True)
+            )
+        )
 
 
 @frozen
@@ -106,6 +110,7 @@ class PidInfo:
 
 # --- paths ----------------------------------------------------------------------------------------
 
+
 def pidfile_path() -> Path:
     return Path(platformdirs.user_state_dir("ccproxy")) / "ccproxy.pid"
 
@@ -125,6 +130,7 @@ def client_url(host: str, port: int) -> str:
 
 # --- the pidfile ----------------------------------------------------------------------------------
 
+
 def _write_pidfile(info: PidInfo) -> None:
     atomic_write(pidfile_path(), orjson.dumps(asdict(info), option=orjson.OPT_INDENT_2) + b"\n", mode=0o644)
 
@@ -141,9 +147,14 @@ def _load_pidfile() -> tuple[bool, PidInfo | None]:
     try:
         flags = raw.get("flags") or {}
         info = PidInfo(
-            pid=int(raw["pid"]), host=str(raw["host"]), port=int(raw["port"]), url=str(raw["url"]),
-            started_at=float(raw.get("started_at") or 0), version=str(raw.get("version") or "?"),
-            proc_start=str(raw.get("proc_start") or ""), log=str(raw.get("log") or log_path()),
+            pid=int(raw["pid"]),
+            host=str(raw["host"]),
+            port=int(raw["port"]),
+            url=str(raw["url"]),
+            started_at=float(raw.get("started_at") or 0),
+            version=str(raw.get("version") or "?"),
+            proc_start=str(raw.get("proc_start") or ""),
+            log=str(raw.get("log") or log_path()),
             flags=Flags(flags.get("host"), flags.get("port"), flags.get("config"), flags.get("log_level")),
         )
     except (AttributeError, KeyError, TypeError, ValueError):
@@ -163,6 +174,7 @@ def _remove_pidfile(pid: int | None = None) -> None:
 
 # --- processes ------------------------------------------------------------------------------------
 
+
 def _is_ours(info: PidInfo) -> bool:
     """Is the pidfile's process alive, and still the one that was started (not a reused pid)?"""
     alive, identity = probe(info.pid)
@@ -175,6 +187,7 @@ def _is_ours(info: PidInfo) -> bool:
 
 
 # --- HTTP to the server ---------------------------------------------------------------------------
+
 
 def _get_json(url: str, timeout: float, headers: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """GET a JSON object, or None for any failure; never through an HTTP(S)_PROXY from the env."""
@@ -189,10 +202,10 @@ def _get_json(url: str, timeout: float, headers: Mapping[str, str] | None = None
 
 # --- starting -------------------------------------------------------------------------------------
 
+
 def _server_command(flags: Flags, host: str, port: int, log: Path) -> list[str]:
     if not sys.executable:
-        raise DaemonError("cannot find the Python interpreter to start the server with "
-                          "(sys.executable is empty)")
+        raise DaemonError("cannot find the Python interpreter to start the server with (sys.executable is empty)")
     root = str(Path(__file__).resolve().parents[2])  # the directory holding the ccproxy_core package
     argv = [sys.executable, "-c", BOOT, root, str(log), "serve", "--host", host, "--port", str(port)]
     if flags.config:
@@ -219,12 +232,25 @@ def _spawn(flags: Flags, timeout: float) -> PidInfo:
     log = log_path()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(_server_command(flags, effective.host, effective.port, log),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=os.getcwd(), **_detach())
-    info = PidInfo(pid=proc.pid, host=effective.host, port=effective.port,
-                   url=client_url(effective.host, effective.port), started_at=time.time(),
-                   version=__version__, proc_start=probe(proc.pid)[1], log=str(log), flags=flags)
+        proc = subprocess.Popen(
+            _server_command(flags, effective.host, effective.port, log),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=os.getcwd(),
+            **_detach(),
+        )
+    info = PidInfo(
+        pid=proc.pid,
+        host=effective.host,
+        port=effective.port,
+        url=client_url(effective.host, effective.port),
+        started_at=time.time(),
+        version=__version__,
+        proc_start=probe(proc.pid)[1],
+        log=str(log),
+        flags=flags,
+    )
     _write_pidfile(info)
     try:
         _wait_ready(proc, info, timeout)
@@ -243,8 +269,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], info: PidInfo, timeout: float) ->
         code = proc.poll()
         if code is not None:
             busy = f"; port {info.port} is served by another ccproxy (pid {other})" if other else ""
-            raise _failure(f"the server exited with code {code} before answering at {info.url}{busy}",
-                           Path(info.log))
+            raise _failure(f"the server exited with code {code} before answering at {info.url}{busy}", Path(info.log))
         health = _get_json(f"{info.url}/health", timeout=1.0)
         if health is not None:
             if health.get("pid") == proc.pid:
@@ -289,8 +314,7 @@ def _report_start(info: PidInfo, started: bool) -> None:
     if started:
         print(f"ccproxy started (pid {info.pid}) on {info.url}; log: {info.log}")
     else:
-        print(f"ccproxy is already running (pid {info.pid}) on {info.url}; "
-              "`ccproxy restart` applies new settings")
+        print(f"ccproxy is already running (pid {info.pid}) on {info.url}; `ccproxy restart` applies new settings")
 
 
 def ensure_running(host: str | None, port: int | None, config: str | None) -> Endpoint:
@@ -300,11 +324,15 @@ def ensure_running(host: str | None, port: int | None, config: str | None) -> En
     if started:
         return info.endpoint(started=True)
     if (host is not None and host != info.host) or (port is not None and port != info.port):
-        raise DaemonError(f"ccproxy already runs on {info.url} (pid {info.pid}); drop --host/--port to use "
-                          "it, or move it with `ccproxy restart --host H --port P`")
+        raise DaemonError(
+            f"ccproxy already runs on {info.url} (pid {info.pid}); drop --host/--port to use "
+            "it, or move it with `ccproxy restart --host H --port P`"
+        )
     if _get_json(f"{info.url}/health", timeout=3.0) is None:
-        raise DaemonError(f"ccproxy runs (pid {info.pid}) but does not answer at {info.url}; "
-                          "`ccproxy logs` shows why, `ccproxy restart` starts it afresh")
+        raise DaemonError(
+            f"ccproxy runs (pid {info.pid}) but does not answer at {info.url}; "
+            "`ccproxy logs` shows why, `ccproxy restart` starts it afresh"
+        )
     return info.endpoint()
 
 
@@ -315,6 +343,7 @@ def running() -> PidInfo | None:
 
 
 # --- stopping -------------------------------------------------------------------------------------
+
 
 def _stop_locked(timeout: float, *, quiet: bool = False) -> int:
     def say(text: str) -> None:
@@ -331,8 +360,11 @@ def _stop_locked(timeout: float, *, quiet: bool = False) -> int:
         return 0
     how = terminate(info.pid, info.proc_start, timeout)
     _remove_pidfile(info.pid)
-    say(f"ccproxy stopped (pid {info.pid})" if how == "stopped"
-        else f"ccproxy (pid {info.pid}) did not exit within {timeout:g} s and was killed")
+    say(
+        f"ccproxy stopped (pid {info.pid})"
+        if how == "stopped"
+        else f"ccproxy (pid {info.pid}) did not exit within {timeout:g} s and was killed"
+    )
     return 0
 
 
@@ -364,6 +396,7 @@ def restart(*, host: str | None, port: int | None, config: str | None, log_level
 
 # --- status and logs ------------------------------------------------------------------------------
 
+
 def _uptime(seconds: float) -> str:
     s = int(seconds)
     days, s = divmod(s, 86400)
@@ -382,6 +415,7 @@ def _pool(info: PidInfo) -> dict[str, Any] | None:
     headers: dict[str, str] = {}
     with contextlib.suppress(Exception):  # the config may have changed since the start: then no key
         from ccproxy_core.config.load import load
+
         apikey = load(config_file=info.flags.config).config.apikey
         if apikey:
             headers["x-api-key"] = apikey
@@ -392,35 +426,67 @@ def _pool(info: PidInfo) -> dict[str, Any] | None:
 def _status_report(info: PidInfo) -> dict[str, Any]:
     health = _get_json(f"{info.url}/health", timeout=3.0)
     report: dict[str, Any] = {
-        "running": True, "answering": health is not None, "pid": info.pid, "url": info.url, "host": info.host,
-        "port": info.port, "version": info.version, "started_at": info.started_at, "uptime": None,
-        "status": None, "providers": [], "pool": None, "log": info.log, "pidfile": str(pidfile_path()),
+        "running": True,
+        "answering": health is not None,
+        "pid": info.pid,
+        "url": info.url,
+        "host": info.host,
+        "port": info.port,
+        "version": info.version,
+        "started_at": info.started_at,
+        "uptime": None,
+        "status": None,
+        "providers": [],
+        "pool": None,
+        "log": info.log,
+        "pidfile": str(pidfile_path()),
         "flags": asdict(info.flags),
     }
     if health is not None:
-        report.update(version=health.get("version", info.version), uptime=health.get("uptime"),
-                      status=health.get("status"), providers=health.get("providers", []), pool=_pool(info))
+        report.update(
+            version=health.get("version", info.version),
+            uptime=health.get("uptime"),
+            status=health.get("status"),
+            providers=health.get("providers", []),
+            pool=_pool(info),
+        )
     return report
 
 
 def _render_status(report: dict[str, Any]) -> str:
     answering = report["answering"]
-    lines = [f"ccproxy is running (pid {report['pid']})" if answering else
-             f"ccproxy runs (pid {report['pid']}) but does not answer at {report['url']}/health; "
-             "see `ccproxy logs`"]
-    rows = [("url", report["url"]), ("version", report["version"] + (
-        "" if report["version"] == __version__ else f" (this ccproxy is {__version__}: `ccproxy restart`)"))]
+    lines = [
+        f"ccproxy is running (pid {report['pid']})"
+        if answering
+        else f"ccproxy runs (pid {report['pid']}) but does not answer at {report['url']}/health; see `ccproxy logs`"
+    ]
+    rows = [
+        ("url", report["url"]),
+        (
+            "version",
+            report["version"]
+            + ("" if report["version"] == __version__ else f" (this ccproxy is {__version__}: `ccproxy restart`)"),
+        ),
+    ]
     if answering:
         rows += [("health", str(report["status"])), ("uptime", _uptime(float(report["uptime"] or 0)))]
-        providers = [f"{p.get('name')} ({p.get('kind')}, circuit {p.get('circuit', '?')}"
-                     f"{'' if p.get('usable', True) else ', unusable'}"
-                     f"{'' if p.get('enabled', True) else ', disabled'})" for p in report["providers"]]
+        providers = [
+            f"{p.get('name')} ({p.get('kind')}, circuit {p.get('circuit', '?')}"
+            f"{'' if p.get('usable', True) else ', unusable'}"
+            f"{'' if p.get('enabled', True) else ', disabled'})"
+            for p in report["providers"]
+        ]
         rows.append(("providers", ", ".join(providers) or "none"))
         pool = report["pool"]
         if pool and pool.get("totalAccounts"):  # transparent providers have no pool to show
-            rows.append(("pool", f"{pool.get('availableAccounts')}/{pool.get('totalAccounts')} accounts "
-                                 f"available, {pool.get('rateLimitedAccounts', 0)} rate limited, "
-                                 f"next {pool.get('nextAccount') or '-'}"))
+            rows.append(
+                (
+                    "pool",
+                    f"{pool.get('availableAccounts')}/{pool.get('totalAccounts')} accounts "
+                    f"available, {pool.get('rateLimitedAccounts', 0)} rate limited, "
+                    f"next {pool.get('nextAccount') or '-'}",
+                )
+            )
     rows += [("log", report["log"]), ("pidfile", report["pidfile"])]
     return "\n".join([*lines, *(f"  {k + ':':<10} {v}" for k, v in rows)])
 
@@ -430,11 +496,21 @@ def status(*, as_json: bool) -> int:
     if info is None or not _is_ours(info):
         stale = exists
         if as_json:
-            print(orjson.dumps({"running": False, "pidfile": str(pidfile_path()), "stale": stale,
-                                "stale_pid": info.pid if info else None}).decode())
+            print(
+                orjson.dumps(
+                    {
+                        "running": False,
+                        "pidfile": str(pidfile_path()),
+                        "stale": stale,
+                        "stale_pid": info.pid if info else None,
+                    }
+                ).decode()
+            )
         else:
-            print("ccproxy is not running" + (
-                f" (stale pidfile {pidfile_path()}; `ccproxy start` replaces it)" if stale else ""))
+            print(
+                "ccproxy is not running"
+                + (f" (stale pidfile {pidfile_path()}; `ccproxy start` replaces it)" if stale else "")
+            )
         return STATUS_NOT_RUNNING
     report = _status_report(info)
     if as_json:

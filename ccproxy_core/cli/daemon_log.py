@@ -31,8 +31,10 @@ from ccproxy_core import __version__
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
-BOOT = ("import sys; sys.path[0] = sys.argv.pop(1); "
-        "from ccproxy_core.cli.daemon_log import serve_detached; sys.exit(serve_detached(sys.argv[1:]))")
+BOOT = (
+    "import sys; sys.path[0] = sys.argv.pop(1); "
+    "from ccproxy_core.cli.daemon_log import serve_detached; sys.exit(serve_detached(sys.argv[1:]))"
+)
 
 
 def log_path() -> Path:
@@ -106,9 +108,12 @@ def serve_detached(argv: list[str]) -> int:
     """The detached child's entry (see `BOOT`): `LOG serve FLAGS...` with output to the rotating log."""
     stream = RotatingLog(Path(argv[0]), LOG_MAX_BYTES, LOG_BACKUPS, redirect_fds=True)
     sys.stdout = sys.stderr = stream
-    stream.write(f"--- {datetime.now().astimezone():%Y-%m-%d %H:%M:%S%z} ccproxy {__version__} "
-                 f"starting in the background (pid {os.getpid()}) ---\n")
+    stream.write(
+        f"--- {datetime.now().astimezone():%Y-%m-%d %H:%M:%S%z} ccproxy {__version__} "
+        f"starting in the background (pid {os.getpid()}) ---\n"
+    )
     from ccproxy_core.cli.main import main
+
     return main(argv[1:])
 
 
@@ -134,7 +139,7 @@ def _tail_of(f: BinaryIO, lines: int) -> str:
     f.seek(end)
     if lines <= 0:
         return ""
-    return b"\n".join(data.split(b"\n")[-lines - 1:]).decode("utf-8", "replace").lstrip("\n")
+    return b"\n".join(data.split(b"\n")[-lines - 1 :]).decode("utf-8", "replace").lstrip("\n")
 
 
 def show(path: Path, f: BinaryIO, lines: int, *, follow: bool, poll: float = 0.25) -> None:

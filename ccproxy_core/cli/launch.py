@@ -76,6 +76,7 @@ def client_env(url: str, apikey: str, env: Mapping[str, str], *, proxy_credentia
 
 # --- shell syntax ---------------------------------------------------------------------------------
 
+
 def quote(value: str, shell: str) -> str:
     """`value` as one literal word of `shell`: nothing in it is expanded."""
     if shell == "fish":
@@ -103,8 +104,10 @@ def render(variables: ClientEnv, shell: str) -> str:
 
 # --- the commands ---------------------------------------------------------------------------------
 
+
 def _config(host: str | None, port: int | None, config: str | None) -> Any:
     from ccproxy_core.config.load import load
+
     return load(flags={"host": host, "port": port}, config_file=config).config
 
 
@@ -113,8 +116,9 @@ def env(*, shell: str) -> int:
     config = _config(None, None, None)
     info = daemon.running()
     url = info.url if info is not None else daemon.client_url(config.host, config.port)
-    sys.stdout.write(render(client_env(url, config.apikey, os.environ,
-                                       proxy_credentials=holds_credentials(config)), shell))
+    sys.stdout.write(
+        render(client_env(url, config.apikey, os.environ, proxy_credentials=holds_credentials(config)), shell)
+    )
     return 0
 
 
@@ -122,8 +126,11 @@ def code(args: list[str], *, host: str | None, port: int | None, config: str | N
     """Start the daemon if needed, then run `claude ARGS...` through it; claude's exit status is returned."""
     claude = shutil.which("claude")
     if claude is None:
-        print("ccproxy: Claude Code (`claude`) is not on PATH; install it with\n"
-              f"    {INSTALL_CLAUDE}\nthen run `ccproxy code` again", file=sys.stderr)
+        print(
+            "ccproxy: Claude Code (`claude`) is not on PATH; install it with\n"
+            f"    {INSTALL_CLAUDE}\nthen run `ccproxy code` again",
+            file=sys.stderr,
+        )
         return 127
     settings = _config(host, port, config)  # a bad config is refused before anything starts
     try:
@@ -132,8 +139,11 @@ def code(args: list[str], *, host: str | None, port: int | None, config: str | N
         print(f"ccproxy: {exc}", file=sys.stderr)
         return 1
     if endpoint.started:
-        print(f"ccproxy: started the proxy in the background on {endpoint.url} (pid {endpoint.pid}); "
-              "`ccproxy stop` ends it", file=sys.stderr)
+        print(
+            f"ccproxy: started the proxy in the background on {endpoint.url} (pid {endpoint.pid}); "
+            "`ccproxy stop` ends it",
+            file=sys.stderr,
+        )
     variables = client_env(endpoint.url, settings.apikey, os.environ, proxy_credentials=holds_credentials(settings))
     return _run([claude, *args], variables.applied_to(os.environ))
 

@@ -24,7 +24,7 @@ EXAMPLES = {
     "status": "example: ccproxy status --json",
     "logs": "example: ccproxy logs -f",
     "code": "example: ccproxy code --model sonnet   (arguments after `code` go to claude)",
-    "env": "example: eval \"$(ccproxy env)\"",
+    "env": 'example: eval "$(ccproxy env)"',
     "init": "example: ccproxy init --scope project",
     "auth": "example: ccproxy auth import --name work",
     "config": "example: ccproxy config show",
@@ -67,60 +67,86 @@ def _seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ccproxy", description="A proxy between Claude Code / OpenAI clients and LLM providers.",
-                     epilog="Run `ccproxy COMMAND --help` for a command's flags and an example.")
+    parser = _Parser(
+        prog="ccproxy",
+        description="A proxy between Claude Code / OpenAI clients and LLM providers.",
+        epilog="Run `ccproxy COMMAND --help` for a command's flags and an example.",
+    )
     parser.add_argument("-V", "--version", action="version", version=f"ccproxy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES[name],
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(func=func)
         return p
 
     _server_flags(command("serve", "run the proxy in the foreground", _serve))
     _server_flags(command("start", "start the proxy in the background and wait until it answers", _start))
     command("stop", "stop the background proxy, letting streams in flight finish", _stop).add_argument(
-        "--timeout", type=_seconds, default=10.0, help="seconds to wait before killing it (default 10)")
+        "--timeout", type=_seconds, default=10.0, help="seconds to wait before killing it (default 10)"
+    )
     _server_flags(command("restart", "stop, then start the background proxy", _restart))
     command("status", "show whether the background proxy runs, and its health", _status).add_argument(
-        "--json", action="store_true", help="print the status as JSON")
+        "--json", action="store_true", help="print the status as JSON"
+    )
     logs = command("logs", "show the background proxy's log", _logs)
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines to show first (default 50)")
     code = command("code", "start the proxy if needed and run Claude Code through it", _code)
     _server_flags(code, log_level=False)
-    code.add_argument("args", nargs="*", metavar="CLAUDE_ARGS",
-                      help="arguments passed to `claude` as they are, flags included")
+    code.add_argument(
+        "args", nargs="*", metavar="CLAUDE_ARGS", help="arguments passed to `claude` as they are, flags included"
+    )
     command("env", "print the environment variables that point a client at the proxy", _env).add_argument(
-        "--shell", choices=["sh", "fish", "powershell"], default="sh", help="syntax to print (default sh)")
+        "--shell", choices=["sh", "fish", "powershell"], default="sh", help="syntax to print (default sh)"
+    )
     init = command("init", "write a commented starter config", _init)
-    init.add_argument("--scope", choices=["user", "project"], default="user",
-                      help="user config dir, or ./.ccproxy in this directory (default user)")
+    init.add_argument(
+        "--scope",
+        choices=["user", "project"],
+        default="user",
+        help="user config dir, or ./.ccproxy in this directory (default user)",
+    )
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
 
     auth = command("auth", "manage Claude subscription accounts in accounts.json", _auth_help)
     auth_sub = auth.add_subparsers(dest="auth_command", metavar="ACTION", parser_class=_Parser)
-    imp = auth_sub.add_parser("import", help="add the Claude Code login (~/.claude/.credentials.json)",
-                              epilog="example: ccproxy auth import --name work")
+    imp = auth_sub.add_parser(
+        "import",
+        help="add the Claude Code login (~/.claude/.credentials.json)",
+        epilog="example: ccproxy auth import --name work",
+    )
     imp.add_argument("--from", dest="from_path", metavar="FILE", help="credentials file to import")
     imp.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
     imp.add_argument("--accounts", metavar="FILE", help="accounts.json path (default ~/.claude/accounts.json)")
     imp.set_defaults(func=_auth_import)
-    login = auth_sub.add_parser("login", help="log in with a Claude account (paste the code shown)",
-                                epilog="example: ccproxy auth login --name personal")
+    login = auth_sub.add_parser(
+        "login",
+        help="log in with a Claude account (paste the code shown)",
+        epilog="example: ccproxy auth login --name personal",
+    )
     login.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
     login.add_argument("--accounts", metavar="FILE", help="accounts.json path")
     login.set_defaults(func=_auth_login)
-    st = auth_sub.add_parser("status", help="list accounts with their state and expiry (never tokens)",
-                             epilog="example: ccproxy auth status")
+    st = auth_sub.add_parser(
+        "status", help="list accounts with their state and expiry (never tokens)", epilog="example: ccproxy auth status"
+    )
     st.add_argument("--accounts", metavar="FILE", help="accounts.json path")
     st.set_defaults(func=_auth_status)
 
     cfg = command("config", "inspect the configuration", _config_help)
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
-    show = cfg_sub.add_parser("show", help="print the effective config and where each value came from",
-                              epilog="example: ccproxy config show --config ./my.json")
+    show = cfg_sub.add_parser(
+        "show",
+        help="print the effective config and where each value came from",
+        epilog="example: ccproxy config show --config ./my.json",
+    )
     _server_flags(show)
     show.set_defaults(func=_config_show)
 
@@ -137,11 +163,13 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _load(args: argparse.Namespace) -> Any:
     from ccproxy_core.config.load import load
+
     return load(flags=_flags(args), config_file=getattr(args, "config", None))
 
 
 def _serve(args: argparse.Namespace) -> int:
     from ccproxy_core.server import app as server
+
     loaded = _load(args)
     server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files))
     return 0
@@ -153,41 +181,49 @@ def _daemon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _start(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import daemon
+
     return daemon.start(**_daemon_kwargs(args))
 
 
 def _stop(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import daemon
+
     return daemon.stop(timeout=args.timeout)
 
 
 def _restart(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import daemon
+
     return daemon.restart(**_daemon_kwargs(args))
 
 
 def _status(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import daemon
+
     return daemon.status(as_json=args.json)
 
 
 def _logs(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import daemon
+
     return daemon.logs(follow=args.follow, lines=args.lines)
 
 
 def _code(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import launch
+
     return launch.code(args.args, host=args.host, port=args.port, config=args.config)
 
 
 def _env(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import launch
+
     return launch.env(shell=args.shell)
 
 
 def _init(args: argparse.Namespace) -> int:
     from ccproxy_core.config import starter as init_config
+
     return init_config.init(scope=args.scope, force=args.force)
 
 
@@ -202,14 +238,17 @@ class CommandError(Exception):
 
 def _auth_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """The auth commands' expected failures (a bad name, a broken file, a refused login) as one line."""
+
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
         from ccproxy_core.accounts.oauth import OAuthError
         from ccproxy_core.accounts.store import AccountsError
+
         try:
             return func(args)
         except (AccountsError, OAuthError) as exc:
             raise CommandError(str(exc)) from exc
+
     return wrapper
 
 
@@ -217,6 +256,7 @@ def _accounts_path(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
     from ccproxy_core.accounts.store import default_accounts_path
+
     return Path(args.accounts).expanduser() if args.accounts else default_accounts_path()
 
 
@@ -225,6 +265,7 @@ def _auth_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ccproxy_core.cli import auth as auth_cmds
+
     source = Path(args.from_path).expanduser() if args.from_path else Path.home() / ".claude" / ".credentials.json"
     print(auth_cmds.auth_import(_accounts_path(args), source, args.name))
     return 0
@@ -234,6 +275,7 @@ def _auth_import(args: argparse.Namespace) -> int:
 def _auth_login(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import auth as auth_cmds
     from ccproxy_core.config.load import load
+
     return auth_cmds.auth_login(_accounts_path(args), args.name, load().config.oauth, input, print)
 
 
@@ -242,6 +284,7 @@ def _auth_status(args: argparse.Namespace) -> int:
     import time
 
     from ccproxy_core.cli import auth as auth_cmds
+
     print(auth_cmds.auth_status(_accounts_path(args), time.time()))
     return 0
 
@@ -253,6 +296,7 @@ def _config_help(args: argparse.Namespace) -> int:
 
 def _config_show(args: argparse.Namespace) -> int:
     from ccproxy_core.config.show import render
+
     print(render(_load(args)))
     return 0
 
@@ -305,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from ccproxy_core.config.model import ConfigError
     from ccproxy_core.core.errors import ProxyError
+
     try:
         result: int = args.func(args)
     except ConfigError as exc:

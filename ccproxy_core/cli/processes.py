@@ -54,8 +54,13 @@ def _probe_ps(pid: int) -> tuple[bool, str]:
     except PermissionError:
         pass  # alive, and another user's
     try:
-        out = subprocess.run(["ps", "-o", "stat=", "-o", "lstart=", "-p", str(pid)], capture_output=True,
-                             text=True, timeout=5, check=False).stdout.split()
+        out = subprocess.run(
+            ["ps", "-o", "stat=", "-o", "lstart=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.split()
     except (OSError, subprocess.TimeoutExpired):
         return True, ""
     if not out:
@@ -64,6 +69,7 @@ def _probe_ps(pid: int) -> tuple[bool, str]:
 
 
 if sys.platform == "win32":
+
     def _probe_windows(pid: int) -> tuple[bool, str]:
         import ctypes
         from ctypes import wintypes
@@ -139,8 +145,7 @@ def locked(path: Path, timeout: float) -> Iterator[None]:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd):
             if time.monotonic() >= deadline:
-                raise DaemonError(f"another `ccproxy start` or `stop` is still running (lock {path}); "
-                                  "try again")
+                raise DaemonError(f"another `ccproxy start` or `stop` is still running (lock {path}); try again")
             time.sleep(0.05)
         yield
     finally:
@@ -151,9 +156,11 @@ def _try_lock(fd: int) -> bool:
     try:
         if sys.platform == "win32":
             import msvcrt
+
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         else:
             import fcntl
+
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False

@@ -28,11 +28,28 @@ from ccproxy_core.providers.presets import PRESETS, preset_for_provider
 
 JSON = dict[str, Any]
 
-NATIVE_TOP = frozenset({"host", "port", "apikey", "log", "providers", "routes", "router", "limits",
-                        "breaker", "rotation", "oauth"})
-NATIVE_PROVIDER = frozenset({"name", "kind", "preset", "api_base_url", "api_key", "api_keys", "models",
-                             "enabled", "auth", "accounts_path", "response_style", "max_output_tokens",
-                             "headers", "requests_per_minute", "burst"})
+NATIVE_TOP = frozenset(
+    {"host", "port", "apikey", "log", "providers", "routes", "router", "limits", "breaker", "rotation", "oauth"}
+)
+NATIVE_PROVIDER = frozenset(
+    {
+        "name",
+        "kind",
+        "preset",
+        "api_base_url",
+        "api_key",
+        "api_keys",
+        "models",
+        "enabled",
+        "auth",
+        "accounts_path",
+        "response_style",
+        "max_output_tokens",
+        "headers",
+        "requests_per_minute",
+        "burst",
+    }
+)
 _GO_TOP = frozenset({"performance", "log_file", "proxy_url", "shutdown_timeout", "security"})
 _GO_PROVIDER = frozenset({"transformers", "created_at", "updated_at", "message_format"})
 _NPM_TOP = frozenset({"server", "logging"})
@@ -71,8 +88,9 @@ def _detect(raw: Mapping[str, Any]) -> str:
     if any(_GO_PROVIDER & p.keys() for p in listed):
         return "go"
     routes = raw.get("routes")
-    if isinstance(routes, Mapping) and any(isinstance(r, Mapping) and r.keys() - {"provider", "model"}
-                                           for r in routes.values()):
+    if isinstance(routes, Mapping) and any(
+        isinstance(r, Mapping) and r.keys() - {"provider", "model"} for r in routes.values()
+    ):
         return "go"
     return "native"
 
@@ -109,8 +127,7 @@ def _base_url(base: str, provider: Mapping[str, Any], kind: str) -> str:
     return base.rstrip("/") + "/v1" if kind == "openai" else base
 
 
-def _provider(fields: Mapping[str, Any], kind: str | None, path: str, source: str,
-              warnings: list[str]) -> JSON:
+def _provider(fields: Mapping[str, Any], kind: str | None, path: str, source: str, warnings: list[str]) -> JSON:
     out = {k: v for k, v in fields.items() if k in NATIVE_PROVIDER}
     for key in sorted(fields.keys() - NATIVE_PROVIDER - {"created_at", "updated_at", "message_format"}):
         _drop(warnings, source, f"{path}.{key}", key)
@@ -147,7 +164,7 @@ def go_duration(value: Any, path: str) -> float | int:
     elif text and re.fullmatch(f"(?:{_DURATION.pattern})+", text):
         seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
     else:
-        raise ValueError(f"{path}: expected a duration such as \"30s\", got {value!r}")
+        raise ValueError(f'{path}: expected a duration such as "30s", got {value!r}')
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
@@ -186,12 +203,14 @@ def _performance(perf: Mapping[str, Any], source: str, warnings: list[str]) -> t
 
 
 def _from_go(raw: Mapping[str, Any], source: str, warnings: list[str]) -> JSON:
-    out: JSON = {k: copy.deepcopy(v) for k, v in raw.items()
-                 if k in NATIVE_TOP - {"providers", "routes", "log"}}
+    out: JSON = {k: copy.deepcopy(v) for k, v in raw.items() if k in NATIVE_TOP - {"providers", "routes", "log"}}
     out["providers"] = [
-        _provider(p, "anthropic" if p.get("message_format") == "anthropic" else None,
-                  f"providers[{i}]", source, warnings)
-        for i, p in enumerate(_block(raw, "providers", list, source, warnings)) if isinstance(p, Mapping)]
+        _provider(
+            p, "anthropic" if p.get("message_format") == "anthropic" else None, f"providers[{i}]", source, warnings
+        )
+        for i, p in enumerate(_block(raw, "providers", list, source, warnings))
+        if isinstance(p, Mapping)
+    ]
     if "routes" in raw:
         out["routes"] = _routes(_block(raw, "routes", dict, source, warnings), source, warnings)
     log = raw.get("log")
@@ -212,8 +231,14 @@ def _from_go(raw: Mapping[str, Any], source: str, warnings: list[str]) -> JSON:
     return out
 
 
-_NPM_PROVIDER = {"baseURL": "api_base_url", "apiKey": "api_key", "models": "models",
-                 "apiKeys": "api_keys", "headers": "headers", "enabled": "enabled"}
+_NPM_PROVIDER = {
+    "baseURL": "api_base_url",
+    "apiKey": "api_key",
+    "models": "models",
+    "apiKeys": "api_keys",
+    "headers": "headers",
+    "enabled": "enabled",
+}
 
 
 def _from_npm(raw: Mapping[str, Any], source: str, warnings: list[str]) -> JSON:
@@ -234,25 +259,31 @@ def _from_npm(raw: Mapping[str, Any], source: str, warnings: list[str]) -> JSON:
         if style in ("anthropic", "openai"):
             fields["response_style"] = style
         elif style is not None:
-            warnings.append(f"{source}: providers.{name}.responseStyle: {style!r} is neither "
-                            "\"anthropic\" nor \"openai\"; using the provider's preset")
+            warnings.append(
+                f"{source}: providers.{name}.responseStyle: {style!r} is neither "
+                '"anthropic" nor "openai"; using the provider\'s preset'
+            )
         for key in sorted(p.keys() - _NPM_PROVIDER.keys() - {"responseStyle"}):
             _drop(warnings, source, f"providers.{name}.{key}", key)
-        providers.append(_provider(fields, fields.get("response_style"), f"providers.{name}", source,
-                                   warnings))
+        providers.append(_provider(fields, fields.get("response_style"), f"providers.{name}", source, warnings))
     out["providers"] = providers
     models = _block(raw, "models", dict, source, warnings)
     router: JSON = dict(out.get("router") or {})
-    for key, native in (("bigModel", "big_model"), ("smallModel", "small_model"),
-                        ("preferredProvider", "preferred_provider")):
+    for key, native in (
+        ("bigModel", "big_model"),
+        ("smallModel", "small_model"),
+        ("preferredProvider", "preferred_provider"),
+    ):
         if models.get(key):
             router.setdefault(native, models[key])
     for key in sorted(models.keys() - {"bigModel", "smallModel", "preferredProvider"}):
         _drop(warnings, source, f"models.{key}", key)
     if router:
         out["router"] = router
-    logging = {**_block(raw, "logging", dict, source, warnings),
-               **(raw["log"] if isinstance(raw.get("log"), Mapping) else {})}
+    logging = {
+        **_block(raw, "logging", dict, source, warnings),
+        **(raw["log"] if isinstance(raw.get("log"), Mapping) else {}),
+    }
     if logging:
         out["log"] = {k: v for k, v in logging.items() if k in ("level", "file", "format")}
         for key in sorted(logging.keys() - {"level", "file", "format"}):
@@ -292,8 +323,10 @@ def strip_json_comments(text: str) -> str:
     return "".join(out)
 
 
-_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
-                  r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|(?P<dollar>\$))")
+_VAR = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|(?P<dollar>\$))"
+)
 
 
 def _expand_str(text: str, env: Mapping[str, str], path: str) -> str:
@@ -306,6 +339,7 @@ def _expand_str(text: str, env: Mapping[str, str], path: str) -> str:
         if match["default"] is not None:
             return match["default"]
         raise ValueError(f"{path or '<root>'}: environment variable {name} is not set")
+
     return _VAR.sub(one, text)
 
 

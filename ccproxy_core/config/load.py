@@ -73,9 +73,13 @@ def env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     """The `CCPROXY_*` variables that set plain keys (provider keys are applied separately)."""
     layer: dict[str, Any] = {}
     simple = {
-        "CCPROXY_HOST": ("host",), "CCPROXY_PORT": ("port",), "CCPROXY_API_KEY": ("apikey",),
-        "CCPROXY_LOG": ("log", "level"), "CCPROXY_LOG_FILE": ("log", "file"),
-        "CCPROXY_ROTATION_ENABLED": ("rotation", "enabled"), "CCPROXY_HOT_RELOAD": ("rotation", "hot_reload"),
+        "CCPROXY_HOST": ("host",),
+        "CCPROXY_PORT": ("port",),
+        "CCPROXY_API_KEY": ("apikey",),
+        "CCPROXY_LOG": ("log", "level"),
+        "CCPROXY_LOG_FILE": ("log", "file"),
+        "CCPROXY_ROTATION_ENABLED": ("rotation", "enabled"),
+        "CCPROXY_HOT_RELOAD": ("rotation", "hot_reload"),
         "CCPROXY_REFRESH_BUFFER": ("rotation", "refresh_buffer_seconds"),
         "CCPROXY_OAUTH_TOKEN_URL": ("oauth", "token_url"),
     }
@@ -106,9 +110,15 @@ class LoadedConfig:
     sources: dict[str, str]  # dotted key -> "default" | file path | "env VAR" | "flag --x"
 
 
-def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = None,
-         env: Mapping[str, str] | None = None, cwd: Path | None = None,
-         managed: Path = MANAGED_CONFIG, user_paths: list[Path] | None = None) -> LoadedConfig:
+def load(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    managed: Path = MANAGED_CONFIG,
+    user_paths: list[Path] | None = None,
+) -> LoadedConfig:
     """Read every layer and build the effective configuration."""
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
@@ -158,5 +168,3 @@ def _leaves(layer: Mapping[str, Any], prefix: str = "") -> list[str]:
         else:
             out.append(path)
     return out
-
-

@@ -156,9 +156,9 @@ class Config:
         if not self.providers:
             # Zero config: a transparent proxy to the public Anthropic API that forwards the
             # client's own credentials.
-            object.__setattr__(self, "providers", (
-                ProviderConfig(name="anthropic", kind="anthropic", api_base_url=ANTHROPIC_API_URL),
-            ))
+            object.__setattr__(
+                self, "providers", (ProviderConfig(name="anthropic", kind="anthropic", api_base_url=ANTHROPIC_API_URL),)
+            )
 
     def provider(self, name: str) -> ProviderConfig | None:
         for p in self.providers:
@@ -175,12 +175,12 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 def _seconds(value: Any, _: Any) -> Seconds:
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, \"30s\", \"5m\" or \"250ms\"")
+        raise ValueError('expected a duration such as 30, "30s", "5m" or "250ms"')
     if isinstance(value, (int, float)):
         return Seconds(float(value))
     m = _DURATION.match(str(value))
     if not m:
-        raise ValueError(f"expected a duration such as 30, \"30s\", \"5m\" or \"250ms\", got {value!r}")
+        raise ValueError(f'expected a duration such as 30, "30s", "5m" or "250ms", got {value!r}')
     return Seconds(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
 
 
@@ -217,9 +217,16 @@ converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(int, _strict_int)
 # BreakerSettings lives with the (pure) breaker and types its times as plain floats; in a config
 # file they are durations like every other time ("30s", "1m").
-converter.register_structure_hook(BreakerSettings, make_dict_structure_fn(
-    BreakerSettings, converter, _cattrs_forbid_extra_keys=True,
-    open_seconds=override(struct_hook=_seconds), window_seconds=override(struct_hook=_seconds)))
+converter.register_structure_hook(
+    BreakerSettings,
+    make_dict_structure_fn(
+        BreakerSettings,
+        converter,
+        _cattrs_forbid_extra_keys=True,
+        open_seconds=override(struct_hook=_seconds),
+        window_seconds=override(struct_hook=_seconds),
+    ),
+)
 
 
 def _where(cattrs_path: str) -> str:
@@ -266,19 +273,21 @@ def structure(data: Mapping[str, Any], source: str = "config", *, check_referenc
 
 def _check_references(config: Config, source: str) -> None:
     names = [p.name for p in config.providers]
-    problems = [f"{source}: providers: provider name {n!r} is used twice"
-                for n in sorted({n for n in names if names.count(n) > 1})]
+    problems = [
+        f"{source}: providers: provider name {n!r} is used twice"
+        for n in sorted({n for n in names if names.count(n) > 1})
+    ]
     for key, route in config.routes.items():
         if route.provider not in names:
-            problems.append(f"{source}: routes.{key}.provider: unknown provider {route.provider!r} "
-                            f"(configured: {', '.join(names)})")
+            problems.append(
+                f"{source}: routes.{key}.provider: unknown provider {route.provider!r} (configured: {', '.join(names)})"
+            )
     for scenario, chain in config.router.fallback.items():
         for i, name in enumerate(chain):
             if name not in names:
                 problems.append(f"{source}: router.fallback.{scenario}.{i}: unknown provider {name!r}")
     if problems:
         raise ConfigError(problems)
-
 
 
 def unstructure(config: Config) -> dict[str, Any]:

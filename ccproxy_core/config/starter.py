@@ -78,6 +78,7 @@ def config_path(scope: str, cwd: Path | None = None) -> Path:
     if scope == "project":
         return (cwd or Path.cwd()) / ".ccproxy" / "config.json"
     from ccproxy_core.config.load import user_config_paths
+
     return user_config_paths()[0]
 
 
@@ -87,15 +88,21 @@ def _key(value: str, env_var: str) -> str:
 
 
 def render(anthropic_key: str = "", openai_key: str = "") -> str:
-    background = ('{"provider": "openai", "model": "gpt-4.1-mini"}' if openai_key
-                  else '{"provider": "anthropic", "model": ""}')
-    return TEMPLATE.format(anthropic_key=_key(anthropic_key, "ANTHROPIC_API_KEY"),
-                           openai_key=_key(openai_key, "OPENAI_API_KEY"), background=background)
+    background = (
+        '{"provider": "openai", "model": "gpt-4.1-mini"}' if openai_key else '{"provider": "anthropic", "model": ""}'
+    )
+    return TEMPLATE.format(
+        anthropic_key=_key(anthropic_key, "ANTHROPIC_API_KEY"),
+        openai_key=_key(openai_key, "OPENAI_API_KEY"),
+        background=background,
+    )
 
 
 def ask_keys(prompt: Callable[[str], str]) -> tuple[str, str]:
-    print("API keys are written to the config file (mode 0600). Press Enter to skip one and read it\n"
-          "from the environment ($ANTHROPIC_API_KEY / $OPENAI_API_KEY) when ccproxy starts.")
+    print(
+        "API keys are written to the config file (mode 0600). Press Enter to skip one and read it\n"
+        "from the environment ($ANTHROPIC_API_KEY / $OPENAI_API_KEY) when ccproxy starts."
+    )
     anthropic = prompt("Anthropic API key: ").strip()
     openai = prompt("OpenAI API key: ").strip()
     return anthropic, openai
@@ -113,6 +120,7 @@ def init(*, scope: str, force: bool) -> int:
 
     from ccproxy_core.config.load import read_file
     from ccproxy_core.config.model import ConfigError
+
     try:
         read_file(path, os.environ)
     except ConfigError as exc:  # a typed key that the loader refuses; say so now, not at start
@@ -121,8 +129,10 @@ def init(*, scope: str, force: bool) -> int:
         return 1
     print(f"wrote {path} (mode 0600)")
     if not (anthropic and openai):
-        print("next: set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment (or edit the file), "
-              "then run `ccproxy start` or `ccproxy code`")
+        print(
+            "next: set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment (or edit the file), "
+            "then run `ccproxy start` or `ccproxy code`"
+        )
     else:
         print("next: `ccproxy start` or `ccproxy code`")
     return 0

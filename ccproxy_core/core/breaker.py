@@ -141,8 +141,10 @@ class CircuitBreaker:
             self._window.popleft()
 
     def _probes_stale(self, now: float) -> bool:
-        return (self._probes_issued >= self.settings.half_open_max_requests
-                and now - self._last_probe_at >= self.settings.open_seconds)
+        return (
+            self._probes_issued >= self.settings.half_open_max_requests
+            and now - self._last_probe_at >= self.settings.open_seconds
+        )
 
     def _open(self, now: float) -> None:
         self._state = "open"

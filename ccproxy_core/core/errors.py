@@ -120,8 +120,9 @@ class RateLimited(ProxyError):
     status = 429
     error_type = "rate_limit_error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         merged = dict(headers or {})
         if retry_after is not None:
             merged["retry-after"] = str(max(1, int(retry_after + 0.999)))
@@ -152,8 +153,7 @@ class Overloaded(ProxyError):
 class UpstreamError(ProxyError):
     """An error answer from a provider, kept with the provider's own status and type."""
 
-    def __init__(self, status: int, error_type: str, message: str, *,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, error_type: str, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message, headers=headers)
         self._status = status
         self._type = error_type

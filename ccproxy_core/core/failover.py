@@ -50,8 +50,7 @@ class FailoverPlan:
 
     def next(self, now: float) -> Credential:
         if self.attempts >= self.max_attempts:
-            raise ServiceUnavailable(f"gave up after {self.attempts} attempts on provider "
-                                     f"'{self.pool.provider}'")
+            raise ServiceUnavailable(f"gave up after {self.attempts} attempts on provider '{self.pool.provider}'")
         cred = None
         if self._retry_same is not None:
             name, self._retry_same = self._retry_same, None
@@ -75,12 +74,21 @@ class FailoverPlan:
         self.pool.record(cred.name, outcome, headers, now, used=cred)
         if outcome.kind is OutcomeKind.OK:
             return Step.DONE
-        if (outcome.kind is OutcomeKind.AUTH and cred.kind == "oauth" and cred.refresh_token
-                and not self._refreshed and self.attempts < self.max_attempts):
+        if (
+            outcome.kind is OutcomeKind.AUTH
+            and cred.kind == "oauth"
+            and cred.refresh_token
+            and not self._refreshed
+            and self.attempts < self.max_attempts
+        ):
             self._refreshed = True
             self._retry_same = cred.name
             return Step.REFRESH
-        if (not outcome.failover or self.pin is not None or self.attempts >= self.max_attempts
-                or not self.pool.has_usable(now, exclude=set(self.tried))):
+        if (
+            not outcome.failover
+            or self.pin is not None
+            or self.attempts >= self.max_attempts
+            or not self.pool.has_usable(now, exclude=set(self.tried))
+        ):
             return Step.RELAY
         return Step.NEXT

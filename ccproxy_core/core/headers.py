@@ -13,11 +13,22 @@ from collections.abc import Iterable, Mapping
 
 # RFC 9110 §7.6.1 connection-specific headers, plus the framing headers that the proxy
 # recomputes for the message it sends.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-    "host", "content-length",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 
 # Headers the client uses to authenticate (to the proxy or, in transparent mode, upstream).
 CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
@@ -87,8 +98,11 @@ ERROR_HEADERS = frozenset({"retry-after", "retry-after-ms", "x-should-retry", "r
 
 def error_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The provider's retry advice and request id, for an error ccproxy writes itself."""
-    return {name.lower(): value for name, value in upstream
-            if name.lower() in ERROR_HEADERS or name.lower().startswith("anthropic-ratelimit-")}
+    return {
+        name.lower(): value
+        for name, value in upstream
+        if name.lower() in ERROR_HEADERS or name.lower().startswith("anthropic-ratelimit-")
+    }
 
 
 def merge_beta(existing: str | None, *required: str) -> str:

@@ -35,8 +35,7 @@ class OutcomeKind(enum.Enum):
     AUTH = "auth"  # credential refused: auth_error (OAuth: refresh once, retry once)
 
 
-_FAILOVER = frozenset({OutcomeKind.ACCOUNT_EXHAUSTED, OutcomeKind.TRANSIENT,
-                       OutcomeKind.SPEND_LIMIT, OutcomeKind.AUTH})
+_FAILOVER = frozenset({OutcomeKind.ACCOUNT_EXHAUSTED, OutcomeKind.TRANSIENT, OutcomeKind.SPEND_LIMIT, OutcomeKind.AUTH})
 
 
 @frozen
@@ -51,12 +50,21 @@ class Outcome:
         return self.kind in _FAILOVER
 
 
-_SPEND = ("enforced_spend_limit_reached", "insufficient_quota", "credit_balance_exhausted",
-          "billing_hard_limit_reached", "credit balance is too low", "exceeded your current quota")
-_REQUEST_SPECIFIC = ("extra usage is required for long context", "long context beta is not",
-                     "request too large", "prompt is too long")
-_ACCOUNT = ("exceed your account's rate limit", "your organization's rate limit",
-            "rate limit reached for")
+_SPEND = (
+    "enforced_spend_limit_reached",
+    "insufficient_quota",
+    "credit_balance_exhausted",
+    "billing_hard_limit_reached",
+    "credit balance is too low",
+    "exceeded your current quota",
+)
+_REQUEST_SPECIFIC = (
+    "extra usage is required for long context",
+    "long context beta is not",
+    "request too large",
+    "prompt is too long",
+)
+_ACCOUNT = ("exceed your account's rate limit", "your organization's rate limit", "rate limit reached for")
 
 
 def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:

@@ -107,6 +107,7 @@ def state_of(cred: Credential, st: CredentialState, now: float) -> str:
 
 # --- the pool ---------------------------------------------------------------------------------
 
+
 @frozen
 class PoolSettings:
     exhausted_cooldown_seconds: float = 600.0  # a quota 429 that names no reset time
@@ -118,8 +119,13 @@ class PoolSettings:
 
 
 class CredentialPool:
-    def __init__(self, credentials: Sequence[Credential] = (), *, provider: str = "anthropic",
-                 settings: PoolSettings = PoolSettings()) -> None:
+    def __init__(
+        self,
+        credentials: Sequence[Credential] = (),
+        *,
+        provider: str = "anthropic",
+        settings: PoolSettings = PoolSettings(),
+    ) -> None:
         self.provider = provider
         self.settings = settings
         self._creds: list[Credential] = []
@@ -146,8 +152,7 @@ class CredentialPool:
 
     # selection
 
-    def select(self, now: float, *, pin: str | None = None,
-               exclude: AbstractSet[str] = _NO_NAMES) -> Credential:
+    def select(self, now: float, *, pin: str | None = None, exclude: AbstractSet[str] = _NO_NAMES) -> Credential:
         """The credential for the next attempt; raises the error the client should get."""
         if pin is not None:
             cred = self._named(pin)
@@ -157,8 +162,10 @@ class CredentialPool:
                 headers: dict[str, str] = {}
                 if state == "rate_limited" and st.rate_limited_until is not None:
                     headers["retry-after"] = str(max(1, math.ceil(st.rate_limited_until - now)))
-                raise ServiceUnavailable(f"account '{pin}' of provider '{self.provider}' is not "
-                                         f"usable: {self._explain(cred, st, now)}", headers=headers)
+                raise ServiceUnavailable(
+                    f"account '{pin}' of provider '{self.provider}' is not usable: {self._explain(cred, st, now)}",
+                    headers=headers,
+                )
             st.last_used = now
             return cred
         chosen = self._choose(now, exclude)
@@ -204,13 +211,14 @@ class CredentialPool:
         states = {c.name: state_of(c, self._states[c.name], now) for c in left}
         counts = Counter(states.values())
         others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "rate_limited")
-        limited = [self._states[n].rate_limited_until or now for n, s in states.items()
-                   if s == "rate_limited"]
+        limited = [self._states[n].rate_limited_until or now for n, s in states.items() if s == "rate_limited"]
         if limited:
             first = min(limited)
             return RateLimited(
                 f"all usable credentials of {where} are rate limited; the first is free again at "
-                f"{iso(first)}" + (f" (also {others})" if others else ""), retry_after=first - now)
+                f"{iso(first)}" + (f" (also {others})" if others else ""),
+                retry_after=first - now,
+            )
         return ServiceUnavailable(f"no usable credential for {where}: {others}")
 
     def _explain(self, cred: Credential, st: CredentialState, now: float) -> str:
@@ -230,8 +238,9 @@ class CredentialPool:
 
     # learning from outcomes
 
-    def record(self, name: str, outcome: Outcome, headers: Mapping[str, str], now: float, *,
-               used: Credential | None = None) -> None:
+    def record(
+        self, name: str, outcome: Outcome, headers: Mapping[str, str], now: float, *, used: Credential | None = None
+    ) -> None:
         """Learn from one upstream answer. `used` is the credential as it was sent, so a 401
         for a token that a refresh has already replaced does not condemn the new one."""
         cred, st = self._by_name.get(name), self._states.get(name)
@@ -239,8 +248,11 @@ class CredentialPool:
             return  # removed by a reload while the request was in flight
         st.requests += 1
         kind = outcome.kind
-        if kind is OutcomeKind.OK and st.headroom_read_at is not None and (
-                now - st.headroom_read_at < self.settings.headroom_interval_seconds):
+        if (
+            kind is OutcomeKind.OK
+            and st.headroom_read_at is not None
+            and (now - st.headroom_read_at < self.settings.headroom_interval_seconds)
+        ):
             return
         st.headroom_read_at = now
         info = rl.parse(headers, now)
@@ -339,8 +351,10 @@ class CredentialPool:
                 if _older_tokens(cred, old):
                     # Re-using a refresh token a refresh already consumed would log the
                     # account out: keep the newer tokens the pool holds.
-                    warnings.append(f"account '{cred.name}': the file holds older tokens than the "
-                                    "running proxy; keeping the newer ones")
+                    warnings.append(
+                        f"account '{cred.name}': the file holds older tokens than the "
+                        "running proxy; keeping the newer ones"
+                    )
                     cred = old
                 elif (st := self._states.get(cred.name)) is not None:
                     st.auth_error = st.needs_refresh = False
@@ -366,8 +380,7 @@ class CredentialPool:
             "state": state_of(cred, st, now),
             "tokenExpiresAt": iso(cred.expires_at),
             "tokenExpiresIn": None if cred.expires_at is None else math.floor(cred.expires_at - now),
-            "rateLimitedUntil": iso(st.rate_limited_until) if (st.rate_limited_until or 0) > now
-            else None,
+            "rateLimitedUntil": iso(st.rate_limited_until) if (st.rate_limited_until or 0) > now else None,
             "cooldownReason": st.cooldown_reason if (st.rate_limited_until or 0) > now else None,
             "lastUsed": iso(st.last_used),
             "lastError": st.last_error,
@@ -430,14 +443,15 @@ class CredentialPool:
 
 
 def _older_tokens(incoming: Credential, current: Credential) -> bool:
-    return (incoming.kind == current.kind == "oauth"
-            and incoming.refresh_token != current.refresh_token
-            and incoming.expires_at is not None and current.expires_at is not None
-            and incoming.expires_at < current.expires_at)
+    return (
+        incoming.kind == current.kind == "oauth"
+        and incoming.refresh_token != current.refresh_token
+        and incoming.expires_at is not None
+        and current.expires_at is not None
+        and incoming.expires_at < current.expires_at
+    )
 
 
-def with_tokens(cred: Credential, secret: str, refresh_token: str | None,
-                expires_at: float | None) -> Credential:
+def with_tokens(cred: Credential, secret: str, refresh_token: str | None, expires_at: float | None) -> Credential:
     """The same account with new tokens (the refresh token is kept when none is issued)."""
-    return evolve(cred, secret=secret, refresh_token=refresh_token or cred.refresh_token,
-                  expires_at=expires_at)
+    return evolve(cred, secret=secret, refresh_token=refresh_token or cred.refresh_token, expires_at=expires_at)

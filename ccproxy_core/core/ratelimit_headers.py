@@ -78,14 +78,16 @@ class Headroom:
     @property
     def exhausted(self) -> bool:
         """The upstream refuses this credential until a reset (unified rejected, or drained)."""
-        return self.unified_status == "rejected" or any(
-            b.rejected or b.remaining == 0 for b in self.buckets)
+        return self.unified_status == "rejected" or any(b.rejected or b.remaining == 0 for b in self.buckets)
 
     @property
     def utilization(self) -> dict[str, float]:
         """Unified window utilization by window name ("5h": 0.42), for the status API."""
-        return {b.name.removeprefix("unified-"): round(1.0 - b.fraction, 4)
-                for b in self.buckets if b.name.startswith("unified-") and b.fraction is not None}
+        return {
+            b.name.removeprefix("unified-"): round(1.0 - b.fraction, 4)
+            for b in self.buckets
+            if b.name.startswith("unified-") and b.fraction is not None
+        }
 
 
 def parse(headers: Mapping[str, str], now: float) -> Headroom:
@@ -94,15 +96,17 @@ def parse(headers: Mapping[str, str], now: float) -> Headroom:
     buckets: list[Bucket] = []
     for name in _ANTHROPIC_BUCKETS:
         prefix = f"anthropic-ratelimit-{name}-"
-        bucket = _counted(name, h.get(prefix + "limit"), h.get(prefix + "remaining"),
-                          _rfc3339(h.get(prefix + "reset")))
+        bucket = _counted(name, h.get(prefix + "limit"), h.get(prefix + "remaining"), _rfc3339(h.get(prefix + "reset")))
         if bucket is not None:
             buckets.append(bucket)
     for name in _OPENAI_BUCKETS:
         delay = _go_duration(h.get(f"x-ratelimit-reset-{name}"))
-        bucket = _counted(f"openai-{name}", h.get(f"x-ratelimit-limit-{name}"),
-                          h.get(f"x-ratelimit-remaining-{name}"),
-                          None if delay is None else now + delay)
+        bucket = _counted(
+            f"openai-{name}",
+            h.get(f"x-ratelimit-limit-{name}"),
+            h.get(f"x-ratelimit-remaining-{name}"),
+            None if delay is None else now + delay,
+        )
         if bucket is not None:
             buckets.append(bucket)
     buckets.extend(_unified_windows(h))
@@ -159,8 +163,7 @@ def reset_at(headers: Mapping[str, str], now: float) -> float | None:
             return max(rejected)
         if info.unified_reset is not None:
             return info.unified_reset
-    drained = [b.reset_at for b in info.buckets
-               if b.remaining == 0 and b.reset_at is not None]
+    drained = [b.reset_at for b in info.buckets if b.remaining == 0 and b.reset_at is not None]
     return max(drained) if drained else None
 
 
@@ -179,7 +182,7 @@ def _unified_windows(h: Mapping[str, str]) -> list[Bucket]:
     for key, value in h.items():
         if not key.startswith(_UNIFIED):
             continue
-        window, _, field = key[len(_UNIFIED):].rpartition("-")
+        window, _, field = key[len(_UNIFIED) :].rpartition("-")
         if window and window not in _NOT_WINDOWS and field in ("status", "reset", "utilization"):
             fields.setdefault(window, {})[field] = value
     buckets = []
@@ -187,8 +190,9 @@ def _unified_windows(h: Mapping[str, str]) -> list[Bucket]:
         used = _number(f.get("utilization"))
         rejected = f.get("status") == "rejected"
         fraction = 0.0 if rejected else None if used is None else min(1.0, max(0.0, 1.0 - used))
-        buckets.append(Bucket(name=f"unified-{window}", fraction=fraction,
-                              reset_at=_number(f.get("reset")), rejected=rejected))
+        buckets.append(
+            Bucket(name=f"unified-{window}", fraction=fraction, reset_at=_number(f.get("reset")), rejected=rejected)
+        )
     return buckets
 
 

@@ -114,8 +114,7 @@ class RequestView:
     has_web_search: bool = False
 
     @classmethod
-    def from_anthropic(cls, body: Mapping[str, Any], headers: Mapping[str, str],
-                       token_estimate: int) -> RequestView:
+    def from_anthropic(cls, body: Mapping[str, Any], headers: Mapping[str, str], token_estimate: int) -> RequestView:
         thinking = body.get("thinking")
         tools = body.get("tools")
         return cls(
@@ -124,10 +123,8 @@ class RequestView:
             token_estimate=token_estimate,
             # Claude Code sends an object; Go ccproxy's `thinking is True` test never fired.
             thinking=isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive"),
-            has_web_search=isinstance(tools, list) and any(
-                isinstance(t, Mapping) and str(t.get("type") or "").startswith("web_search")
-                for t in tools
-            ),
+            has_web_search=isinstance(tools, list)
+            and any(isinstance(t, Mapping) and str(t.get("type") or "").startswith("web_search") for t in tools),
         )
 
 
@@ -242,8 +239,9 @@ def route(view: RequestView, table: RoutingTable, unavailable: frozenset[str] = 
         if candidate.provider in table.providers and candidate.provider not in unavailable:
             if skipped:
                 note = ", ".join(sorted({s.provider for s in skipped}))
-                return Route(candidate.provider, candidate.model,
-                             f"{candidate.reason} ({note} unavailable)", candidate.scenario)
+                return Route(
+                    candidate.provider, candidate.model, f"{candidate.reason} ({note} unavailable)", candidate.scenario
+                )
             return candidate
         skipped.append(candidate)
     if not skipped:
@@ -252,13 +250,15 @@ def route(view: RequestView, table: RoutingTable, unavailable: frozenset[str] = 
     chain = fallback_chain(primary, table, unavailable)
     if chain:
         fb = chain[0]
-        return Route(fb.provider, fb.model,
-                     f"{primary.reason}; {primary.provider} unavailable -> fallback {fb.provider}",
-                     primary.scenario)
+        return Route(
+            fb.provider,
+            fb.model,
+            f"{primary.reason}; {primary.provider} unavailable -> fallback {fb.provider}",
+            primary.scenario,
+        )
     # Nothing usable: answer with the primary so the shell reports its breaker state
     # (and a retry-after) instead of inventing a destination.
-    return Route(primary.provider, primary.model, f"{primary.reason} (all candidates unavailable)",
-                 primary.scenario)
+    return Route(primary.provider, primary.model, f"{primary.reason} (all candidates unavailable)", primary.scenario)
 
 
 def _fallback_entries(route_: Route, table: RoutingTable) -> Iterable[str]:
@@ -270,8 +270,7 @@ def _fallback_entries(route_: Route, table: RoutingTable) -> Iterable[str]:
     return table.fallback.get("default", ())
 
 
-def fallback_chain(route: Route, table: RoutingTable,
-                   unavailable: frozenset[str] = frozenset()) -> list[Route]:
+def fallback_chain(route: Route, table: RoutingTable, unavailable: frozenset[str] = frozenset()) -> list[Route]:
     """Where to retry `route` after a pre-stream failure, in order.
 
     Each fallback entry is a provider name, or `provider,model` as claude-code-router writes

@@ -100,7 +100,7 @@ def _measure(data: bytes) -> int:
     weights = memoryview(data.translate(_WEIGHTS))
     units = 0
     for start in range(0, len(weights), _CHUNK):
-        units += (zlib.adler32(weights[start:start + _CHUNK]) & 0xFFFF) - 1
+        units += (zlib.adler32(weights[start : start + _CHUNK]) & 0xFFFF) - 1
     words = data.translate(_LETTER_FLAGS).count(b"\x00\x01")
     return units + _WORD_START * words
 

@@ -93,73 +93,125 @@ class Preset:
     def forces_tool_choice(self, model: str) -> bool:
         lowered = model.lower()
         return self.supports_forced_tool_choice and not any(
-            fnmatch.fnmatchcase(lowered, p.lower()) for p in self.models_without_forced_tool_choice)
+            fnmatch.fnmatchcase(lowered, p.lower()) for p in self.models_without_forced_tool_choice
+        )
 
 
 _REASONING_DIALECT = ChatDialect(max_tokens_field="max_completion_tokens")
 _OPENAI_REASONING = ("o1*", "o3*", "o4*", "gpt-5*")
 
-PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
-    Preset(
-        name="anthropic", kind="anthropic", default_base_url="https://api.anthropic.com",
-        chat_path="", messages_path="/v1/messages", count_tokens_path="/v1/messages/count_tokens",
-        models_path="/v1/models", auth_header="x-api-key", env_keys=("ANTHROPIC_API_KEY",),
-        extra_headers={ANTHROPIC_VERSION: ANTHROPIC_VERSION_DEFAULT},
-    ),
-    Preset(
-        name="openai", kind="openai", default_base_url="https://api.openai.com/v1",
-        env_keys=("OPENAI_API_KEY",),
-        # Claude Code asks for 32000-64000; older models answer 400 above their limit.
-        max_output_tokens={
-            "gpt-4o*": 16384, "chatgpt-4o*": 16384, "gpt-4.1*": 32768, "gpt-4-turbo*": 4096,
-            "gpt-4": 8192, "gpt-4-0*": 8192, "gpt-3.5-turbo*": 4096, "o1-mini*": 65536,
-            "o1*": 100000, "o3*": 100000, "o4-mini*": 100000, "gpt-5*": 128000,
-        },
-        # Reasoning models reject `max_tokens` and non-default sampling parameters.
-        dialect_overrides=dict.fromkeys(_OPENAI_REASONING, _REASONING_DIALECT),
-        rejected_fields_by_model=dict.fromkeys(_OPENAI_REASONING, ("temperature", "top_p")),
-    ),
-    Preset(
-        name="deepseek", kind="openai", default_base_url="https://api.deepseek.com",
-        env_keys=("DEEPSEEK_API_KEY",),
-        # "the valid range of max_tokens is [1, 8192]" for deepseek-chat.
-        max_output_tokens={"deepseek-chat": 8192, "deepseek-reasoner": 65536},
-        # Reasoning is chosen by model name; thinking mode with tools needs the earlier
-        # `reasoning_content` sent back.
-        dialect=ChatDialect(reasoning="none", echo_reasoning=True),
-        # "deepseek-reasoner does not support this tool_choice" breaks WebSearch/WebFetch.
-        models_without_forced_tool_choice=("deepseek-reasoner",),
-    ),
-    Preset(
-        name="openrouter", kind="openai", default_base_url="https://openrouter.ai/api/v1",
-        env_keys=("OPENROUTER_API_KEY",),
-        extra_headers={"HTTP-Referer": ATTRIBUTION_URL, "X-Title": ATTRIBUTION_TITLE},
-        dialect=ChatDialect(reasoning="openrouter"),
-    ),
-    Preset(
-        name="groq", kind="openai", default_base_url="https://api.groq.com/openai/v1",
-        env_keys=("GROQ_API_KEY",), schema_dialect="groq", refused_schema_keywords=("$schema",),
-        # Groq rejects `reasoning` (CCR commit 6f49b87a) and reasoning_effort on most models.
-        rejected_fields=("reasoning",), dialect=ChatDialect(reasoning="none"),
-    ),
-    Preset(
-        name="gemini", kind="openai",
-        default_base_url="https://generativelanguage.googleapis.com/v1beta/openai",
-        # Gemini's schemas are cleaned by an allowlist (`_GEMINI_KEEP`), not a refusal list.
-        env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"), schema_dialect="gemini",
-        max_output_tokens={"*gemini-1.5-*": 8192, "*gemini-2.0-*": 8192, "*gemini-2.5-*": 65536},
-        # Each of these has come back as "Invalid JSON payload received. Unknown name".
-        rejected_fields=("frequency_penalty", "presence_penalty", "top_k", "reasoning",
-                         "prompt_cache_key", "parallel_tool_calls", "enable_thinking", "user"),
-        dialect=ChatDialect(send_user=False),
-    ),
-    Preset(name="ollama", kind="openai", default_base_url="http://localhost:11434/v1", auth_header="none",
-           env_keys=("OLLAMA_API_KEY",)),
-    Preset(name="mistral", kind="openai", default_base_url="https://api.mistral.ai/v1",
-           env_keys=("MISTRAL_API_KEY",), dialect=ChatDialect(tool_id_style="mistral9")),
-    Preset(name="xai", kind="openai", default_base_url="https://api.x.ai/v1", env_keys=("XAI_API_KEY",)),
-    Preset(name="custom", kind="openai"),
-)})
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            Preset(
+                name="anthropic",
+                kind="anthropic",
+                default_base_url="https://api.anthropic.com",
+                chat_path="",
+                messages_path="/v1/messages",
+                count_tokens_path="/v1/messages/count_tokens",
+                models_path="/v1/models",
+                auth_header="x-api-key",
+                env_keys=("ANTHROPIC_API_KEY",),
+                extra_headers={ANTHROPIC_VERSION: ANTHROPIC_VERSION_DEFAULT},
+            ),
+            Preset(
+                name="openai",
+                kind="openai",
+                default_base_url="https://api.openai.com/v1",
+                env_keys=("OPENAI_API_KEY",),
+                # Claude Code asks for 32000-64000; older models answer 400 above their limit.
+                max_output_tokens={
+                    "gpt-4o*": 16384,
+                    "chatgpt-4o*": 16384,
+                    "gpt-4.1*": 32768,
+                    "gpt-4-turbo*": 4096,
+                    "gpt-4": 8192,
+                    "gpt-4-0*": 8192,
+                    "gpt-3.5-turbo*": 4096,
+                    "o1-mini*": 65536,
+                    "o1*": 100000,
+                    "o3*": 100000,
+                    "o4-mini*": 100000,
+                    "gpt-5*": 128000,
+                },
+                # Reasoning models reject `max_tokens` and non-default sampling parameters.
+                dialect_overrides=dict.fromkeys(_OPENAI_REASONING, _REASONING_DIALECT),
+                rejected_fields_by_model=dict.fromkeys(_OPENAI_REASONING, ("temperature", "top_p")),
+            ),
+            Preset(
+                name="deepseek",
+                kind="openai",
+                default_base_url="https://api.deepseek.com",
+                env_keys=("DEEPSEEK_API_KEY",),
+                # "the valid range of max_tokens is [1, 8192]" for deepseek-chat.
+                max_output_tokens={"deepseek-chat": 8192, "deepseek-reasoner": 65536},
+                # Reasoning is chosen by model name; thinking mode with tools needs the earlier
+                # `reasoning_content` sent back.
+                dialect=ChatDialect(reasoning="none", echo_reasoning=True),
+                # "deepseek-reasoner does not support this tool_choice" breaks WebSearch/WebFetch.
+                models_without_forced_tool_choice=("deepseek-reasoner",),
+            ),
+            Preset(
+                name="openrouter",
+                kind="openai",
+                default_base_url="https://openrouter.ai/api/v1",
+                env_keys=("OPENROUTER_API_KEY",),
+                extra_headers={"HTTP-Referer": ATTRIBUTION_URL, "X-Title": ATTRIBUTION_TITLE},
+                dialect=ChatDialect(reasoning="openrouter"),
+            ),
+            Preset(
+                name="groq",
+                kind="openai",
+                default_base_url="https://api.groq.com/openai/v1",
+                env_keys=("GROQ_API_KEY",),
+                schema_dialect="groq",
+                refused_schema_keywords=("$schema",),
+                # Groq rejects `reasoning` (CCR commit 6f49b87a) and reasoning_effort on most models.
+                rejected_fields=("reasoning",),
+                dialect=ChatDialect(reasoning="none"),
+            ),
+            Preset(
+                name="gemini",
+                kind="openai",
+                default_base_url="https://generativelanguage.googleapis.com/v1beta/openai",
+                # Gemini's schemas are cleaned by an allowlist (`_GEMINI_KEEP`), not a refusal list.
+                env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+                schema_dialect="gemini",
+                max_output_tokens={"*gemini-1.5-*": 8192, "*gemini-2.0-*": 8192, "*gemini-2.5-*": 65536},
+                # Each of these has come back as "Invalid JSON payload received. Unknown name".
+                rejected_fields=(
+                    "frequency_penalty",
+                    "presence_penalty",
+                    "top_k",
+                    "reasoning",
+                    "prompt_cache_key",
+                    "parallel_tool_calls",
+                    "enable_thinking",
+                    "user",
+                ),
+                dialect=ChatDialect(send_user=False),
+            ),
+            Preset(
+                name="ollama",
+                kind="openai",
+                default_base_url="http://localhost:11434/v1",
+                auth_header="none",
+                env_keys=("OLLAMA_API_KEY",),
+            ),
+            Preset(
+                name="mistral",
+                kind="openai",
+                default_base_url="https://api.mistral.ai/v1",
+                env_keys=("MISTRAL_API_KEY",),
+                dialect=ChatDialect(tool_id_style="mistral9"),
+            ),
+            Preset(name="xai", kind="openai", default_base_url="https://api.x.ai/v1", env_keys=("XAI_API_KEY",)),
+            Preset(name="custom", kind="openai"),
+        )
+    }
+)
 
 # Provider names people use for a preset under another name.
 _ALIASES = {"google": "gemini", "grok": "xai", "claude": "anthropic"}
@@ -188,26 +240,42 @@ def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
     found = preset_for(name, explicit)
     host = urlsplit(base).netloc.lower()  # with the port: localhost:1234 is not Ollama
     if found.name == "custom" and not explicit and host:
-        found = next((p for p in PRESETS.values() if p.default_base_url
-                      and urlsplit(p.default_base_url).netloc == host), found)
+        found = next(
+            (p for p in PRESETS.values() if p.default_base_url and urlsplit(p.default_base_url).netloc == host), found
+        )
     kind = provider.get("kind") or found.kind
     if kind in ("anthropic", "openai") and kind != found.kind:
         # An Anthropic-compatible endpoint of an OpenAI-style vendor (DeepSeek's /anthropic,
         # Ollama's /v1/messages) speaks Messages with an x-api-key, and the reverse.
         t = PRESETS["anthropic" if kind == "anthropic" else "custom"]
-        found = attrs.evolve(found, kind=t.kind, chat_path=t.chat_path, messages_path=t.messages_path,
-                             count_tokens_path=t.count_tokens_path, models_path=t.models_path,
-                             auth_header=t.auth_header, extra_headers=t.extra_headers)
+        found = attrs.evolve(
+            found,
+            kind=t.kind,
+            chat_path=t.chat_path,
+            messages_path=t.messages_path,
+            count_tokens_path=t.count_tokens_path,
+            models_path=t.models_path,
+            auth_header=t.auth_header,
+            extra_headers=t.extra_headers,
+        )
     cap = provider.get("max_output_tokens")
     headers = {**found.extra_headers, **(provider.get("headers") or {})}
-    return attrs.evolve(found, default_base_url=base or found.default_base_url,
-                        max_output_cap=int(cap) if cap else found.max_output_cap, extra_headers=headers)
+    return attrs.evolve(
+        found,
+        default_base_url=base or found.default_base_url,
+        max_output_cap=int(cap) if cap else found.max_output_cap,
+        extra_headers=headers,
+    )
 
 
 def upstream_url(preset: Preset, api_base_url: str, path_kind: PathKind) -> str:
     """The URL for one kind of call; the base may end in `/`, in `/v1`, or be the whole endpoint."""
-    path = {"chat": preset.chat_path, "messages": preset.messages_path,
-            "count_tokens": preset.count_tokens_path, "models": preset.models_path}[path_kind]
+    path = {
+        "chat": preset.chat_path,
+        "messages": preset.messages_path,
+        "count_tokens": preset.count_tokens_path,
+        "models": preset.models_path,
+    }[path_kind]
     if not path:
         raise ValueError(f"a {preset.kind} provider ({preset.name}) has no {path_kind} endpoint")
     base = (api_base_url or preset.default_base_url).rstrip("/")
@@ -238,15 +306,41 @@ def auth_headers(preset: Preset, key: str) -> dict[str, str]:
 _NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
 _DATA = frozenset({"enum", "const", "default", "example", "examples", "required"})
 # Gemini's OpenAPI subset (translation.md §3.3).
-_GEMINI_KEEP = frozenset({
-    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
-    "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
-    "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"})
+_GEMINI_KEEP = frozenset(
+    {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    }
+)
 # When a type array becomes anyOf, these keywords follow their type into its branch.
 _NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "format")
-_BRANCH_KEYS = {"object": ("properties", "required", "minProperties", "maxProperties", "propertyOrdering"),
-                "array": ("items", "minItems", "maxItems"), "number": _NUMERIC, "integer": _NUMERIC,
-                "string": ("enum", "format", "pattern", "minLength", "maxLength")}
+_BRANCH_KEYS = {
+    "object": ("properties", "required", "minProperties", "maxProperties", "propertyOrdering"),
+    "array": ("items", "minItems", "maxItems"),
+    "number": _NUMERIC,
+    "integer": _NUMERIC,
+    "string": ("enum", "format", "pattern", "minLength", "maxLength"),
+}
 
 
 def _drop_keywords(node: Any, refused: frozenset[str]) -> Any:
@@ -254,10 +348,15 @@ def _drop_keywords(node: Any, refused: frozenset[str]) -> Any:
         return [_drop_keywords(x, refused) for x in node]
     if not isinstance(node, Mapping):
         return node
-    return {key: {name: _drop_keywords(sub, refused) for name, sub in value.items()}
-            if key in _NAMED_SCHEMAS and isinstance(value, Mapping)
-            else value if key in _DATA else _drop_keywords(value, refused)
-            for key, value in node.items() if key not in refused}
+    return {
+        key: {name: _drop_keywords(sub, refused) for name, sub in value.items()}
+        if key in _NAMED_SCHEMAS and isinstance(value, Mapping)
+        else value
+        if key in _DATA
+        else _drop_keywords(value, refused)
+        for key, value in node.items()
+        if key not in refused
+    }
 
 
 def _gemini_prepare(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -> tuple[JSON, bool]:
@@ -283,8 +382,9 @@ def _gemini_prepare(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -
         if len(kinds) == 1:
             node["type"] = kinds[0]
         elif kinds:
-            node["anyOf"] = [{"type": k, **{x: node.pop(x) for x in _BRANCH_KEYS.get(k, ()) if x in node}}
-                             for k in kinds]
+            node["anyOf"] = [
+                {"type": k, **{x: node.pop(x) for x in _BRANCH_KEYS.get(k, ()) if x in node}} for k in kinds
+            ]
     branches = node.get("anyOf")
     if isinstance(branches, list):
         rest = [b for b in branches if not (isinstance(b, Mapping) and b.get("type") == "null")]
@@ -292,8 +392,7 @@ def _gemini_prepare(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -
         if len(rest) == 1 and isinstance(rest[0], Mapping):
             # `anyOf: [X, {"type": "null"}]` is how pydantic writes Optional[X].
             del node["anyOf"]
-            merged, inner = _gemini_prepare({**_gemini_resolve(dict(rest[0]), defs, seen)[0], **node},
-                                            defs, seen)
+            merged, inner = _gemini_prepare({**_gemini_resolve(dict(rest[0]), defs, seen)[0], **node}, defs, seen)
             return merged, nullable or inner
         node["anyOf"] = rest
     if "const" in node:
@@ -340,8 +439,10 @@ def _gemini(node: Any, defs: Mapping[str, Any], seen: frozenset[str] = frozenset
     drop = {"required"}  # rebuilt below from the properties that survive
     if not (typ == "string" and isinstance(enum, list) and enum and all(isinstance(e, str) for e in enum)):
         drop.add("enum")  # Gemini takes enums of strings only
-    if not ((typ == "string" and fmt in ("enum", "date-time"))
-            or (typ in ("integer", "number") and fmt in ("int32", "int64", "float", "double"))):
+    if not (
+        (typ == "string" and fmt in ("enum", "date-time"))
+        or (typ in ("integer", "number") and fmt in ("int32", "int64", "float", "double"))
+    ):
         drop.add("format")
     if typ != "object" or not isinstance(props, Mapping) or not props:
         drop.add("properties")  # "only allowed for OBJECT type" / "should be non-empty"

@@ -46,7 +46,8 @@ _FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "co
 
 def is_openai_dialect(request: web.Request) -> bool:
     return request.path.endswith("/chat/completions") or (
-        request.path.endswith("/v1/models") and ANTHROPIC_VERSION not in request.headers)
+        request.path.endswith("/v1/models") and ANTHROPIC_VERSION not in request.headers
+    )
 
 
 def error_response(request: web.Request, err: ProxyError) -> web.Response:
@@ -59,7 +60,11 @@ def error_response(request: web.Request, err: ProxyError) -> web.Response:
 
 
 _HTTP_ERRORS: dict[int, type[ProxyError]] = {
-    400: InvalidRequest, 401: AuthenticationFailed, 403: PermissionDenied, 404: NotFound, 413: RequestTooLarge,
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    413: RequestTooLarge,
 }
 
 
@@ -114,11 +119,13 @@ async def client_auth(request: web.Request, handler: Handler) -> web.StreamRespo
         if key is None or not hmac.compare_digest(key.encode(), apikey.encode()):
             raise AuthenticationFailed(
                 "ccproxy needs its API key: send it as `x-api-key: KEY` or `Authorization: Bearer KEY`"
-                + ("" if key is None else " (the key sent does not match)"))
+                + ("" if key is None else " (the key sent does not match)")
+            )
     elif not is_loopback(request.remote):
         raise PermissionDenied(
             "ccproxy serves only this machine while no API key is set; set `apikey` in the config "
-            "(or CCPROXY_API_KEY) to accept clients from other hosts")
+            "(or CCPROXY_API_KEY) to accept clients from other hosts"
+        )
     return await handler(request)
 
 
@@ -177,8 +184,14 @@ def configure_logging(level: str, file: str = "", fmt: str = "text") -> None:
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return orjson.dumps({"time": self.formatTime(record), "level": record.levelname,
-                             "logger": record.name, "message": record.getMessage()}).decode()
+        return orjson.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        ).decode()
 
 
 def run(config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout: float = 30.0) -> None:
@@ -189,8 +202,21 @@ def run(config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout:
     providers = ", ".join(f"{p.name}/{p.kind or p.preset or 'preset'}" for p in config.providers)
 
     def listening(_: str) -> None:  # run_app calls this once the sockets are bound
-        log.info("ccproxy listening on http://%s:%d (%s event loop, %d provider(s): %s)", config.host,
-                 config.port, loop_name, len(config.providers), providers)
+        log.info(
+            "ccproxy listening on http://%s:%d (%s event loop, %d provider(s): %s)",
+            config.host,
+            config.port,
+            loop_name,
+            len(config.providers),
+            providers,
+        )
 
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=listening,
-                handler_cancellation=True, shutdown_timeout=shutdown_timeout)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        access_log=None,
+        print=listening,
+        handler_cancellation=True,
+        shutdown_timeout=shutdown_timeout,
+    )

@@ -51,8 +51,11 @@ class UpstreamReply:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise UpstreamError(502, "api_error", f"provider {self.provider.name!r} answered with invalid "
-                                f"JSON: {data[:200].decode('utf-8', 'replace')}") from None
+            raise UpstreamError(
+                502,
+                "api_error",
+                f"provider {self.provider.name!r} answered with invalid JSON: {data[:200].decode('utf-8', 'replace')}",
+            ) from None
 
     async def whole_reply(self, extra_headers: dict[str, str]) -> web.Response:
         data = await self.body()
@@ -86,14 +89,16 @@ def _base_headers(request: web.Request, provider: ProviderRuntime, passthrough: 
         return upstream_request_headers(request.headers.items(), keep_credentials=keep)
     base = {"content-type": "application/json", ACCEPT_ENCODING: IDENTITY}
     if keep:
-        base.update((name.lower(), value) for name, value in request.headers.items()
-                    if name.lower() in CREDENTIAL_HEADERS)
+        base.update(
+            (name.lower(), value) for name, value in request.headers.items() if name.lower() in CREDENTIAL_HEADERS
+        )
     return base
 
 
 @asynccontextmanager
-async def anthropic_call(request: web.Request, candidate: Any, payload: bytes, endpoint: str, *,
-                         stream: bool, passthrough: bool = True) -> AsyncIterator[UpstreamReply]:
+async def anthropic_call(
+    request: web.Request, candidate: Any, payload: bytes, endpoint: str, *, stream: bool, passthrough: bool = True
+) -> AsyncIterator[UpstreamReply]:
     """Send a Messages-API request to an `anthropic` provider.
 
     `passthrough`: an Anthropic client is talking, so its headers go along and the provider's own
@@ -101,14 +106,23 @@ async def anthropic_call(request: web.Request, candidate: Any, payload: bytes, e
     provider: ProviderRuntime = candidate.provider
     base = _base_headers(request, provider, passthrough)
     url = provider.url(endpoint) + _query(request)
-    async with _call(request, candidate, url, base, payload, stream=stream, relay_errors=passthrough,
-                     read_error=UpstreamError.from_anthropic) as reply:
+    async with _call(
+        request,
+        candidate,
+        url,
+        base,
+        payload,
+        stream=stream,
+        relay_errors=passthrough,
+        read_error=UpstreamError.from_anthropic,
+    ) as reply:
         yield reply
 
 
 @asynccontextmanager
-async def chat_call(request: web.Request, candidate: Any, chat: JSON, *, stream: bool,
-                    passthrough: bool = False) -> AsyncIterator[UpstreamReply]:
+async def chat_call(
+    request: web.Request, candidate: Any, chat: JSON, *, stream: bool, passthrough: bool = False
+) -> AsyncIterator[UpstreamReply]:
     """Send a Chat Completions request to an `openai` provider, with the provider's quirks applied.
 
     `passthrough`: an OpenAI client is talking, so its headers go along and the provider's own
@@ -116,10 +130,17 @@ async def chat_call(request: web.Request, candidate: Any, chat: JSON, *, stream:
     provider: ProviderRuntime = candidate.provider
     body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
     base = _base_headers(request, provider, passthrough)
-    base.update({"content-type": "application/json",
-                 "accept": "text/event-stream" if stream else "application/json"})
-    async with _call(request, candidate, provider.url("chat"), base, body, stream=stream,
-                     relay_errors=passthrough, read_error=UpstreamError.from_openai) as reply:
+    base.update({"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"})
+    async with _call(
+        request,
+        candidate,
+        provider.url("chat"),
+        base,
+        body,
+        stream=stream,
+        relay_errors=passthrough,
+        read_error=UpstreamError.from_openai,
+    ) as reply:
         yield reply
 
 
@@ -127,8 +148,17 @@ ErrorReader = Callable[[int, Any, "dict[str, str] | None"], UpstreamError]
 
 
 @asynccontextmanager
-async def _call(request: web.Request, candidate: Any, url: str, base: dict[str, str], body: bytes, *,
-                stream: bool, relay_errors: bool, read_error: ErrorReader) -> AsyncIterator[UpstreamReply]:
+async def _call(
+    request: web.Request,
+    candidate: Any,
+    url: str,
+    base: dict[str, str],
+    body: bytes,
+    *,
+    stream: bool,
+    relay_errors: bool,
+    read_error: ErrorReader,
+) -> AsyncIterator[UpstreamReply]:
     """The attempt loop over a provider's credentials: one upstream call per attempt."""
     provider: ProviderRuntime = candidate.provider
     _add_missing(base, provider.preset.extra_headers)

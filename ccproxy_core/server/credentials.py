@@ -55,8 +55,10 @@ class Credential:
         if self.style != "oauth":
             return key_headers(self.style, self.secret)
         # An OAuth token is a bearer token that needs its beta tag; every tag the client sent stays.
-        return {**key_headers("authorization-bearer", self.secret),
-                ANTHROPIC_BETA: merge_beta(base.get(ANTHROPIC_BETA), OAUTH_BETA)}
+        return {
+            **key_headers("authorization-bearer", self.secret),
+            ANTHROPIC_BETA: merge_beta(base.get(ANTHROPIC_BETA), OAUTH_BETA),
+        }
 
 
 CLIENT_OWN = Credential(name="client", secret="", style="none")
@@ -83,8 +85,9 @@ class ProviderPool:
         self.watcher: accounts.AccountsWatcher | None = None
         settings = PoolSettings(exhausted_cooldown_seconds=config.rotation.default_cooldown)
         if self.oauth:
-            self.pool: CredentialPool | None = CredentialPool(self._load_accounts(), provider=self.name,
-                                                              settings=settings)
+            self.pool: CredentialPool | None = CredentialPool(
+                self._load_accounts(), provider=self.name, settings=settings
+            )
         elif self._keys:
             self.pool = CredentialPool(api_key_credentials(self._keys), provider=self.name, settings=settings)
         else:
@@ -108,8 +111,11 @@ class ProviderPool:
         try:
             creds, problems = accounts.load_accounts(self.accounts_path)
         except accounts.AccountsFileMissing:
-            log.warning("provider %s: %s does not exist yet; add accounts with `ccproxy auth import` or "
-                        "`ccproxy auth login`", self.name, self.accounts_path)
+            log.warning(
+                "provider %s: %s does not exist yet; add accounts with `ccproxy auth import` or `ccproxy auth login`",
+                self.name,
+                self.accounts_path,
+            )
             return []
         except accounts.AccountsError as exc:
             log.error("provider %s: %s", self.name, exc)
@@ -120,8 +126,11 @@ class ProviderPool:
 
     def same_source(self, provider: ProviderConfig) -> bool:
         """Whether a new config for this provider keeps the same credentials (keep state)."""
-        return (provider.auth == "oauth") == self.oauth and provider.keys == self._keys and (
-            not self.oauth or _accounts_path(provider) == self.accounts_path)
+        return (
+            (provider.auth == "oauth") == self.oauth
+            and provider.keys == self._keys
+            and (not self.oauth or _accounts_path(provider) == self.accounts_path)
+        )
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -135,8 +144,12 @@ class ProviderPool:
         rotation = self._config.rotation
         self._session = aiohttp.ClientSession()
         self.scheduler = oauth.RefreshScheduler(
-            self.pool, self._session, self._config.oauth, self.accounts_path,
-            refresh_buffer_seconds=rotation.refresh_buffer_seconds)
+            self.pool,
+            self._session,
+            self._config.oauth,
+            self.accounts_path,
+            refresh_buffer_seconds=rotation.refresh_buffer_seconds,
+        )
         self.scheduler.start()
         if rotation.hot_reload:
             self.watcher = accounts.AccountsWatcher(self.accounts_path, self._reloaded)
@@ -249,9 +262,14 @@ class Credentials:
         self.outcome = classify(status, headers, body)
         self._step = self._plan.report(self.outcome, headers, time.time())
         if self._step is not Step.RELAY:
-            log.info("provider %s: %s got %d (%s); trying %s", self._owner.name, credential.name, status,
-                     self.outcome.kind.value, "after a token refresh" if self._step is Step.REFRESH
-                     else "the next credential")
+            log.info(
+                "provider %s: %s got %d (%s); trying %s",
+                self._owner.name,
+                credential.name,
+                status,
+                self.outcome.kind.value,
+                "after a token refresh" if self._step is Step.REFRESH else "the next credential",
+            )
         return self._step in (Step.NEXT, Step.REFRESH)
 
     def worth_another_provider(self, status: int, default: bool) -> bool:
@@ -263,5 +281,8 @@ def health(owner: ProviderPool, now: float) -> dict[str, Any]:
     if owner.pool is None:
         return {"credentials": "client's own"}
     snap = owner.pool.snapshot(now)
-    return {"credentials": snap["totalAccounts"], "available": snap["availableAccounts"],
-            "rate_limited": snap["rateLimitedAccounts"]}
+    return {
+        "credentials": snap["totalAccounts"],
+        "available": snap["availableAccounts"],
+        "rate_limited": snap["rateLimitedAccounts"],
+    }

@@ -54,10 +54,17 @@ def plan(state: State, runtime: Runtime, view: routing.RequestView) -> list[Cand
     unavailable = state.unavailable(now)
     primary = routing.route(view, runtime.table, unavailable)
     chain = [primary, *routing.fallback_chain(primary, runtime.table, unavailable)]
-    candidates = [Candidate(runtime.providers[r.provider], r.model, r.reason)
-                  for r in chain if r.provider in runtime.providers]
-    log.info("route %s -> %s,%s (%s)%s", view.model or "-", primary.provider, primary.model, primary.reason,
-             f"; fallback {', '.join(c.provider.name for c in candidates[1:])}" if len(candidates) > 1 else "")
+    candidates = [
+        Candidate(runtime.providers[r.provider], r.model, r.reason) for r in chain if r.provider in runtime.providers
+    ]
+    log.info(
+        "route %s -> %s,%s (%s)%s",
+        view.model or "-",
+        primary.provider,
+        primary.model,
+        primary.reason,
+        f"; fallback {', '.join(c.provider.name for c in candidates[1:])}" if len(candidates) > 1 else "",
+    )
     return candidates
 
 

@@ -59,8 +59,9 @@ async def first_chunk(source: aiohttp.ClientResponse, upstream: Upstream) -> byt
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise AttemptFailed(_midstream_error(upstream, exc, started=False), retryable=True) from exc
     if not chunk:
-        raise AttemptFailed(UpstreamUnreachable(f"provider {upstream.name!r} ended the stream before sending "
-                                                "anything"), retryable=True)
+        raise AttemptFailed(
+            UpstreamUnreachable(f"provider {upstream.name!r} ended the stream before sending anything"), retryable=True
+        )
     if chunk.startswith((b"event: error", b'data: {"error"', b'data:{"error"')):
         raise AttemptFailed(_opening_error(chunk, upstream), retryable=True)
     return chunk
@@ -79,8 +80,13 @@ def _opening_error(chunk: bytes, upstream: Upstream) -> ProxyError:
     return UpstreamUnreachable(f"provider {upstream.name!r} opened its stream with an error")
 
 
-async def pump_bytes(request: web.Request, source: aiohttp.ClientResponse, upstream: Upstream,
-                     extra_headers: dict[str, str], on_error: Encoder = anthropic_stream_error) -> web.StreamResponse:
+async def pump_bytes(
+    request: web.Request,
+    source: aiohttp.ClientResponse,
+    upstream: Upstream,
+    extra_headers: dict[str, str],
+    on_error: Encoder = anthropic_stream_error,
+) -> web.StreamResponse:
     """Forward an SSE body byte for byte, as it arrives."""
     first = await first_chunk(source, upstream)
     response = web.StreamResponse(status=source.status, headers=stream_headers(source, extra_headers))
@@ -112,8 +118,11 @@ class _Writer:
         self.response = response
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
-        self._task = (self._loop.create_task(self._pings(keepalive, interval), name="sse-keepalive")
-                      if keepalive and interval > 0 else None)
+        self._task = (
+            self._loop.create_task(self._pings(keepalive, interval), name="sse-keepalive")
+            if keepalive and interval > 0
+            else None
+        )
 
     async def write(self, pieces: Iterable[bytes]) -> None:
         data = b"".join(pieces)
@@ -135,11 +144,19 @@ class _Writer:
                 await self._task
 
 
-async def pump_events(request: web.Request, source: aiohttp.ClientResponse, upstream: Upstream, *,
-                      extra_headers: dict[str, str], first: Iterable[bytes], translate: Translate,
-                      finish: Callable[[], Iterable[bytes]], fail: Callable[[ProxyError], Iterable[bytes]],
-                      keepalive: bytes | None = None, keepalive_interval: float = 0.0,
-                      ) -> web.StreamResponse:
+async def pump_events(
+    request: web.Request,
+    source: aiohttp.ClientResponse,
+    upstream: Upstream,
+    *,
+    extra_headers: dict[str, str],
+    first: Iterable[bytes],
+    translate: Translate,
+    finish: Callable[[], Iterable[bytes]],
+    fail: Callable[[ProxyError], Iterable[bytes]],
+    keepalive: bytes | None = None,
+    keepalive_interval: float = 0.0,
+) -> web.StreamResponse:
     """Decode the provider's SSE, translate each event, write what it gives at once."""
     opening = await first_chunk(source, upstream)
     response = web.StreamResponse(status=200, headers=stream_headers(None, extra_headers))

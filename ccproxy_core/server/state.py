@@ -42,7 +42,7 @@ class ProviderRuntime:
 
     @property
     def kind(self) -> str:
-        """"anthropic" (Messages, passthrough) or "openai" (Chat Completions, translated)."""
+        """ "anthropic" (Messages, passthrough) or "openai" (Chat Completions, translated)."""
         return self.preset.kind
 
     @property
@@ -145,22 +145,30 @@ class State:
 
     def circuit_error(self, provider: str) -> Overloaded:
         wait = self.breakers.get(provider).retry_after(time.monotonic())
-        return Overloaded(f"provider {provider!r} is failing repeatedly and is paused (circuit open); "
-                          f"it is tried again in {wait:.0f} s", headers={"retry-after": str(max(1, round(wait)))})
+        return Overloaded(
+            f"provider {provider!r} is failing repeatedly and is paused (circuit open); "
+            f"it is tried again in {wait:.0f} s",
+            headers={"retry-after": str(max(1, round(wait)))},
+        )
 
     def admit_client(self, key: str) -> None:
         """The per-client token bucket; raises `RateLimited` when the client is over its rate."""
         wait = self.client_buckets.take(key, time.monotonic())
         if wait > 0:
-            raise RateLimited(f"this client is over its rate limit ({self.config.limits.requests_per_minute:g} "
-                              "requests per minute, limits.requests_per_minute)", retry_after=wait)
+            raise RateLimited(
+                f"this client is over its rate limit ({self.config.limits.requests_per_minute:g} "
+                "requests per minute, limits.requests_per_minute)",
+                retry_after=wait,
+            )
 
     def admit_provider(self, provider: str) -> None:
         bucket = self._provider_buckets.get(provider)
         wait = bucket.take(provider, time.monotonic()) if bucket is not None else 0.0
         if wait > 0:
-            raise RateLimited(f"provider {provider!r} is over its configured rate limit "
-                              "(providers[].requests_per_minute)", retry_after=wait)
+            raise RateLimited(
+                f"provider {provider!r} is over its configured rate limit (providers[].requests_per_minute)",
+                retry_after=wait,
+            )
 
     def credentials(self, provider: ProviderRuntime, headers: Mapping[str, str]) -> Credentials:
         return self.pools[provider.name].attempts(headers.get(X_ACCOUNT_NAME) or None)
@@ -168,9 +176,15 @@ class State:
     def provider_health(self, provider: ProviderRuntime, now: float) -> dict[str, Any]:
         circuit = self.breakers.get(provider.name).state(now) if self.breakers.settings.enabled else "closed"
         pool = self.pools[provider.name]
-        return {"name": provider.name, "kind": provider.kind, "preset": provider.preset.name,
-                "enabled": provider.config.enabled, "circuit": circuit.replace("_", "-"),
-                "usable": circuit != "open" and pool.usable(time.time()), **pool_health(pool, time.time())}
+        return {
+            "name": provider.name,
+            "kind": provider.kind,
+            "preset": provider.preset.name,
+            "enabled": provider.config.enabled,
+            "circuit": circuit.replace("_", "-"),
+            "usable": circuit != "open" and pool.usable(time.time()),
+            **pool_health(pool, time.time()),
+        }
 
     # --- lifecycle --------------------------------------------------------------------------------
 

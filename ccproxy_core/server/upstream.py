@@ -65,22 +65,29 @@ class Upstream:
     def _make_timeouts(self) -> dict[bool, aiohttp.ClientTimeout]:
         # Built once: the same two timeouts serve every request to this provider.
         return {
-            True: aiohttp.ClientTimeout(total=None, sock_connect=self.limits.connect_timeout,
-                                        sock_read=self.limits.stream_idle_timeout),
+            True: aiohttp.ClientTimeout(
+                total=None, sock_connect=self.limits.connect_timeout, sock_read=self.limits.stream_idle_timeout
+            ),
             False: aiohttp.ClientTimeout(total=self.limits.request_timeout, sock_connect=self.limits.connect_timeout),
         }
 
-    async def send(self, url: str, headers: Mapping[str, str], body: bytes, *,
-                   stream: bool) -> aiohttp.ClientResponse:
+    async def send(self, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool) -> aiohttp.ClientResponse:
         try:
             return await self.session.post(url, data=body, headers=headers, timeout=self.timeout(stream))
         except aiohttp.ConnectionTimeoutError as exc:  # before TimeoutError: it is one too
-            raise UpstreamUnreachable(f"provider {self.name!r} could not be reached at {self.base_url}: no "
-                                      f"connection within {self.limits.connect_timeout:g} s") from exc
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError,
-                aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
-            raise UpstreamUnreachable(f"provider {self.name!r} could not be reached at {self.base_url}: "
-                                      f"{_reason(exc)}") from exc
+            raise UpstreamUnreachable(
+                f"provider {self.name!r} could not be reached at {self.base_url}: no "
+                f"connection within {self.limits.connect_timeout:g} s"
+            ) from exc
+        except (
+            aiohttp.ClientConnectorError,
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientOSError,
+            aiohttp.ClientPayloadError,
+        ) as exc:
+            raise UpstreamUnreachable(
+                f"provider {self.name!r} could not be reached at {self.base_url}: {_reason(exc)}"
+            ) from exc
         except TimeoutError as exc:
             raise self.timed_out(stream, started=False) from exc
         except aiohttp.ClientError as exc:
@@ -88,8 +95,9 @@ class Upstream:
 
     def timed_out(self, stream: bool, *, started: bool) -> UpstreamTimeout:
         if started:
-            return StreamStalled(f"provider {self.name!r} sent nothing for "
-                                 f"{self.limits.stream_idle_timeout:g} s; the stream was ended")
+            return StreamStalled(
+                f"provider {self.name!r} sent nothing for {self.limits.stream_idle_timeout:g} s; the stream was ended"
+            )
         limit = self.limits.stream_idle_timeout if stream else self.limits.request_timeout
         return UpstreamTimeout(f"provider {self.name!r} did not answer within {limit:g} s")
 

@@ -87,7 +87,7 @@ def image_part(block: JSON, path: str, *, vision: bool) -> JSON:
         # some clients send a whole data URL as `data`; "base64," cannot occur in base64
         cut = data.find("base64,", 0, 200)
         if cut >= 0:
-            data = data[cut + 7:]
+            data = data[cut + 7 :]
         url = f"data:{media if isinstance(media, str) else 'image/png'};base64,{data}"
     elif kind == "url" and isinstance(source.get("url"), str):
         url = source["url"]

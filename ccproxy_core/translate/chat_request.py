@@ -56,8 +56,7 @@ MAX_STOP = 4  # OpenAI rejects more stop sequences
 _EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
 
 
-def messages_to_chat(body: JSON, *, model: str,
-                     dialect: ChatDialect = DEFAULT_DIALECT) -> tuple[JSON, ToolNames]:
+def messages_to_chat(body: JSON, *, model: str, dialect: ChatDialect = DEFAULT_DIALECT) -> tuple[JSON, ToolNames]:
     """Translate an Anthropic request for the upstream `model`; also return the tool renames."""
     if not isinstance(body, dict):
         raise InvalidRequest("body: expected a JSON object")
@@ -267,9 +266,16 @@ class _Conversation:
                 name = block.get("name")
                 if not isinstance(name, str):
                     raise InvalidRequest(f"{bpath}.name: expected a string")
-                calls.append({"id": self._call_id(block, "id", bpath), "type": "function",
-                              "function": {"name": self.names.to_upstream(name),
-                                           "arguments": tool_arguments(block.get("input"))}})
+                calls.append(
+                    {
+                        "id": self._call_id(block, "id", bpath),
+                        "type": "function",
+                        "function": {
+                            "name": self.names.to_upstream(name),
+                            "arguments": tool_arguments(block.get("input")),
+                        },
+                    }
+                )
             elif kind == "thinking":
                 if self.dialect.echo_reasoning and isinstance(block.get("thinking"), str):
                     reasoning.append(block["thinking"])
@@ -308,11 +314,16 @@ def _tools(tools: Any, names: ToolNames) -> list[JSON]:
         if not isinstance(schema, dict):
             raise InvalidRequest(f"tools.{i}.input_schema: expected an object")
         description = tool.get("description")
-        out.append({"type": "function", "function": {
-            "name": names.to_upstream(name),
-            "description": description if isinstance(description, str) else "",
-            "parameters": schema,
-        }})
+        out.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": names.to_upstream(name),
+                    "description": description if isinstance(description, str) else "",
+                    "parameters": schema,
+                },
+            }
+        )
     return out
 
 

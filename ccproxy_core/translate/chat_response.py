@@ -60,15 +60,21 @@ def stop_reason_for(finish_reason: Any, has_tool_use: bool) -> str:
 def anthropic_usage(usage: Any, *, input_estimate: int = 0, output_estimate: int = 0) -> JSON:
     """Anthropic usage (all four counters) from an OpenAI `usage` object, or the estimates."""
     if not isinstance(usage, dict):
-        return {"input_tokens": input_estimate, "output_tokens": output_estimate,
-                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        return {
+            "input_tokens": input_estimate,
+            "output_tokens": output_estimate,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
     prompt_details = usage.get("prompt_tokens_details")
     if not isinstance(prompt_details, dict):
         prompt_details = {}
     cache_read = _count(prompt_details.get("cached_tokens")) or _count(usage.get("prompt_cache_hit_tokens"))
-    cache_write = (_count(usage.get("cache_creation_input_tokens"))
-                   or _count(prompt_details.get("cache_creation_tokens"))
-                   or _count(prompt_details.get("cache_write_tokens")))
+    cache_write = (
+        _count(usage.get("cache_creation_input_tokens"))
+        or _count(prompt_details.get("cache_creation_tokens"))
+        or _count(prompt_details.get("cache_write_tokens"))
+    )
     prompt = _count(usage.get("prompt_tokens"))
     return {
         # OpenAI's prompt_tokens include the cached part; Anthropic counts it separately
@@ -99,8 +105,7 @@ def chat_to_message(resp: JSON, *, model: str, names: ToolNames) -> JSON:
 
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
-        content.append({"type": "thinking", "thinking": reasoning,
-                        "signature": synthetic_signature(f"{msg_id}:0")})
+        content.append({"type": "thinking", "thinking": reasoning, "signature": synthetic_signature(f"{msg_id}:0")})
     text = _text(message.get("content")) or _text(message.get("refusal"))
     if text:
         content.append({"type": "text", "text": text})
@@ -113,9 +118,14 @@ def chat_to_message(resp: JSON, *, model: str, names: ToolNames) -> JSON:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             continue
-        content.append({"type": "tool_use", "id": safe_tool_use_id(call.get("id")),
-                        "name": names.to_client(function["name"]),
-                        "input": parse_tool_arguments(function.get("arguments"))})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": safe_tool_use_id(call.get("id")),
+                "name": names.to_client(function["name"]),
+                "input": parse_tool_arguments(function.get("arguments")),
+            }
+        )
         has_tool_use = True
     if not content:
         content.append({"type": "text", "text": ""})
@@ -294,7 +304,7 @@ def _scan(text: str) -> tuple[str, str, bool] | None:
             value_done()
     elif token:
         word = "".join(token)
-        rest = next((lit[len(word):] for lit in _LITERALS if lit.startswith(word)), None)
+        rest = next((lit[len(word) :] for lit in _LITERALS if lit.startswith(word)), None)
         if rest is not None:
             suffix.append(rest)
         elif word[-1] in "-+.eE":

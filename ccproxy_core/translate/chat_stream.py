@@ -146,12 +146,29 @@ class ChatStreamTranslator:
         if self._phase is not Phase.NEW:
             return []
         self._move("start")
-        return [("message_start", {"type": "message_start", "message": {
-            "id": self._id, "type": "message", "role": "assistant", "content": [],
-            "model": self._model, "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self._input, "output_tokens": 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        }})]
+        return [
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": self._id,
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "model": self._model,
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {
+                            "input_tokens": self._input,
+                            "output_tokens": 0,
+                            "cache_creation_input_tokens": 0,
+                            "cache_read_input_tokens": 0,
+                        },
+                    },
+                },
+            )
+        ]
 
     def feed(self, chunk: JSON) -> list[Event]:
         """Translate one parsed `data:` chunk (not `[DONE]`: call `finish` for that)."""
@@ -192,8 +209,11 @@ class ChatStreamTranslator:
         if reason:
             if reason == "error":  # OpenRouter: the provider failed mid-answer
                 err = choice.get("error")
-                failure = (in_band_error({"error": err}) if isinstance(err, dict) else
-                           UpstreamError(502, "api_error", "upstream ended the answer with an error"))
+                failure = (
+                    in_band_error({"error": err})
+                    if isinstance(err, dict)
+                    else UpstreamError(502, "api_error", "upstream ended the answer with an error")
+                )
                 return events + self.fail(failure)
             self._end_content(events)
             self._finish_reason = reason
@@ -229,8 +249,9 @@ class ChatStreamTranslator:
         index = self._next_index
         self._next_index = index + 1
         self._open, self._open_index = kind, index
-        events.append(("content_block_start",
-                       {"type": "content_block_start", "index": index, "content_block": content_block}))
+        events.append(
+            ("content_block_start", {"type": "content_block_start", "index": index, "content_block": content_block})
+        )
         return index
 
     def _close_open(self, events: list[Event]) -> None:
@@ -238,8 +259,9 @@ class ChatStreamTranslator:
         if kind is None:
             return
         if kind is Block.THINKING:
-            events.append(_delta(index, {"type": "signature_delta",
-                                         "signature": synthetic_signature(f"{self._id}:{index}")}))
+            events.append(
+                _delta(index, {"type": "signature_delta", "signature": synthetic_signature(f"{self._id}:{index}")})
+            )
         elif kind is Block.TOOL and self._open_tool is not None:
             suffix = close_json_object("".join(self._open_tool.args))
             if suffix:
@@ -329,27 +351,39 @@ class ChatStreamTranslator:
     def _start_tool(self, call: _ToolCall, events: list[Event]) -> None:
         self._waiting.remove(call)
         self._has_tool_use = True
-        self._open_block(Block.TOOL, {"type": "tool_use", "id": safe_tool_use_id(call.id),
-                                      "name": self._names.to_client(call.name or ""), "input": {}}, events)
+        self._open_block(
+            Block.TOOL,
+            {
+                "type": "tool_use",
+                "id": safe_tool_use_id(call.id),
+                "name": self._names.to_client(call.name or ""),
+                "input": {},
+            },
+            events,
+        )
         self._open_tool = call
         call.state = CallState.OPEN
         self._send_args(call, events)
 
     def _send_args(self, call: _ToolCall, events: list[Event]) -> None:
         index = self._open_index
-        for piece in call.args[call.sent:]:
+        for piece in call.args[call.sent :]:
             events.append(_delta(index, {"type": "input_json_delta", "partial_json": piece}))
         call.sent = len(call.args)
 
     def _message_delta(self) -> Event:
-        usage = anthropic_usage(self._usage, input_estimate=self._input,
-                                output_estimate=(self._out_chars + 3) // 4)
-        return ("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason_for(self._finish_reason, self._has_tool_use),
-                      "stop_sequence": None},
-            "usage": usage,
-        })
+        usage = anthropic_usage(self._usage, input_estimate=self._input, output_estimate=(self._out_chars + 3) // 4)
+        return (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": stop_reason_for(self._finish_reason, self._has_tool_use),
+                    "stop_sequence": None,
+                },
+                "usage": usage,
+            },
+        )
 
 
 def _delta(index: int, delta: JSON) -> Event:

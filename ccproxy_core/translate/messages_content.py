@@ -125,8 +125,9 @@ def assistant_blocks(msg: Mapping[str, Any], path: str) -> list[JSON]:
     for echoed in msg.get("thinking_blocks") or ():
         # Only signed blocks can go back; an unsigned one would be rejected.
         if isinstance(echoed, Mapping) and echoed.get("type") == "thinking" and echoed.get("signature"):
-            blocks.append({"type": "thinking", "thinking": str(echoed.get("thinking") or ""),
-                           "signature": echoed["signature"]})
+            blocks.append(
+                {"type": "thinking", "thinking": str(echoed.get("thinking") or ""), "signature": echoed["signature"]}
+            )
         elif isinstance(echoed, Mapping) and echoed.get("type") == "redacted_thinking" and echoed.get("data"):
             blocks.append({"type": "redacted_thinking", "data": echoed["data"]})
     content = msg.get("content")
@@ -153,8 +154,14 @@ def assistant_blocks(msg: Mapping[str, Any], path: str) -> list[JSON]:
         name = function.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidRequest(f"{where}.function.name: expected a non-empty string")
-        blocks.append({"type": "tool_use", "id": _tool_id(call.get("id"), f"{where}.id"), "name": name,
-                       "input": parse_arguments(function.get("arguments"))})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": _tool_id(call.get("id"), f"{where}.id"),
+                "name": name,
+                "input": parse_arguments(function.get("arguments")),
+            }
+        )
     return blocks
 
 

@@ -127,8 +127,7 @@ def _conversation(messages: Any) -> tuple[list[JSON], list[JSON]]:
         elif role == "tool":
             anthropic_role, blocks = "user", [tool_result_block(msg, path)]
         else:
-            raise InvalidRequest(
-                f"{path}.role: expected system, developer, user, assistant or tool, got {role!r}")
+            raise InvalidRequest(f"{path}.role: expected system, developer, user, assistant or tool, got {role!r}")
         if not blocks:
             continue  # an empty turn would be rejected; its neighbours may merge instead
         mark_cache(msg.get("cache_control"), blocks)
@@ -174,7 +173,7 @@ def _tool_loop_without_thinking(turns: list[JSON]) -> bool:
         blocks = turn["content"]
         if not any(block["type"] == "tool_use" for block in blocks):
             return False
-        after = turns[k + 1:]
+        after = turns[k + 1 :]
         if not all(block["type"] == "tool_result" for t in after for block in t["content"]):
             return False  # a new user turn started: earlier thinking need not be echoed
         return blocks[0]["type"] not in ("thinking", "redacted_thinking")
@@ -329,7 +328,7 @@ def _response_schema(fmt: Any) -> JSON | None:
             return {"type": "object"}
         if not isinstance(schema, Mapping) or schema.get("type") != "object":
             raise InvalidRequest(
-                "response_format.json_schema.schema: expected an object schema ({\"type\": \"object\", …})")
+                'response_format.json_schema.schema: expected an object schema ({"type": "object", …})'
+            )
         return dict(schema)
     raise InvalidRequest("response_format.type: expected text, json_object or json_schema")
-

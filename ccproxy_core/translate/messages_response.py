@@ -126,16 +126,19 @@ def message_to_chat(msg: JSON, *, model: str, json_mode: bool = False, created: 
                 texts.append(arguments)
                 json_used = True
                 continue
-            calls.append({
-                "id": str(block.get("id") or ""),
-                "type": "function",
-                "function": {"name": str(block.get("name") or ""), "arguments": arguments},
-            })
+            calls.append(
+                {
+                    "id": str(block.get("id") or ""),
+                    "type": "function",
+                    "function": {"name": str(block.get("name") or ""), "arguments": arguments},
+                }
+            )
         elif kind == "thinking":
             thought = str(block.get("thinking") or "")
             reasoning.append(thought)
             thinking_blocks.append(
-                {"type": "thinking", "thinking": thought, "signature": str(block.get("signature") or "")})
+                {"type": "thinking", "thinking": thought, "signature": str(block.get("signature") or "")}
+            )
         elif kind == "redacted_thinking":
             thinking_blocks.append({"type": "redacted_thinking", "data": str(block.get("data") or "")})
         # server tool blocks (web search and its results) have no Chat Completions equivalent
@@ -158,11 +161,13 @@ def message_to_chat(msg: JSON, *, model: str, json_mode: bool = False, created: 
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "finish_reason": finish_reason(msg.get("stop_reason"), json_only=json_used and not calls),
-            "logprobs": None,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason(msg.get("stop_reason"), json_only=json_used and not calls),
+                "logprobs": None,
+            }
+        ],
         "usage": chat_usage(usage if isinstance(usage, Mapping) else {}),
     }

@@ -65,10 +65,18 @@ class _State(enum.Enum):
 
 _ENDED = frozenset({_State.CLOSED, _State.FAILED})
 
-_BLOCK_STATES = frozenset({
-    _State.LEADING, _State.TEXT, _State.THINKING, _State.TOOL_EMPTY, _State.TOOL,
-    _State.JSON_EMPTY, _State.JSON, _State.SKIP,
-})
+_BLOCK_STATES = frozenset(
+    {
+        _State.LEADING,
+        _State.TEXT,
+        _State.THINKING,
+        _State.TOOL_EMPTY,
+        _State.TOOL,
+        _State.JSON_EMPTY,
+        _State.JSON,
+        _State.SKIP,
+    }
+)
 
 # The in-band `error` event carries no status; its type says which one it stands for.
 _STATUS_BY_ERROR_TYPE: dict[str, int] = {
@@ -83,6 +91,7 @@ _STATUS_BY_ERROR_TYPE: dict[str, int] = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+
 
 @define(kw_only=True)
 class MessagesStreamTranslator:
@@ -179,14 +188,16 @@ class MessagesStreamTranslator:
     def _on_message_stop(self, payload: JSON) -> list[JSON]:
         out = [] if self._state is _State.STOPPED else self._on_message_delta({})
         if self.include_usage:
-            out.append({
-                "id": self.chunk_id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": chat_usage(self._usage),
-            })
+            out.append(
+                {
+                    "id": self.chunk_id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": chat_usage(self._usage),
+                }
+            )
         self._state = _State.CLOSED
         return out
 

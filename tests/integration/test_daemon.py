@@ -71,11 +71,14 @@ class Sandbox:
         for key in list(os.environ):
             if key.startswith(_FOREIGN) or key in ("NO_PROXY", "no_proxy"):
                 monkeypatch.delenv(key)
-        xdg = {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-               "XDG_STATE_HOME": str(self.home / ".local/state"),
-               "XDG_DATA_HOME": str(self.home / ".local/share"),
-               "XDG_CACHE_HOME": str(self.home / ".cache"),
-               "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+        xdg = {
+            "HOME": str(self.home),
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+            "XDG_STATE_HOME": str(self.home / ".local/state"),
+            "XDG_DATA_HOME": str(self.home / ".local/share"),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         for key, value in xdg.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(self.cwd)
@@ -85,10 +88,18 @@ class Sandbox:
     def env(self) -> dict[str, str]:
         return dict(os.environ)
 
-    def run(self, *args: str, timeout: float = 30, env: dict[str, str] | None = None,
-            command: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*(command or CCPROXY), *args], capture_output=True, text=True, timeout=timeout,
-                              env=env or self.env, cwd=self.cwd, check=False)
+    def run(
+        self, *args: str, timeout: float = 30, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*(command or CCPROXY), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env or self.env,
+            cwd=self.cwd,
+            check=False,
+        )
 
     def pidinfo(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(daemon.pidfile_path().read_text())
@@ -115,7 +126,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox
 def fake_claude(box: Sandbox, exit_code: int = 0) -> Path:
     """A `claude` on PATH that records its argv, its environment and the proxy's /health pid."""
     script = box.bin / "claude"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         #!{sys.executable}
         import json, os, sys, urllib.request
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
@@ -125,7 +137,8 @@ def fake_claude(box: Sandbox, exit_code: int = 0) -> Path:
         with open(out, "w") as f:
             json.dump({{"argv": sys.argv[1:], "env": dict(os.environ), "proxy_pid": proxy_pid}}, f)
         sys.exit({exit_code})
-        """))
+        """)
+    )
     script.chmod(0o755)
     return script
 
@@ -135,6 +148,7 @@ def claude_runs(box: Sandbox) -> list[dict[str, Any]]:
 
 
 # --- start / status / stop / restart ---------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_start_status_restart_stop_cycle(sandbox: Sandbox) -> None:
@@ -200,8 +214,18 @@ def test_stale_pidfile_of_a_dead_process_is_reported_then_replaced(sandbox: Sand
     """status reports a dead pid as not running without touching the file; start replaces it."""
     dead = subprocess.Popen(["true"])
     dead.wait(timeout=10)
-    daemon._write_pidfile(daemon.PidInfo(dead.pid, "127.0.0.1", sandbox.port, f"http://127.0.0.1:{sandbox.port}",
-                                         time.time(), __version__, "linux:1", "log"))
+    daemon._write_pidfile(
+        daemon.PidInfo(
+            dead.pid,
+            "127.0.0.1",
+            sandbox.port,
+            f"http://127.0.0.1:{sandbox.port}",
+            time.time(),
+            __version__,
+            "linux:1",
+            "log",
+        )
+    )
     before = daemon.pidfile_path().read_bytes()
     status = sandbox.run("status")
     assert status.returncode == 3
@@ -223,9 +247,18 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
         alive, identity = processes.probe(sleeper.pid)
         assert alive
         assert identity
-        daemon._write_pidfile(daemon.PidInfo(sleeper.pid, "127.0.0.1", sandbox.port,
-                                             f"http://127.0.0.1:{sandbox.port}", time.time(), __version__,
-                                             identity + "0", "log"))
+        daemon._write_pidfile(
+            daemon.PidInfo(
+                sleeper.pid,
+                "127.0.0.1",
+                sandbox.port,
+                f"http://127.0.0.1:{sandbox.port}",
+                time.time(),
+                __version__,
+                identity + "0",
+                "log",
+            )
+        )
         assert daemon.running() is None
         assert sandbox.run("status").returncode == 3
         stop = sandbox.run("stop")
@@ -235,9 +268,18 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
         assert sleeper.poll() is None, "the unrelated program was not signalled"
 
         # A hand-written pidfile without a start time falls back on the command line.
-        daemon._write_pidfile(daemon.PidInfo(sleeper.pid, "127.0.0.1", sandbox.port,
-                                             f"http://127.0.0.1:{sandbox.port}", time.time(), __version__, "",
-                                             "log"))
+        daemon._write_pidfile(
+            daemon.PidInfo(
+                sleeper.pid,
+                "127.0.0.1",
+                sandbox.port,
+                f"http://127.0.0.1:{sandbox.port}",
+                time.time(),
+                __version__,
+                "",
+                "log",
+            )
+        )
         started = sandbox.run("start", "--port", str(sandbox.port))
         assert started.returncode == 0, started.stderr
         assert sandbox.pidinfo()["pid"] != sleeper.pid
@@ -283,13 +325,13 @@ def test_status_and_logs_when_nothing_ever_ran(sandbox: Sandbox) -> None:
 
 # --- ccproxy code / env ----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_code_runs_claude_through_a_shared_daemon_and_returns_its_exit_code(sandbox: Sandbox) -> None:
     """claude gets the proxy's URL and key, its exit status comes back, and a second run reuses the daemon."""
     fake_claude(sandbox, exit_code=7)
     config = sandbox.config({"port": sandbox.port, "apikey": "s3cret-key"})
-    env = {**sandbox.env, "NO_PROXY": "example.com", "ANTHROPIC_API_KEY": "sk-real",
-           "CLAUDE_CODE_USE_BEDROCK": "1"}
+    env = {**sandbox.env, "NO_PROXY": "example.com", "ANTHROPIC_API_KEY": "sk-real", "CLAUDE_CODE_USE_BEDROCK": "1"}
 
     first = sandbox.run("code", "--config", str(config), "--", "-p", "hello world", env=env)
     assert first.returncode == 7, first.stderr
@@ -327,9 +369,17 @@ def test_code_refuses_to_silently_use_a_daemon_on_another_port(sandbox: Sandbox)
 @pytest.mark.slow
 def test_two_starts_at_once_start_one_server(sandbox: Sandbox) -> None:
     """The start lock: one of two simultaneous starts runs the server, the other finds it."""
-    procs = [subprocess.Popen([*CCPROXY, "start", "--port", str(sandbox.port)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=sandbox.env, cwd=sandbox.cwd)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [*CCPROXY, "start", "--port", str(sandbox.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=sandbox.env,
+            cwd=sandbox.cwd,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=30)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert sorted("already running" in out for out in outs) == [False, True]
@@ -342,8 +392,9 @@ def test_logs_follow_survives_rotation(sandbox: Sandbox) -> None:
     log = daemon_log.log_path()
     log.parent.mkdir(parents=True)
     log.write_text("one\n")
-    follower = subprocess.Popen([*CCPROXY, "logs", "-f", "-n", "5"], stdout=subprocess.PIPE, text=True,
-                                env=sandbox.env, cwd=sandbox.cwd)
+    follower = subprocess.Popen(
+        [*CCPROXY, "logs", "-f", "-n", "5"], stdout=subprocess.PIPE, text=True, env=sandbox.env, cwd=sandbox.cwd
+    )
     lines: queue.Queue[str] = queue.Queue()
     stdout = follower.stdout
     assert stdout is not None
@@ -373,15 +424,26 @@ def test_env_output_evaluates_in_sh(sandbox: Sandbox) -> None:
     env = {**sandbox.env, "CCPROXY_PORT": "4567", "CCPROXY_API_KEY": "it's $HOME `x`", "NO_PROXY": "a,b"}
     command = " ".join(CCPROXY)
     result = subprocess.run(
-        ["sh", "-c", f'eval "$({command} env)"; printf "%s\\n" "$ANTHROPIC_BASE_URL" "$ANTHROPIC_AUTH_TOKEN" '
-                     '"$API_TIMEOUT_MS" "$NO_PROXY"'],
-        capture_output=True, text=True, env=env, timeout=30, check=False, cwd=sandbox.cwd)
+        [
+            "sh",
+            "-c",
+            f'eval "$({command} env)"; printf "%s\\n" "$ANTHROPIC_BASE_URL" "$ANTHROPIC_AUTH_TOKEN" '
+            '"$API_TIMEOUT_MS" "$NO_PROXY"',
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+        cwd=sandbox.cwd,
+    )
     assert result.returncode == 0, result.stderr
     expected = ["http://127.0.0.1:4567", "it's $HOME `x`", "600000", "a,b,127.0.0.1"]
     assert result.stdout.splitlines() == expected
 
 
 # --- pieces ---------------------------------------------------------------------------------------
+
 
 def test_rotating_log_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
     """Past max_bytes the log moves to .1, .1 to .2 ...; no more than `backups` old files remain."""
@@ -444,14 +506,18 @@ async def test_stop_lets_a_stream_in_flight_finish(sandbox: Sandbox, make_fake: 
 
     fake = await make_fake()
     fake.default = Stream(sse_events("anthropic/stream_text.sse"), pause_after=2, pause=1.5)
-    config = sandbox.config({"providers": [{"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url,
-                                            "api_key": "k"}]})
+    config = sandbox.config(
+        {"providers": [{"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url, "api_key": "k"}]}
+    )
     started = await asyncio.to_thread(sandbox.run, "start", "--port", str(sandbox.port), "--config", str(config))
     assert started.returncode == 0, started.stderr
-    request = {"model": "claude-opus-4-8", "max_tokens": 8, "stream": True,
-               "messages": [{"role": "user", "content": "hi"}]}
-    async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{sandbox.port}/v1/messages",
-                                                    json=request) as r:
+    request = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 8,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{sandbox.port}/v1/messages", json=request) as r:
         first = await r.content.readuntil(b"\n\n")
         stopping = asyncio.ensure_future(asyncio.to_thread(sandbox.run, "stop", "--timeout", "10"))
         rest = await r.read()

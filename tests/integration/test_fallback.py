@@ -21,8 +21,10 @@ MakeFake = Callable[[], Awaitable[FakeUpstream]]
 def two_providers(a: FakeUpstream | str, b: FakeUpstream, **extra: Any) -> dict[str, Any]:
     a_url = a if isinstance(a, str) else a.url
     return {
-        "providers": [{"name": "a", "kind": "anthropic", "api_base_url": a_url, "api_key": "ka"},
-                      {"name": "b", "kind": "anthropic", "api_base_url": b.url, "api_key": "kb"}],
+        "providers": [
+            {"name": "a", "kind": "anthropic", "api_base_url": a_url, "api_key": "ka"},
+            {"name": "b", "kind": "anthropic", "api_base_url": b.url, "api_key": "kb"},
+        ],
         "routes": {"default": {"provider": "a", "model": "model-a"}},
         "router": {"fallback": {"default": ["b"]}},
         "limits": {"request_timeout": "1s", "stream_idle_timeout": "1s"},
@@ -42,20 +44,29 @@ FAILURES = {
     "timeout": Hang(),
     "no answer": Drop(),
     "drop after headers": Stream(sse_events("anthropic/stream_text.sse"), drop_after=0),
-    "stream opens with an error": Stream([b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
-                                          b'"message":"Overloaded"}}\n\n']),
+    "stream opens with an error": Stream(
+        [b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n']
+    ),
 }
 
 
-@pytest.mark.parametrize(("failure", "stream"), [
-    (failure, stream) for failure in FAILURES for stream in (False, True)
-    if stream or not failure.startswith("stream")])  # only a stream can open with an error event
+@pytest.mark.parametrize(
+    ("failure", "stream"),
+    [
+        (failure, stream)
+        for failure in FAILURES
+        for stream in (False, True)
+        if stream or not failure.startswith("stream")
+    ],
+)  # only a stream can open with an error event
 async def test_a_failing_provider_is_stepped_around_before_the_client_notices(
-        make_proxy: ProxyFactory, make_fake: MakeFake, failure: str, stream: bool) -> None:
+    make_proxy: ProxyFactory, make_fake: MakeFake, failure: str, stream: bool
+) -> None:
     a, b = await make_fake(), await make_fake()
     a.default = FAILURES[failure]
-    b.default = Stream(sse_events("anthropic/stream_text.sse")) if stream else json_reply(
-        "anthropic/message_tool_use.json")
+    b.default = (
+        Stream(sse_events("anthropic/stream_text.sse")) if stream else json_reply("anthropic/message_tool_use.json")
+    )
     url = await make_proxy(two_providers(a, b))
     client = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
     if stream:
@@ -69,8 +80,9 @@ async def test_a_failing_provider_is_stepped_around_before_the_client_notices(
     assert b.requests[0].json()["model"] == "model-a", "b has no route of its own: the primary's model"
 
 
-async def test_connection_refused_falls_over(make_proxy: ProxyFactory, make_fake: MakeFake,
-                                             unused_tcp_port: int) -> None:
+async def test_connection_refused_falls_over(
+    make_proxy: ProxyFactory, make_fake: MakeFake, unused_tcp_port: int
+) -> None:
     b = await make_fake()
     url = await make_proxy(two_providers(f"http://127.0.0.1:{unused_tcp_port}", b))
     status, headers, _ = await post(url, REQUEST)
@@ -89,7 +101,8 @@ async def test_an_error_answer_cut_off_midway_falls_over(make_proxy: ProxyFactor
 
 
 async def test_after_the_first_byte_an_error_is_reported_in_stream_never_retried(
-        make_proxy: ProxyFactory, make_fake: MakeFake) -> None:
+    make_proxy: ProxyFactory, make_fake: MakeFake
+) -> None:
     a, b = await make_fake(), await make_fake()
     a.default = Stream(sse_events("anthropic/stream_text.sse"), drop_after=3)
     url = await make_proxy(two_providers(a, b))
@@ -99,8 +112,7 @@ async def test_after_the_first_byte_an_error_is_reported_in_stream_never_retried
     assert b.requests == []
 
 
-async def test_the_last_providers_own_error_reaches_the_client(make_proxy: ProxyFactory,
-                                                                make_fake: MakeFake) -> None:
+async def test_the_last_providers_own_error_reaches_the_client(make_proxy: ProxyFactory, make_fake: MakeFake) -> None:
     a, b = await make_fake(), await make_fake()
     a.default = FAILURES["500"]
     b.default = FAILURES["529"]
@@ -118,8 +130,9 @@ async def test_a_client_error_is_not_retried_elsewhere(make_proxy: ProxyFactory,
     assert b.requests == []
 
 
-async def test_an_open_circuit_skips_the_provider_and_health_shows_it(make_proxy: ProxyFactory,
-                                                                      make_fake: MakeFake) -> None:
+async def test_an_open_circuit_skips_the_provider_and_health_shows_it(
+    make_proxy: ProxyFactory, make_fake: MakeFake
+) -> None:
     a, b = await make_fake(), await make_fake()
     a.default = FAILURES["500"]
     url = await make_proxy(two_providers(a, b, breaker={"consecutive_failures": 3, "open_seconds": 60}))
@@ -138,8 +151,11 @@ async def test_an_open_circuit_skips_the_provider_and_health_shows_it(make_proxy
 async def test_explicit_provider_model_and_unknown_provider(make_proxy: ProxyFactory, make_fake: MakeFake) -> None:
     a, b = await make_fake(), await make_fake()
     url = await make_proxy(two_providers(a, b))
-    for body, headers in (({**REQUEST, "model": "b,special"}, {}), ({**REQUEST, "model": "special@b"}, {}),
-                          ({**REQUEST, "model": "special"}, {"x-provider": "b"})):
+    for body, headers in (
+        ({**REQUEST, "model": "b,special"}, {}),
+        ({**REQUEST, "model": "special@b"}, {}),
+        ({**REQUEST, "model": "special"}, {"x-provider": "b"}),
+    ):
         status, _, _ = await post(url, body, headers=headers)
         assert status == 200
         assert b.requests[-1].json()["model"] == "special"
@@ -150,10 +166,10 @@ async def test_explicit_provider_model_and_unknown_provider(make_proxy: ProxyFac
     assert "a" in err["error"]["message"] and "b" in err["error"]["message"]
 
 
-async def test_over_the_client_rate_limit_is_a_429_with_retry_after(make_proxy: ProxyFactory,
-                                                                     fake: FakeUpstream) -> None:
-    url = await make_proxy({"providers": [anthropic_provider(fake)],
-                            "limits": {"requests_per_minute": 60, "burst": 2}})
+async def test_over_the_client_rate_limit_is_a_429_with_retry_after(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    url = await make_proxy({"providers": [anthropic_provider(fake)], "limits": {"requests_per_minute": 60, "burst": 2}})
     statuses = [(await post(url, REQUEST))[0] for _ in range(3)]
     assert statuses == [200, 200, 429]
     status, headers, body = await post(url, REQUEST)

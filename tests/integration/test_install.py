@@ -33,11 +33,23 @@ def shiv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pyz(tmp_path_factory: pytest.TempPathFactory, shiv_root: Path) -> Path:
     out = tmp_path_factory.mktemp("dist") / "ccproxy.pyz"
-    result = subprocess.run([sys.executable, str(ROOT / "shiv.spec"), "--offline", "-o", str(out)],
-                            capture_output=True, text=True, timeout=240, cwd=ROOT, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "shiv.spec"), "--offline", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        check=False,
+    )
     assert result.returncode == 0, f"shiv.spec failed:\n{result.stdout}\n{result.stderr}"
-    warm = subprocess.run([sys.executable, str(out), "version"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "SHIV_ROOT": str(shiv_root)}, check=False)
+    warm = subprocess.run(
+        [sys.executable, str(out), "version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SHIV_ROOT": str(shiv_root)},
+        check=False,
+    )
     assert warm.returncode == 0, warm.stderr
     return out
 
@@ -52,17 +64,26 @@ def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shiv_root: Path) -> Ite
 
 
 def install(box: Sandbox, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(INSTALL_SH), *args], capture_output=True, text=True, timeout=120,
-                          env=env or box.env, cwd=box.cwd, check=False)
+    return subprocess.run(
+        ["sh", str(INSTALL_SH), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or box.env,
+        cwd=box.cwd,
+        check=False,
+    )
 
 
 # --- the scripts themselves -----------------------------------------------------------------------
 
+
 def test_install_sh_passes_shellcheck() -> None:
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    result = subprocess.run(["shellcheck", "--shell=sh", str(INSTALL_SH)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        ["shellcheck", "--shell=sh", str(INSTALL_SH)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -70,11 +91,18 @@ def test_install_ps1_parses() -> None:
     pwsh = shutil.which("pwsh") or shutil.which("powershell")
     if pwsh is None:
         pytest.skip("PowerShell (pwsh) is not installed here; install.ps1 is only parsed where it is")
-    check = ("$errors = $null; [System.Management.Automation.Language.Parser]::ParseFile("
-             f"'{INSTALL_PS1}', [ref]$null, [ref]$errors) | Out-Null; "
-             "if ($errors) { $errors | ForEach-Object { $_.ToString() }; exit 1 }")
-    result = subprocess.run([pwsh, "-NoProfile", "-NonInteractive", "-Command", check], capture_output=True,
-                            text=True, timeout=60, check=False)
+    check = (
+        "$errors = $null; [System.Management.Automation.Language.Parser]::ParseFile("
+        f"'{INSTALL_PS1}', [ref]$null, [ref]$errors) | Out-Null; "
+        "if ($errors) { $errors | ForEach-Object { $_.ToString() }; exit 1 }"
+    )
+    result = subprocess.run(
+        [pwsh, "-NoProfile", "-NonInteractive", "-Command", check],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -96,6 +124,7 @@ def test_install_sh_without_a_recent_python_says_how_to_get_one(box: Sandbox) ->
 
 # --- installing -----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_install_then_upgrade_in_place(box: Sandbox, pyz: Path) -> None:
     """A first run installs 0755 and writes a starter config; a second replaces the file atomically."""
@@ -110,8 +139,7 @@ def test_install_then_upgrade_in_place(box: Sandbox, pyz: Path) -> None:
     assert (box.home / ".config" / "ccproxy" / "config.json").exists()
     assert "is not on your PATH" in first.stdout
     assert f'export PATH="{target_dir}:$PATH"' in first.stdout
-    version = subprocess.run([str(target), "version"], capture_output=True, text=True, timeout=30, env=env,
-                             check=True)
+    version = subprocess.run([str(target), "version"], capture_output=True, text=True, timeout=30, env=env, check=True)
     assert version.stdout.startswith(f"ccproxy {__version__} (Python ")
 
     inode = target.stat().st_ino
@@ -136,8 +164,9 @@ def test_download_is_verified_against_a_published_checksum(box: Sandbox, pyz: Pa
     assert unsigned.returncode == 0, unsigned.stderr
     assert "no checksum published" in unsigned.stdout
 
-    digest = subprocess.run(["sha256sum", str(release / "ccproxy.pyz")], capture_output=True, text=True,
-                            timeout=30, check=True).stdout.split()[0]
+    digest = subprocess.run(
+        ["sha256sum", str(release / "ccproxy.pyz")], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()[0]
     (release / "ccproxy.pyz.sha256").write_text(f"{digest}  ccproxy.pyz\n")
     verified = install(box, "--no-init", env=env)
     assert verified.returncode == 0
@@ -182,8 +211,14 @@ def test_installed_zipapp_runs_the_daemon(box: Sandbox, pyz: Path, shiv_root: Pa
     # login must go through and no placeholder token may replace it.
     assert "ANTHROPIC_AUTH_TOKEN" not in run["env"]
 
-    evaluated = subprocess.run(["sh", "-c", 'eval "$(ccproxy env)"; echo "$ANTHROPIC_BASE_URL"'],
-                               capture_output=True, text=True, env=box.env, timeout=30, check=False)
+    evaluated = subprocess.run(
+        ["sh", "-c", 'eval "$(ccproxy env)"; echo "$ANTHROPIC_BASE_URL"'],
+        capture_output=True,
+        text=True,
+        env=box.env,
+        timeout=30,
+        check=False,
+    )
     assert evaluated.stdout.strip() == url, "env names the running daemon"
 
     restarted = box.run("restart", command=ccproxy)
@@ -203,7 +238,6 @@ def test_zipapp_starts_fast_once_extracted(pyz: Path, shiv_root: Path) -> None:
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, str(pyz), "version"], capture_output=True, timeout=30, env=env,
-                       check=True)
+        subprocess.run([sys.executable, str(pyz), "version"], capture_output=True, timeout=30, env=env, check=True)
         best = min(best, time.perf_counter() - t0)
     assert best < 1.0, f"`ccproxy version` from the zipapp took {best:.2f} s"

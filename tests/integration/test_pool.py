@@ -21,31 +21,54 @@ from tests.fakes import FakeTokenEndpoint, FakeUpstream, Reply, Stream, json_rep
 
 REQUEST = {"model": "claude-opus-4-8", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 EXHAUSTED_KEY = json_reply("anthropic/error_429_rate_limit.json", 429, "anthropic/error_429_headers_api_key_2024.json")
-EXHAUSTED_OAUTH = Reply(status=429, body=recorded("anthropic/error_429_oauth_account_rate_limit.json"),
-                        headers={"anthropic-ratelimit-unified-status": "rejected",
-                                 "anthropic-ratelimit-unified-reset": str(int(time.time()) + 3600),
-                                 "retry-after": "684"})
+EXHAUSTED_OAUTH = Reply(
+    status=429,
+    body=recorded("anthropic/error_429_oauth_account_rate_limit.json"),
+    headers={
+        "anthropic-ratelimit-unified-status": "rejected",
+        "anthropic-ratelimit-unified-reset": str(int(time.time()) + 3600),
+        "retry-after": "684",
+    },
+)
 
 
 def keys_config(fake: FakeUpstream, keys: list[str], **extra: Any) -> dict[str, Any]:
-    return {"providers": [{"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url, "api_keys": keys}],
-            **extra}
+    return {
+        "providers": [{"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url, "api_keys": keys}],
+        **extra,
+    }
 
 
 def write_accounts(path: Path, accounts: dict[str, tuple[str, str, float]]) -> None:
-    doc = {"version": 1, "accounts": {name: {"accessToken": a, "refreshToken": r, "expiresAt": int(e * 1000)}
-                                      for name, (a, r, e) in accounts.items()}}
+    doc = {
+        "version": 1,
+        "accounts": {
+            name: {"accessToken": a, "refreshToken": r, "expiresAt": int(e * 1000)}
+            for name, (a, r, e) in accounts.items()
+        },
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))
     tmp.chmod(0o600)
     tmp.replace(path)  # save by rename, as editors do
 
 
-def oauth_config(fake: FakeUpstream, accounts_path: Path, token_url: str = "http://127.0.0.1:9/none",
-                 **extra: Any) -> dict[str, Any]:
-    return {"providers": [{"name": "claude", "kind": "anthropic", "auth": "oauth",
-                           "accounts_path": str(accounts_path), "api_base_url": fake.url}],
-            "oauth": {"token_url": token_url}, **extra}
+def oauth_config(
+    fake: FakeUpstream, accounts_path: Path, token_url: str = "http://127.0.0.1:9/none", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "providers": [
+            {
+                "name": "claude",
+                "kind": "anthropic",
+                "auth": "oauth",
+                "accounts_path": str(accounts_path),
+                "api_base_url": fake.url,
+            }
+        ],
+        "oauth": {"token_url": token_url},
+        **extra,
+    }
 
 
 async def post(url: str, body: dict[str, Any] = REQUEST, **kw: Any) -> tuple[int, Any, bytes]:
@@ -58,8 +81,9 @@ async def get(url: str) -> Any:
         return await r.json()
 
 
-async def test_a_rate_limited_key_hands_the_same_request_to_the_next(make_proxy: ProxyFactory,
-                                                                      fake: FakeUpstream) -> None:
+async def test_a_rate_limited_key_hands_the_same_request_to_the_next(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
     """429 on key A: the same request succeeds on key B, and the client never sees the 429."""
     fake.by_credential["ka"] = EXHAUSTED_KEY
     url = await make_proxy(keys_config(fake, ["ka", "kb"]))
@@ -75,11 +99,13 @@ async def test_a_rate_limited_key_hands_the_same_request_to_the_next(make_proxy:
     assert fake.requests[-1].headers["x-api-key"] == "kb", "the cooling key is skipped"
 
 
-async def test_a_headerless_429_fails_over_without_benching_the_key(make_proxy: ProxyFactory,
-                                                                    fake: FakeUpstream) -> None:
+async def test_a_headerless_429_fails_over_without_benching_the_key(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
     """A bare 429 is not quota: the next key serves, and the first stays available."""
-    fake.by_credential["ka"] = Reply(status=429, body=b'{"type":"error","error":{"type":"rate_limit_error",'
-                                                       b'"message":"Error"}}')
+    fake.by_credential["ka"] = Reply(
+        status=429, body=b'{"type":"error","error":{"type":"rate_limit_error","message":"Error"}}'
+    )
     url = await make_proxy(keys_config(fake, ["ka", "kb"]))
     assert (await post(url))[0] == 200
     states = {a["name"]: a["state"] for a in (await get(f"{url}/status"))["accounts"]}
@@ -94,12 +120,15 @@ async def test_a_request_too_big_is_not_an_account_problem(make_proxy: ProxyFact
     assert {a["state"] for a in (await get(f"{url}/status"))["accounts"]} == {"available"}
 
 
-async def test_all_keys_limited_is_a_429_with_the_earliest_reset(make_proxy: ProxyFactory,
-                                                                  fake: FakeUpstream) -> None:
-    fake.by_credential["ka"] = Reply(status=429, body=recorded("anthropic/error_429_rate_limit.json"),
-                                     headers={"retry-after": "120"})
-    fake.by_credential["kb"] = Reply(status=429, body=recorded("anthropic/error_429_rate_limit.json"),
-                                     headers={"retry-after": "30", "anthropic-ratelimit-requests-remaining": "0"})
+async def test_all_keys_limited_is_a_429_with_the_earliest_reset(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
+    fake.by_credential["ka"] = Reply(
+        status=429, body=recorded("anthropic/error_429_rate_limit.json"), headers={"retry-after": "120"}
+    )
+    fake.by_credential["kb"] = Reply(
+        status=429,
+        body=recorded("anthropic/error_429_rate_limit.json"),
+        headers={"retry-after": "30", "anthropic-ratelimit-requests-remaining": "0"},
+    )
     url = await make_proxy(keys_config(fake, ["ka", "kb"]))
     status, _, _ = await post(url)
     assert status == 429  # the last key's own answer, since nothing else could serve
@@ -124,7 +153,8 @@ async def test_x_account_name_pins_one_credential(make_proxy: ProxyFactory, fake
 
 
 async def test_oauth_accounts_send_a_bearer_token_and_the_beta_and_change_nothing_else(
-        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path) -> None:
+    make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path
+) -> None:
     accounts = tmp_path / "accounts.json"
     write_accounts(accounts, {"a": ("sk-ant-oat01-aaa", "sk-ant-ort01-aaa", time.time() + 8 * 3600)})
     url = await make_proxy(oauth_config(fake, accounts))
@@ -147,7 +177,8 @@ async def test_oauth_accounts_send_a_bearer_token_and_the_beta_and_change_nothin
 
 
 async def test_an_exhausted_subscription_fails_over_to_the_next_account(
-        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path) -> None:
+    make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path
+) -> None:
     accounts = tmp_path / "accounts.json"
     later = time.time() + 8 * 3600
     write_accounts(accounts, {"a": ("tok-a", "ref-a", later), "b": ("tok-b", "ref-b", later)})
@@ -163,7 +194,8 @@ async def test_an_exhausted_subscription_fails_over_to_the_next_account(
 
 
 async def test_an_expired_token_is_refreshed_once_and_the_request_retried(
-        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, token_endpoint: FakeTokenEndpoint) -> None:
+    make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, token_endpoint: FakeTokenEndpoint
+) -> None:
     """A 401 refreshes the account's token once and retries; the new tokens are on disk."""
     endpoint = token_endpoint
     refresh = endpoint.issue()
@@ -179,7 +211,8 @@ async def test_an_expired_token_is_refreshed_once_and_the_request_retried(
 
 
 async def test_hot_reload_adds_and_removes_accounts_without_restart(
-        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path) -> None:
+    make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path
+) -> None:
     accounts = tmp_path / "accounts.json"
     later = time.time() + 8 * 3600
     write_accounts(accounts, {"a": ("tok-a", "ref-a", later)})
@@ -208,7 +241,8 @@ async def test_hot_reload_adds_and_removes_accounts_without_restart(
 
 
 async def test_100_requests_during_a_refresh_and_two_reloads_all_succeed(
-        make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, token_endpoint: FakeTokenEndpoint) -> None:
+    make_proxy: ProxyFactory, fake: FakeUpstream, tmp_path: Path, token_endpoint: FakeTokenEndpoint
+) -> None:
     endpoint = token_endpoint
     endpoint.delay = 0.2
     accounts = tmp_path / "accounts.json"
@@ -239,12 +273,15 @@ async def test_100_requests_during_a_refresh_and_two_reloads_all_succeed(
         await asyncio.sleep(0.1)
         current = json.loads(accounts.read_text())["accounts"]
         current["c"] = {"accessToken": "tok-c", "refreshToken": "ref-c", "expiresAt": int(later * 1000)}
-        write_accounts(accounts, {n: (v["accessToken"], v["refreshToken"], v["expiresAt"] / 1000)
-                                  for n, v in current.items()})
+        write_accounts(
+            accounts, {n: (v["accessToken"], v["refreshToken"], v["expiresAt"] / 1000) for n, v in current.items()}
+        )
         await asyncio.sleep(0.2)
         current = json.loads(accounts.read_text())["accounts"]
-        write_accounts(accounts, {n: (v["accessToken"], v["refreshToken"], v["expiresAt"] / 1000)
-                                  for n, v in current.items() if n != "c"})
+        write_accounts(
+            accounts,
+            {n: (v["accessToken"], v["refreshToken"], v["expiresAt"] / 1000) for n, v in current.items() if n != "c"},
+        )
         statuses = await requests
     finally:
         watcher.cancel()
@@ -269,7 +306,8 @@ async def test_pool_state_survives_a_restart(fake: FakeUpstream, aiohttp_server:
 
 
 async def test_health_is_degraded_when_a_provider_has_no_usable_credential(
-        make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
     url = await make_proxy(keys_config(fake, ["ka"]))
     assert (await get(f"{url}/health"))["status"] == "ok"
     async with aiohttp.ClientSession() as s, s.post(f"{url}/status/accounts/key-1/disable") as r:
@@ -278,8 +316,9 @@ async def test_health_is_degraded_when_a_provider_has_no_usable_credential(
 
 
 @pytest.mark.parametrize("path", ["/status", "/status/accounts", "/status/accounts/key-1"])
-async def test_the_status_api_needs_the_proxy_key_when_one_is_set(make_proxy: ProxyFactory, fake: FakeUpstream,
-                                                                  path: str) -> None:
+async def test_the_status_api_needs_the_proxy_key_when_one_is_set(
+    make_proxy: ProxyFactory, fake: FakeUpstream, path: str
+) -> None:
     url = await make_proxy(keys_config(fake, ["ka"], apikey="proxy-secret"))
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{url}{path}") as r:

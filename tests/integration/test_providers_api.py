@@ -30,12 +30,16 @@ async def started_from_file(make_proxy: ProxyFactory, path: Path, config: dict[s
     return await make_proxy(loaded.config, config_files=tuple(str(f) for f in loaded.files))
 
 
-async def test_provider_crud_is_validated_persisted_and_live(make_proxy: ProxyFactory, make_fake: MakeFake,
-                                                             tmp_path: Path) -> None:
+async def test_provider_crud_is_validated_persisted_and_live(
+    make_proxy: ProxyFactory, make_fake: MakeFake, tmp_path: Path
+) -> None:
     a, b = await make_fake(), await make_fake()
     path = tmp_path / "config.json"
-    url = await started_from_file(make_proxy, path, {"providers": [
-        {"name": "a", "kind": "anthropic", "api_base_url": a.url, "api_key": "sk-ant-secret-aaaa"}]})
+    url = await started_from_file(
+        make_proxy,
+        path,
+        {"providers": [{"name": "a", "kind": "anthropic", "api_base_url": a.url, "api_key": "sk-ant-secret-aaaa"}]},
+    )
 
     status, listing = await call("GET", f"{url}/providers")
     assert status == 200
@@ -74,12 +78,16 @@ async def test_provider_crud_is_validated_persisted_and_live(make_proxy: ProxyFa
     assert status == 404
 
 
-async def test_a_write_while_50_requests_are_in_flight_drops_none(make_proxy: ProxyFactory, make_fake: MakeFake,
-                                                                  tmp_path: Path) -> None:
+async def test_a_write_while_50_requests_are_in_flight_drops_none(
+    make_proxy: ProxyFactory, make_fake: MakeFake, tmp_path: Path
+) -> None:
     a, b = await make_fake(), await make_fake()
     a.default = Stream(sse_events("anthropic/stream_text.sse"), pause_after=2, pause=0.5)
-    url = await started_from_file(make_proxy, tmp_path / "config.json", {"providers": [
-        {"name": "a", "kind": "anthropic", "api_base_url": a.url, "api_key": "ka"}]})
+    url = await started_from_file(
+        make_proxy,
+        tmp_path / "config.json",
+        {"providers": [{"name": "a", "kind": "anthropic", "api_base_url": a.url, "api_key": "ka"}]},
+    )
 
     async def one() -> bytes:
         async with aiohttp.ClientSession() as s, s.post(f"{url}/v1/messages", json={**REQUEST, "stream": True}) as r:
@@ -89,8 +97,9 @@ async def test_a_write_while_50_requests_are_in_flight_drops_none(make_proxy: Pr
     tasks = [asyncio.ensure_future(one()) for _ in range(50)]
     while a.streams_started < 50:
         await asyncio.sleep(0.01)
-    status, _ = await call("PUT", f"{url}/providers/a", {"name": "a", "kind": "anthropic", "api_base_url": b.url,
-                                                        "api_key": "kb"})
+    status, _ = await call(
+        "PUT", f"{url}/providers/a", {"name": "a", "kind": "anthropic", "api_base_url": b.url, "api_key": "kb"}
+    )
     assert status == 200
     bodies = await asyncio.gather(*tasks)
     assert bodies == [b"".join(sse_events("anthropic/stream_text.sse"))] * 50, "every stream finished whole"
@@ -99,8 +108,9 @@ async def test_a_write_while_50_requests_are_in_flight_drops_none(make_proxy: Pr
     assert len(b.requests) == 1, "the next request went to the new address"
 
 
-async def test_go_ccproxy_config_loads_as_it_is_and_routes(make_proxy: ProxyFactory, make_fake: MakeFake,
-                                                           tmp_path: Path) -> None:
+async def test_go_ccproxy_config_loads_as_it_is_and_routes(
+    make_proxy: ProxyFactory, make_fake: MakeFake, tmp_path: Path
+) -> None:
     anthropic_fake, openai_fake = await make_fake(), await make_fake()
     openai_fake.default = Reply(body=recorded("openai/completion_parallel_tool_calls.json"))
     path = tmp_path / "config.json"
@@ -138,17 +148,22 @@ async def test_go_ccproxy_config_loads_as_it_is_and_routes(make_proxy: ProxyFact
 
 
 async def test_npm_claude_code_proxy_settings_load_as_they_are_and_route(
-        make_proxy: ProxyFactory, make_fake: MakeFake, tmp_path: Path) -> None:
+    make_proxy: ProxyFactory, make_fake: MakeFake, tmp_path: Path
+) -> None:
     big, small = await make_fake(), await make_fake()
     small.default = Reply(body=recorded("openai/completion_reasoning_o3_mini.json"))
     path = tmp_path / "settings.json"
-    path.write_text(json.dumps({
-        "providers": {
-            "claude": {"baseURL": big.url, "apiKey": "sk-ant", "responseStyle": "anthropic"},
-            "local": {"baseURL": f"{small.url}/v1", "apiKey": "sk-local", "responseStyle": "openai"},
-        },
-        "models": {"bigModel": "claude-sonnet-4-6@claude", "smallModel": "o3-mini@local"},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "providers": {
+                    "claude": {"baseURL": big.url, "apiKey": "sk-ant", "responseStyle": "anthropic"},
+                    "local": {"baseURL": f"{small.url}/v1", "apiKey": "sk-local", "responseStyle": "openai"},
+                },
+                "models": {"bigModel": "claude-sonnet-4-6@claude", "smallModel": "o3-mini@local"},
+            }
+        )
+    )
     url = await make_proxy(load(config_file=str(path), env={}, cwd=tmp_path, user_paths=[]).config)
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{url}/v1/messages", json={**REQUEST, "model": "claude-sonnet-4-5-20250929"}) as r:
@@ -159,5 +174,7 @@ async def test_npm_claude_code_proxy_settings_load_as_they_are_and_route(
     assert big.requests[-1].json()["model"] == "claude-sonnet-4-6"
     assert small.requests[-1].json()["model"] == "o3-mini"
     assert message["type"] == "message" and message["content"][0]["type"] == "text"
-    assert orjson.loads(recorded("openai/completion_reasoning_o3_mini.json"))["choices"][0]["message"][
-        "content"] in message["content"][0]["text"]
+    assert (
+        orjson.loads(recorded("openai/completion_reasoning_o3_mini.json"))["choices"][0]["message"]["content"]
+        in message["content"][0]["text"]
+    )

@@ -37,25 +37,51 @@ from tests.specs import keys_anywhere, validator
 JSON = dict[str, Any]
 
 STREAMS = sorted(p.name for p in (RECORDED / "openai").glob("stream_*.sse"))
-COMPLETIONS = sorted(p.name for p in (RECORDED / "openai").glob("completion_*.json")
-                     if not p.name.endswith(".request.json"))
+COMPLETIONS = sorted(
+    p.name for p in (RECORDED / "openai").glob("completion_*.json") if not p.name.endswith(".request.json")
+)
 ROUTED_MODEL = "gpt-4.1"
 CLIENT_MODEL = "claude-opus-4-8"
 
 # Keys only the Messages API knows; none may reach a Chat Completions provider.
-ANTHROPIC_ONLY = {"system", "stop_sequences", "top_k", "thinking", "metadata", "context_management",
-                  "output_config", "container", "mcp_servers", "service_tier", "anthropic_version",
-                  "cache_control", "input_schema", "is_error", "tool_use_id", "media_type", "tool_result",
-                  "tool_use"}
+ANTHROPIC_ONLY = {
+    "system",
+    "stop_sequences",
+    "top_k",
+    "thinking",
+    "metadata",
+    "context_management",
+    "output_config",
+    "container",
+    "mcp_servers",
+    "service_tier",
+    "anthropic_version",
+    "cache_control",
+    "input_schema",
+    "is_error",
+    "tool_use_id",
+    "media_type",
+    "tool_result",
+    "tool_use",
+}
 # What real OpenAI answered with: the fake sends its headers too.
-OPENAI_STREAM_HEADERS = {k: v for k, v in recorded_headers("openai/headers_200_chat_stream.json").items()
-                         if k.lower() not in {"content-type", "transfer-encoding", "connection"}}
+OPENAI_STREAM_HEADERS = {
+    k: v
+    for k, v in recorded_headers("openai/headers_200_chat_stream.json").items()
+    if k.lower() not in {"content-type", "transfer-encoding", "connection"}
+}
 
 
 def _schema(name: str, description: str, **properties: str) -> JSON:
-    return {"name": name, "description": description, "input_schema": {
-        "type": "object", "properties": {k: {"type": t} for k, t in properties.items()},
-        "required": list(properties)}}
+    return {
+        "name": name,
+        "description": description,
+        "input_schema": {
+            "type": "object",
+            "properties": {k: {"type": t} for k, t in properties.items()},
+            "required": list(properties),
+        },
+    }
 
 
 # The tools the recordings call (plus cache_control, which only Anthropic understands).
@@ -70,8 +96,14 @@ REQUEST: JSON = {
     "model": CLIENT_MODEL,
     "max_tokens": 512,
     "system": [{"type": "text", "text": "Answer briefly.", "cache_control": {"type": "ephemeral"}}],
-    "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "What is the capital of the UK?", "cache_control": {"type": "ephemeral"}}]}],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is the capital of the UK?", "cache_control": {"type": "ephemeral"}}
+            ],
+        }
+    ],
     "tools": TOOLS,
     "metadata": {"user_id": "user-1"},
     "extra_body": {"top_k": 5, "output_config": {"effort": "high"}},
@@ -80,9 +112,12 @@ FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "too
 
 
 def config(fake: FakeUpstream, **extra: Any) -> JSON:
-    return {"providers": [{"name": "openai", "kind": "openai", "api_base_url": fake.url + "/v1",
-                           "api_key": "sk-up", **extra}],
-            "routes": {"default": {"provider": "openai", "model": ROUTED_MODEL}}}
+    return {
+        "providers": [
+            {"name": "openai", "kind": "openai", "api_base_url": fake.url + "/v1", "api_key": "sk-up", **extra}
+        ],
+        "routes": {"default": {"provider": "openai", "model": ROUTED_MODEL}},
+    }
 
 
 @pytest.fixture
@@ -108,8 +143,12 @@ def _meaning(text: str, calls: list[JSON], finish: str | None, usage: JSON) -> J
         "text": text,
         "tools": [(c["id"], c["name"], orjson.loads(c["arguments"] or "{}")) for c in calls],
         "stop_reason": FINISH_TO_STOP[finish or "stop"],
-        "usage": {"input_tokens": usage["prompt_tokens"] - cached, "output_tokens": usage["completion_tokens"],
-                  "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0},
+        "usage": {
+            "input_tokens": usage["prompt_tokens"] - cached,
+            "output_tokens": usage["completion_tokens"],
+            "cache_read_input_tokens": cached,
+            "cache_creation_input_tokens": 0,
+        },
     }
 
 
@@ -154,8 +193,10 @@ def summary(message: JSON) -> JSON:
         "text": "".join(b["text"] for b in content if b["type"] == "text"),
         "tools": [(b["id"], b["name"], b["input"]) for b in content if b["type"] == "tool_use"],
         "stop_reason": message["stop_reason"],
-        "usage": {k: usage[k] for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                                        "cache_creation_input_tokens")},
+        "usage": {
+            k: usage[k]
+            for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+        },
     }
 
 
@@ -169,7 +210,10 @@ def assert_chat_request(received: Received, *, stream: bool) -> JSON:
     assert received.headers["authorization"] == "Bearer sk-up"
     assert "x-api-key" not in received.headers and "anthropic-version" not in received.headers
     body = received.json()
-    errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator("openai", "CreateChatCompletionRequest").iter_errors(body)]
+    errors = [
+        f"{list(e.absolute_path)}: {e.message[:200]}"
+        for e in validator("openai", "CreateChatCompletionRequest").iter_errors(body)
+    ]
     assert errors == []
     assert body["model"] == ROUTED_MODEL
     assert not keys_anywhere(body, schemas_under="parameters") & ANTHROPIC_ONLY
@@ -195,11 +239,14 @@ def parse_anthropic_sse(raw: bytes) -> list[tuple[str, JSON]]:
     return events
 
 
-async def post_raw(url: str, body: JSON | bytes, path: str = "/v1/messages",
-                   headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+async def post_raw(
+    url: str, body: JSON | bytes, path: str = "/v1/messages", headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    async with aiohttp.ClientSession() as s, s.post(
-            url + path, data=data, headers={"content-type": "application/json", **(headers or {})}) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url + path, data=data, headers={"content-type": "application/json", **(headers or {})}) as r,
+    ):
         return r.status, await r.read()
 
 
@@ -214,7 +261,8 @@ async def raw_events(client: anthropic.AsyncAnthropic, **request: Any) -> list[t
 
 @pytest.mark.parametrize("recording", STREAMS)
 async def test_every_recorded_stream_reaches_the_sdk_as_what_it_means(
-        proxy: str, fake: FakeUpstream, recording: str) -> None:
+    proxy: str, fake: FakeUpstream, recording: str
+) -> None:
     """Raw events keep the Messages grammar, and both they and `messages.stream` add up to the recording."""
     fake.default = openai_stream(recording)
     expected = stream_meaning(recording)
@@ -235,7 +283,8 @@ async def test_every_recorded_stream_reaches_the_sdk_as_what_it_means(
 
 @pytest.mark.parametrize("recording", COMPLETIONS)
 async def test_every_recorded_completion_reaches_the_sdk_as_what_it_means(
-        proxy: str, fake: FakeUpstream, recording: str) -> None:
+    proxy: str, fake: FakeUpstream, recording: str
+) -> None:
     """`messages.create` returns the Message the recorded chat.completion means."""
     fake.default = json_reply(f"openai/{recording}")
     message = await sdk(proxy).messages.create(**REQUEST)
@@ -245,8 +294,7 @@ async def test_every_recorded_completion_reaches_the_sdk_as_what_it_means(
     assert_chat_request(fake.requests[-1], stream=False)
 
 
-async def test_a_tool_use_round_trip_sends_tool_messages_with_the_call_ids(
-        proxy: str, fake: FakeUpstream) -> None:
+async def test_a_tool_use_round_trip_sends_tool_messages_with_the_call_ids(proxy: str, fake: FakeUpstream) -> None:
     """Parallel tool calls come back as tool_use blocks; their results go upstream as `tool` messages."""
     fake.queue(openai_stream("stream_parallel_tool_calls.sse"), openai_stream("stream_text_with_usage.sse"))
     client = sdk(proxy)
@@ -255,17 +303,28 @@ async def test_a_tool_use_round_trip_sends_tool_messages_with_the_call_ids(
     calls = [b for b in first.content if b.type == "tool_use"]
     assert [(c.id, c.name, c.input) for c in calls] == [
         ("call_NS4iQj14cDFwc0BnrKqDHavt", "get_weather", {"city": "Mexico City"}),
-        (calls[1].id, "get_product_name", {})]
+        (calls[1].id, "get_product_name", {}),
+    ]
     assert first.stop_reason == "tool_use"
 
     results = {calls[0].id: "Sunny, 24 C", calls[1].id: "Pelican Pro"}
-    follow_up = {**REQUEST, "messages": [
-        *REQUEST["messages"],
-        {"role": "assistant", "content": [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input}
-                                          for c in calls]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": r,
-                                      "cache_control": {"type": "ephemeral"}} for i, r in results.items()]},
-    ]}
+    follow_up = {
+        **REQUEST,
+        "messages": [
+            *REQUEST["messages"],
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in calls],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": i, "content": r, "cache_control": {"type": "ephemeral"}}
+                    for i, r in results.items()
+                ],
+            },
+        ],
+    }
     async with client.messages.stream(**follow_up) as stream:
         second = await stream.get_final_message()
     assert second.stop_reason == "end_turn"
@@ -273,15 +332,14 @@ async def test_a_tool_use_round_trip_sends_tool_messages_with_the_call_ids(
 
     sent = assert_chat_request(fake.requests[-1], stream=True)["messages"]
     assistant = next(m for m in sent if m["role"] == "assistant")
-    assert [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
-            for c in assistant["tool_calls"]] == [(c.id, c.name, c.input) for c in calls]
-    after = sent[sent.index(assistant) + 1:]
-    assert [(m["role"], m["tool_call_id"], m["content"]) for m in after] == [
-        ("tool", i, r) for i, r in results.items()]
+    assert [
+        (c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"])) for c in assistant["tool_calls"]
+    ] == [(c.id, c.name, c.input) for c in calls]
+    after = sent[sent.index(assistant) + 1 :]
+    assert [(m["role"], m["tool_call_id"], m["content"]) for m in after] == [("tool", i, r) for i, r in results.items()]
 
 
-async def test_a_real_claude_code_request_goes_through_and_validates_upstream(
-        proxy: str, fake: FakeUpstream) -> None:
+async def test_a_real_claude_code_request_goes_through_and_validates_upstream(proxy: str, fake: FakeUpstream) -> None:
     """Claude Code's Bash follow-up (24 tools, mid-conversation system, betas) becomes a valid Chat request."""
     capture = orjson.loads((FIXTURES / "claude-code" / "tool-bash-echo-0002.json").read_bytes())
     skip = {"host", "content-length", "connection", "accept-encoding"}
@@ -297,7 +355,8 @@ async def test_a_real_claude_code_request_goes_through_and_validates_upstream(
     body = assert_chat_request(received, stream=True)
     source = capture["body"]
     assert {t["function"]["name"]: t["function"]["parameters"] for t in body["tools"]} == {
-        t["name"]: t["input_schema"] for t in source["tools"]}
+        t["name"]: t["input_schema"] for t in source["tools"]
+    }
     assert all(len(t["function"]["name"]) <= 64 for t in body["tools"])
     messages = body["messages"]
     assert messages[0]["role"] == "system"
@@ -313,7 +372,8 @@ ODD_NAME = "mcp.server:read.file"
 
 
 async def test_long_and_odd_tool_names_are_shortened_upstream_and_restored_in_the_answer(
-        proxy: str, fake: FakeUpstream) -> None:
+    proxy: str, fake: FakeUpstream
+) -> None:
     """An MCP name over 64 characters, or with dots, goes upstream safe and comes back as the client's own."""
     assert len(LONG_NAME) > 64
     tools = [_schema(LONG_NAME, "Write a file", path="string"), _schema(ODD_NAME, "Read a file", path="string")]
@@ -333,21 +393,30 @@ async def test_long_and_odd_tool_names_are_shortened_upstream_and_restored_in_th
     message = await client.messages.create(**request)
     assert [b.name for b in message.content if b.type == "tool_use"] == [LONG_NAME, ODD_NAME]
 
-    events = [e.replace(b'"get_weather"', f'"{long_up}"'.encode())
-              .replace(b'"get_product_name"', f'"{odd_up}"'.encode())
-              for e in sse_events("openai/stream_parallel_tool_calls.sse")]
+    events = [
+        e.replace(b'"get_weather"', f'"{long_up}"'.encode()).replace(b'"get_product_name"', f'"{odd_up}"'.encode())
+        for e in sse_events("openai/stream_parallel_tool_calls.sse")
+    ]
     fake.default = Stream(events)
     streamed = assert_anthropic_stream_grammar(await raw_events(client, **request))
     assert [b["name"] for b in streamed["content"] if b["type"] == "tool_use"] == [LONG_NAME, ODD_NAME]
 
     first = next(b for b in message.content if b.type == "tool_use")
     fake.default = json_reply("openai/completion_reasoning_o3_mini.json")
-    await client.messages.create(**{**request, "tool_choice": {"type": "tool", "name": LONG_NAME}, "messages": [
-        *REQUEST["messages"],
-        {"role": "assistant", "content": [{"type": "tool_use", "id": first.id, "name": LONG_NAME,
-                                           "input": first.input}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.id, "content": "done"}]},
-    ]})
+    await client.messages.create(
+        **{
+            **request,
+            "tool_choice": {"type": "tool", "name": LONG_NAME},
+            "messages": [
+                *REQUEST["messages"],
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": first.id, "name": LONG_NAME, "input": first.input}],
+                },
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.id, "content": "done"}]},
+            ],
+        }
+    )
     body = assert_chat_request(fake.requests[-1], stream=False)
     assert body["tool_choice"] == {"type": "function", "function": {"name": long_up}}
     history = next(m for m in body["messages"] if m.get("tool_calls"))
@@ -355,7 +424,8 @@ async def test_long_and_odd_tool_names_are_shortened_upstream_and_restored_in_th
 
 
 async def test_translated_events_reach_the_client_while_the_provider_is_still_paused(
-        proxy: str, fake: FakeUpstream) -> None:
+    proxy: str, fake: FakeUpstream
+) -> None:
     """No buffering through translation: message_start and the first text delta arrive before chunk 3 is sent."""
     fake.default = openai_stream("stream_text_with_usage.sse", pause_after=2, pause=1.0)
     stream = await sdk(proxy).messages.create(**REQUEST, stream=True)
@@ -373,28 +443,56 @@ async def test_translated_events_reach_the_client_while_the_provider_is_still_pa
 
 # -- errors ----------------------------------------------------------------------------------
 
-SERVER_ERROR = b'{"error":{"message":"The server had an error while processing your request.",' \
-               b'"type":"server_error","param":null,"code":null}}'
-OVERLOADED = b'{"error":{"message":"The engine is currently overloaded, please try again later",' \
-             b'"type":"server_error","param":null,"code":null}}'
+SERVER_ERROR = (
+    b'{"error":{"message":"The server had an error while processing your request.",'
+    b'"type":"server_error","param":null,"code":null}}'
+)
+OVERLOADED = (
+    b'{"error":{"message":"The engine is currently overloaded, please try again later",'
+    b'"type":"server_error","param":null,"code":null}}'
+)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
-@pytest.mark.parametrize(("reply", "status", "exc", "etype", "says"), [
-    (json_reply("openai/error_429_rate_limit_exceeded.json", 429), 429, anthropic.RateLimitError,
-     "rate_limit_error", "Request too large for gpt-4o"),
-    (json_reply("openai/error_401_invalid_api_key.json", 401, "openai/error_401_invalid_api_key.headers.json"),
-     401, anthropic.AuthenticationError, "authentication_error", "Incorrect API key provided"),
-    (json_reply("openai/error_404_model_not_found.json", 404), 404, anthropic.NotFoundError,
-     "not_found_error", "does not exist"),
-    (json_reply("openai/error_400_unsupported_value.json", 400), 400, anthropic.BadRequestError,
-     "invalid_request_error", "Unsupported value"),
-    (Reply(status=500, body=SERVER_ERROR), 500, anthropic.InternalServerError, "api_error", "server had an error"),
-    (Reply(status=503, body=OVERLOADED), 529, anthropic.OverloadedError, "overloaded_error", "overloaded"),
-], ids=["429", "401", "404", "400", "500", "503"])
+@pytest.mark.parametrize(
+    ("reply", "status", "exc", "etype", "says"),
+    [
+        (
+            json_reply("openai/error_429_rate_limit_exceeded.json", 429),
+            429,
+            anthropic.RateLimitError,
+            "rate_limit_error",
+            "Request too large for gpt-4o",
+        ),
+        (
+            json_reply("openai/error_401_invalid_api_key.json", 401, "openai/error_401_invalid_api_key.headers.json"),
+            401,
+            anthropic.AuthenticationError,
+            "authentication_error",
+            "Incorrect API key provided",
+        ),
+        (
+            json_reply("openai/error_404_model_not_found.json", 404),
+            404,
+            anthropic.NotFoundError,
+            "not_found_error",
+            "does not exist",
+        ),
+        (
+            json_reply("openai/error_400_unsupported_value.json", 400),
+            400,
+            anthropic.BadRequestError,
+            "invalid_request_error",
+            "Unsupported value",
+        ),
+        (Reply(status=500, body=SERVER_ERROR), 500, anthropic.InternalServerError, "api_error", "server had an error"),
+        (Reply(status=503, body=OVERLOADED), 529, anthropic.OverloadedError, "overloaded_error", "overloaded"),
+    ],
+    ids=["429", "401", "404", "400", "500", "503"],
+)
 async def test_upstream_errors_become_anthropic_errors(
-        proxy: str, fake: FakeUpstream, stream: bool, reply: Reply, status: int, exc: type[Exception],
-        etype: str, says: str) -> None:
+    proxy: str, fake: FakeUpstream, stream: bool, reply: Reply, status: int, exc: type[Exception], etype: str, says: str
+) -> None:
     """An OpenAI error answer reaches the SDK as the matching Anthropic status, exception and error body."""
     fake.default = reply
     with pytest.raises(exc) as info:
@@ -415,8 +513,9 @@ async def test_upstream_errors_become_anthropic_errors(
 
 async def test_a_rate_limit_keeps_the_providers_retry_after(proxy: str, fake: FakeUpstream) -> None:
     """The client is told how long to wait, as the provider said."""
-    fake.default = Reply(status=429, body=recorded("openai/error_429_rate_limit_exceeded.json"),
-                         headers={"retry-after": "20"})
+    fake.default = Reply(
+        status=429, body=recorded("openai/error_429_rate_limit_exceeded.json"), headers={"retry-after": "20"}
+    )
     with pytest.raises(anthropic.RateLimitError) as info:
         await sdk(proxy).messages.create(**REQUEST)
     assert info.value.response.headers["retry-after"] == "20"
@@ -452,16 +551,22 @@ async def test_a_dropped_stream_ends_with_an_error_event(proxy: str, fake: FakeU
 
 
 async def test_a_stream_that_opens_with_an_in_band_error_falls_over_to_the_next_provider(
-        make_proxy: ProxyFactory, make_fake: Any) -> None:
+    make_proxy: ProxyFactory, make_fake: Any
+) -> None:
     """`data: {"error": ...}` as the very first chunk means nothing reached the client: the fallback answers."""
     a, b = await make_fake(), await make_fake()
     a.default = Stream([b"data: " + SERVER_ERROR + b"\n\n"])
     b.default = openai_stream("stream_text_with_usage.sse")
-    url = await make_proxy({
-        "providers": [{"name": "a", "kind": "openai", "api_base_url": a.url + "/v1", "api_key": "ka"},
-                      {"name": "b", "kind": "openai", "api_base_url": b.url + "/v1", "api_key": "kb"}],
-        "routes": {"default": {"provider": "a", "model": ROUTED_MODEL}},
-        "router": {"fallback": {"default": ["b"]}}})
+    url = await make_proxy(
+        {
+            "providers": [
+                {"name": "a", "kind": "openai", "api_base_url": a.url + "/v1", "api_key": "ka"},
+                {"name": "b", "kind": "openai", "api_base_url": b.url + "/v1", "api_key": "kb"},
+            ],
+            "routes": {"default": {"provider": "a", "model": ROUTED_MODEL}},
+            "router": {"fallback": {"default": ["b"]}},
+        }
+    )
     async with sdk(url).messages.stream(**REQUEST) as stream:
         text = await stream.get_final_text()
     assert text == "The capital of the UK is London."
@@ -493,8 +598,7 @@ async def test_count_tokens_for_an_openai_provider_is_answered_locally(proxy: st
     assert fake.requests == []
 
 
-async def test_models_list_takes_the_shape_of_the_asking_client(make_proxy: ProxyFactory,
-                                                                fake: FakeUpstream) -> None:
+async def test_models_list_takes_the_shape_of_the_asking_client(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
     """With `anthropic-version` the list is Anthropic's; without it, OpenAI's; both SDKs parse theirs."""
     cfg = config(fake, models=[ROUTED_MODEL, "gpt-4o-mini"])
     cfg["routes"][CLIENT_MODEL] = {"provider": "openai", "model": ROUTED_MODEL}
@@ -504,7 +608,10 @@ async def test_models_list_takes_the_shape_of_the_asking_client(make_proxy: Prox
     assert all(m.type == "model" for m in page.data)
     listed = await openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0).models.list()
     assert [(m.id, m.object) for m in listed.data] == [
-        (CLIENT_MODEL, "model"), (ROUTED_MODEL, "model"), ("gpt-4o-mini", "model")]
+        (CLIENT_MODEL, "model"),
+        (ROUTED_MODEL, "model"),
+        ("gpt-4o-mini", "model"),
+    ]
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{url}/v1/models", headers={"anthropic-version": "2023-06-01"}) as r:
             anthropic_shape = await r.json()

@@ -37,20 +37,42 @@ JSON = dict[str, Any]
 
 ANTHROPIC_STREAMS = sorted(p.name for p in (RECORDED / "anthropic").glob("*.sse"))
 OPENAI_STREAMS = sorted(p.name for p in (RECORDED / "openai").glob("stream_*.sse"))
-OPENAI_COMPLETIONS = sorted(p.name for p in (RECORDED / "openai").glob("completion_*.json")
-                            if not p.name.endswith(".request.json"))
+OPENAI_COMPLETIONS = sorted(
+    p.name for p in (RECORDED / "openai").glob("completion_*.json") if not p.name.endswith(".request.json")
+)
 MODEL = "claude-opus-4-8"
 STOP_TO_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 # Keys only Chat Completions knows; none may reach an Anthropic provider.
-OPENAI_ONLY = {"stream_options", "max_completion_tokens", "response_format", "tool_calls", "tool_call_id",
-               "n", "reasoning_effort", "function", "parameters", "developer", "logprobs"}
+OPENAI_ONLY = {
+    "stream_options",
+    "max_completion_tokens",
+    "response_format",
+    "tool_calls",
+    "tool_call_id",
+    "n",
+    "reasoning_effort",
+    "function",
+    "parameters",
+    "developer",
+    "logprobs",
+}
 
 
 def function(name: str, description: str, **properties: str) -> JSON:
-    return {"type": "function", "function": {
-        "name": name, "description": description, "strict": True,
-        "parameters": {"type": "object", "properties": {k: {"type": t} for k, t in properties.items()},
-                       "required": list(properties), "additionalProperties": False}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "strict": True,
+            "parameters": {
+                "type": "object",
+                "properties": {k: {"type": t} for k, t in properties.items()},
+                "required": list(properties),
+                "additionalProperties": False,
+            },
+        },
+    }
 
 
 # The tools the recordings call.
@@ -58,8 +80,9 @@ TOOLS = [
     function("get_weather", "Weather at a place", location="string", units="string"),
     function("pelican_name_generator", "A name for a pelican"),
     function("fixed_version", "The fixed version"),
-    function("calculate_distance", "Distance between two points",
-             lat1="string", lon1="string", lat2="string", lon2="string"),
+    function(
+        "calculate_distance", "Distance between two points", lat1="string", lon1="string", lat2="string", lon2="string"
+    ),
 ]
 REQUEST: JSON = {
     "model": MODEL,
@@ -70,8 +93,11 @@ REQUEST: JSON = {
     ],
     "tools": TOOLS,
 }
-STREAM_HEADERS = {k: v for k, v in recorded_headers("anthropic/stream_text.headers.json").items()
-                  if k.lower() not in {"content-type", "transfer-encoding", "connection"}}
+STREAM_HEADERS = {
+    k: v
+    for k, v in recorded_headers("anthropic/stream_text.headers.json").items()
+    if k.lower() not in {"content-type", "transfer-encoding", "connection"}
+}
 SYSTEM_TEXTS = ["Answer briefly.", "Use the tools when they help."]
 
 
@@ -112,8 +138,11 @@ def message_meaning(message: JSON) -> JSON:
     if blocks and blocks[0]["type"] == "text" and not blocks[0]["text"].strip():
         blocks = blocks[1:]
     usage = message["usage"]
-    prompt = (usage["input_tokens"] + (usage.get("cache_read_input_tokens") or 0)
-              + (usage.get("cache_creation_input_tokens") or 0))
+    prompt = (
+        usage["input_tokens"]
+        + (usage.get("cache_read_input_tokens") or 0)
+        + (usage.get("cache_creation_input_tokens") or 0)
+    )
     return {
         "content": "".join(b["text"] for b in blocks if b["type"] == "text") or None,
         "reasoning": "".join(b["thinking"] for b in blocks if b["type"] == "thinking") or None,
@@ -134,8 +163,10 @@ def completion_view(completion: JSON) -> JSON:
     return {
         "content": message.get("content") or None,
         "reasoning": message.get("reasoning_content") or None,
-        "tool_calls": [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
-                       for c in message.get("tool_calls") or []],
+        "tool_calls": [
+            (c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+            for c in message.get("tool_calls") or []
+        ],
         "finish_reason": completion["choices"][0]["finish_reason"],
         "usage": (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]),
     }
@@ -164,8 +195,11 @@ def reassemble(chunks: list[JSON]) -> JSON:
                 if index not in calls:
                     assert index == len(calls), "tool calls are numbered 0, 1, 2... by call, not by block"
                     assert fragment["id"] and fragment["type"] == "function" and fragment["function"]["name"]
-                    calls[index] = {"id": fragment["id"], "type": "function",
-                                    "function": {"name": fragment["function"]["name"], "arguments": ""}}
+                    calls[index] = {
+                        "id": fragment["id"],
+                        "type": "function",
+                        "function": {"name": fragment["function"]["name"], "arguments": ""},
+                    }
                 calls[index]["function"]["arguments"] += fragment["function"].get("arguments") or ""
             finish = choice.get("finish_reason") or finish
     assert usage is not None, "include_usage was asked for"
@@ -185,8 +219,10 @@ def assert_messages_request(received: Received, *, stream: bool) -> JSON:
     assert received.headers["x-api-key"] == "sk-upstream"
     assert "authorization" not in received.headers
     body = received.json()
-    errors = [f"{list(e.absolute_path)}: {e.message[:200]}"
-              for e in validator("anthropic", "CreateMessageParams").iter_errors(body)]
+    errors = [
+        f"{list(e.absolute_path)}: {e.message[:200]}"
+        for e in validator("anthropic", "CreateMessageParams").iter_errors(body)
+    ]
     assert errors == []
     assert body["model"] == MODEL
     assert isinstance(body["max_tokens"], int) and body["max_tokens"] > 0
@@ -211,8 +247,9 @@ def data_lines(raw: bytes) -> list[bytes]:
 
 async def test_a_tool_use_message_becomes_a_chat_completion(proxy: str, fake: FakeUpstream) -> None:
     """`chat.completions.create` gets the recorded tool_use as a tool call, with Anthropic's usage."""
-    fake.default = json_reply("anthropic/message_tool_use.json",
-                              headers_file="anthropic/headers_200_oauth_unified_nonstream.json")
+    fake.default = json_reply(
+        "anthropic/message_tool_use.json", headers_file="anthropic/headers_200_oauth_unified_nonstream.json"
+    )
     completion = await sdk(proxy).chat.completions.create(**REQUEST)
     assert completion_view(completion.to_dict()) == message_meaning(recorded_json("anthropic/message_tool_use.json"))
     assert completion.object == "chat.completion"
@@ -223,7 +260,8 @@ async def test_a_tool_use_message_becomes_a_chat_completion(proxy: str, fake: Fa
 
 @pytest.mark.parametrize("recording", ANTHROPIC_STREAMS)
 async def test_every_recorded_stream_reaches_the_sdk_as_what_it_means(
-        proxy: str, fake: FakeUpstream, recording: str) -> None:
+    proxy: str, fake: FakeUpstream, recording: str
+) -> None:
     """Chunks reassemble to the recording; the SDK's own accumulator agrees; the wire ends in [DONE]."""
     fake.default = anthropic_stream(recording)
     expected = stream_meaning(recording)
@@ -264,15 +302,19 @@ async def test_a_tool_round_trip_sends_tool_results_in_one_user_turn(proxy: str,
     calls = first["choices"][0]["message"]["tool_calls"]
     assert [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
         ("toolu_01LtHJmixrs9NcWQkK8hu8hj", "pelican_name_generator", "{}"),
-        ("toolu_01N8a4jWyf116qKTMqKKmjyt", "pelican_name_generator", "{}")]
+        ("toolu_01N8a4jWyf116qKTMqKKmjyt", "pelican_name_generator", "{}"),
+    ]
     assert first["choices"][0]["finish_reason"] == "tool_calls"
 
     answers = ["Percy", "Pelagia"]
-    follow_up = {**REQUEST, "messages": [
-        *REQUEST["messages"],
-        {"role": "assistant", "content": None, "tool_calls": calls},
-        *({"role": "tool", "tool_call_id": c["id"], "content": a} for c, a in zip(calls, answers, strict=True)),
-    ]}
+    follow_up = {
+        **REQUEST,
+        "messages": [
+            *REQUEST["messages"],
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            *({"role": "tool", "tool_call_id": c["id"], "content": a} for c, a in zip(calls, answers, strict=True)),
+        ],
+    }
     second = await client.chat.completions.create(**follow_up, stream=True)
     text = "".join([c.choices[0].delta.content or "" async for c in second if c.choices])
     assert text.startswith("The weather in San Francisco, CA is currently")
@@ -281,10 +323,12 @@ async def test_a_tool_round_trip_sends_tool_results_in_one_user_turn(proxy: str,
     *_, assistant, results = body["messages"]
     assert assistant["role"] == "assistant"
     assert [(b["type"], b["id"], b["name"], b["input"]) for b in assistant["content"]] == [
-        ("tool_use", c["id"], "pelican_name_generator", {}) for c in calls]
+        ("tool_use", c["id"], "pelican_name_generator", {}) for c in calls
+    ]
     assert results["role"] == "user"
     assert [(b["type"], b["tool_use_id"], _text(b["content"])) for b in results["content"]] == [
-        ("tool_result", c["id"], a) for c, a in zip(calls, answers, strict=True)]
+        ("tool_result", c["id"], a) for c, a in zip(calls, answers, strict=True)
+    ]
 
 
 def _text(content: str | list[JSON]) -> str:
@@ -296,18 +340,22 @@ class Weather(BaseModel):
     units: str
 
 
-async def test_response_format_json_schema_answers_with_the_json_as_content(
-        proxy: str, fake: FakeUpstream) -> None:
+async def test_response_format_json_schema_answers_with_the_json_as_content(proxy: str, fake: FakeUpstream) -> None:
     """`response_format` becomes a forced tool upstream; its input comes back as the message content."""
     as_json_tool = recorded_json("anthropic/message_tool_use.json")
     as_json_tool["content"][0]["name"] = "json_tool_call"
     fake.default = Reply(body=orjson.dumps(as_json_tool))
     client = sdk(proxy)
-    request = {"model": MODEL, "messages": REQUEST["messages"], "response_format": {
-        "type": "json_schema", "json_schema": {"name": "weather", "schema": Weather.model_json_schema()}}}
+    request = {
+        "model": MODEL,
+        "messages": REQUEST["messages"],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "weather", "schema": Weather.model_json_schema()},
+        },
+    }
     completion = await client.chat.completions.create(**request)
-    assert orjson.loads(completion.choices[0].message.content or "") == {"location": "San Francisco, CA",
-                                                                          "units": "c"}
+    assert orjson.loads(completion.choices[0].message.content or "") == {"location": "San Francisco, CA", "units": "c"}
     assert completion.choices[0].message.tool_calls is None
     assert completion.choices[0].finish_reason == "stop"
     body = assert_messages_request(fake.requests[-1], stream=False)
@@ -315,12 +363,13 @@ async def test_response_format_json_schema_answers_with_the_json_as_content(
     assert [t["name"] for t in body["tools"]] == ["json_tool_call"]
     assert body["tools"][0]["input_schema"]["properties"] == Weather.model_json_schema()["properties"]
 
-    parsed = await client.chat.completions.parse(model=MODEL, messages=REQUEST["messages"],
-                                                 response_format=Weather)
+    parsed = await client.chat.completions.parse(model=MODEL, messages=REQUEST["messages"], response_format=Weather)
     assert parsed.choices[0].message.parsed == Weather(location="San Francisco, CA", units="c")
 
-    events = [e.replace(b'"get_weather"', b'"json_tool_call"')
-              for e in sse_events("anthropic/stream_tool_use_input_json_delta.sse")]
+    events = [
+        e.replace(b'"get_weather"', b'"json_tool_call"')
+        for e in sse_events("anthropic/stream_tool_use_input_json_delta.sse")
+    ]
     fake.default = Stream(events)
     stream = await client.chat.completions.create(**request, stream=True)
     chunks = [c async for c in stream]
@@ -357,20 +406,50 @@ async def test_a_client_that_hangs_up_cancels_the_anthropic_stream(proxy: str, f
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
-@pytest.mark.parametrize(("body", "headers", "upstream", "status", "exc", "code"), [
-    ("error_429_rate_limit", "error_429_rate_limit.headers", 429, 429, openai.RateLimitError,
-     "rate_limit_exceeded"),
-    ("error_429_oauth_account_rate_limit", "error_429_headers_api_key_2024", 429, 429, openai.RateLimitError,
-     "rate_limit_exceeded"),
-    ("error_529_overloaded", "error_529_overloaded.headers", 529, 503, openai.InternalServerError, "overloaded"),
-    ("error_400_invalid_request", "error_400_invalid_request.headers", 400, 400, openai.BadRequestError, None),
-    ("error_400_invalid_request_effort", None, 400, 400, openai.BadRequestError, None),
-    ("error_401_authentication", "error_401_authentication.headers", 401, 401, openai.AuthenticationError,
-     "invalid_api_key"),
-], ids=["429", "429-account", "529", "400", "400-effort", "401"])
+@pytest.mark.parametrize(
+    ("body", "headers", "upstream", "status", "exc", "code"),
+    [
+        (
+            "error_429_rate_limit",
+            "error_429_rate_limit.headers",
+            429,
+            429,
+            openai.RateLimitError,
+            "rate_limit_exceeded",
+        ),
+        (
+            "error_429_oauth_account_rate_limit",
+            "error_429_headers_api_key_2024",
+            429,
+            429,
+            openai.RateLimitError,
+            "rate_limit_exceeded",
+        ),
+        ("error_529_overloaded", "error_529_overloaded.headers", 529, 503, openai.InternalServerError, "overloaded"),
+        ("error_400_invalid_request", "error_400_invalid_request.headers", 400, 400, openai.BadRequestError, None),
+        ("error_400_invalid_request_effort", None, 400, 400, openai.BadRequestError, None),
+        (
+            "error_401_authentication",
+            "error_401_authentication.headers",
+            401,
+            401,
+            openai.AuthenticationError,
+            "invalid_api_key",
+        ),
+    ],
+    ids=["429", "429-account", "529", "400", "400-effort", "401"],
+)
 async def test_anthropic_errors_become_openai_errors(
-        proxy: str, fake: FakeUpstream, stream: bool, body: str, headers: str | None, upstream: int,
-        status: int, exc: type[Exception], code: str | None) -> None:
+    proxy: str,
+    fake: FakeUpstream,
+    stream: bool,
+    body: str,
+    headers: str | None,
+    upstream: int,
+    status: int,
+    exc: type[Exception],
+    code: str | None,
+) -> None:
     """An Anthropic error answer reaches the OpenAI SDK with an OpenAI status, exception and error body."""
     fake.default = json_reply(f"anthropic/{body}.json", upstream, headers and f"anthropic/{headers}.json")
     with pytest.raises(exc) as info:
@@ -391,8 +470,9 @@ async def test_anthropic_errors_become_openai_errors(
 
 async def test_a_rate_limit_keeps_the_providers_retry_after(proxy: str, fake: FakeUpstream) -> None:
     """The OpenAI client is told how long to wait, as Anthropic said."""
-    fake.default = json_reply("anthropic/error_429_oauth_account_rate_limit.json", 429,
-                              "anthropic/error_429_headers_oauth_unified.json")
+    fake.default = json_reply(
+        "anthropic/error_429_oauth_account_rate_limit.json", 429, "anthropic/error_429_headers_oauth_unified.json"
+    )
     with pytest.raises(openai.RateLimitError) as info:
         await sdk(proxy).chat.completions.create(**REQUEST)
     assert info.value.response.headers["retry-after"] == "684"
@@ -424,8 +504,9 @@ async def test_an_error_event_mid_stream_ends_the_stream_without_done(proxy: str
 @pytest.fixture
 async def openai_proxy(make_proxy: ProxyFactory, fake: FakeUpstream) -> str:
     """The proxy with one OpenAI provider and no routes: models go through unchanged."""
-    return await make_proxy({"providers": [
-        {"name": "openai", "kind": "openai", "api_base_url": fake.url + "/v1", "api_key": "sk-up"}]})
+    return await make_proxy(
+        {"providers": [{"name": "openai", "kind": "openai", "api_base_url": fake.url + "/v1", "api_key": "sk-up"}]}
+    )
 
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is the capital of the UK?"}]}
@@ -441,7 +522,8 @@ def recorded_request(recording: str) -> JSON:
 
 @pytest.mark.parametrize("recording", OPENAI_STREAMS)
 async def test_an_openai_provider_stream_reaches_the_client_byte_for_byte(
-        openai_proxy: str, fake: FakeUpstream, recording: str) -> None:
+    openai_proxy: str, fake: FakeUpstream, recording: str
+) -> None:
     """Routed to an OpenAI provider, the request goes up as sent and the chunks come back unchanged."""
     fake.default = Stream(sse_events(f"openai/{recording}"))
     body = recorded_request(recording)
@@ -457,14 +539,16 @@ async def test_an_openai_provider_stream_reaches_the_client_byte_for_byte(
 
 @pytest.mark.parametrize("recording", OPENAI_COMPLETIONS)
 async def test_an_openai_provider_completion_parses_the_same_through_the_proxy(
-        openai_proxy: str, fake: FakeUpstream, recording: str) -> None:
+    openai_proxy: str, fake: FakeUpstream, recording: str
+) -> None:
     """`chat.completions.create` through the proxy equals the provider's own answer."""
     fake.default = json_reply(f"openai/{recording}")
     request = recorded_request(recording)
     via_proxy = await sdk(openai_proxy).chat.completions.create(**request)
     assert fake.requests[-1].json() == request
-    direct = await openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key="x", max_retries=0
-                                      ).chat.completions.create(**request)
+    direct = await openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key="x", max_retries=0).chat.completions.create(
+        **request
+    )
     assert via_proxy.to_dict() == direct.to_dict() == recorded_json(f"openai/{recording}")
 
 

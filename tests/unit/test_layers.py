@@ -40,9 +40,12 @@ def _layer(module: str) -> str | None:
 @pytest.mark.parametrize("layer", PURE)
 def test_pure_layers_do_no_io(layer: str) -> None:
     """core/, providers/ and translate/ import neither aiohttp, asyncio, os, pathlib nor time."""
-    offenders = [f"{path.relative_to(PACKAGE)}:{line} imports {mod}"
-                 for path in sorted((PACKAGE / layer).rglob("*.py"))
-                 for mod, line in _imports(path) if mod.split(".")[0] in IO_MODULES]
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{line} imports {mod}"
+        for path in sorted((PACKAGE / layer).rglob("*.py"))
+        for mod, line in _imports(path)
+        if mod.split(".")[0] in IO_MODULES
+    ]
     assert offenders == []
 
 
@@ -63,8 +66,10 @@ def test_no_layer_imports_a_lower_one() -> None:
 
 def test_imports_are_absolute() -> None:
     """One import style: every import inside the package names ccproxy_core in full."""
-    relative = [f"{path.relative_to(PACKAGE)}:{node.lineno}"
-                for path in sorted(PACKAGE.rglob("*.py"))
-                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                if isinstance(node, ast.ImportFrom) and node.level > 0]
+    relative = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
     assert relative == []

@@ -45,36 +45,55 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
     return await dispatch.run(state, candidates, attempt)
 
 
-async def _passthrough(request: web.Request, candidate: dispatch.Candidate, body: JSON,
-                       stream: bool) -> web.StreamResponse:
-    async with calls.chat_call(request, candidate, {**body, "model": candidate.model}, stream=stream,
-                               passthrough=True) as upstream:
+async def _passthrough(
+    request: web.Request, candidate: dispatch.Candidate, body: JSON, stream: bool
+) -> web.StreamResponse:
+    async with calls.chat_call(
+        request, candidate, {**body, "model": candidate.model}, stream=stream, passthrough=True
+    ) as upstream:
         if stream and upstream.response.content_type == "text/event-stream":
-            return await pump_bytes(request, upstream.response, candidate.provider.upstream,
-                                    candidate.route_header, on_error=openai_stream_error)
+            return await pump_bytes(
+                request,
+                upstream.response,
+                candidate.provider.upstream,
+                candidate.route_header,
+                on_error=openai_stream_error,
+            )
         return await upstream.whole_reply(candidate.route_header)
 
 
-async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, messages_body: JSON,
-                        client_model: str, stream: bool, include_usage: bool, json_mode: bool) -> web.StreamResponse:
+async def _to_anthropic(
+    request: web.Request,
+    candidate: dispatch.Candidate,
+    messages_body: JSON,
+    client_model: str,
+    stream: bool,
+    include_usage: bool,
+    json_mode: bool,
+) -> web.StreamResponse:
     payload = orjson.dumps({**messages_body, "model": candidate.model})
     created = int(time.time())
     # anthropic-version comes from the provider's preset (every Anthropic-kind preset sends it).
-    async with calls.anthropic_call(request, candidate, payload, "messages", stream=stream,
-                                    passthrough=False) as upstream:
+    async with calls.anthropic_call(
+        request, candidate, payload, "messages", stream=stream, passthrough=False
+    ) as upstream:
         if not stream:
             data = await upstream.json_body()
-            return json_response(message_to_chat(data, model=client_model, json_mode=json_mode, created=created),
-                                 headers=candidate.route_header)
-        translator = MessagesStreamTranslator(model=client_model, include_usage=include_usage,
-                                              json_mode=json_mode, created=created)
+            return json_response(
+                message_to_chat(data, model=client_model, json_mode=json_mode, created=created),
+                headers=candidate.route_header,
+            )
+        translator = MessagesStreamTranslator(
+            model=client_model, include_usage=include_usage, json_mode=json_mode, created=created
+        )
 
         def translate(event: SSEEvent) -> list[bytes]:
             payload = event_json(event)
             if payload is None:
                 return []
-            return [data_event(chunk) for chunk in translator.feed(event.event or str(payload.get("type", "")),
-                                                                    payload)]
+            return [
+                data_event(chunk) for chunk in translator.feed(event.event or str(payload.get("type", "")), payload)
+            ]
 
         def finish() -> list[bytes]:
             closing = [data_event(chunk) for chunk in translator.finish()]
@@ -82,6 +101,12 @@ async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, mes
             return closing if translator.failed else [*closing, DONE]
 
         return await pump_events(
-            request, upstream.response, candidate.provider.upstream, extra_headers=candidate.route_header,
-            first=[], translate=translate, finish=finish,
-            fail=lambda err: [data_event(chunk) for chunk in translator.fail(err)])
+            request,
+            upstream.response,
+            candidate.provider.upstream,
+            extra_headers=candidate.route_header,
+            first=[],
+            translate=translate,
+            finish=finish,
+            fail=lambda err: [data_event(chunk) for chunk in translator.fail(err)],
+        )

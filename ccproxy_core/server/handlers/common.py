@@ -16,11 +16,11 @@ async def read_json(request: web.Request) -> tuple[bytes, JSON]:
     state = request.app[STATE]
     if state.client_buckets.enabled:
         # Per client key (or address, without one): one noisy client cannot starve the rest.
-        state.admit_client(request.headers.get("x-api-key") or request.headers.get("authorization")
-                           or request.remote or "-")
+        state.admit_client(
+            request.headers.get("x-api-key") or request.headers.get("authorization") or request.remote or "-"
+        )
     limit = state.config.limits.max_request_body_size
-    too_large = RequestTooLarge(
-        f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+    too_large = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     try:

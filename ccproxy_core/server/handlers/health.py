@@ -17,10 +17,12 @@ async def health(request: web.Request) -> web.Response:
     now = time.monotonic()
     providers = [state.provider_health(p, now) for p in state.runtime.providers.values()]
     degraded = any(p["enabled"] and not p["usable"] for p in providers)
-    return json_response({
-        "status": "degraded" if degraded else "ok",
-        "version": __version__,
-        "pid": os.getpid(),
-        "uptime": round(time.time() - state.started_at, 3),
-        "providers": providers,
-    })
+    return json_response(
+        {
+            "status": "degraded" if degraded else "ok",
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - state.started_at, 3),
+            "providers": providers,
+        }
+    )

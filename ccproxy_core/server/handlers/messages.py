@@ -47,18 +47,19 @@ def _with_model(raw: bytes, body: JSON, model: str) -> bytes:
     return orjson.dumps({**(cleaned or body), "model": model})
 
 
-async def _to_anthropic(request: web.Request, candidate: dispatch.Candidate, raw: bytes, body: JSON,
-                        stream: bool) -> web.StreamResponse:
+async def _to_anthropic(
+    request: web.Request, candidate: dispatch.Candidate, raw: bytes, body: JSON, stream: bool
+) -> web.StreamResponse:
     payload = _with_model(raw, body, candidate.model)
     async with calls.anthropic_call(request, candidate, payload, "messages", stream=stream) as upstream:
         if stream and upstream.response.content_type == "text/event-stream":
-            return await pump_bytes(request, upstream.response, candidate.provider.upstream,
-                                    candidate.route_header)
+            return await pump_bytes(request, upstream.response, candidate.provider.upstream, candidate.route_header)
         return await upstream.whole_reply(candidate.route_header)
 
 
-async def _to_chat(request: web.Request, candidate: dispatch.Candidate, body: JSON, client_model: str,
-                   stream: bool) -> web.StreamResponse:
+async def _to_chat(
+    request: web.Request, candidate: dispatch.Candidate, body: JSON, client_model: str, stream: bool
+) -> web.StreamResponse:
     preset = candidate.provider.preset
     chat, names = messages_to_chat(body, model=candidate.model, dialect=preset.dialect_for(candidate.model))
     async with calls.chat_call(request, candidate, chat, stream=stream) as upstream:
@@ -79,10 +80,17 @@ async def _to_chat(request: web.Request, candidate: dispatch.Candidate, body: JS
             return encode(translator.feed(chunk)) if chunk is not None else []
 
         return await pump_events(
-            request, upstream.response, candidate.provider.upstream, extra_headers=candidate.route_header,
-            first=encode(translator.start()), translate=translate,
-            finish=lambda: encode(translator.finish()), fail=lambda err: encode(translator.fail(err)),
-            keepalive=PING, keepalive_interval=request.app[STATE].config.limits.keepalive_interval)
+            request,
+            upstream.response,
+            candidate.provider.upstream,
+            extra_headers=candidate.route_header,
+            first=encode(translator.start()),
+            translate=translate,
+            finish=lambda: encode(translator.finish()),
+            fail=lambda err: encode(translator.fail(err)),
+            keepalive=PING,
+            keepalive_interval=request.app[STATE].config.limits.keepalive_interval,
+        )
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:
@@ -101,8 +109,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
             return estimate(candidate)
         payload = _with_model(raw, body, candidate.model)
         try:
-            async with calls.anthropic_call(request, candidate, payload, "count_tokens",
-                                            stream=False) as upstream:
+            async with calls.anthropic_call(request, candidate, payload, "count_tokens", stream=False) as upstream:
                 return await upstream.whole_reply(candidate.route_header)
         except AttemptFailed as exc:
             if exc.error.http_status == 404:  # an Anthropic-compatible upstream without the endpoint

@@ -35,14 +35,25 @@ def model_ids(config_routes: dict[str, str], provider_models: dict[str, tuple[st
 
 async def list_models(request: web.Request) -> web.Response:
     config = request.app[STATE].config
-    ids = model_ids({k: r.provider for k, r in config.routes.items()},
-                    {p.name: p.models for p in config.providers if p.enabled})
+    ids = model_ids(
+        {k: r.provider for k, r in config.routes.items()}, {p.name: p.models for p in config.providers if p.enabled}
+    )
     if ANTHROPIC_VERSION in request.headers:
-        data: list[JSON] = [{"type": "model", "id": mid, "display_name": mid,
-                             "created_at": "2025-01-01T00:00:00Z"} for mid, _ in ids]
-        return json_response({"data": data, "has_more": False,
-                              "first_id": data[0]["id"] if data else None,
-                              "last_id": data[-1]["id"] if data else None})
+        data: list[JSON] = [
+            {"type": "model", "id": mid, "display_name": mid, "created_at": "2025-01-01T00:00:00Z"} for mid, _ in ids
+        ]
+        return json_response(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
     created = int(time.time())
-    return json_response({"object": "list", "data": [
-        {"id": mid, "object": "model", "created": created, "owned_by": owner} for mid, owner in ids]})
+    return json_response(
+        {
+            "object": "list",
+            "data": [{"id": mid, "object": "model", "created": created, "owned_by": owner} for mid, owner in ids],
+        }
+    )

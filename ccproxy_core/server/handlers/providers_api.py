@@ -36,6 +36,7 @@ def public(provider: ProviderConfig) -> JSON:
 
 def unstructure_provider(provider: ProviderConfig) -> JSON:
     from ccproxy_core.config.model import converter
+
     out: JSON = converter.unstructure(provider)
     return out
 
@@ -80,8 +81,10 @@ async def _commit(request: web.Request, providers: list[JSON]) -> None:
 
 def _persist(path: Path, providers: list[JSON]) -> None:
     if path.suffix == ".toml":
-        raise InvalidRequest(f"providers come from {path}, a TOML file that ccproxy does not rewrite; "
-                             "edit it by hand or move the providers to a JSON config")
+        raise InvalidRequest(
+            f"providers come from {path}, a TOML file that ccproxy does not rewrite; "
+            "edit it by hand or move the providers to a JSON config"
+        )
     text = path.read_text(encoding="utf-8") if path.exists() else "{}"
     raw: Any = orjson.loads(strip_json_comments(text) or "{}")
     raw["providers"] = providers
@@ -136,8 +139,9 @@ async def toggle_provider(request: web.Request) -> web.Response:
     async with _lock(request):
         state = request.app[STATE]
         current = _find(state, name)
-        await _commit(request, [{**p, "enabled": not current.enabled} if p["name"] == name else p
-                                for p in _current(state)])
+        await _commit(
+            request, [{**p, "enabled": not current.enabled} if p["name"] == name else p for p in _current(state)]
+        )
         return json_response(public(_find(state, name)))
 
 

@@ -19,8 +19,14 @@ from ccproxy_core.server.credentials import ProviderPool
 from ccproxy_core.server.handlers.common import json_response
 from ccproxy_core.server.state import STATE
 
-_COUNTS = ("totalAccounts", "availableAccounts", "rateLimitedAccounts", "authErrorAccounts",
-           "disabledAccounts", "expiredAccounts")
+_COUNTS = (
+    "totalAccounts",
+    "availableAccounts",
+    "rateLimitedAccounts",
+    "authErrorAccounts",
+    "disabledAccounts",
+    "expiredAccounts",
+)
 
 
 def _pools(request: web.Request) -> list[ProviderPool]:
@@ -30,8 +36,10 @@ def _pools(request: web.Request) -> list[ProviderPool]:
     if wanted is not None:
         pools = [p for p in pools if p.name == wanted]
         if not pools:
-            raise NotFound(f"provider {wanted!r} has no credential pool "
-                           f"(pools: {', '.join(p.name for p in _all(request)) or 'none'})")
+            raise NotFound(
+                f"provider {wanted!r} has no credential pool "
+                f"(pools: {', '.join(p.name for p in _all(request)) or 'none'})"
+            )
     return pools
 
 
@@ -60,18 +68,25 @@ async def status(request: web.Request) -> web.Response:
     for snap in snapshots:
         totals.update({k: snap.get(k, 0) for k in _COUNTS})
     accounts = [{"provider": snap["provider"], **account} for snap in snapshots for account in snap["accounts"]]
-    return json_response({
-        **{k: totals[k] for k in _COUNTS},
-        "nextAccount": next((s["nextAccount"] for s in snapshots if s["nextAccount"]), None),
-        "accounts": accounts,
-        "providers": {s["provider"]: s for s in snapshots},
-    })
+    return json_response(
+        {
+            **{k: totals[k] for k in _COUNTS},
+            "nextAccount": next((s["nextAccount"] for s in snapshots if s["nextAccount"]), None),
+            "accounts": accounts,
+            "providers": {s["provider"]: s for s in snapshots},
+        }
+    )
 
 
 async def list_accounts(request: web.Request) -> web.Response:
     now = time.time()
-    return json_response([{"provider": owner.name, **account}
-                          for owner in _pools(request) for account in _pool(owner).snapshot(now)["accounts"]])
+    return json_response(
+        [
+            {"provider": owner.name, **account}
+            for owner in _pools(request)
+            for account in _pool(owner).snapshot(now)["accounts"]
+        ]
+    )
 
 
 async def get_account(request: web.Request) -> web.Response:
@@ -84,8 +99,9 @@ async def refresh_account(request: web.Request) -> web.Response:
     if owner.scheduler is None:
         raise ServiceUnavailable(f"account {name!r} is an API key; only OAuth accounts refresh")
     await owner.refresh(name)
-    return json_response({"status": "success", "message": f"refreshed the tokens of {name!r}",
-                          "account": _find(request, name)[1]})
+    return json_response(
+        {"status": "success", "message": f"refreshed the tokens of {name!r}", "account": _find(request, name)[1]}
+    )
 
 
 async def _switch(request: web.Request, enable: bool) -> web.Response:
@@ -97,8 +113,15 @@ async def _switch(request: web.Request, enable: bool) -> web.Response:
     if enable and owner.scheduler is not None:
         owner.scheduler.poke()
     after = _find(request, name)[1]
-    return json_response({"status": "success", "message": f"{'enabled' if enable else 'disabled'} {name!r}",
-                          "previousState": previous, "newState": after["state"], "account": after})
+    return json_response(
+        {
+            "status": "success",
+            "message": f"{'enabled' if enable else 'disabled'} {name!r}",
+            "previousState": previous,
+            "newState": after["state"],
+            "account": after,
+        }
+    )
 
 
 async def enable_account(request: web.Request) -> web.Response:

@@ -35,8 +35,7 @@ posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX permissions and s
 
 
 def cred(name: str, n: int = 1) -> Credential:
-    return Credential(name, "oauth", f"sk-ant-oat01-{name}-{n}", f"sk-ant-ort01-{name}-{n}",
-                      expires_at=1_800_000_000.5)
+    return Credential(name, "oauth", f"sk-ant-oat01-{name}-{n}", f"sk-ant-ort01-{name}-{n}", expires_at=1_800_000_000.5)
 
 
 def doc(**accounts: dict[str, object]) -> bytes:
@@ -44,8 +43,11 @@ def doc(**accounts: dict[str, object]) -> bytes:
 
 
 def entry(token: str = "tok") -> dict[str, object]:
-    return {"accessToken": f"sk-ant-oat01-{token}", "refreshToken": f"sk-ant-ort01-{token}",
-            "expiresAt": 1_800_000_000_000}
+    return {
+        "accessToken": f"sk-ant-oat01-{token}",
+        "refreshToken": f"sk-ant-ort01-{token}",
+        "expiresAt": 1_800_000_000_000,
+    }
 
 
 def mode(path: Path) -> int:
@@ -53,6 +55,7 @@ def mode(path: Path) -> int:
 
 
 # --- reading and writing ----------------------------------------------------------------------
+
 
 def test_round_trip(tmp_path: Path) -> None:
     """What is saved loads back as the same credentials, expiry in epoch milliseconds on disk."""
@@ -76,8 +79,7 @@ def test_files_are_written_private(tmp_path: Path) -> None:
 
 
 @posix_only
-@pytest.mark.parametrize(("file_mode", "warned"),
-                         [(0o600, False), (0o400, False), (0o640, True), (0o644, True)])
+@pytest.mark.parametrize(("file_mode", "warned"), [(0o600, False), (0o400, False), (0o640, True), (0o644, True)])
 def test_permission_warning(tmp_path: Path, file_mode: int, warned: bool) -> None:
     """Group or world access to the tokens is worth a warning that says how to fix it."""
     path = tmp_path / "accounts.json"
@@ -89,18 +91,20 @@ def test_permission_warning(tmp_path: Path, file_mode: int, warned: bool) -> Non
         assert f"chmod 600 {path}" in warning
 
 
-@pytest.mark.parametrize(("name", "value", "problem"), [
-    ("Work", entry(), "names are 1-32 characters"),
-    ("x" * 33, entry(), "names are 1-32 characters"),
-    ("a b", entry(), "names are 1-32 characters"),
-    ("nodict", "sk-ant-oat01", "expected an object"),
-    ("noaccess", {**entry(), "accessToken": ""}, "'accessToken' must be a non-empty string"),
-    ("norefresh", {k: v for k, v in entry().items() if k != "refreshToken"}, "'refreshToken'"),
-    ("badexpiry", {**entry(), "expiresAt": "tomorrow"}, "'expiresAt' must be a number"),
-    ("boolexpiry", {**entry(), "expiresAt": True}, "'expiresAt' must be a number"),
-])
-def test_invalid_entries_are_skipped_with_a_warning(tmp_path: Path, name: str, value: object,
-                                                    problem: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("Work", entry(), "names are 1-32 characters"),
+        ("x" * 33, entry(), "names are 1-32 characters"),
+        ("a b", entry(), "names are 1-32 characters"),
+        ("nodict", "sk-ant-oat01", "expected an object"),
+        ("noaccess", {**entry(), "accessToken": ""}, "'accessToken' must be a non-empty string"),
+        ("norefresh", {k: v for k, v in entry().items() if k != "refreshToken"}, "'refreshToken'"),
+        ("badexpiry", {**entry(), "expiresAt": "tomorrow"}, "'expiresAt' must be a number"),
+        ("boolexpiry", {**entry(), "expiresAt": True}, "'expiresAt' must be a number"),
+    ],
+)
+def test_invalid_entries_are_skipped_with_a_warning(tmp_path: Path, name: str, value: object, problem: str) -> None:
     """One bad entry is skipped and named in a warning; the good ones still load."""
     path = tmp_path / "accounts.json"
     path.write_bytes(orjson.dumps({"version": 1, "accounts": {"good_1": entry(), name: value}}))
@@ -111,13 +115,16 @@ def test_invalid_entries_are_skipped_with_a_warning(tmp_path: Path, name: str, v
     assert repr(name) in warnings[0]
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (b'{"version": 1,\n "accounts": {"a": }}', r"accounts.json: invalid JSON at line 2, column 20"),
-    (b"", r"accounts.json: invalid JSON at line 1, column 1"),
-    (b'{"version": 2, "accounts": {}}', r"unsupported version 2"),
-    (b'{"version": 1}', r"'accounts' must be an object"),
-    (b"[]", r"expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"version": 1,\n "accounts": {"a": }}', r"accounts.json: invalid JSON at line 2, column 20"),
+        (b"", r"accounts.json: invalid JSON at line 1, column 1"),
+        (b'{"version": 2, "accounts": {}}', r"unsupported version 2"),
+        (b'{"version": 1}', r"'accounts' must be an object"),
+        (b"[]", r"expected a JSON object"),
+    ],
+)
 def test_broken_files_are_refused_with_file_and_position(tmp_path: Path, raw: bytes, message: str) -> None:
     """A file that is not the accounts format is refused whole, naming the file and where it broke."""
     path = tmp_path / "accounts.json"
@@ -217,8 +224,9 @@ def test_kill_9_during_saves_never_leaves_a_broken_file(tmp_path: Path) -> None:
     rng = random.Random(7)
     deadline, rounds = time.monotonic() + 2.0, 0
     while rounds < 3 or time.monotonic() < deadline:
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(path)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == b"ready"
@@ -235,6 +243,7 @@ def test_kill_9_during_saves_never_leaves_a_broken_file(tmp_path: Path) -> None:
 
 
 # --- hot reload -------------------------------------------------------------------------------
+
 
 async def watching(path: Path) -> tuple[AccountsWatcher, asyncio.Queue[Reload]]:
     reloads: asyncio.Queue[Reload] = asyncio.Queue()

@@ -53,6 +53,7 @@ class Clock:
 
 # --- login pieces -----------------------------------------------------------------------------
 
+
 def test_pkce_pair() -> None:
     """The verifier is 32 random bytes base64url-encoded; the challenge is its S256 hash, unpadded."""
     verifier, challenge = make_pkce()
@@ -65,14 +66,24 @@ def test_pkce_pair() -> None:
 
 def test_authorize_url_carries_every_setting() -> None:
     """The authorize URL has Claude's `code=true` flag and every configurable constant."""
-    settings = OAuthSettings(authorize_url="https://auth.example/authorize", client_id="cid",
-                             redirect_uri="https://cb.example/x", scopes="user:inference user:profile")
+    settings = OAuthSettings(
+        authorize_url="https://auth.example/authorize",
+        client_id="cid",
+        redirect_uri="https://cb.example/x",
+        scopes="user:inference user:profile",
+    )
     url = urlsplit(authorize_url(settings, "chal", "st4te"))
     assert url._replace(query="").geturl() == "https://auth.example/authorize"
     assert parse_qs(url.query) == {
-        "code": ["true"], "client_id": ["cid"], "response_type": ["code"],
-        "redirect_uri": ["https://cb.example/x"], "scope": ["user:inference user:profile"],
-        "code_challenge": ["chal"], "code_challenge_method": ["S256"], "state": ["st4te"]}
+        "code": ["true"],
+        "client_id": ["cid"],
+        "response_type": ["code"],
+        "redirect_uri": ["https://cb.example/x"],
+        "scope": ["user:inference user:profile"],
+        "code_challenge": ["chal"],
+        "code_challenge_method": ["S256"],
+        "state": ["st4te"],
+    }
 
 
 def test_default_settings_are_the_current_endpoints() -> None:
@@ -84,12 +95,15 @@ def test_default_settings_are_the_current_endpoints() -> None:
     assert settings.scopes == "user:profile user:inference user:sessions:claude_code"
 
 
-@pytest.mark.parametrize(("pasted", "expected"), [
-    ("abc#xyz", ("abc", "xyz")),
-    ("  abc#xyz\n", ("abc", "xyz")),
-    ("abc", ("abc", None)),
-    ("https://platform.claude.com/oauth/code/callback?code=abc&state=xyz", ("abc", "xyz")),
-])
+@pytest.mark.parametrize(
+    ("pasted", "expected"),
+    [
+        ("abc#xyz", ("abc", "xyz")),
+        ("  abc#xyz\n", ("abc", "xyz")),
+        ("abc", ("abc", None)),
+        ("https://platform.claude.com/oauth/code/callback?code=abc&state=xyz", ("abc", "xyz")),
+    ],
+)
 def test_parse_pasted_code(pasted: str, expected: tuple[str, str | None]) -> None:
     """The pasted `code#state`, a bare code, or the whole callback URL."""
     assert parse_pasted_code(pasted) == expected
@@ -110,33 +124,50 @@ def test_token_set_repr_hides_tokens() -> None:
 
 # --- token calls ------------------------------------------------------------------------------
 
-async def test_exchange_sends_json_with_state(token_endpoint: FakeTokenEndpoint,
-                                              session: aiohttp.ClientSession) -> None:
+
+async def test_exchange_sends_json_with_state(
+    token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """The code exchange is a JSON body with code, verifier, redirect, client id and state."""
     settings = OAuthSettings(token_url=token_endpoint.url)
     tokens = await exchange_code(session, settings, "good-code", "verif", "st4te", clock=lambda: T0)
-    assert token_endpoint.requests == [{"grant_type": "authorization_code", "code": "good-code",
-                                  "redirect_uri": settings.redirect_uri, "client_id": settings.client_id,
-                                  "code_verifier": "verif", "state": "st4te"}]
+    assert token_endpoint.requests == [
+        {
+            "grant_type": "authorization_code",
+            "code": "good-code",
+            "redirect_uri": settings.redirect_uri,
+            "client_id": settings.client_id,
+            "code_verifier": "verif",
+            "state": "st4te",
+        }
+    ]
     assert (tokens.access_token, tokens.refresh_token, tokens.expires_at) == (
-        "sk-ant-oat01-a1", "sk-ant-ort01-r1", T0 + 28800)
+        "sk-ant-oat01-a1",
+        "sk-ant-ort01-r1",
+        T0 + 28800,
+    )
 
 
-async def test_refresh_rotates_and_single_use_is_enforced(token_endpoint: FakeTokenEndpoint,
-                                                          session: aiohttp.ClientSession) -> None:
+async def test_refresh_rotates_and_single_use_is_enforced(
+    token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """A refresh returns a new pair; using the old refresh token again is invalid_grant."""
     settings = OAuthSettings(token_url=token_endpoint.url)
     old = token_endpoint.issue()
     tokens = await refresh(session, settings, old, clock=lambda: T0)
     assert tokens.refresh_token != old
-    assert token_endpoint.requests[0] == {"grant_type": "refresh_token", "refresh_token": old,
-                                    "client_id": settings.client_id}
+    assert token_endpoint.requests[0] == {
+        "grant_type": "refresh_token",
+        "refresh_token": old,
+        "client_id": settings.client_id,
+    }
     with pytest.raises(InvalidGrant, match="Refresh token not found"):
         await refresh(session, settings, old)
 
 
 async def test_refresh_keeps_the_old_refresh_token_when_none_is_issued(
-        token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """A response without refresh_token keeps the one we have rather than losing the account."""
     token_endpoint.omit_refresh = True
     old = token_endpoint.issue()
@@ -144,12 +175,18 @@ async def test_refresh_keeps_the_old_refresh_token_when_none_is_issued(
     assert tokens.refresh_token == old
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    (500, TransientRefreshError), (503, TransientRefreshError), (429, TransientRefreshError),
-    (403, OAuthError),
-])
-async def test_refresh_failures_are_typed(token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
-                                          status: int, error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (500, TransientRefreshError),
+        (503, TransientRefreshError),
+        (429, TransientRefreshError),
+        (403, OAuthError),
+    ],
+)
+async def test_refresh_failures_are_typed(
+    token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession, status: int, error: type[Exception]
+) -> None:
     """5xx and 429 (bot protection, not quota) are transient; other refusals are plain OAuthError."""
     token_endpoint.fail_with.append(status)
     with pytest.raises(error) as info:
@@ -169,31 +206,46 @@ async def test_unreachable_token_endpoint_is_transient(session: aiohttp.ClientSe
 
 # --- scheduling decisions ---------------------------------------------------------------------
 
-def oauth(name: str = "a", refresh_token: str = "sk-ant-ort01-x", expires_at: float = T0 + 3600,
-          token: str = "sk-ant-oat01-a0") -> Credential:
+
+def oauth(
+    name: str = "a",
+    refresh_token: str = "sk-ant-ort01-x",
+    expires_at: float = T0 + 3600,
+    token: str = "sk-ant-oat01-a0",
+) -> Credential:
     return Credential(name, "oauth", token, refresh_token, expires_at)
 
 
-@pytest.mark.parametrize(("cred", "state", "retry_at", "due"), [
-    (oauth(expires_at=T0 + 3600), CredentialState(), None, T0 + 3000),
-    (oauth(expires_at=T0 + 3600), CredentialState(), T0 + 3100, T0 + 3100),
-    (oauth(expires_at=T0 + 3600), CredentialState(auth_error=True, needs_refresh=True), None, 0.0),
-    (oauth(expires_at=T0 + 3600), CredentialState(auth_error=True, needs_refresh=True), T0 + 5, T0 + 5),
-    (oauth(expires_at=T0 + 3600), CredentialState(auth_error=True), None, None),  # invalid_grant
-    (oauth(expires_at=T0 + 3600), CredentialState(disabled=True), None, None),
-    (oauth(expires_at=T0 + 3600), CredentialState(rate_limited_until=T0 + 9999), None, T0 + 3000),
-    (oauth(expires_at=None), CredentialState(), None, None),  # type: ignore[arg-type]
-    (Credential("k", "api_key", "sk-ant-api03-key"), CredentialState(), None, None),
-])
-def test_refresh_due_at(cred: Credential, state: CredentialState, retry_at: float | None,
-                        due: float | None) -> None:
+@pytest.mark.parametrize(
+    ("cred", "state", "retry_at", "due"),
+    [
+        (oauth(expires_at=T0 + 3600), CredentialState(), None, T0 + 3000),
+        (oauth(expires_at=T0 + 3600), CredentialState(), T0 + 3100, T0 + 3100),
+        (oauth(expires_at=T0 + 3600), CredentialState(auth_error=True, needs_refresh=True), None, 0.0),
+        (oauth(expires_at=T0 + 3600), CredentialState(auth_error=True, needs_refresh=True), T0 + 5, T0 + 5),
+        (oauth(expires_at=T0 + 3600), CredentialState(auth_error=True), None, None),  # invalid_grant
+        (oauth(expires_at=T0 + 3600), CredentialState(disabled=True), None, None),
+        (oauth(expires_at=T0 + 3600), CredentialState(rate_limited_until=T0 + 9999), None, T0 + 3000),
+        (oauth(expires_at=None), CredentialState(), None, None),  # type: ignore[arg-type]
+        (Credential("k", "api_key", "sk-ant-api03-key"), CredentialState(), None, None),
+    ],
+)
+def test_refresh_due_at(cred: Credential, state: CredentialState, retry_at: float | None, due: float | None) -> None:
     """Due a buffer before expiry, at once after a 401, never after invalid_grant or when disabled."""
     assert refresh_due_at(cred, state, 600.0, retry_at) == due
 
 
-@pytest.mark.parametrize(("failures", "jitter", "delay"), [
-    (1, 0.0, 2.5), (1, 1.0, 5.0), (2, 1.0, 10.0), (4, 1.0, 40.0), (10, 1.0, 300.0), (10, 0.0, 150.0),
-])
+@pytest.mark.parametrize(
+    ("failures", "jitter", "delay"),
+    [
+        (1, 0.0, 2.5),
+        (1, 1.0, 5.0),
+        (2, 1.0, 10.0),
+        (4, 1.0, 40.0),
+        (10, 1.0, 300.0),
+        (10, 0.0, 150.0),
+    ],
+)
 def test_backoff_grows_and_is_capped(failures: int, jitter: float, delay: float) -> None:
     """Exponential from 5 s, capped at 300 s, scaled by a jitter of 0.5 to 1."""
     assert backoff_delay(failures, jitter, 5.0, 300.0) == delay
@@ -201,19 +253,34 @@ def test_backoff_grows_and_is_capped(failures: int, jitter: float, delay: float)
 
 # --- the scheduler ----------------------------------------------------------------------------
 
+
 class Setup:
-    def __init__(self, tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
-                 *, registered: bool = True, expires_at: float = T0 + 3600, **kw: Any) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        token_endpoint: FakeTokenEndpoint,
+        session: aiohttp.ClientSession,
+        *,
+        registered: bool = True,
+        expires_at: float = T0 + 3600,
+        **kw: Any,
+    ) -> None:
         self.clock = Clock()
         refresh_token = token_endpoint.issue() if registered else "sk-ant-ort01-revoked"
         self.cred = oauth(refresh_token=refresh_token, expires_at=expires_at)
-        self.other = oauth("b", refresh_token="sk-ant-ort01-b", token="sk-ant-oat01-b0",
-                           expires_at=T0 + 99999)
+        self.other = oauth("b", refresh_token="sk-ant-ort01-b", token="sk-ant-oat01-b0", expires_at=T0 + 99999)
         self.path = tmp_path / "accounts.json"
         save_accounts(self.path, [self.cred, self.other])
         self.pool = CredentialPool([self.cred, self.other])
-        self.scheduler = RefreshScheduler(self.pool, session, OAuthSettings(token_url=token_endpoint.url),
-                                          self.path, clock=self.clock, rng=lambda: 1.0, **kw)
+        self.scheduler = RefreshScheduler(
+            self.pool,
+            session,
+            OAuthSettings(token_url=token_endpoint.url),
+            self.path,
+            clock=self.clock,
+            rng=lambda: 1.0,
+            **kw,
+        )
 
     def on_disk(self, name: str = "a") -> Credential:
         return next(c for c in load_accounts(self.path)[0] if c.name == name)
@@ -232,7 +299,8 @@ async def eventually(check: Any) -> None:
 
 
 async def test_fifty_concurrent_refreshes_make_one_token_request(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """Fifty callers asking at once share one refresh: one request, one new token for all."""
     token_endpoint.delay = 0.05
     s = Setup(tmp_path, token_endpoint, session)
@@ -244,8 +312,8 @@ async def test_fifty_concurrent_refreshes_make_one_token_request(
 
 
 async def test_new_tokens_are_on_disk_before_the_pool_uses_them(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """When the pool first sees the new tokens, accounts.json already holds them."""
     s = Setup(tmp_path, token_endpoint, session)
     seen_on_disk: list[Credential] = []
@@ -262,7 +330,8 @@ async def test_new_tokens_are_on_disk_before_the_pool_uses_them(
 
 
 async def test_transient_failure_keeps_the_account_and_retries(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """A 500 leaves the account usable on its old token (fork bug 3); the next try succeeds."""
     token_endpoint.fail_with.append(500)
     s = Setup(tmp_path, token_endpoint, session)
@@ -276,7 +345,8 @@ async def test_transient_failure_keeps_the_account_and_retries(
 
 
 async def test_background_loop_refreshes_before_expiry_with_backoff(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """The loop refreshes a token inside the buffer, backs off after a 500, then succeeds."""
     token_endpoint.fail_with.append(500)
     s = Setup(tmp_path, token_endpoint, session, expires_at=T0 + 300, refresh_buffer_seconds=600)
@@ -295,7 +365,8 @@ async def test_background_loop_refreshes_before_expiry_with_backoff(
 
 
 async def test_invalid_grant_marks_auth_error_and_stops_retrying(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """A refused refresh token puts the account in auth_error with a hint, and it is not retried."""
     s = Setup(tmp_path, token_endpoint, session, registered=False)
     with pytest.raises(InvalidGrant):
@@ -307,7 +378,8 @@ async def test_invalid_grant_marks_auth_error_and_stops_retrying(
 
 
 async def test_refresh_never_clears_a_cooldown(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """A successful refresh leaves a rate-limited account rate limited (fork bug 4)."""
     s = Setup(tmp_path, token_endpoint, session)
     s.pool.record("a", Outcome(OutcomeKind.ACCOUNT_EXHAUSTED, 429), {"retry-after": "3600"}, T0)
@@ -316,7 +388,8 @@ async def test_refresh_never_clears_a_cooldown(
 
 
 async def test_401_path_refreshes_once_and_clears_auth_error(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """After an upstream 401, the refresh for that token brings the account back; a second caller
     holding the same stale token gets the new one without another request."""
     s = Setup(tmp_path, token_endpoint, session)
@@ -330,19 +403,22 @@ async def test_401_path_refreshes_once_and_clears_auth_error(
 
 
 async def test_newer_tokens_in_the_file_are_used_inside_the_lock(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """If the file holds a newer login than the pool, the refresh uses that refresh token."""
     s = Setup(tmp_path, token_endpoint, session, registered=False)
     relogin = oauth(refresh_token=token_endpoint.issue(), token="sk-ant-oat01-relogin", expires_at=T0 + 7200)
     save_accounts(s.path, [relogin, s.other])
     new = await s.scheduler.refresh_now("a")
-    assert token_endpoint.requests == [{"grant_type": "refresh_token", "refresh_token": relogin.refresh_token,
-                                  "client_id": OAuthSettings().client_id}]
+    assert token_endpoint.requests == [
+        {"grant_type": "refresh_token", "refresh_token": relogin.refresh_token, "client_id": OAuthSettings().client_id}
+    ]
     assert s.pool.get("a") == new
 
 
 async def test_unsaveable_tokens_are_still_used(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """If the file cannot be written, the spent refresh token is not resurrected: the new ones are
     used from memory and the problem is shown."""
     s = Setup(tmp_path, token_endpoint, session)
@@ -354,7 +430,8 @@ async def test_unsaveable_tokens_are_still_used(
 
 
 async def test_stop_lets_an_in_flight_refresh_reach_the_file(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """Stopping the scheduler waits for a refresh in flight, so the rotated token is saved."""
     token_endpoint.delay = 0.1
     s = Setup(tmp_path, token_endpoint, session)
@@ -368,7 +445,8 @@ async def test_stop_lets_an_in_flight_refresh_reach_the_file(
 
 
 async def test_unknown_account_is_not_found(
-        tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession) -> None:
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
     """Refreshing a name the pool does not hold is a 404 for the status API."""
     from ccproxy_core.core.errors import NotFound
 

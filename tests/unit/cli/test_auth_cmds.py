@@ -21,46 +21,64 @@ T0 = 1_800_000_000.0
 
 
 def claude_login(path: Path, refresh: str = "sk-ant-ort01-cc", **extra: Any) -> Path:
-    path.write_bytes(orjson.dumps({"claudeAiOauth": {
-        "accessToken": "sk-ant-oat01-cc-access", "refreshToken": refresh,
-        "expiresAt": 1_800_028_800_000, "scopes": ["user:inference"], **extra}}))
+    path.write_bytes(
+        orjson.dumps(
+            {
+                "claudeAiOauth": {
+                    "accessToken": "sk-ant-oat01-cc-access",
+                    "refreshToken": refresh,
+                    "expiresAt": 1_800_028_800_000,
+                    "scopes": ["user:inference"],
+                    **extra,
+                }
+            }
+        )
+    )
     return path
 
 
 # --- import -----------------------------------------------------------------------------------
 
+
 def test_import_adds_the_claude_code_login(tmp_path: Path) -> None:
     """The Claude Code login becomes account 'default', with a warning about sharing it."""
     accounts = tmp_path / "accounts.json"
     message = auth_import(accounts, claude_login(tmp_path / "cc.json", subscriptionType="max"), None)
-    assert message.startswith(
-        f"added account 'default' (max) in {accounts}; token expires 2027-01-15T16:00:00Z")
+    assert message.startswith(f"added account 'default' (max) in {accounts}; token expires 2027-01-15T16:00:00Z")
     assert "logs the other out" in message
     assert "sk-ant" not in message
-    assert load_accounts(accounts)[0] == [Credential("default", "oauth", "sk-ant-oat01-cc-access",
-                                                     "sk-ant-ort01-cc", 1_800_028_800.0)]
+    assert load_accounts(accounts)[0] == [
+        Credential("default", "oauth", "sk-ant-oat01-cc-access", "sk-ant-ort01-cc", 1_800_028_800.0)
+    ]
 
 
 def test_reimport_updates_the_same_account_and_a_new_login_gets_a_new_name(tmp_path: Path) -> None:
     """Importing the same login again updates it; a different login is added as account-2."""
     accounts = tmp_path / "accounts.json"
     auth_import(accounts, claude_login(tmp_path / "cc.json"), None)
-    assert auth_import(accounts, claude_login(tmp_path / "cc.json"), None).startswith(
-        "updated account 'default'")
+    assert auth_import(accounts, claude_login(tmp_path / "cc.json"), None).startswith("updated account 'default'")
     assert auth_import(accounts, claude_login(tmp_path / "cc2.json", "sk-ant-ort01-other"), None).startswith(
-        "added account 'account-2'")
+        "added account 'account-2'"
+    )
     assert auth_import(accounts, claude_login(tmp_path / "cc3.json", "sk-ant-ort01-3"), "work").startswith(
-        "added account 'work'")
+        "added account 'work'"
+    )
     assert [c.name for c in load_accounts(accounts)[0]] == ["default", "account-2", "work"]
 
 
-@pytest.mark.parametrize(("source", "name", "message"), [
-    (None, None, r"no Claude Code login at .*missing\.json: run `claude` and log in"),
-    ({"apiKey": "x"}, None, r"has no 'claudeAiOauth' login"),
-    ({"claudeAiOauth": {"accessToken": "a"}}, None, r"needs accessToken, refreshToken and expiresAt"),
-    ({"claudeAiOauth": {"accessToken": "a", "refreshToken": "r", "expiresAt": 1}}, "Bad Name",
-     r"invalid account name 'Bad Name'"),
-])
+@pytest.mark.parametrize(
+    ("source", "name", "message"),
+    [
+        (None, None, r"no Claude Code login at .*missing\.json: run `claude` and log in"),
+        ({"apiKey": "x"}, None, r"has no 'claudeAiOauth' login"),
+        ({"claudeAiOauth": {"accessToken": "a"}}, None, r"needs accessToken, refreshToken and expiresAt"),
+        (
+            {"claudeAiOauth": {"accessToken": "a", "refreshToken": "r", "expiresAt": 1}},
+            "Bad Name",
+            r"invalid account name 'Bad Name'",
+        ),
+    ],
+)
 def test_import_errors_say_what_to_fix(tmp_path: Path, source: Any, name: str | None, message: str) -> None:
     """A missing or unusable credentials file, or a bad name, is refused with what to do."""
     path = tmp_path / "missing.json"
@@ -81,6 +99,7 @@ def test_import_never_overwrites_a_broken_accounts_file(tmp_path: Path) -> None:
 
 # --- login ------------------------------------------------------------------------------------
 
+
 class Terminal:
     """Captures what login prints and pastes back the code for the state in the printed URL."""
 
@@ -100,8 +119,9 @@ class Terminal:
 
 async def login(accounts: Path, name: str | None, token_endpoint: FakeTokenEndpoint, term: Terminal) -> int:
     # auth_login runs its own event loop (it is called from the synchronous CLI).
-    return await asyncio.to_thread(auth_login, accounts, name, OAuthSettings(token_url=token_endpoint.url),
-                                   term.input, term.lines.append)
+    return await asyncio.to_thread(
+        auth_login, accounts, name, OAuthSettings(token_url=token_endpoint.url), term.input, term.lines.append
+    )
 
 
 async def test_login_exchanges_the_pasted_code_and_saves(tmp_path: Path, token_endpoint: FakeTokenEndpoint) -> None:
@@ -116,13 +136,17 @@ async def test_login_exchanges_the_pasted_code_and_saves(tmp_path: Path, token_e
     assert token_endpoint.requests[0]["state"] in term.text
 
 
-@pytest.mark.parametrize(("term", "name", "says"), [
-    (Terminal(state="someone-elses-state"), "work", "state mismatch"),
-    (Terminal(code="bad-code"), "work", "login failed: token endpoint answered HTTP 400: invalid_grant"),
-    (Terminal(), "Bad Name", "invalid account name"),
-])
-async def test_login_failures_save_nothing(tmp_path: Path, token_endpoint: FakeTokenEndpoint, term: Terminal,
-                                           name: str, says: str) -> None:
+@pytest.mark.parametrize(
+    ("term", "name", "says"),
+    [
+        (Terminal(state="someone-elses-state"), "work", "state mismatch"),
+        (Terminal(code="bad-code"), "work", "login failed: token endpoint answered HTTP 400: invalid_grant"),
+        (Terminal(), "Bad Name", "invalid account name"),
+    ],
+)
+async def test_login_failures_save_nothing(
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, term: Terminal, name: str, says: str
+) -> None:
     """A mismatched state, a refused code or a bad name exits 1 with the reason and saves nothing."""
     accounts = tmp_path / "accounts.json"
     assert await login(accounts, name, token_endpoint, term) == 1
@@ -132,17 +156,23 @@ async def test_login_failures_save_nothing(tmp_path: Path, token_endpoint: FakeT
 
 # --- status -----------------------------------------------------------------------------------
 
+
 def test_status_table(tmp_path: Path) -> None:
     """Name, state (ok, expired, disabled, rate_limited until) and expiry per account; never a token."""
     accounts = tmp_path / "accounts.json"
-    save_accounts(accounts, [
-        Credential("work", "oauth", "sk-ant-oat01-w", "sk-ant-ort01-w", T0 + 3 * 3600 + 120),
-        Credential("home", "oauth", "sk-ant-oat01-h", "sk-ant-ort01-h", T0 - 600),
-        Credential("spare", "oauth", "sk-ant-oat01-s", "sk-ant-ort01-s", T0 + 86400 * 2),
-        Credential("busy", "oauth", "sk-ant-oat01-b", "sk-ant-ort01-b", T0 + 60),
-    ])
-    save_state(state_path(accounts), {"version": 1, "accounts": {
-        "spare": {"disabled": True}, "busy": {"rateLimitedUntil": T0 + 900}}})
+    save_accounts(
+        accounts,
+        [
+            Credential("work", "oauth", "sk-ant-oat01-w", "sk-ant-ort01-w", T0 + 3 * 3600 + 120),
+            Credential("home", "oauth", "sk-ant-oat01-h", "sk-ant-ort01-h", T0 - 600),
+            Credential("spare", "oauth", "sk-ant-oat01-s", "sk-ant-ort01-s", T0 + 86400 * 2),
+            Credential("busy", "oauth", "sk-ant-oat01-b", "sk-ant-ort01-b", T0 + 60),
+        ],
+    )
+    save_state(
+        state_path(accounts),
+        {"version": 1, "accounts": {"spare": {"disabled": True}, "busy": {"rateLimitedUntil": T0 + 900}}},
+    )
     table = auth_status(accounts, T0)
     assert "sk-ant" not in table
     header = table.splitlines()[:2]
@@ -174,9 +204,13 @@ def test_the_config_oauth_section_is_the_oauth_settings(tmp_path: Path) -> None:
     """The config's `oauth` section builds OAuthSettings; CCPROXY_OAUTH_TOKEN_URL beats the file."""
     from ccproxy_core.config.load import load
     from ccproxy_core.config.model import structure
+
     settings = structure({"oauth": {"client_id": "cid", "scopes": "user:inference"}}).oauth
     assert isinstance(settings, OAuthSettings)
     assert (settings.client_id, settings.scopes, settings.authorize_url) == (
-        "cid", "user:inference", OAuthSettings().authorize_url)
+        "cid",
+        "user:inference",
+        OAuthSettings().authorize_url,
+    )
     env = {"CCPROXY_OAUTH_TOKEN_URL": "http://127.0.0.1:9/token"}
     assert load(env=env, cwd=tmp_path, user_paths=[]).config.oauth.token_url == "http://127.0.0.1:9/token"

@@ -7,17 +7,21 @@ import pytest
 from ccproxy_core.cli.main import build_parser, main, split_code_args
 
 
-@pytest.mark.parametrize(("argv", "own", "rest"), [
-    (["--model", "sonnet"], [], ["--model", "sonnet"]),
-    (["-p", "hi"], [], ["-p", "hi"]),
-    (["--port", "4000", "--resume"], ["--port", "4000"], ["--resume"]),
-    (["--config=x.json", "--", "--port", "9"], ["--config=x.json"], ["--port", "9"]),
-    (["--host", "0.0.0.0", "chat", "--config", "c"], ["--host", "0.0.0.0"], ["chat", "--config", "c"]),
-    (["-h"], ["-h"], []),
-    ([], [], []),
-])
-def test_code_keeps_its_own_flags_and_passes_the_rest_to_claude(argv: list[str], own: list[str],
-                                                                 rest: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "own", "rest"),
+    [
+        (["--model", "sonnet"], [], ["--model", "sonnet"]),
+        (["-p", "hi"], [], ["-p", "hi"]),
+        (["--port", "4000", "--resume"], ["--port", "4000"], ["--resume"]),
+        (["--config=x.json", "--", "--port", "9"], ["--config=x.json"], ["--port", "9"]),
+        (["--host", "0.0.0.0", "chat", "--config", "c"], ["--host", "0.0.0.0"], ["chat", "--config", "c"]),
+        (["-h"], ["-h"], []),
+        ([], [], []),
+    ],
+)
+def test_code_keeps_its_own_flags_and_passes_the_rest_to_claude(
+    argv: list[str], own: list[str], rest: list[str]
+) -> None:
     assert split_code_args(argv) == (own, rest)
 
 
@@ -33,8 +37,10 @@ def test_code_flags_reach_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == {"args": ["--model", "sonnet", "-p", "hi"], "host": None, "port": 4000, "config": None}
 
 
-@pytest.mark.parametrize("command", ["serve", "start", "stop", "restart", "status", "logs", "code", "env",
-                                     "init", "auth", "config", "version"])
+@pytest.mark.parametrize(
+    "command",
+    ["serve", "start", "stop", "restart", "status", "logs", "code", "env", "init", "auth", "config", "version"],
+)
 def test_every_command_has_help_with_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -43,13 +49,16 @@ def test_every_command_has_help_with_an_example(command: str, capsys: pytest.Cap
     assert "example:" in out and f"ccproxy {command}" in out
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["serve", "--port", "eighty"], "expected a port number, got 'eighty'"),
-    (["serve", "--port", "70000"], "a port is between 1 and 65535"),
-    (["serve", "--bogus"], "unrecognized arguments: --bogus"),
-    (["stop", "--timeout", "-1"], "cannot be negative"),
-    (["env", "--shell", "tcsh"], "invalid choice: 'tcsh'"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--port", "eighty"], "expected a port number, got 'eighty'"),
+        (["serve", "--port", "70000"], "a port is between 1 and 65535"),
+        (["serve", "--bogus"], "unrecognized arguments: --bogus"),
+        (["stop", "--timeout", "-1"], "cannot be negative"),
+        (["env", "--shell", "tcsh"], "invalid choice: 'tcsh'"),
+    ],
+)
 def test_bad_flags_give_one_clear_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -60,6 +69,7 @@ def test_bad_flags_give_one_clear_line(argv: list[str], message: str, capsys: py
 
 def test_a_bad_config_is_one_clear_error(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
     from pathlib import Path
+
     path = Path(str(tmp_path)) / "c.json"
     path.write_text('{"prot": 1}')
     assert main(["config", "show", "--config", str(path)]) == 2
@@ -68,9 +78,12 @@ def test_a_bad_config_is_one_clear_error(tmp_path: object, capsys: pytest.Captur
 
 def test_config_show_masks_secrets_and_names_sources(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
     from pathlib import Path
+
     path = Path(str(tmp_path)) / "c.json"
-    path.write_text('{"apikey": "proxy-secret-value", "providers": [{"name": "o", "kind": "openai", '
-                    '"api_key": "sk-very-secret-key"}]}')
+    path.write_text(
+        '{"apikey": "proxy-secret-value", "providers": [{"name": "o", "kind": "openai", '
+        '"api_key": "sk-very-secret-key"}]}'
+    )
     assert main(["config", "show", "--config", str(path), "--port", "4001"]) == 0
     out = capsys.readouterr().out
     assert "proxy-secret-value" not in out and "sk-very-secret-key" not in out
@@ -89,12 +102,15 @@ def test_the_parser_builds() -> None:
 
 def test_auth_failures_are_one_line_not_a_traceback(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
     from pathlib import Path
+
     accounts = Path(str(tmp_path)) / "accounts.json"
     assert main(["auth", "import", "--accounts", str(accounts)]) == 1
     assert capsys.readouterr().err.startswith("ccproxy: no Claude Code login at ")
     login = Path(str(tmp_path)) / "credentials.json"
-    login.write_text('{"claudeAiOauth": {"accessToken": "sk-ant-oat01-x", "refreshToken": "sk-ant-ort01-y", '
-                     '"expiresAt": 1895263913000}}')
+    login.write_text(
+        '{"claudeAiOauth": {"accessToken": "sk-ant-oat01-x", "refreshToken": "sk-ant-ort01-y", '
+        '"expiresAt": 1895263913000}}'
+    )
     assert main(["auth", "import", "--name", "Bad Name!", "--from", str(login), "--accounts", str(accounts)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ccproxy: invalid account name 'Bad Name!'") and "Traceback" not in err

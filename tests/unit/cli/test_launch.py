@@ -11,14 +11,32 @@ import pytest
 
 from ccproxy_core.cli import daemon, launch
 
-NASTY = ["plain", "it's", "a'b'c", "$HOME", "`date`", "$(date)", "back\\slash", "new\nline", "dq\"", "",
-         "ü € 😀", "tab\there", "'", "\\'"]
+NASTY = [
+    "plain",
+    "it's",
+    "a'b'c",
+    "$HOME",
+    "`date`",
+    "$(date)",
+    "back\\slash",
+    "new\nline",
+    'dq"',
+    "",
+    "ü € 😀",
+    "tab\there",
+    "'",
+    "\\'",
+]
 
 
 def test_client_env_without_an_apikey_uses_a_placeholder_token() -> None:
     env = launch.client_env("http://127.0.0.1:3456", "", {})
-    assert env.set == {"ANTHROPIC_BASE_URL": "http://127.0.0.1:3456", "ANTHROPIC_AUTH_TOKEN": "ccproxy",
-                       "API_TIMEOUT_MS": "600000", "NO_PROXY": "127.0.0.1"}
+    assert env.set == {
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:3456",
+        "ANTHROPIC_AUTH_TOKEN": "ccproxy",
+        "API_TIMEOUT_MS": "600000",
+        "NO_PROXY": "127.0.0.1",
+    }
     assert "ANTHROPIC_API_KEY" not in env.unset, "with no apikey the client's own key may be forwarded"
     assert {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"} <= set(env.unset)
 
@@ -33,11 +51,13 @@ def test_a_transparent_proxy_leaves_claude_codes_own_login_alone() -> None:
 
 def test_holds_credentials_looks_at_enabled_providers_keys_and_oauth() -> None:
     from ccproxy_core.config.model import Config, structure
+
     assert not launch.holds_credentials(Config())  # zero config: transparent
     assert launch.holds_credentials(structure({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}))
     assert launch.holds_credentials(structure({"providers": [{"name": "c", "kind": "anthropic", "auth": "oauth"}]}))
-    assert not launch.holds_credentials(structure({"providers": [
-        {"name": "a", "kind": "openai", "api_key": "k", "enabled": False}]}))
+    assert not launch.holds_credentials(
+        structure({"providers": [{"name": "a", "kind": "openai", "api_key": "k", "enabled": False}]})
+    )
 
 
 def test_client_env_with_an_apikey_sends_it_and_drops_a_conflicting_api_key() -> None:
@@ -51,12 +71,15 @@ def test_client_env_with_an_apikey_sends_it_and_drops_a_conflicting_api_key() ->
     assert applied["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9"
 
 
-@pytest.mark.parametrize(("existing", "expected"), [
-    ("", "127.0.0.1"),
-    ("example.com", "example.com,127.0.0.1"),
-    ("localhost,127.0.0.1", "localhost,127.0.0.1"),
-    ("a, 127.0.0.1", "a, 127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        ("", "127.0.0.1"),
+        ("example.com", "example.com,127.0.0.1"),
+        ("localhost,127.0.0.1", "localhost,127.0.0.1"),
+        ("a, 127.0.0.1", "a, 127.0.0.1"),
+    ],
+)
 def test_no_proxy_gains_the_proxy_host_once(existing: str, expected: str) -> None:
     assert launch.client_env("http://127.0.0.1:1", "", {"NO_PROXY": existing}).set["NO_PROXY"] == expected
 
@@ -68,9 +91,13 @@ def test_no_proxy_names_the_configured_host() -> None:
 @pytest.mark.parametrize("value", NASTY)
 def test_sh_quoting_is_literal(value: str) -> None:
     """What `eval` reads back in sh is exactly the value: no expansion, no splitting."""
-    out = subprocess.run(["sh", "-c", "eval \"$1\"; printf '%s' \"$X\"", "sh",
-                          launch.render(launch.ClientEnv({"X": value}, ()), "sh")],
-                         capture_output=True, text=True, timeout=10, check=True)
+    out = subprocess.run(
+        ["sh", "-c", 'eval "$1"; printf \'%s\' "$X"', "sh", launch.render(launch.ClientEnv({"X": value}, ()), "sh")],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
     assert out.stdout == value
 
 
@@ -78,8 +105,13 @@ def test_sh_quoting_is_literal(value: str) -> None:
 def test_fish_quoting_is_literal() -> None:
     for value in NASTY:
         script = launch.render(launch.ClientEnv({"X": value}, ()), "fish")
-        out = subprocess.run(["fish", "--no-config", "-c", script + "printf '%s' \"$X\""],
-                             capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["fish", "--no-config", "-c", script + "printf '%s' \"$X\""],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
         assert out.stdout == value
 
 
@@ -87,13 +119,15 @@ def test_fish_and_powershell_syntax() -> None:
     env = launch.ClientEnv({"A": "it's", "B": "c:\\x"}, ("GONE",))
     assert launch.render(env, "fish") == "set -e GONE\nset -gx A 'it\\'s'\nset -gx B 'c:\\\\x'\n"
     assert launch.render(env, "powershell") == (
-        "Remove-Item Env:GONE -ErrorAction SilentlyContinue\n$env:A = 'it''s'\n$env:B = 'c:\\x'\n")
+        "Remove-Item Env:GONE -ErrorAction SilentlyContinue\n$env:A = 'it''s'\n$env:B = 'c:\\x'\n"
+    )
     assert launch.quote("a\u2019b", "powershell") == "'a\u2019\u2019b'", "typographic quotes close strings"
     assert launch.render(env, "sh").startswith("unset GONE\nexport A='it'\\''s'\n")
 
 
 def test_env_prints_the_configured_endpoint_when_no_daemon_runs(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CCPROXY_PORT", "4001")
     monkeypatch.setenv("CCPROXY_API_KEY", "proxy-key")
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -104,8 +138,7 @@ def test_env_prints_the_configured_endpoint_when_no_daemon_runs(
     assert "unset ANTHROPIC_API_KEY\n" in out
 
 
-def test_env_prefers_the_running_daemon(monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_env_prefers_the_running_daemon(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     info = daemon.PidInfo(1, "0.0.0.0", 5005, "http://127.0.0.1:5005", 0.0, "x", "", "log")
     monkeypatch.setattr(daemon, "running", lambda: info)
     assert launch.env(shell="fish") == 0
@@ -123,7 +156,8 @@ class Recorder:
 
 
 def test_code_starts_the_daemon_runs_claude_and_returns_its_status(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(launch.shutil, "which", lambda name: f"/opt/{name}")
     asked: list[Any] = []
 
@@ -138,15 +172,16 @@ def test_code_starts_the_daemon_runs_claude_and_returns_its_status(
     config.write_text('{"apikey": "from-file"}')
     assert launch.code(["-p", "hi"], host=None, port=4002, config=str(config)) == 5
     assert asked == [(None, 4002, str(config))]
-    (argv, environ), = run.calls
+    ((argv, environ),) = run.calls
     assert argv == ["/opt/claude", "-p", "hi"]
     assert environ["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:4002"
     assert environ["ANTHROPIC_AUTH_TOKEN"] == "from-file"
     assert "started the proxy in the background" in capsys.readouterr().err
 
 
-def test_code_reports_a_daemon_that_cannot_start(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_code_reports_a_daemon_that_cannot_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(launch.shutil, "which", lambda name: f"/opt/{name}")
 
     def fail(*_: Any) -> daemon.Endpoint:
@@ -159,7 +194,8 @@ def test_code_reports_a_daemon_that_cannot_start(monkeypatch: pytest.MonkeyPatch
 
 
 def test_code_without_claude_exits_127_with_the_install_command(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(launch.shutil, "which", lambda name: None)
     monkeypatch.setattr(daemon, "ensure_running", lambda *_: pytest.fail("nothing is started without claude"))
     assert launch.code([], host=None, port=None, config=None) == 127

@@ -27,17 +27,29 @@ def layers(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def load_layers(layers: dict[str, Path], *, env: dict[str, str] | None = None,
-                flags: dict[str, object] | None = None, explicit: bool = True):  # type: ignore[no-untyped-def]
-    return load(flags=flags, config_file=str(layers["explicit"]) if explicit else None, env=env or {},
-                cwd=layers["project"].parent.parent, managed=layers["managed"], user_paths=[layers["user"]])
+def load_layers(
+    layers: dict[str, Path],
+    *,
+    env: dict[str, str] | None = None,
+    flags: dict[str, object] | None = None,
+    explicit: bool = True,
+):  # type: ignore[no-untyped-def]
+    return load(
+        flags=flags,
+        config_file=str(layers["explicit"]) if explicit else None,
+        env=env or {},
+        cwd=layers["project"].parent.parent,
+        managed=layers["managed"],
+        user_paths=[layers["user"]],
+    )
 
 
 def test_defaults_are_a_transparent_anthropic_proxy_on_loopback() -> None:
     config = Config()
     assert (config.host, config.port, config.apikey) == ("127.0.0.1", 3456, "")
     assert [(p.name, p.kind, p.api_base_url, p.keys) for p in config.providers] == [
-        ("anthropic", "anthropic", "https://api.anthropic.com", ())]
+        ("anthropic", "anthropic", "https://api.anthropic.com", ())
+    ]
     assert config.limits.stream_idle_timeout == 300
     assert config.limits.max_request_body_size == 32 * 1024 * 1024
 
@@ -62,8 +74,13 @@ def test_each_layer_beats_the_ones_below_it(layers: dict[str, Path]) -> None:
 
 
 def test_dicts_merge_by_key_and_lists_replace(layers: dict[str, Path]) -> None:
-    write(layers["user"], {"limits": {"request_timeout": "5m"},
-                           "providers": [{"name": "a", "kind": "anthropic"}, {"name": "b", "kind": "openai"}]})
+    write(
+        layers["user"],
+        {
+            "limits": {"request_timeout": "5m"},
+            "providers": [{"name": "a", "kind": "anthropic"}, {"name": "b", "kind": "openai"}],
+        },
+    )
     write(layers["explicit"], {"limits": {"connect_timeout": 3}, "providers": [{"name": "c", "kind": "openai"}]})
     c = load_layers(layers).config
     assert (c.limits.request_timeout, c.limits.connect_timeout) == (300.0, 3.0)
@@ -71,8 +88,11 @@ def test_dicts_merge_by_key_and_lists_replace(layers: dict[str, Path]) -> None:
 
 
 def test_toml_is_accepted_with_the_same_keys(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.toml", None, text='port = 4000\n[log]\nlevel = "debug"\n'
-                 '[[providers]]\nname = "openai"\nkind = "openai"\napi_key = "sk-x"\n')
+    path = write(
+        tmp_path / "c.toml",
+        None,
+        text='port = 4000\n[log]\nlevel = "debug"\n[[providers]]\nname = "openai"\nkind = "openai"\napi_key = "sk-x"\n',
+    )
     c = load(config_file=str(path), env={}, cwd=tmp_path, user_paths=[]).config
     assert (c.port, c.log.level, c.providers[0].keys) == (4000, "debug", ("sk-x",))
 
@@ -82,16 +102,25 @@ def test_json_comments_are_tolerated(tmp_path: Path) -> None:
     assert load(config_file=str(path), env={}, cwd=tmp_path, user_paths=[]).config.port == 4001
 
 
-@pytest.mark.parametrize(("data", "problem"), [
-    ({"prot": 1}, "c.json: prot: unknown key"),
-    ({"log": {"levle": "info"}}, "c.json: log.levle: unknown key"),
-    ({"port": "eighty"}, "c.json: port: expected a whole number, got 'eighty'"),
-    ({"limits": {"request_timeout": "soon"}}, "c.json: limits.request_timeout: expected a duration"),
-    ({"providers": [{"name": "a", "kind": "anthropic"}, {"kind": "openai"}]}, "c.json: providers.1"),
-    ({"providers": [{"name": "a", "kind": "anthropic", "api_kye": "x"}]}, "c.json: providers.0.api_kye: unknown key"),
-    ({"routes": {"default": {"provider": "nope", "model": "m"}}}, "routes.default.provider: unknown provider 'nope'"),
-    ({"rotation": {"hot_reload": "maybe"}}, "c.json: rotation.hot_reload: expected true or false"),
-])
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"prot": 1}, "c.json: prot: unknown key"),
+        ({"log": {"levle": "info"}}, "c.json: log.levle: unknown key"),
+        ({"port": "eighty"}, "c.json: port: expected a whole number, got 'eighty'"),
+        ({"limits": {"request_timeout": "soon"}}, "c.json: limits.request_timeout: expected a duration"),
+        ({"providers": [{"name": "a", "kind": "anthropic"}, {"kind": "openai"}]}, "c.json: providers.1"),
+        (
+            {"providers": [{"name": "a", "kind": "anthropic", "api_kye": "x"}]},
+            "c.json: providers.0.api_kye: unknown key",
+        ),
+        (
+            {"routes": {"default": {"provider": "nope", "model": "m"}}},
+            "routes.default.provider: unknown provider 'nope'",
+        ),
+        ({"rotation": {"hot_reload": "maybe"}}, "c.json: rotation.hot_reload: expected true or false"),
+    ],
+)
 def test_bad_config_is_refused_naming_file_key_and_problem(tmp_path: Path, data: object, problem: str) -> None:
     path = write(tmp_path / "c.json", data)
     with pytest.raises(ConfigError) as info:
@@ -111,10 +140,23 @@ def test_a_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_environment_sets_keys_and_provider_api_keys(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.json", {"providers": [{"name": "openai", "kind": "openai"},
-                                                     {"name": "deepseek", "kind": "openai", "api_key": "file"}]})
-    env = {"CCPROXY_API_KEY": "proxy-key", "CCPROXY_LOG": "debug", "CCPROXY_HOT_RELOAD": "false",
-           "OPENAI_API_KEY": "sk-openai", "CCPROXY_PROVIDERS_1_API_KEY": "sk-ds", "CCPROXY_CONFIG": str(path)}
+    path = write(
+        tmp_path / "c.json",
+        {
+            "providers": [
+                {"name": "openai", "kind": "openai"},
+                {"name": "deepseek", "kind": "openai", "api_key": "file"},
+            ]
+        },
+    )
+    env = {
+        "CCPROXY_API_KEY": "proxy-key",
+        "CCPROXY_LOG": "debug",
+        "CCPROXY_HOT_RELOAD": "false",
+        "OPENAI_API_KEY": "sk-openai",
+        "CCPROXY_PROVIDERS_1_API_KEY": "sk-ds",
+        "CCPROXY_CONFIG": str(path),
+    }
     c = load(env=env, cwd=tmp_path, user_paths=[]).config
     assert (c.apikey, c.log.level, c.rotation.hot_reload) == ("proxy-key", "debug", False)
     assert [p.api_key for p in c.providers] == ["sk-openai", "sk-ds"]

@@ -84,8 +84,9 @@ def test_an_existing_toml_config_counts_as_existing(project: Path) -> None:
     assert not toml.with_suffix(".json").exists()
 
 
-def test_on_a_terminal_it_asks_for_the_keys(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_on_a_terminal_it_asks_for_the_keys(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("sys.stdin", FakeTTY())
     answers = iter(["sk-ant-$ecret", "  sk-openai  "])
     prompts: list[str] = []
@@ -109,7 +110,7 @@ def test_a_skipped_key_becomes_an_env_reference(project: Path, monkeypatch: pyte
     assert "${OPENAI_API_KEY:-}" in text
 
 
-@pytest.mark.parametrize(("anthropic", "openai"), [("", ""), ("a", ""), ("", "b"), ("a\"b\\c", "d")])
+@pytest.mark.parametrize(("anthropic", "openai"), [("", ""), ("a", ""), ("", "b"), ('a"b\\c', "d")])
 def test_every_rendering_is_valid_config(anthropic: str, openai: str, tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text(init_config.render(anthropic, openai))

@@ -6,8 +6,14 @@ import pytest
 
 from ccproxy_core.core.breaker import BreakerBoard, BreakerSettings, CircuitBreaker, counts_as_failure
 
-SETTINGS = BreakerSettings(consecutive_failures=3, error_threshold=0.5, min_requests=6, open_seconds=30.0,
-                           half_open_max_requests=2, window_seconds=60.0)
+SETTINGS = BreakerSettings(
+    consecutive_failures=3,
+    error_threshold=0.5,
+    min_requests=6,
+    open_seconds=30.0,
+    half_open_max_requests=2,
+    window_seconds=60.0,
+)
 
 
 def fail(b: CircuitBreaker, times: int, now: float = 0.0) -> None:
@@ -48,14 +54,17 @@ def test_a_success_resets_the_consecutive_count() -> None:
     assert b.state(0.0) == "closed"
 
 
-@pytest.mark.parametrize(("outcomes", "state"), [
-    # 3 failures of 6 (0.5 >= threshold), never 3 in a row; judged when a failure arrives
-    ([True, False, True, True, False, False], "open"),
-    # 2 of 6 is below the threshold
-    ([True, False, True, False, True, True], "closed"),
-    # 2 of 4 is at the threshold but below min_requests
-    ([True, False, True, False], "closed"),
-])
+@pytest.mark.parametrize(
+    ("outcomes", "state"),
+    [
+        # 3 failures of 6 (0.5 >= threshold), never 3 in a row; judged when a failure arrives
+        ([True, False, True, True, False, False], "open"),
+        # 2 of 6 is below the threshold
+        ([True, False, True, False, True, True], "closed"),
+        # 2 of 4 is at the threshold but below min_requests
+        ([True, False, True, False], "closed"),
+    ],
+)
 def test_error_rate_over_min_requests(outcomes: list[bool], state: str) -> None:
     """The error rate opens the circuit only with at least min_requests in the window."""
     b = CircuitBreaker(SETTINGS)
@@ -145,10 +154,21 @@ def test_settings_from_the_config_block() -> None:
     assert (s.consecutive_failures, s.open_seconds, s.min_requests) == (7, 5, 10)
 
 
-@pytest.mark.parametrize(("status", "failure"), [
-    (None, True), (500, True), (502, True), (529, True), (429, True),
-    (200, False), (400, False), (401, False), (404, False), (413, False),
-])
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [
+        (None, True),
+        (500, True),
+        (502, True),
+        (529, True),
+        (429, True),
+        (200, False),
+        (400, False),
+        (401, False),
+        (404, False),
+        (413, False),
+    ],
+)
 def test_which_outcomes_are_the_providers_fault(status: int | None, failure: bool) -> None:
     """No answer, 429 and 5xx count against a provider; client errors do not."""
     assert counts_as_failure(status) is failure

@@ -28,8 +28,13 @@ def key(name: str) -> Credential:
 
 
 def account(name: str, expires_at: float = T0 + 8 * 3600, token: str = "") -> Credential:
-    return Credential(name, "oauth", token or f"sk-ant-oat01-{name}-access",
-                      refresh_token=f"sk-ant-ort01-{name}-refresh", expires_at=expires_at)
+    return Credential(
+        name,
+        "oauth",
+        token or f"sk-ant-oat01-{name}-access",
+        refresh_token=f"sk-ant-ort01-{name}-refresh",
+        expires_at=expires_at,
+    )
 
 
 def pool_of(*names: str, **kw: object) -> CredentialPool:
@@ -47,53 +52,134 @@ BARE_429 = error("rate_limit_error", "Error")
 
 CASES = [
     # Every recorded error, with the headers recorded beside it.
-    ("recorded org rate limit 429", 429, recorded_headers("anthropic/error_429_rate_limit.headers.json"),
-     recorded("anthropic/error_429_rate_limit.json"), K.ACCOUNT_EXHAUSTED),
-    ("recorded account rate limit 429", 429, {},
-     recorded("anthropic/error_429_oauth_account_rate_limit.json"), K.ACCOUNT_EXHAUSTED),
+    (
+        "recorded org rate limit 429",
+        429,
+        recorded_headers("anthropic/error_429_rate_limit.headers.json"),
+        recorded("anthropic/error_429_rate_limit.json"),
+        K.ACCOUNT_EXHAUSTED,
+    ),
+    (
+        "recorded account rate limit 429",
+        429,
+        {},
+        recorded("anthropic/error_429_oauth_account_rate_limit.json"),
+        K.ACCOUNT_EXHAUSTED,
+    ),
     ("recorded unified rejected 429", 429, UNIFIED_429, BARE_429, K.ACCOUNT_EXHAUSTED),
     ("recorded unified rejected 429, no body", 429, UNIFIED_429, b"", K.ACCOUNT_EXHAUSTED),
-    ("recorded 2024 429, requests remaining 0", 429,
-     recorded_headers("anthropic/error_429_headers_api_key_2024.json"), BARE_429, K.ACCOUNT_EXHAUSTED),
-    ("recorded 529 overloaded", 529, recorded_headers("anthropic/error_529_overloaded.headers.json"),
-     recorded("anthropic/error_529_overloaded.json"), K.TRANSIENT),
-    ("recorded 401", 401, recorded_headers("anthropic/error_401_authentication.headers.json"),
-     recorded("anthropic/error_401_authentication.json"), K.AUTH),
-    ("recorded 400", 400, recorded_headers("anthropic/error_400_invalid_request.headers.json"),
-     recorded("anthropic/error_400_invalid_request.json"), K.REQUEST_SPECIFIC),
-    ("recorded 400 effort", 400, {}, recorded("anthropic/error_400_invalid_request_effort.json"),
-     K.REQUEST_SPECIFIC),
-    ("recorded OpenAI 401", 401, recorded_headers("openai/error_401_invalid_api_key.headers.json"),
-     recorded("openai/error_401_invalid_api_key.json"), K.AUTH),
-    ("recorded OpenAI 429 request too large", 429, {}, recorded("openai/error_429_rate_limit_exceeded.json"),
-     K.REQUEST_SPECIFIC),
+    (
+        "recorded 2024 429, requests remaining 0",
+        429,
+        recorded_headers("anthropic/error_429_headers_api_key_2024.json"),
+        BARE_429,
+        K.ACCOUNT_EXHAUSTED,
+    ),
+    (
+        "recorded 529 overloaded",
+        529,
+        recorded_headers("anthropic/error_529_overloaded.headers.json"),
+        recorded("anthropic/error_529_overloaded.json"),
+        K.TRANSIENT,
+    ),
+    (
+        "recorded 401",
+        401,
+        recorded_headers("anthropic/error_401_authentication.headers.json"),
+        recorded("anthropic/error_401_authentication.json"),
+        K.AUTH,
+    ),
+    (
+        "recorded 400",
+        400,
+        recorded_headers("anthropic/error_400_invalid_request.headers.json"),
+        recorded("anthropic/error_400_invalid_request.json"),
+        K.REQUEST_SPECIFIC,
+    ),
+    ("recorded 400 effort", 400, {}, recorded("anthropic/error_400_invalid_request_effort.json"), K.REQUEST_SPECIFIC),
+    (
+        "recorded OpenAI 401",
+        401,
+        recorded_headers("openai/error_401_invalid_api_key.headers.json"),
+        recorded("openai/error_401_invalid_api_key.json"),
+        K.AUTH,
+    ),
+    (
+        "recorded OpenAI 429 request too large",
+        429,
+        {},
+        recorded("openai/error_429_rate_limit_exceeded.json"),
+        K.REQUEST_SPECIFIC,
+    ),
     # The cases the issue threads taught.
     ("200", 200, {}, b"", K.OK),
     ("headerless bare 429 is not quota", 429, {}, BARE_429, K.TRANSIENT),
-    ("429 while unified says allowed", 429, {"anthropic-ratelimit-unified-status": "allowed"}, BARE_429,
-     K.TRANSIENT),
-    ("long-context extra usage 429", 429, {}, error("rate_limit_error",
-                                                    "Extra usage is required for long context requests."),
-     K.REQUEST_SPECIFIC),
-    ("long-context beta 400", 400, {},
-     error("invalid_request_error", "The long context beta is not yet available for this subscription."),
-     K.REQUEST_SPECIFIC),
-    ("413", 413, {}, error("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-     K.REQUEST_SPECIFIC),
-    ("spend limit 429", 429, {"retry-after": "30"},
-     error("rate_limit_error", "Spend limit reached", details={"error_code": "enforced_spend_limit_reached"}),
-     K.SPEND_LIMIT),
-    ("OpenAI insufficient_quota", 429, {}, orjson.dumps({"error": {
-        "message": "You exceeded your current quota", "type": "insufficient_quota",
-        "code": "insufficient_quota"}}), K.SPEND_LIMIT),
-    ("credit balance 400", 400, {}, error("invalid_request_error",
-                                          "Your credit balance is too low to access the Anthropic API."),
-     K.SPEND_LIMIT),
-    ("OpenAI drained tokens 429", 429,
-     {"x-ratelimit-limit-tokens": "30000", "x-ratelimit-remaining-tokens": "0",
-      "x-ratelimit-reset-tokens": "1.3s"},
-     orjson.dumps({"error": {"message": "Rate limit reached for gpt-4o on tokens per min (TPM)",
-                             "type": "tokens", "code": "rate_limit_exceeded"}}), K.ACCOUNT_EXHAUSTED),
+    ("429 while unified says allowed", 429, {"anthropic-ratelimit-unified-status": "allowed"}, BARE_429, K.TRANSIENT),
+    (
+        "long-context extra usage 429",
+        429,
+        {},
+        error("rate_limit_error", "Extra usage is required for long context requests."),
+        K.REQUEST_SPECIFIC,
+    ),
+    (
+        "long-context beta 400",
+        400,
+        {},
+        error("invalid_request_error", "The long context beta is not yet available for this subscription."),
+        K.REQUEST_SPECIFIC,
+    ),
+    (
+        "413",
+        413,
+        {},
+        error("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+        K.REQUEST_SPECIFIC,
+    ),
+    (
+        "spend limit 429",
+        429,
+        {"retry-after": "30"},
+        error("rate_limit_error", "Spend limit reached", details={"error_code": "enforced_spend_limit_reached"}),
+        K.SPEND_LIMIT,
+    ),
+    (
+        "OpenAI insufficient_quota",
+        429,
+        {},
+        orjson.dumps(
+            {
+                "error": {
+                    "message": "You exceeded your current quota",
+                    "type": "insufficient_quota",
+                    "code": "insufficient_quota",
+                }
+            }
+        ),
+        K.SPEND_LIMIT,
+    ),
+    (
+        "credit balance 400",
+        400,
+        {},
+        error("invalid_request_error", "Your credit balance is too low to access the Anthropic API."),
+        K.SPEND_LIMIT,
+    ),
+    (
+        "OpenAI drained tokens 429",
+        429,
+        {"x-ratelimit-limit-tokens": "30000", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1.3s"},
+        orjson.dumps(
+            {
+                "error": {
+                    "message": "Rate limit reached for gpt-4o on tokens per min (TPM)",
+                    "type": "tokens",
+                    "code": "rate_limit_exceeded",
+                }
+            }
+        ),
+        K.ACCOUNT_EXHAUSTED,
+    ),
     ("403", 403, {}, error("permission_error", "OAuth token has been revoked"), K.AUTH),
     ("503", 503, {}, b"upstream connect error", K.TRANSIENT),
     ("500", 500, {}, error("api_error", "Internal server error"), K.TRANSIENT),
@@ -102,8 +188,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("status", "headers", "body", "kind"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("status", "headers", "body", "kind"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_classification_table(status: int, headers: dict[str, str], body: bytes, kind: OutcomeKind) -> None:
     """Each upstream answer is classified by status, headers and body, never by status alone."""
     assert classify(status, headers, body).kind is kind
@@ -127,6 +212,7 @@ def test_secrets_never_appear_in_repr() -> None:
 
 
 # --- selection --------------------------------------------------------------------------------
+
 
 def test_round_robin_over_usable_credentials() -> None:
     """Credentials take turns in file order, skipping any that are not usable."""
@@ -156,25 +242,40 @@ def test_a_success_rereads_headroom_at_most_once_per_interval() -> None:
     pool.record("a", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.9"}, T0 + 1.0)
     assert pool.state("a").headroom == pytest.approx(0.1)
     assert pool.state("a").requests == 3
-    pool.record("a", Outcome(OutcomeKind.TRANSIENT, 529),
-                {"anthropic-ratelimit-unified-5h-utilization": "0.95"}, T0 + 1.1)
+    pool.record(
+        "a", Outcome(OutcomeKind.TRANSIENT, 529), {"anthropic-ratelimit-unified-5h-utilization": "0.95"}, T0 + 1.1
+    )
     assert pool.state("a").headroom == pytest.approx(0.05)
 
 
 def test_unmeasured_credentials_count_as_full() -> None:
     """A credential never measured is assumed to have full headroom."""
     pool = pool_of("a", "b")
-    pool.record("a", OK, {"anthropic-ratelimit-tokens-limit": "100",
-                          "anthropic-ratelimit-tokens-remaining": "50",
-                          "anthropic-ratelimit-tokens-reset": "2030-01-01T00:00:00Z"}, T0)
+    pool.record(
+        "a",
+        OK,
+        {
+            "anthropic-ratelimit-tokens-limit": "100",
+            "anthropic-ratelimit-tokens-remaining": "50",
+            "anthropic-ratelimit-tokens-reset": "2030-01-01T00:00:00Z",
+        },
+        T0,
+    )
     assert picks(pool, 2) == ["b", "b"]
 
 
 def test_headroom_goes_stale_when_its_window_resets() -> None:
     """Once the binding limit's reset has passed, an old low headroom no longer counts against it."""
     pool = pool_of("a", "b")
-    pool.record("a", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.95",
-                          "anthropic-ratelimit-unified-5h-reset": str(int(T0 + 100))}, T0)
+    pool.record(
+        "a",
+        OK,
+        {
+            "anthropic-ratelimit-unified-5h-utilization": "0.95",
+            "anthropic-ratelimit-unified-5h-reset": str(int(T0 + 100)),
+        },
+        T0,
+    )
     assert picks(pool, 2, T0) == ["b", "b"]
     assert picks(pool, 2, T0 + 100) == ["a", "b"]
 
@@ -239,6 +340,7 @@ def test_expired_oauth_token_is_skipped() -> None:
 
 # --- cooldowns --------------------------------------------------------------------------------
 
+
 def test_cooldown_is_honoured_then_lifted_by_the_clock() -> None:
     """A quota 429 benches its credential until the reset, and the clock alone brings it back."""
     pool = pool_of("a", "b")
@@ -249,14 +351,17 @@ def test_cooldown_is_honoured_then_lifted_by_the_clock() -> None:
     assert pool.snapshot(T0 + 684)["accounts"][0]["rateLimitedUntil"] is None
 
 
-@pytest.mark.parametrize(("outcome", "headers", "until"), [
-    (Outcome(K.ACCOUNT_EXHAUSTED, 429), {}, T0 + 77),  # no reset given: the configured default
-    (Outcome(K.ACCOUNT_EXHAUSTED, 429), {"retry-after": "0"}, T0 + 1),  # floor
-    (Outcome(K.SPEND_LIMIT, 429), {"retry-after": "5"}, T0 + 86400),
-    (Outcome(K.TRANSIENT, 529), {"retry-after": "5"}, None),
-    (Outcome(K.REQUEST_SPECIFIC, 429), {"retry-after": "5"}, None),
-    (Outcome(K.AUTH, 401), {}, None),
-])
+@pytest.mark.parametrize(
+    ("outcome", "headers", "until"),
+    [
+        (Outcome(K.ACCOUNT_EXHAUSTED, 429), {}, T0 + 77),  # no reset given: the configured default
+        (Outcome(K.ACCOUNT_EXHAUSTED, 429), {"retry-after": "0"}, T0 + 1),  # floor
+        (Outcome(K.SPEND_LIMIT, 429), {"retry-after": "5"}, T0 + 86400),
+        (Outcome(K.TRANSIENT, 529), {"retry-after": "5"}, None),
+        (Outcome(K.REQUEST_SPECIFIC, 429), {"retry-after": "5"}, None),
+        (Outcome(K.AUTH, 401), {}, None),
+    ],
+)
 def test_cooldown_by_outcome(outcome: Outcome, headers: dict[str, str], until: float | None) -> None:
     """Only quota and spend limits bench a credential; overload, request errors and auth never do."""
     pool = pool_of("a", settings=PoolSettings(exhausted_cooldown_seconds=77))
@@ -326,6 +431,7 @@ def test_the_pool_changes_only_through_record() -> None:
 
 # --- reload -----------------------------------------------------------------------------------
 
+
 def test_reload_keeps_state_and_cursor() -> None:
     """A reload keeps each credential's cooldown and resumes rotation after the last one served."""
     pool = pool_of("a", "b", "c")
@@ -386,6 +492,7 @@ def test_reload_with_older_tokens_keeps_the_newer() -> None:
 
 # --- status and persistence -------------------------------------------------------------------
 
+
 def test_snapshot_shape_and_true_next_account() -> None:
     """`GET /status` has the documented camelCase shape and nextAccount is what select returns next."""
     pool = CredentialPool([account("a"), account("b", expires_at=T0 - 5), key("c")])
@@ -393,14 +500,33 @@ def test_snapshot_shape_and_true_next_account() -> None:
     pool.record("a", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.25"}, T0)
     snap = pool.snapshot(T0)
     assert snap["nextAccount"] == "c" == pool.peek(T0).name  # type: ignore[union-attr]
-    assert (snap["totalAccounts"], snap["availableAccounts"], snap["rateLimitedAccounts"],
-            snap["authErrorAccounts"], snap["expiredAccounts"]) == (3, 2, 0, 0, 1)
+    assert (
+        snap["totalAccounts"],
+        snap["availableAccounts"],
+        snap["rateLimitedAccounts"],
+        snap["authErrorAccounts"],
+        snap["expiredAccounts"],
+    ) == (3, 2, 0, 0, 1)
     a = snap["accounts"][0]
-    assert set(a) >= {"name", "state", "tokenExpiresAt", "tokenExpiresIn", "rateLimitedUntil",
-                      "cooldownReason", "lastUsed", "lastError", "requests", "errors", "headroom",
-                      "lastRefreshAt"}
+    assert set(a) >= {
+        "name",
+        "state",
+        "tokenExpiresAt",
+        "tokenExpiresIn",
+        "rateLimitedUntil",
+        "cooldownReason",
+        "lastUsed",
+        "lastError",
+        "requests",
+        "errors",
+        "headroom",
+        "lastRefreshAt",
+    }
     assert (a["tokenExpiresAt"], a["tokenExpiresIn"], a["lastUsed"]) == (
-        "2027-01-15T16:00:00Z", 28800, "2027-01-15T08:00:00Z")
+        "2027-01-15T16:00:00Z",
+        28800,
+        "2027-01-15T08:00:00Z",
+    )
     assert (a["headroom"], a["utilization"]) == (0.75, {"5h": 0.25})
     assert snap["accounts"][1]["tokenExpiresIn"] == -5
     assert snap["accounts"][2]["tokenExpiresAt"] is None
@@ -425,8 +551,10 @@ def test_state_survives_a_restart() -> None:
 
 # --- the failover plan ------------------------------------------------------------------------
 
-def drive(pool: CredentialPool, outcomes: list[Outcome], *, pin: str | None = None,
-          refresh_ok: bool = True) -> tuple[list[str], Step | None]:
+
+def drive(
+    pool: CredentialPool, outcomes: list[Outcome], *, pin: str | None = None, refresh_ok: bool = True
+) -> tuple[list[str], Step | None]:
     """Run a plan as the shell would, answering each attempt with the next outcome."""
     plan = FailoverPlan(pool, pin=pin, now=T0)
     tried: list[str] = []
@@ -446,15 +574,17 @@ EXHAUSTED, TRANSIENT = Outcome(K.ACCOUNT_EXHAUSTED, 429), Outcome(K.TRANSIENT, 5
 AUTH, SPECIFIC = Outcome(K.AUTH, 401), Outcome(K.REQUEST_SPECIFIC, 400)
 
 
-@pytest.mark.parametrize(("outcomes", "tried", "last"), [
-    ([OK], ["a"], Step.DONE),
-    ([EXHAUSTED, OK], ["a", "b"], Step.DONE),
-    ([TRANSIENT, TRANSIENT, TRANSIENT], ["a", "b", "c"], Step.RELAY),
-    ([SPECIFIC], ["a"], Step.RELAY),
-    ([Outcome(K.SPEND_LIMIT, 429), EXHAUSTED, OK], ["a", "b", "c"], Step.DONE),
-])
-def test_plan_fails_over_on_credential_problems_only(outcomes: list[Outcome], tried: list[str],
-                                                     last: Step) -> None:
+@pytest.mark.parametrize(
+    ("outcomes", "tried", "last"),
+    [
+        ([OK], ["a"], Step.DONE),
+        ([EXHAUSTED, OK], ["a", "b"], Step.DONE),
+        ([TRANSIENT, TRANSIENT, TRANSIENT], ["a", "b", "c"], Step.RELAY),
+        ([SPECIFIC], ["a"], Step.RELAY),
+        ([Outcome(K.SPEND_LIMIT, 429), EXHAUSTED, OK], ["a", "b", "c"], Step.DONE),
+    ],
+)
+def test_plan_fails_over_on_credential_problems_only(outcomes: list[Outcome], tried: list[str], last: Step) -> None:
     """Quota, overload, spend and auth move to the next credential; a request-specific error goes back."""
     assert drive(pool_of("a", "b", "c"), outcomes) == (tried, last)
 
@@ -509,10 +639,13 @@ def test_plan_raises_when_nothing_is_usable_at_the_start() -> None:
         FailoverPlan(pool, now=T0).next(T0)
 
 
-@given(size=st.integers(min_value=1, max_value=5), kinds=st.lists(st.sampled_from(list(K)), max_size=20),
-       oauth=st.booleans(), refresh_ok=st.booleans())
-def test_plan_never_exceeds_pool_size(size: int, kinds: list[OutcomeKind], oauth: bool,
-                                      refresh_ok: bool) -> None:
+@given(
+    size=st.integers(min_value=1, max_value=5),
+    kinds=st.lists(st.sampled_from(list(K)), max_size=20),
+    oauth=st.booleans(),
+    refresh_ok=st.booleans(),
+)
+def test_plan_never_exceeds_pool_size(size: int, kinds: list[OutcomeKind], oauth: bool, refresh_ok: bool) -> None:
     """Whatever the upstream answers, a request makes one attempt per credential plus one refresh retry."""
     creds = [account(f"n{i}") if oauth else key(f"n{i}") for i in range(size)]
     pool = CredentialPool(creds)
@@ -524,10 +657,17 @@ def test_plan_never_exceeds_pool_size(size: int, kinds: list[OutcomeKind], oauth
     assert all(tried.count(n) <= 2 for n in set(tried))
 
 
-@pytest.mark.parametrize(("value", "shown"), [
-    ("sk-ant-api03-abcdefgh", "sk-a…efgh"), ("short-key", "…"), ("", ""), ("${OPENAI_API_KEY}", "${OPENAI_API_KEY}"),
-])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("sk-ant-api03-abcdefgh", "sk-a…efgh"),
+        ("short-key", "…"),
+        ("", ""),
+        ("${OPENAI_API_KEY}", "${OPENAI_API_KEY}"),
+    ],
+)
 def test_a_configured_key_shows_only_its_ends(value: str, shown: str) -> None:
     """The providers API and `config show` tell keys apart by their ends; env references are no secret."""
     from ccproxy_core.core.redaction import mask_setting
+
     assert mask_setting(value) == shown

@@ -34,12 +34,15 @@ def test_refused_takes_do_not_push_the_wait_further() -> None:
     assert bucket.take(1.0) == 0.0
 
 
-@pytest.mark.parametrize(("rate", "burst", "allowed_at_once"), [
-    (60, 0, 60),  # burst 0: a minute's worth
-    (1, 0, 1),
-    (0.5, 0, 1),  # never less than one
-    (1000, 100, 100),
-])
+@pytest.mark.parametrize(
+    ("rate", "burst", "allowed_at_once"),
+    [
+        (60, 0, 60),  # burst 0: a minute's worth
+        (1, 0, 1),
+        (0.5, 0, 1),  # never less than one
+        (1000, 100, 100),
+    ],
+)
 def test_capacity(rate: float, burst: int, allowed_at_once: int) -> None:
     """Burst 0 means one minute's worth of requests, and never less than one."""
     bucket = TokenBucket(rate, burst)

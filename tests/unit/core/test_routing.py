@@ -32,12 +32,15 @@ CONFIG: dict[str, Any] = {
         "claude-opus-4-1*": {"provider": "deepseek", "model": "deepseek-chat"},
         "claude-*": {"provider": "anthropic", "model": ""},
     },
-    "router": {"long_context_threshold": 60000,
-               "fallback": {"default": ["anthropic", "openai", "deepseek"], "think": ["openai"]}},
+    "router": {
+        "long_context_threshold": 60000,
+        "fallback": {"default": ["anthropic", "openai", "deepseek"], "think": ["openai"]},
+    },
 }
 TABLE = RoutingTable.from_config(CONFIG)
-SCENARIO_ROUTES = {k: v for k, v in CONFIG["routes"].items() if k in ("default", "background", "longContext",
-                                                                      "think", "webSearch")}
+SCENARIO_ROUTES = {
+    k: v for k, v in CONFIG["routes"].items() if k in ("default", "background", "longContext", "think", "webSearch")
+}
 
 
 def view(model: str = "claude-sonnet-4-5", **kw: Any) -> RequestView:
@@ -51,6 +54,7 @@ def table(**overrides: Any) -> RoutingTable:
 
 # --- building the inputs ---------------------------------------------------------------------------
 
+
 def test_table_keeps_enabled_providers_in_config_order() -> None:
     """Disabled providers are not part of the table; order is the config's."""
     assert TABLE.providers == ("anthropic", "openai", "deepseek", "gemini")
@@ -58,26 +62,32 @@ def test_table_keeps_enabled_providers_in_config_order() -> None:
     assert TABLE.fallback["think"] == ("openai",)
 
 
-@pytest.mark.parametrize(("thinking", "expected"), [
-    ({"type": "enabled", "budget_tokens": 31999}, True),
-    ({"type": "adaptive"}, True),
-    ({"type": "disabled"}, False),
-    (True, False),  # Go ccproxy's boolean form is not what Claude Code sends
-    (None, False),
-])
+@pytest.mark.parametrize(
+    ("thinking", "expected"),
+    [
+        ({"type": "enabled", "budget_tokens": 31999}, True),
+        ({"type": "adaptive"}, True),
+        ({"type": "disabled"}, False),
+        (True, False),  # Go ccproxy's boolean form is not what Claude Code sends
+        (None, False),
+    ],
+)
 def test_thinking_is_an_object_of_type_enabled_or_adaptive(thinking: Any, expected: bool) -> None:
     """Only a thinking object of type enabled or adaptive counts as thinking."""
     body = {"model": "m", "thinking": thinking}
     assert RequestView.from_anthropic(body, {}, 0).thinking is expected
 
 
-@pytest.mark.parametrize(("tools", "expected"), [
-    ([{"type": "web_search_20250305", "name": "web_search"}], True),
-    ([{"type": "web_search_20260101", "name": "web_search"}], True),
-    ([{"name": "Bash", "input_schema": {}}], False),
-    ([{"type": "web_fetch_20250910", "name": "web_fetch"}], False),
-    (None, False),
-])
+@pytest.mark.parametrize(
+    ("tools", "expected"),
+    [
+        ([{"type": "web_search_20250305", "name": "web_search"}], True),
+        ([{"type": "web_search_20260101", "name": "web_search"}], True),
+        ([{"name": "Bash", "input_schema": {}}], False),
+        ([{"type": "web_fetch_20250910", "name": "web_fetch"}], False),
+        (None, False),
+    ],
+)
 def test_web_search_is_any_tool_whose_type_starts_with_web_search(tools: Any, expected: bool) -> None:
     """A server tool typed `web_search_*` marks the request as a web search."""
     assert RequestView.from_anthropic({"model": "m", "tools": tools}, {}, 0).has_web_search is expected
@@ -102,27 +112,38 @@ def test_real_claude_code_captures() -> None:
 
 # --- the rules, one by one -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("request_view", "provider", "model", "reason", "scenario"), [
-    (view("openai,gpt-4.1-mini"), "openai", "gpt-4.1-mini", "explicit provider,model", "explicit"),
-    (view("deepseek-chat@deepseek"), "deepseek", "deepseek-chat", "explicit model@provider", "explicit"),
-    (view("claude-x", provider_header="gemini"), "gemini", "claude-x", "explicit X-Provider header",
-     "explicit"),
-    (view("OpenAI,gpt-4.1"), "openai", "gpt-4.1", "explicit provider,model", "explicit"),
-    (view("gpt-4.1"), "openai", "gpt-4.1", "route gpt-4.1", "gpt-4.1"),
-    (view("claude-opus-4-5"), "openai", "gpt-4.1", "route claude-opus-*", "claude-opus-*"),
-    (view("claude-opus-4-1-20250805"), "deepseek", "deepseek-chat", "route claude-opus-4-1*",
-     "claude-opus-4-1*"),
-    (view("claude-3-7-sonnet", token_estimate=72000), "anthropic", "claude-3-7-sonnet", "route claude-*",
-     "claude-*"),
-    (view("glm", token_estimate=72000), "gemini", "gemini-2.5-pro", "longContext: ~72000 tokens > 60000",
-     "longContext"),
-    (view("glm", has_web_search=True), "openai", "gpt-4.1", "webSearch: web_search tool", "webSearch"),
-    (view("glm-haiku"), "openai", "gpt-4.1-mini", "background: haiku model", "background"),
-    (view("glm", thinking=True), "deepseek", "deepseek-reasoner", "think: thinking enabled", "think"),
-    (view("glm"), "anthropic", "claude-sonnet-4-5", "default", "default"),
-])
-def test_each_rule(request_view: RequestView, provider: str, model: str, reason: str,
-                   scenario: str) -> None:
+
+@pytest.mark.parametrize(
+    ("request_view", "provider", "model", "reason", "scenario"),
+    [
+        (view("openai,gpt-4.1-mini"), "openai", "gpt-4.1-mini", "explicit provider,model", "explicit"),
+        (view("deepseek-chat@deepseek"), "deepseek", "deepseek-chat", "explicit model@provider", "explicit"),
+        (view("claude-x", provider_header="gemini"), "gemini", "claude-x", "explicit X-Provider header", "explicit"),
+        (view("OpenAI,gpt-4.1"), "openai", "gpt-4.1", "explicit provider,model", "explicit"),
+        (view("gpt-4.1"), "openai", "gpt-4.1", "route gpt-4.1", "gpt-4.1"),
+        (view("claude-opus-4-5"), "openai", "gpt-4.1", "route claude-opus-*", "claude-opus-*"),
+        (view("claude-opus-4-1-20250805"), "deepseek", "deepseek-chat", "route claude-opus-4-1*", "claude-opus-4-1*"),
+        (
+            view("claude-3-7-sonnet", token_estimate=72000),
+            "anthropic",
+            "claude-3-7-sonnet",
+            "route claude-*",
+            "claude-*",
+        ),
+        (
+            view("glm", token_estimate=72000),
+            "gemini",
+            "gemini-2.5-pro",
+            "longContext: ~72000 tokens > 60000",
+            "longContext",
+        ),
+        (view("glm", has_web_search=True), "openai", "gpt-4.1", "webSearch: web_search tool", "webSearch"),
+        (view("glm-haiku"), "openai", "gpt-4.1-mini", "background: haiku model", "background"),
+        (view("glm", thinking=True), "deepseek", "deepseek-reasoner", "think: thinking enabled", "think"),
+        (view("glm"), "anthropic", "claude-sonnet-4-5", "default", "default"),
+    ],
+)
+def test_each_rule(request_view: RequestView, provider: str, model: str, reason: str, scenario: str) -> None:
     """Each rule picks its route and says why in a short reason."""
     assert route(request_view, TABLE) == Route(provider, model, reason, scenario)
 
@@ -147,13 +168,17 @@ def test_no_enabled_provider_is_a_503() -> None:
 
 # --- explicit choices ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("request_view", [
-    view("mistral,mistral-large"),
-    view("mistral-large@mistral"),
-    view("claude-x", provider_header="mistral"),
-    view("x,whatever"),
-    view("x@off"),  # disabled providers cannot be chosen either
-])
+
+@pytest.mark.parametrize(
+    "request_view",
+    [
+        view("mistral,mistral-large"),
+        view("mistral-large@mistral"),
+        view("claude-x", provider_header="mistral"),
+        view("x,whatever"),
+        view("x@off"),  # disabled providers cannot be chosen either
+    ],
+)
 def test_unknown_explicit_provider_is_a_404_naming_the_configured_ones(request_view: RequestView) -> None:
     """An explicit provider that is not configured is refused with the list of real ones."""
     with pytest.raises(NotFound) as info:
@@ -189,27 +214,32 @@ def test_explicit_is_never_rerouted_by_an_open_circuit() -> None:
 
 # --- precedence ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("request_view", "scenario"), [
-    # explicit beats a model route
-    (view("openai,claude-opus-4-5"), "explicit"),
-    # a model route beats long context, web search, haiku and thinking
-    (view("gpt-4.1", token_estimate=999_999, has_web_search=True, thinking=True), "gpt-4.1"),
-    # long context beats web search, background and think
-    (view("glm-haiku", token_estimate=60001, has_web_search=True, thinking=True), "longContext"),
-    # the threshold itself is not above the threshold
-    (view("glm", token_estimate=60000), "default"),
-    # web search beats background and think
-    (view("glm-haiku", has_web_search=True, thinking=True), "webSearch"),
-    # background beats think: Claude Code's haiku requests have thinking enabled
-    (view("glm-HAIKU", thinking=True), "background"),
-])
+
+@pytest.mark.parametrize(
+    ("request_view", "scenario"),
+    [
+        # explicit beats a model route
+        (view("openai,claude-opus-4-5"), "explicit"),
+        # a model route beats long context, web search, haiku and thinking
+        (view("gpt-4.1", token_estimate=999_999, has_web_search=True, thinking=True), "gpt-4.1"),
+        # long context beats web search, background and think
+        (view("glm-haiku", token_estimate=60001, has_web_search=True, thinking=True), "longContext"),
+        # the threshold itself is not above the threshold
+        (view("glm", token_estimate=60000), "default"),
+        # web search beats background and think
+        (view("glm-haiku", has_web_search=True, thinking=True), "webSearch"),
+        # background beats think: Claude Code's haiku requests have thinking enabled
+        (view("glm-HAIKU", thinking=True), "background"),
+    ],
+)
 def test_precedence(request_view: RequestView, scenario: str) -> None:
     """Earlier rules win over later ones."""
     assert route(request_view, TABLE).scenario == scenario
 
 
-@pytest.mark.parametrize("model", [
-    "claude-3-5-haiku-20241022", "claude-haiku-4-5", "claude-haiku-4-5-20251001", "Claude-3-Haiku"])
+@pytest.mark.parametrize(
+    "model", ["claude-3-5-haiku-20241022", "claude-haiku-4-5", "claude-haiku-4-5-20251001", "Claude-3-Haiku"]
+)
 def test_every_haiku_name_is_background(model: str) -> None:
     """A substring test catches old and new haiku names alike (Go's prefix test missed 4.5)."""
     assert route(view(model), table(routes=SCENARIO_ROUTES)).scenario == "background"
@@ -217,9 +247,11 @@ def test_every_haiku_name_is_background(model: str) -> None:
 
 def test_glob_specificity_is_longest_pattern_first() -> None:
     """Of several matching globs, the longest pattern wins, whatever the config order."""
-    routes = {"*": {"provider": "gemini", "model": "g"},
-              "claude-*-4-1*": {"provider": "deepseek", "model": "d"},
-              "claude-*": {"provider": "openai", "model": "o"}}
+    routes = {
+        "*": {"provider": "gemini", "model": "g"},
+        "claude-*-4-1*": {"provider": "deepseek", "model": "d"},
+        "claude-*": {"provider": "openai", "model": "o"},
+    }
     t = table(routes=routes)
     assert route(view("claude-opus-4-1"), t).model == "d"
     assert route(view("claude-sonnet-4"), t).model == "o"
@@ -228,8 +260,10 @@ def test_glob_specificity_is_longest_pattern_first() -> None:
 
 def test_exact_route_beats_a_glob() -> None:
     """A route keyed by the exact model name wins over any glob that matches it."""
-    routes = {"claude-opus-4-5": {"provider": "deepseek", "model": "exact"},
-              "claude-opus-4-5*": {"provider": "openai", "model": "glob"}}
+    routes = {
+        "claude-opus-4-5": {"provider": "deepseek", "model": "exact"},
+        "claude-opus-4-5*": {"provider": "openai", "model": "glob"},
+    }
     assert route(view("claude-opus-4-5"), table(routes=routes)).model == "exact"
 
 
@@ -240,16 +274,21 @@ def test_empty_route_model_keeps_the_requested_model() -> None:
 
 # --- big/small model mapping (npm claude-code-proxy style) -----------------------------------------
 
-SMALL_BIG = {"routes": {}, "router": {"big_model": "gpt-4.1@openai", "small_model": "deepseek-chat",
-                                      "preferred_provider": "deepseek"}}
+SMALL_BIG = {
+    "routes": {},
+    "router": {"big_model": "gpt-4.1@openai", "small_model": "deepseek-chat", "preferred_provider": "deepseek"},
+}
 
 
-@pytest.mark.parametrize(("model", "provider", "target", "reason"), [
-    ("claude-haiku-4-5", "deepseek", "deepseek-chat", "small_model: haiku-class"),
-    ("claude-sonnet-4-5", "openai", "gpt-4.1", "big_model: sonnet/opus-class"),
-    ("claude-opus-4-1", "openai", "gpt-4.1", "big_model: sonnet/opus-class"),
-    ("gpt-4o", "deepseek", "gpt-4o", "passthrough: no default route"),
-])
+@pytest.mark.parametrize(
+    ("model", "provider", "target", "reason"),
+    [
+        ("claude-haiku-4-5", "deepseek", "deepseek-chat", "small_model: haiku-class"),
+        ("claude-sonnet-4-5", "openai", "gpt-4.1", "big_model: sonnet/opus-class"),
+        ("claude-opus-4-1", "openai", "gpt-4.1", "big_model: sonnet/opus-class"),
+        ("gpt-4o", "deepseek", "gpt-4o", "passthrough: no default route"),
+    ],
+)
 def test_big_and_small_model_mapping(model: str, provider: str, target: str, reason: str) -> None:
     """haiku-class goes to small_model, sonnet/opus-class to big_model, on their provider."""
     got = route(view(model), table(**SMALL_BIG))
@@ -270,6 +309,7 @@ def test_scenario_routes_beat_big_small_mapping() -> None:
 
 
 # --- open circuits and fallback --------------------------------------------------------------------
+
 
 def test_open_circuit_skips_to_the_next_rule() -> None:
     """A route whose provider's circuit is open is skipped; the next rule answers and says so."""
@@ -300,21 +340,33 @@ def test_routes_to_a_disabled_provider_are_skipped() -> None:
     assert got.reason == "default; off unavailable -> fallback anthropic"
 
 
-@pytest.mark.parametrize(("primary", "unavailable", "expected"), [
-    # providers in order, minus the primary; models from their own scenario route,
-    # else their first listed model, else the primary's model
-    (Route("anthropic", "claude-sonnet-4-5", "default", "default"), frozenset(),
-     [("openai", "gpt-4.1"), ("deepseek", "deepseek-chat")]),
-    (Route("openai", "gpt-4.1", "default", "default"), frozenset({"deepseek"}),
-     [("anthropic", "claude-sonnet-4-5")]),
-    # think has its own list
-    (Route("deepseek", "deepseek-reasoner", "think", "think"), frozenset(), [("openai", "gpt-4.1")]),
-    # a scenario without a list uses the default list
-    (Route("gemini", "gemini-2.5-pro", "longContext", "longContext"), frozenset(),
-     [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4.1"), ("deepseek", "deepseek-chat")]),
-    # an explicit choice falls back nowhere unless an `explicit` list says so
-    (Route("openai", "gpt-4.1", "explicit", "explicit"), frozenset(), []),
-])
+@pytest.mark.parametrize(
+    ("primary", "unavailable", "expected"),
+    [
+        # providers in order, minus the primary; models from their own scenario route,
+        # else their first listed model, else the primary's model
+        (
+            Route("anthropic", "claude-sonnet-4-5", "default", "default"),
+            frozenset(),
+            [("openai", "gpt-4.1"), ("deepseek", "deepseek-chat")],
+        ),
+        (
+            Route("openai", "gpt-4.1", "default", "default"),
+            frozenset({"deepseek"}),
+            [("anthropic", "claude-sonnet-4-5")],
+        ),
+        # think has its own list
+        (Route("deepseek", "deepseek-reasoner", "think", "think"), frozenset(), [("openai", "gpt-4.1")]),
+        # a scenario without a list uses the default list
+        (
+            Route("gemini", "gemini-2.5-pro", "longContext", "longContext"),
+            frozenset(),
+            [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4.1"), ("deepseek", "deepseek-chat")],
+        ),
+        # an explicit choice falls back nowhere unless an `explicit` list says so
+        (Route("openai", "gpt-4.1", "explicit", "explicit"), frozenset(), []),
+    ],
+)
 def test_fallback_chain(primary: Route, unavailable: frozenset[str], expected: list[tuple[str, str]]) -> None:
     """The fallback list for the route's scenario, with each provider's model mapped."""
     chain = fallback_chain(primary, TABLE, unavailable)

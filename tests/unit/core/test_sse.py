@@ -18,18 +18,21 @@ def decode(chunks: list[bytes]) -> list[SSEEvent]:
     return events + decoder.flush()
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (b"event: ping\ndata: {}\n\n", [SSEEvent("ping", "{}")]),
-    (b"data: a\ndata: b\n\n", [SSEEvent("", "a\nb")]),
-    (b"data:no-space\n\n", [SSEEvent("", "no-space")]),
-    (b"data:  two-spaces\n\n", [SSEEvent("", " two-spaces")]),
-    (b": keep-alive comment\n\ndata: x\n\n", [SSEEvent("", "x")]),
-    (b"event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\r", [SSEEvent("a", "1"), SSEEvent("b", "2")]),
-    (b"event: only-a-name\n\ndata: x\n\n", [SSEEvent("", "x")]),
-    (b"id: 7\nretry: 10\ndata: x\n\n", [SSEEvent("", "x")]),
-    (b"data: unterminated", [SSEEvent("", "unterminated")]),
-    ("data: caf\u00e9 \u2603\n\n".encode(), [SSEEvent("", "caf\u00e9 \u2603")]),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"event: ping\ndata: {}\n\n", [SSEEvent("ping", "{}")]),
+        (b"data: a\ndata: b\n\n", [SSEEvent("", "a\nb")]),
+        (b"data:no-space\n\n", [SSEEvent("", "no-space")]),
+        (b"data:  two-spaces\n\n", [SSEEvent("", " two-spaces")]),
+        (b": keep-alive comment\n\ndata: x\n\n", [SSEEvent("", "x")]),
+        (b"event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\r", [SSEEvent("a", "1"), SSEEvent("b", "2")]),
+        (b"event: only-a-name\n\ndata: x\n\n", [SSEEvent("", "x")]),
+        (b"id: 7\nretry: 10\ndata: x\n\n", [SSEEvent("", "x")]),
+        (b"data: unterminated", [SSEEvent("", "unterminated")]),
+        ("data: caf\u00e9 \u2603\n\n".encode(), [SSEEvent("", "caf\u00e9 \u2603")]),
+    ],
+)
 def test_decoder_follows_the_event_stream_rules(raw: bytes, expected: list[SSEEvent]) -> None:
     """Line endings, comments, the optional space, multi-line data and a final unterminated event."""
     assert decode([raw]) == expected
@@ -55,16 +58,22 @@ def test_any_chunking_of_a_recording_gives_the_same_events(data: st.DataObject) 
     assert decode(chunks) == decode([raw])
 
 
-@given(st.lists(st.tuples(st.sampled_from(["", "message_start", "ping"]),
-                          # any text a stream can carry: no line breaks, no lone surrogates (not UTF-8)
-                          st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
-                                  max_size=30)),
-                max_size=8),
-       st.sampled_from([b"\n", b"\r\n", b"\r"]))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", "message_start", "ping"]),
+            # any text a stream can carry: no line breaks, no lone surrogates (not UTF-8)
+            st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=30),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+)
 def test_encoded_events_decode_back(events: list[tuple[str, str]], newline: bytes) -> None:
     """What the writer produces, with any line ending, the decoder reads back."""
-    raw = b"".join((f"event: {n}".encode() + newline if n else b"") + b"data: " + d.encode() + newline + newline
-                   for n, d in events)
+    raw = b"".join(
+        (f"event: {n}".encode() + newline if n else b"") + b"data: " + d.encode() + newline + newline for n, d in events
+    )
     assert decode([raw]) == [SSEEvent(n, d) for n, d in events]
 
 
@@ -74,9 +83,17 @@ def test_writers_produce_the_wire_format() -> None:
     assert DONE == b"data: [DONE]\n\n"
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ('{"type":"ping"}', {"type": "ping"}), ("[DONE]", None), ("[1, 2]", None), ("", None), ("{broken", None),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ('{"type":"ping"}', {"type": "ping"}),
+        ("[DONE]", None),
+        ("[1, 2]", None),
+        ("", None),
+        ("{broken", None),
+    ],
+)
 def test_event_json_is_an_object_or_nothing(data: str, expected: object) -> None:
     from ccproxy_core.core.sse import event_json
+
     assert event_json(SSEEvent("", data)) == expected

@@ -21,21 +21,51 @@ from ccproxy_core.providers.presets import (
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "claude-code"
 GEMINI_KEYWORDS = {
-    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
-    "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
-    "propertyOrdering", "default", "items", "minimum", "maximum"}
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "maxItems",
+    "minItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
+}
 
 
 def claude_code_tools() -> list[dict[str, Any]]:
     """The 24 tools of a real Claude Code request, as the translator hands them to a preset."""
     body = json.loads((FIXTURES / "text-0001.json").read_text())["body"]
-    return [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""),
-                                              "parameters": t["input_schema"]}} for t in body["tools"]]
+    return [
+        {
+            "type": "function",
+            "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t["input_schema"]},
+        }
+        for t in body["tools"]
+    ]
 
 
 def chat_request(model: str, **extra: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 32000,
-            "stream": True, **extra}
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 32000,
+        "stream": True,
+        **extra,
+    }
 
 
 def schema_nodes(schema: Any) -> list[dict[str, Any]]:
@@ -58,28 +88,44 @@ def tool(name: str, request: dict[str, Any]) -> dict[str, Any]:
 
 # --- each preset's rewriting -----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("preset", "model", "extra", "expected"), [
-    # DeepSeek: Claude Code's 32000 is refused by deepseek-chat ("valid range is [1, 8192]")
-    ("deepseek", "deepseek-chat", {}, {"max_tokens": 8192}),
-    ("deepseek", "deepseek-reasoner", {}, {"max_tokens": 32000}),
-    ("deepseek", "deepseek-reasoner", {"max_tokens": 100_000}, {"max_tokens": 65536}),
-    ("openai", "gpt-4o", {}, {"max_tokens": 16384}),
-    ("openai", "gpt-4.1-mini", {}, {"max_tokens": 32000}),
-    ("openai", "o3-mini", {"max_tokens": None, "max_completion_tokens": 200_000, "temperature": 1},
-     {"max_completion_tokens": 100_000, "temperature": "dropped"}),
-    ("openai", "gpt-4.1", {"temperature": 0.2}, {"temperature": 0.2}),
-    ("groq", "llama-3.3-70b-versatile", {"reasoning": {"effort": "high"}}, {"reasoning": "dropped"}),
-    ("gemini", "gemini-2.0-flash", {"parallel_tool_calls": False, "user": "u", "frequency_penalty": 0.1},
-     {"max_tokens": 8192, "parallel_tool_calls": "dropped", "user": "dropped",
-      "frequency_penalty": "dropped"}),
-    ("gemini", "models/gemini-2.5-pro", {}, {"max_tokens": 32000}),
-    ("openrouter", "anthropic/claude-sonnet-4.5", {"reasoning": {"effort": "high"}},
-     {"reasoning": {"effort": "high"}, "max_tokens": 32000}),
-    ("ollama", "qwen3-coder", {}, {"max_tokens": 32000}),
-    ("custom", "anything", {"top_k": 5}, {"top_k": 5, "max_tokens": 32000}),
-])
-def test_each_preset_rewrites_the_request(preset: str, model: str, extra: dict[str, Any],
-                                          expected: dict[str, Any]) -> None:
+
+@pytest.mark.parametrize(
+    ("preset", "model", "extra", "expected"),
+    [
+        # DeepSeek: Claude Code's 32000 is refused by deepseek-chat ("valid range is [1, 8192]")
+        ("deepseek", "deepseek-chat", {}, {"max_tokens": 8192}),
+        ("deepseek", "deepseek-reasoner", {}, {"max_tokens": 32000}),
+        ("deepseek", "deepseek-reasoner", {"max_tokens": 100_000}, {"max_tokens": 65536}),
+        ("openai", "gpt-4o", {}, {"max_tokens": 16384}),
+        ("openai", "gpt-4.1-mini", {}, {"max_tokens": 32000}),
+        (
+            "openai",
+            "o3-mini",
+            {"max_tokens": None, "max_completion_tokens": 200_000, "temperature": 1},
+            {"max_completion_tokens": 100_000, "temperature": "dropped"},
+        ),
+        ("openai", "gpt-4.1", {"temperature": 0.2}, {"temperature": 0.2}),
+        ("groq", "llama-3.3-70b-versatile", {"reasoning": {"effort": "high"}}, {"reasoning": "dropped"}),
+        (
+            "gemini",
+            "gemini-2.0-flash",
+            {"parallel_tool_calls": False, "user": "u", "frequency_penalty": 0.1},
+            {"max_tokens": 8192, "parallel_tool_calls": "dropped", "user": "dropped", "frequency_penalty": "dropped"},
+        ),
+        ("gemini", "models/gemini-2.5-pro", {}, {"max_tokens": 32000}),
+        (
+            "openrouter",
+            "anthropic/claude-sonnet-4.5",
+            {"reasoning": {"effort": "high"}},
+            {"reasoning": {"effort": "high"}, "max_tokens": 32000},
+        ),
+        ("ollama", "qwen3-coder", {}, {"max_tokens": 32000}),
+        ("custom", "anything", {"top_k": 5}, {"top_k": 5, "max_tokens": 32000}),
+    ],
+)
+def test_each_preset_rewrites_the_request(
+    preset: str, model: str, extra: dict[str, Any], expected: dict[str, Any]
+) -> None:
     """Limits are clamped per model and rejected fields dropped; everything else is kept."""
     request = {k: v for k, v in chat_request(model, **extra).items() if v is not None}
     out = apply_preset(request, PRESETS[preset], model)
@@ -100,14 +146,17 @@ def test_apply_preset_leaves_its_input_alone() -> None:
     assert request == before
 
 
-@pytest.mark.parametrize(("model", "tool_choice", "kept"), [
-    ("deepseek-reasoner", "required", False),
-    ("deepseek-reasoner", {"type": "function", "function": {"name": "WebSearch"}}, False),
-    ("deepseek-reasoner", "auto", True),
-    ("deepseek-reasoner", "none", True),
-    ("deepseek-chat", "required", True),
-    ("deepseek-chat", {"type": "function", "function": {"name": "WebSearch"}}, True),
-])
+@pytest.mark.parametrize(
+    ("model", "tool_choice", "kept"),
+    [
+        ("deepseek-reasoner", "required", False),
+        ("deepseek-reasoner", {"type": "function", "function": {"name": "WebSearch"}}, False),
+        ("deepseek-reasoner", "auto", True),
+        ("deepseek-reasoner", "none", True),
+        ("deepseek-chat", "required", True),
+        ("deepseek-chat", {"type": "function", "function": {"name": "WebSearch"}}, True),
+    ],
+)
 def test_forced_tool_choice_is_dropped_where_refused(model: str, tool_choice: Any, kept: bool) -> None:
     """deepseek-reasoner refuses a forced tool_choice, which breaks WebSearch; it is dropped."""
     out = apply_preset(chat_request(model, tool_choice=tool_choice), PRESETS["deepseek"], model)
@@ -116,11 +165,15 @@ def test_forced_tool_choice_is_dropped_where_refused(model: str, tool_choice: An
 
 def test_groq_drops_schema_keyword_but_not_a_field_named_like_it() -> None:
     """Groq loses `$schema` at every depth; a property *named* `$schema` is a field and stays."""
-    params = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-              "properties": {"$schema": {"type": "string"},
-                             "nested": {"type": "object", "$schema": "x", "properties": {},
-                                        "additionalProperties": False}},
-              "additionalProperties": False}
+    params = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "$schema": {"type": "string"},
+            "nested": {"type": "object", "$schema": "x", "properties": {}, "additionalProperties": False},
+        },
+        "additionalProperties": False,
+    }
     tools = [{"type": "function", "function": {"name": "t", "parameters": params}}]
     request = chat_request("llama", tools=tools)
     out = tool("t", apply_preset(request, PRESETS["groq"], "llama"))["parameters"]
@@ -138,10 +191,10 @@ def test_openai_keeps_schemas_as_they_are() -> None:
 
 # --- Gemini schema cleaning ------------------------------------------------------------------------
 
+
 def test_gemini_cleans_every_real_claude_code_tool() -> None:
     """All 24 Claude Code tool schemas come out in Gemini's keyword subset, meaning kept."""
-    out = apply_preset(chat_request("gemini-2.5-pro", tools=claude_code_tools()), PRESETS["gemini"],
-                       "gemini-2.5-pro")
+    out = apply_preset(chat_request("gemini-2.5-pro", tools=claude_code_tools()), PRESETS["gemini"], "gemini-2.5-pro")
     assert len(out["tools"]) == 24
     for t in out["tools"]:
         for node in schema_nodes(t["function"].get("parameters")):
@@ -157,52 +210,86 @@ def test_gemini_cleans_every_real_claude_code_tool() -> None:
     status = tool("TaskUpdate", out)["parameters"]["properties"]["status"]
     assert status["anyOf"][1] == {"type": "string", "enum": ["deleted"]}  # const -> enum
     assert tool("TaskCreate", out)["parameters"]["properties"]["metadata"] == {
-        "description": "Arbitrary metadata to attach to the task", "type": "object"}
+        "description": "Arbitrary metadata to attach to the task",
+        "type": "object",
+    }
     assert "format" not in tool("WebFetch", out)["parameters"]["properties"]["url"]  # uri
     # Field names that look like keywords are fields, and stay.
     assert {"subject", "description", "activeForm", "metadata"} <= set(
-        tool("TaskCreate", out)["parameters"]["properties"])
+        tool("TaskCreate", out)["parameters"]["properties"]
+    )
     assert {"title", "description", "name"} <= set(tool("Workflow", out)["parameters"]["properties"])
     # A tool without parameters loses the empty object rather than being refused.
     assert "parameters" not in tool("CronList", out)
     assert tool("CronList", out)["name"] == "CronList"
 
 
-@pytest.mark.parametrize(("schema", "expected"), [
-    ({"type": ["string", "null"]}, {"type": "string", "nullable": True}),
-    ({"type": "null"}, {"nullable": True}),
-    ({"type": ["string", "integer"], "minimum": 1, "maxLength": 3},
-     {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "integer", "minimum": 1}]}),
-    ({"anyOf": [{"type": "string"}, {"type": "null"}], "description": "d"},
-     {"type": "string", "description": "d", "nullable": True}),
-    ({"oneOf": [{"type": "string"}, {"type": "integer"}]},
-     {"anyOf": [{"type": "string"}, {"type": "integer"}]}),
-    ({"type": "string", "const": "x"}, {"type": "string", "enum": ["x"]}),
-    ({"const": "x"}, {"type": "string", "enum": ["x"]}),
-    ({"type": "integer", "enum": [1, 2]}, {"type": "integer"}),
-    ({"type": "string", "enum": ["a", None]}, {"type": "string", "enum": ["a"], "nullable": True}),
-    ({"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 2}, {"type": "number", "minimum": 0.5,
-                                                                           "maximum": 2}),
-    ({"type": "integer", "exclusiveMaximum": 10, "maximum": 5}, {"type": "integer", "maximum": 5}),
-    ({"type": "integer", "minimum": 0, "exclusiveMinimum": True}, {"type": "integer", "minimum": 0}),
-    ({"type": "string", "format": "date-time"}, {"type": "string", "format": "date-time"}),
-    ({"type": "string", "format": "email"}, {"type": "string"}),
-    ({"type": "integer", "format": "int64"}, {"type": "integer", "format": "int64"}),
-    ({"type": "string", "properties": {"a": {}}, "required": ["a"]}, {"type": "string"}),
-    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "ghost"],
-      "additionalProperties": {"type": "string"}, "propertyNames": {"pattern": "x"}, "patternProperties": {}},
-     {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}),
-    ({"properties": {"a": {"type": "string"}}}, {"type": "object", "properties": {"a": {"type": "string"}}}),
-    ({"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},
-     {"type": "array", "items": {"type": "string"}}),
-    ({"type": "array", "items": True}, {"type": "array", "items": {}}),
-    ({"allOf": [{"properties": {"a": {"type": "string"}}, "required": ["a"]},
-                {"properties": {"b": {"type": "integer"}}}], "description": "d"},
-     {"description": "d", "type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "string"}},
-      "required": ["a"]}),
-    ({"type": "string", "examples": ["a"], "example": "a", "default": "a", "title": "T", "$comment": "c"},
-     {"type": "string", "example": "a", "default": "a", "title": "T"}),
-])
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        ({"type": ["string", "null"]}, {"type": "string", "nullable": True}),
+        ({"type": "null"}, {"nullable": True}),
+        (
+            {"type": ["string", "integer"], "minimum": 1, "maxLength": 3},
+            {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "integer", "minimum": 1}]},
+        ),
+        (
+            {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "d"},
+            {"type": "string", "description": "d", "nullable": True},
+        ),
+        ({"oneOf": [{"type": "string"}, {"type": "integer"}]}, {"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+        ({"type": "string", "const": "x"}, {"type": "string", "enum": ["x"]}),
+        ({"const": "x"}, {"type": "string", "enum": ["x"]}),
+        ({"type": "integer", "enum": [1, 2]}, {"type": "integer"}),
+        ({"type": "string", "enum": ["a", None]}, {"type": "string", "enum": ["a"], "nullable": True}),
+        (
+            {"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 2},
+            {"type": "number", "minimum": 0.5, "maximum": 2},
+        ),
+        ({"type": "integer", "exclusiveMaximum": 10, "maximum": 5}, {"type": "integer", "maximum": 5}),
+        ({"type": "integer", "minimum": 0, "exclusiveMinimum": True}, {"type": "integer", "minimum": 0}),
+        ({"type": "string", "format": "date-time"}, {"type": "string", "format": "date-time"}),
+        ({"type": "string", "format": "email"}, {"type": "string"}),
+        ({"type": "integer", "format": "int64"}, {"type": "integer", "format": "int64"}),
+        ({"type": "string", "properties": {"a": {}}, "required": ["a"]}, {"type": "string"}),
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "required": ["a", "ghost"],
+                "additionalProperties": {"type": "string"},
+                "propertyNames": {"pattern": "x"},
+                "patternProperties": {},
+            },
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+        ),
+        ({"properties": {"a": {"type": "string"}}}, {"type": "object", "properties": {"a": {"type": "string"}}}),
+        (
+            {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},
+            {"type": "array", "items": {"type": "string"}},
+        ),
+        ({"type": "array", "items": True}, {"type": "array", "items": {}}),
+        (
+            {
+                "allOf": [
+                    {"properties": {"a": {"type": "string"}}, "required": ["a"]},
+                    {"properties": {"b": {"type": "integer"}}},
+                ],
+                "description": "d",
+            },
+            {
+                "description": "d",
+                "type": "object",
+                "properties": {"b": {"type": "integer"}, "a": {"type": "string"}},
+                "required": ["a"],
+            },
+        ),
+        (
+            {"type": "string", "examples": ["a"], "example": "a", "default": "a", "title": "T", "$comment": "c"},
+            {"type": "string", "example": "a", "default": "a", "title": "T"},
+        ),
+    ],
+)
 def test_gemini_schema_rules(schema: dict[str, Any], expected: dict[str, Any]) -> None:
     """Each JSON Schema construct Gemini lacks is rewritten to one it has, or dropped."""
     assert clean_schema(schema, "gemini") == expected
@@ -210,13 +297,19 @@ def test_gemini_schema_rules(schema: dict[str, Any], expected: dict[str, Any]) -
 
 def test_gemini_inlines_local_refs() -> None:
     """`$ref` into `$defs` (pydantic-made MCP tools) is inlined; a recursive one becomes an open object."""
-    schema = {"$defs": {"Point": {"type": "object", "properties": {"x": {"type": "number"}}},
-                        "Tree": {"type": "object", "properties": {"child": {"$ref": "#/$defs/Tree"}}}},
-              "type": "object",
-              "properties": {"p": {"$ref": "#/$defs/Point", "description": "where"},
-                             "maybe": {"anyOf": [{"$ref": "#/$defs/Point"}, {"type": "null"}]},
-                             "tree": {"$ref": "#/$defs/Tree"},
-                             "elsewhere": {"$ref": "https://example.com/schema.json"}}}
+    schema = {
+        "$defs": {
+            "Point": {"type": "object", "properties": {"x": {"type": "number"}}},
+            "Tree": {"type": "object", "properties": {"child": {"$ref": "#/$defs/Tree"}}},
+        },
+        "type": "object",
+        "properties": {
+            "p": {"$ref": "#/$defs/Point", "description": "where"},
+            "maybe": {"anyOf": [{"$ref": "#/$defs/Point"}, {"type": "null"}]},
+            "tree": {"$ref": "#/$defs/Tree"},
+            "elsewhere": {"$ref": "https://example.com/schema.json"},
+        },
+    }
     props = clean_schema(schema, "gemini")["properties"]
     assert props["p"] == {"type": "object", "properties": {"x": {"type": "number"}}, "description": "where"}
     assert props["maybe"] == {"type": "object", "properties": {"x": {"type": "number"}}, "nullable": True}
@@ -226,26 +319,33 @@ def test_gemini_inlines_local_refs() -> None:
 
 # --- lookup, URLs and auth -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "preset", "expected"), [
-    ("deepseek", "", "deepseek"),
-    ("DeepSeek", "", "deepseek"),
-    ("google", "", "gemini"),
-    ("my-llm", "", "custom"),
-    ("work", "openrouter", "openrouter"),
-    ("openai", "groq", "groq"),  # an explicit preset beats the name
-])
+
+@pytest.mark.parametrize(
+    ("name", "preset", "expected"),
+    [
+        ("deepseek", "", "deepseek"),
+        ("DeepSeek", "", "deepseek"),
+        ("google", "", "gemini"),
+        ("my-llm", "", "custom"),
+        ("work", "openrouter", "openrouter"),
+        ("openai", "groq", "groq"),  # an explicit preset beats the name
+    ],
+)
 def test_preset_for(name: str, preset: str, expected: str) -> None:
     """By explicit preset, else by provider name (and its aliases), else custom."""
     assert preset_for(name, preset).name == expected
 
 
-@pytest.mark.parametrize(("base", "expected"), [
-    ("https://api.deepseek.com/v1", "deepseek"),
-    ("https://openrouter.ai/api/v1", "openrouter"),
-    ("http://localhost:11434/v1", "ollama"),
-    ("http://localhost:1234/v1", "custom"),  # same host, another port: LM Studio, not Ollama
-    ("https://llm.example.com/v1", "custom"),
-])
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("https://api.deepseek.com/v1", "deepseek"),
+        ("https://openrouter.ai/api/v1", "openrouter"),
+        ("http://localhost:11434/v1", "ollama"),
+        ("http://localhost:1234/v1", "custom"),  # same host, another port: LM Studio, not Ollama
+        ("https://llm.example.com/v1", "custom"),
+    ],
+)
 def test_preset_by_base_url_host(base: str, expected: str) -> None:
     """A provider with an unknown name is recognised by the host and port of its base URL."""
     assert preset_for_provider({"name": "work", "api_base_url": base}).name == expected
@@ -262,16 +362,20 @@ def test_preset_for_provider_applies_config_overrides() -> None:
     by_host = preset_for_provider({"name": "work", "api_base_url": "https://api.deepseek.com/v1"})
     assert by_host.name == "deepseek"
     assert by_host.default_base_url == "https://api.deepseek.com/v1"
-    anthropic_style = preset_for_provider({"name": "deepseek", "kind": "anthropic",
-                                           "api_base_url": "https://api.deepseek.com/anthropic"})
+    anthropic_style = preset_for_provider(
+        {"name": "deepseek", "kind": "anthropic", "api_base_url": "https://api.deepseek.com/anthropic"}
+    )
     assert (anthropic_style.kind, anthropic_style.auth_header) == ("anthropic", "x-api-key")
     assert upstream_url(anthropic_style, "", "messages") == "https://api.deepseek.com/anthropic/v1/messages"
     assert anthropic_style.max_output_for("deepseek-chat") == 8192  # model facts survive
     capped = preset_for_provider({"name": "deepseek", "max_output_tokens": 4000})
     assert capped.max_output_for("deepseek-reasoner") == 4000
     router = preset_for_provider({"name": "openrouter", "headers": {"X-Title": "mine", "X-Extra": "1"}})
-    assert dict(router.extra_headers) == {"HTTP-Referer": "https://github.com/ccproxy", "X-Title": "mine",
-                                          "X-Extra": "1"}
+    assert dict(router.extra_headers) == {
+        "HTTP-Referer": "https://github.com/ccproxy",
+        "X-Title": "mine",
+        "X-Extra": "1",
+    }
 
 
 def test_openrouter_attribution_headers() -> None:
@@ -290,56 +394,76 @@ def test_openai_reasoning_models_use_max_completion_tokens() -> None:
     assert PRESETS["mistral"].dialect.tool_id_style == "mistral9"
 
 
-@pytest.mark.parametrize(("preset", "base", "kind", "expected"), [
-    ("anthropic", "", "messages", "https://api.anthropic.com/v1/messages"),
-    ("anthropic", "https://api.anthropic.com/", "messages", "https://api.anthropic.com/v1/messages"),
-    ("anthropic", "https://api.anthropic.com/v1", "count_tokens",
-     "https://api.anthropic.com/v1/messages/count_tokens"),
-    ("anthropic", "http://127.0.0.1:9000", "models", "http://127.0.0.1:9000/v1/models"),
-    ("openai", "", "chat", "https://api.openai.com/v1/chat/completions"),
-    ("openai", "https://api.openai.com/v1/", "models", "https://api.openai.com/v1/models"),
-    ("deepseek", "", "chat", "https://api.deepseek.com/chat/completions"),
-    ("gemini", "", "chat", "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"),
-    ("groq", "", "chat", "https://api.groq.com/openai/v1/chat/completions"),
-    ("openrouter", "", "chat", "https://openrouter.ai/api/v1/chat/completions"),
-    ("ollama", "", "chat", "http://localhost:11434/v1/chat/completions"),
-    # the whole endpoint written as the base
-    ("custom", "http://h/v1/chat/completions", "chat", "http://h/v1/chat/completions"),
-    ("custom", "http://h/v1/chat/completions", "models", "http://h/v1/models"),
-])
+@pytest.mark.parametrize(
+    ("preset", "base", "kind", "expected"),
+    [
+        ("anthropic", "", "messages", "https://api.anthropic.com/v1/messages"),
+        ("anthropic", "https://api.anthropic.com/", "messages", "https://api.anthropic.com/v1/messages"),
+        (
+            "anthropic",
+            "https://api.anthropic.com/v1",
+            "count_tokens",
+            "https://api.anthropic.com/v1/messages/count_tokens",
+        ),
+        ("anthropic", "http://127.0.0.1:9000", "models", "http://127.0.0.1:9000/v1/models"),
+        ("openai", "", "chat", "https://api.openai.com/v1/chat/completions"),
+        ("openai", "https://api.openai.com/v1/", "models", "https://api.openai.com/v1/models"),
+        ("deepseek", "", "chat", "https://api.deepseek.com/chat/completions"),
+        ("gemini", "", "chat", "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"),
+        ("groq", "", "chat", "https://api.groq.com/openai/v1/chat/completions"),
+        ("openrouter", "", "chat", "https://openrouter.ai/api/v1/chat/completions"),
+        ("ollama", "", "chat", "http://localhost:11434/v1/chat/completions"),
+        # the whole endpoint written as the base
+        ("custom", "http://h/v1/chat/completions", "chat", "http://h/v1/chat/completions"),
+        ("custom", "http://h/v1/chat/completions", "models", "http://h/v1/models"),
+    ],
+)
 def test_upstream_url(preset: str, base: str, kind: Any, expected: str) -> None:
     """The endpoint is appended to the base however the base was written."""
     assert upstream_url(PRESETS[preset], base, kind) == expected
 
 
-@pytest.mark.parametrize(("preset", "base", "kind", "message"), [
-    ("anthropic", "", "chat", "no chat endpoint"),
-    ("openai", "", "messages", "no messages endpoint"),
-    ("custom", "", "chat", "needs an api_base_url"),
-])
+@pytest.mark.parametrize(
+    ("preset", "base", "kind", "message"),
+    [
+        ("anthropic", "", "chat", "no chat endpoint"),
+        ("openai", "", "messages", "no messages endpoint"),
+        ("custom", "", "chat", "needs an api_base_url"),
+    ],
+)
 def test_upstream_url_errors(preset: str, base: str, kind: Any, message: str) -> None:
     """A call the provider kind cannot serve, or a missing base, is a clear error."""
     with pytest.raises(ValueError, match=message):
         upstream_url(PRESETS[preset], base, kind)
 
 
-@pytest.mark.parametrize(("preset", "key", "expected"), [
-    ("anthropic", "sk-ant", {"x-api-key": "sk-ant"}),
-    ("openai", "sk", {"Authorization": "Bearer sk"}),
-    ("gemini", "AIza", {"Authorization": "Bearer AIza"}),
-    ("ollama", "anything", {}),
-    ("openai", "", {}),
-])
+@pytest.mark.parametrize(
+    ("preset", "key", "expected"),
+    [
+        ("anthropic", "sk-ant", {"x-api-key": "sk-ant"}),
+        ("openai", "sk", {"Authorization": "Bearer sk"}),
+        ("gemini", "AIza", {"Authorization": "Bearer AIza"}),
+        ("ollama", "anything", {}),
+        ("openai", "", {}),
+    ],
+)
 def test_auth_headers(preset: str, key: str, expected: dict[str, str]) -> None:
     """Each preset carries its key in its own header; no key, no header."""
     assert auth_headers(PRESETS[preset], key) == expected
 
 
-@pytest.mark.parametrize(("preset", "env_keys"), [
-    ("anthropic", ("ANTHROPIC_API_KEY",)), ("openai", ("OPENAI_API_KEY",)),
-    ("deepseek", ("DEEPSEEK_API_KEY",)), ("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
-    ("openrouter", ("OPENROUTER_API_KEY",)), ("groq", ("GROQ_API_KEY",)), ("custom", ()),
-])
+@pytest.mark.parametrize(
+    ("preset", "env_keys"),
+    [
+        ("anthropic", ("ANTHROPIC_API_KEY",)),
+        ("openai", ("OPENAI_API_KEY",)),
+        ("deepseek", ("DEEPSEEK_API_KEY",)),
+        ("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+        ("openrouter", ("OPENROUTER_API_KEY",)),
+        ("groq", ("GROQ_API_KEY",)),
+        ("custom", ()),
+    ],
+)
 def test_env_key_names(preset: str, env_keys: tuple[str, ...]) -> None:
     """Each preset names the environment variables that may hold its key."""
     assert PRESETS[preset].env_keys == env_keys
@@ -348,8 +472,11 @@ def test_env_key_names(preset: str, env_keys: tuple[str, ...]) -> None:
 def test_every_anthropic_speaking_provider_sends_anthropic_version() -> None:
     """Native Anthropic and an OpenAI vendor's Anthropic-compatible endpoint both carry the header."""
     from ccproxy_core.providers.presets import preset_for_provider
-    for provider in ({"name": "anthropic"}, {"name": "deepseek", "kind": "anthropic",
-                                             "api_base_url": "https://api.deepseek.com/anthropic"}):
+
+    for provider in (
+        {"name": "anthropic"},
+        {"name": "deepseek", "kind": "anthropic", "api_base_url": "https://api.deepseek.com/anthropic"},
+    ):
         preset = preset_for_provider(provider)
         assert preset.kind == "anthropic"
         assert preset.extra_headers["anthropic-version"] == "2023-06-01"

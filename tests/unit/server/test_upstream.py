@@ -22,15 +22,19 @@ class _Raising:
         raise self.exc
 
 
-@pytest.mark.parametrize(("exc", "kind", "status", "words"), [
-    (aiohttp.ConnectionTimeoutError(), UpstreamUnreachable, 502, "no connection within 3 s"),
-    (aiohttp.ServerTimeoutError(), UpstreamTimeout, 504, "did not answer within 9 s"),
-    (TimeoutError(), UpstreamTimeout, 504, "did not answer within 9 s"),
-    (aiohttp.ServerDisconnectedError(), UpstreamUnreachable, 502, "could not be reached"),
-    (aiohttp.ClientPayloadError("cut"), UpstreamUnreachable, 502, "could not be reached"),
-])
-async def test_failures_map_to_502_or_504_naming_the_provider(exc: BaseException, kind: type, status: int,
-                                                             words: str) -> None:
+@pytest.mark.parametrize(
+    ("exc", "kind", "status", "words"),
+    [
+        (aiohttp.ConnectionTimeoutError(), UpstreamUnreachable, 502, "no connection within 3 s"),
+        (aiohttp.ServerTimeoutError(), UpstreamTimeout, 504, "did not answer within 9 s"),
+        (TimeoutError(), UpstreamTimeout, 504, "did not answer within 9 s"),
+        (aiohttp.ServerDisconnectedError(), UpstreamUnreachable, 502, "could not be reached"),
+        (aiohttp.ClientPayloadError("cut"), UpstreamUnreachable, 502, "could not be reached"),
+    ],
+)
+async def test_failures_map_to_502_or_504_naming_the_provider(
+    exc: BaseException, kind: type, status: int, words: str
+) -> None:
     upstream = Upstream("acme", "http://127.0.0.1:9", LimitsConfig(connect_timeout=3, request_timeout=9))  # type: ignore[arg-type]
     upstream._session = _Raising(exc)  # type: ignore[assignment]
     with pytest.raises(ProxyError) as info:

@@ -52,8 +52,12 @@ def test_from_request_maps_tools_choice_and_history_both_ways() -> None:
     body = {
         "tools": [{"name": MCP_NAME, "input_schema": {}}, {"name": "Bash", "input_schema": {}}],
         "tool_choice": {"type": "tool", "name": "choice.name"},
-        "messages": [{"role": "assistant", "content": [
-            {"type": "tool_use", "id": "toolu_1", "name": "history:name", "input": {}}]}],
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "history:name", "input": {}}],
+            }
+        ],
     }
     names = ToolNames.from_request(body)
     for original in (MCP_NAME, "choice.name", "history:name"):
@@ -88,12 +92,15 @@ def test_round_trip_restores_every_declared_name(names: list[str]) -> None:
         assert mapping.to_client(mapping.to_upstream(name)) == name
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("toolu_01ABC", "toolu_01ABC"),
-    ("call_abc-123", "call_abc-123"),
-    ("functions.Bash:0", "functions_Bash_0"),  # Kimi
-    ("call_1__thought__CiQBVKhc7wsig", "call_1"),  # Gemini thought signature suffix
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("toolu_01ABC", "toolu_01ABC"),
+        ("call_abc-123", "call_abc-123"),
+        ("functions.Bash:0", "functions_Bash_0"),  # Kimi
+        ("call_1__thought__CiQBVKhc7wsig", "call_1"),  # Gemini thought signature suffix
+    ],
+)
 def test_safe_tool_use_id(raw: str, expected: str) -> None:
     """Ids are cleaned to [a-zA-Z0-9_-]+; Gemini's thought signature is cut off."""
     assert safe_tool_use_id(raw) == expected

@@ -25,8 +25,13 @@ Events = list[tuple[str, dict[str, Any]]]
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **choice: Any) -> dict[str, Any]:
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4.1", "usage": None,
-            "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish, **choice}]}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "model": "gpt-4.1",
+        "usage": None,
+        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish, **choice}],
+    }
 
 
 def role() -> dict[str, Any]:
@@ -41,8 +46,9 @@ def reasoning(value: str, field: str = "reasoning_content") -> dict[str, Any]:
     return chunk({field: value})
 
 
-def fragment(index: int | None = 0, call_id: str | None = None, name: str | None = None,
-             args: str | None = None) -> dict[str, Any]:
+def fragment(
+    index: int | None = 0, call_id: str | None = None, name: str | None = None, args: str | None = None
+) -> dict[str, Any]:
     frag: dict[str, Any] = {} if index is None else {"index": index}
     if call_id is not None:
         frag.update(id=call_id, type="function")
@@ -55,8 +61,9 @@ def fragment(index: int | None = 0, call_id: str | None = None, name: str | None
     return frag
 
 
-def tool(index: int | None = 0, call_id: str | None = None, name: str | None = None,
-         args: str | None = None) -> dict[str, Any]:
+def tool(
+    index: int | None = 0, call_id: str | None = None, name: str | None = None, args: str | None = None
+) -> dict[str, Any]:
     return chunk({"tool_calls": [fragment(index, call_id, name, args)]})
 
 
@@ -65,19 +72,26 @@ def finish(reason: str = "stop") -> dict[str, Any]:
 
 
 def usage(prompt: int = 10, completion: int = 5, cached: int = 0) -> dict[str, Any]:
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion,
-                      "prompt_tokens_details": {"cached_tokens": cached}}}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        },
+    }
 
 
 # -- running and summarizing ----------------------------------------------------------------
 
 
-def run(chunks: list[dict[str, Any]], names: ToolNames | None = None, input_tokens: int = 0,
-        end: bool = True) -> Events:
-    translator = ChatStreamTranslator(model="claude-sonnet-4-5", names=names or ToolNames(),
-                                      input_tokens=input_tokens)
+def run(
+    chunks: list[dict[str, Any]], names: ToolNames | None = None, input_tokens: int = 0, end: bool = True
+) -> Events:
+    translator = ChatStreamTranslator(model="claude-sonnet-4-5", names=names or ToolNames(), input_tokens=input_tokens)
     events = translator.start()
     for c in chunks:
         events += translator.feed(c)
@@ -129,8 +143,11 @@ RECORDED_EXPECTATIONS = {
     "stream_gpt5_with_extra_moderation_chunk": ([("text", "Paris.")], "end_turn", (13, 11)),
     "stream_reasoning_o3_mini": ([("text", "hello")], "end_turn", (22, 203)),
     "stream_tool_call_with_usage": ([("tool_use", "get_capital", {"country": "UK"})], "tool_use", (53, 15)),
-    "stream_parallel_tool_calls": ([("tool_use", "get_weather", {"city": "Mexico City"}),
-                                    ("tool_use", "get_product_name", {})], "tool_use", (417, 44)),
+    "stream_parallel_tool_calls": (
+        [("tool_use", "get_weather", {"city": "Mexico City"}), ("tool_use", "get_product_name", {})],
+        "tool_use",
+        (417, 44),
+    ),
 }
 
 
@@ -164,9 +181,16 @@ def test_every_recorded_stream_has_an_expectation() -> None:
 def test_recorded_parallel_calls_stream_their_fragments_live() -> None:
     """The first call's argument fragments go out one by one, as they arrive."""
     events = summary(run(sse_chunks(RECORDED / "openai" / "stream_parallel_tool_calls.sse")))
-    assert events[1:9] == [("start", 0, "tool_use", "get_weather"), ("json", 0, '{"ci'), ("json", 0, 'ty": '),
-                           ("json", 0, '"Mexic'), ("json", 0, "o Ci"), ("json", 0, 'ty"}'), ("stop", 0),
-                           ("start", 1, "tool_use", "get_product_name")]
+    assert events[1:9] == [
+        ("start", 0, "tool_use", "get_weather"),
+        ("json", 0, '{"ci'),
+        ("json", 0, 'ty": '),
+        ("json", 0, '"Mexic'),
+        ("json", 0, "o Ci"),
+        ("json", 0, 'ty"}'),
+        ("stop", 0),
+        ("start", 1, "tool_use", "get_product_name"),
+    ]
 
 
 # -- the reference's fixture list (§10) -----------------------------------------------------
@@ -174,63 +198,171 @@ def test_recorded_parallel_calls_stream_their_fragments_live() -> None:
 TABLE: dict[str, tuple[list[dict[str, Any]], list[tuple[Any, ...]]]] = {
     "1 text only": (
         [role(), text("Hel"), text("lo"), finish(), usage()],
-        [("message_start",), ("start", 0, "text"), ("text", 0, "Hel"), ("text", 0, "lo"), ("stop", 0),
-         ("message_delta", "end_turn"), ("message_stop",)]),
+        [
+            ("message_start",),
+            ("start", 0, "text"),
+            ("text", 0, "Hel"),
+            ("text", 0, "lo"),
+            ("stop", 0),
+            ("message_delta", "end_turn"),
+            ("message_stop",),
+        ],
+    ),
     "2 text then one tool in five fragments": (
-        [text("Let me look."), tool(0, "call_1", "Read", ""), tool(0, args='{"fi'), tool(0, args='le_pa'),
-         tool(0, args='th": "/'), tool(0, args='etc/hosts"'), tool(0, args="}"), finish("tool_calls"),
-         usage()],
-        [("message_start",), ("start", 0, "text"), ("text", 0, "Let me look."), ("stop", 0),
-         ("start", 1, "tool_use", "Read"), ("json", 1, '{"fi'), ("json", 1, "le_pa"), ("json", 1, 'th": "/'),
-         ("json", 1, 'etc/hosts"'), ("json", 1, "}"), ("stop", 1), ("message_delta", "tool_use"),
-         ("message_stop",)]),
+        [
+            text("Let me look."),
+            tool(0, "call_1", "Read", ""),
+            tool(0, args='{"fi'),
+            tool(0, args="le_pa"),
+            tool(0, args='th": "/'),
+            tool(0, args='etc/hosts"'),
+            tool(0, args="}"),
+            finish("tool_calls"),
+            usage(),
+        ],
+        [
+            ("message_start",),
+            ("start", 0, "text"),
+            ("text", 0, "Let me look."),
+            ("stop", 0),
+            ("start", 1, "tool_use", "Read"),
+            ("json", 1, '{"fi'),
+            ("json", 1, "le_pa"),
+            ("json", 1, 'th": "/'),
+            ("json", 1, 'etc/hosts"'),
+            ("json", 1, "}"),
+            ("stop", 1),
+            ("message_delta", "tool_use"),
+            ("message_stop",),
+        ],
+    ),
     "3a parallel calls one after the other": (
-        [tool(0, "call_a", "A", '{"x":1}'), tool(1, "call_b", "B", '{"y":'), tool(1, args="2}"),
-         finish("tool_calls")],
-        [("message_start",), ("start", 0, "tool_use", "A"), ("json", 0, '{"x":1}'), ("stop", 0),
-         ("start", 1, "tool_use", "B"), ("json", 1, '{"y":'), ("json", 1, "2}"), ("stop", 1),
-         ("message_delta", "tool_use"), ("message_stop",)]),
+        [tool(0, "call_a", "A", '{"x":1}'), tool(1, "call_b", "B", '{"y":'), tool(1, args="2}"), finish("tool_calls")],
+        [
+            ("message_start",),
+            ("start", 0, "tool_use", "A"),
+            ("json", 0, '{"x":1}'),
+            ("stop", 0),
+            ("start", 1, "tool_use", "B"),
+            ("json", 1, '{"y":'),
+            ("json", 1, "2}"),
+            ("stop", 1),
+            ("message_delta", "tool_use"),
+            ("message_stop",),
+        ],
+    ),
     "3b parallel calls interleaved 0,1,0,1": (
-        [tool(0, "call_a", "A", ""), tool(1, "call_b", "B", ""), tool(0, args='{"x":'), tool(1, args='{"y":'),
-         tool(0, args="1}"), tool(1, args="2}"), finish("tool_calls")],
-        [("message_start",), ("start", 0, "tool_use", "A"), ("json", 0, '{"x":'), ("json", 0, "1}"),
-         ("stop", 0),
-         ("start", 1, "tool_use", "B"), ("json", 1, '{"y":'), ("json", 1, "2}"), ("stop", 1),
-         ("message_delta", "tool_use"), ("message_stop",)]),
+        [
+            tool(0, "call_a", "A", ""),
+            tool(1, "call_b", "B", ""),
+            tool(0, args='{"x":'),
+            tool(1, args='{"y":'),
+            tool(0, args="1}"),
+            tool(1, args="2}"),
+            finish("tool_calls"),
+        ],
+        [
+            ("message_start",),
+            ("start", 0, "tool_use", "A"),
+            ("json", 0, '{"x":'),
+            ("json", 0, "1}"),
+            ("stop", 0),
+            ("start", 1, "tool_use", "B"),
+            ("json", 1, '{"y":'),
+            ("json", 1, "2}"),
+            ("stop", 1),
+            ("message_delta", "tool_use"),
+            ("message_stop",),
+        ],
+    ),
     "4 name in the second fragment": (
-        [tool(0, "call_1", args=""), tool(0, name="Bash", args='{"command":'), tool(0, args='"ls"}'),
-         finish("tool_calls")],
-        [("message_start",), ("start", 0, "tool_use", "Bash"), ("json", 0, '{"command":'),
-         ("json", 0, '"ls"}'),
-         ("stop", 0), ("message_delta", "tool_use"), ("message_stop",)]),
+        [
+            tool(0, "call_1", args=""),
+            tool(0, name="Bash", args='{"command":'),
+            tool(0, args='"ls"}'),
+            finish("tool_calls"),
+        ],
+        [
+            ("message_start",),
+            ("start", 0, "tool_use", "Bash"),
+            ("json", 0, '{"command":'),
+            ("json", 0, '"ls"}'),
+            ("stop", 0),
+            ("message_delta", "tool_use"),
+            ("message_stop",),
+        ],
+    ),
     "5 reasoning, content, tool": (
-        [reasoning("think"), reasoning("ing"), text("Answer"), tool(0, "call_1", "Bash", "{}"),
-         finish("tool_calls")],
-        [("message_start",), ("start", 0, "thinking"), ("thinking", 0, "think"), ("thinking", 0, "ing"),
-         ("signature", 0), ("stop", 0), ("start", 1, "text"), ("text", 1, "Answer"), ("stop", 1),
-         ("start", 2, "tool_use", "Bash"), ("json", 2, "{}"), ("stop", 2), ("message_delta", "tool_use"),
-         ("message_stop",)]),
+        [reasoning("think"), reasoning("ing"), text("Answer"), tool(0, "call_1", "Bash", "{}"), finish("tool_calls")],
+        [
+            ("message_start",),
+            ("start", 0, "thinking"),
+            ("thinking", 0, "think"),
+            ("thinking", 0, "ing"),
+            ("signature", 0),
+            ("stop", 0),
+            ("start", 1, "text"),
+            ("text", 1, "Answer"),
+            ("stop", 1),
+            ("start", 2, "tool_use", "Bash"),
+            ("json", 2, "{}"),
+            ("stop", 2),
+            ("message_delta", "tool_use"),
+            ("message_stop",),
+        ],
+    ),
     "6 content and finish_reason in one chunk": (
         [chunk({"content": "All at once"}, "stop")],
-        [("message_start",), ("start", 0, "text"), ("text", 0, "All at once"), ("stop", 0),
-         ("message_delta", "end_turn"), ("message_stop",)]),
+        [
+            ("message_start",),
+            ("start", 0, "text"),
+            ("text", 0, "All at once"),
+            ("stop", 0),
+            ("message_delta", "end_turn"),
+            ("message_stop",),
+        ],
+    ),
     "7 stop after tool calls is tool_use": (
         [tool(0, "call_1", "Bash", '{"command":"ls"}'), finish("stop"), usage()],
-        [("message_start",), ("start", 0, "tool_use", "Bash"), ("json", 0, '{"command":"ls"}'), ("stop", 0),
-         ("message_delta", "tool_use"), ("message_stop",)]),
+        [
+            ("message_start",),
+            ("start", 0, "tool_use", "Bash"),
+            ("json", 0, '{"command":"ls"}'),
+            ("stop", 0),
+            ("message_delta", "tool_use"),
+            ("message_stop",),
+        ],
+    ),
     "8 in-band error mid-stream": (
-        [text("Hi"), {"error": {"message": "The server had an error", "type": "server_error", "code": 500}},
-         text("never")],
-        [("message_start",), ("start", 0, "text"), ("text", 0, "Hi"), ("stop", 0), ("error", "api_error")]),
+        [
+            text("Hi"),
+            {"error": {"message": "The server had an error", "type": "server_error", "code": 500}},
+            text("never"),
+        ],
+        [("message_start",), ("start", 0, "text"), ("text", 0, "Hi"), ("stop", 0), ("error", "api_error")],
+    ),
     "10 no usage chunk": (
         [text("Hi"), finish()],
-        [("message_start",), ("start", 0, "text"), ("text", 0, "Hi"), ("stop", 0),
-         ("message_delta", "end_turn"),
-         ("message_stop",)]),
+        [
+            ("message_start",),
+            ("start", 0, "text"),
+            ("text", 0, "Hi"),
+            ("stop", 0),
+            ("message_delta", "end_turn"),
+            ("message_stop",),
+        ],
+    ),
     "15 Kimi tool id": (
         [tool(0, "functions.Bash:0", "Bash", "{}"), finish("tool_calls")],
-        [("message_start",), ("start", 0, "tool_use", "Bash"), ("json", 0, "{}"), ("stop", 0),
-         ("message_delta", "tool_use"), ("message_stop",)]),
+        [
+            ("message_start",),
+            ("start", 0, "tool_use", "Bash"),
+            ("json", 0, "{}"),
+            ("stop", 0),
+            ("message_delta", "tool_use"),
+            ("message_stop",),
+        ],
+    ),
 }
 
 
@@ -246,8 +378,12 @@ def test_fixture_table(case: str) -> None:
 def test_text_stream_reports_usage_in_message_delta() -> None:
     """The final message_delta carries the usage chunk's counts, all four fields."""
     events = run([text("Hi"), finish(), usage(prompt=100, completion=7, cached=40)])
-    assert events[-2][1]["usage"] == {"input_tokens": 60, "output_tokens": 7,
-                                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 40}
+    assert events[-2][1]["usage"] == {
+        "input_tokens": 60,
+        "output_tokens": 7,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 40,
+    }
 
 
 def test_message_delta_waits_for_the_usage_chunk() -> None:
@@ -265,22 +401,30 @@ def test_message_delta_waits_for_the_usage_chunk() -> None:
 def test_without_usage_the_output_is_estimated() -> None:
     """No usage chunk: message_delta still has all usage fields, the input estimate and a non-zero output."""
     events = run([text("x" * 40), finish()], input_tokens=1234)
-    assert events[-2][1]["usage"] == {"input_tokens": 1234, "output_tokens": 10,
-                                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    assert events[-2][1]["usage"] == {
+        "input_tokens": 1234,
+        "output_tokens": 10,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
 
 
 def test_message_start_has_the_full_usage_shape() -> None:
     """message_start is a complete empty Message with both cache fields, and start() is idempotent."""
     translator = ChatStreamTranslator(model="claude-opus-4", names=ToolNames(), input_tokens=42)
-    (name, payload), = translator.start()
+    ((name, payload),) = translator.start()
     assert name == "message_start"
     message = payload["message"]
     assert message["id"].startswith("msg_")
     assert len(message["id"]) == 28
     assert message["model"] == "claude-opus-4"
     assert message["content"] == []
-    assert message["usage"] == {"input_tokens": 42, "output_tokens": 0,
-                                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    assert message["usage"] == {
+        "input_tokens": 42,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert translator.start() == []
 
 
@@ -289,59 +433,122 @@ def test_message_start_has_the_full_usage_shape() -> None:
 SHAPES: dict[str, tuple[list[dict[str, Any]], list[tuple[Any, ...]]]] = {
     "text after a tool opens a new text block": (
         [text("a"), tool(0, "c1", "T", "{}"), text("b")],
-        [("start", 0, "text"), ("text", 0, "a"), ("stop", 0), ("start", 1, "tool_use", "T"),
-         ("json", 1, "{}"),
-         ("stop", 1), ("start", 2, "text"), ("text", 2, "b"), ("stop", 2)]),
+        [
+            ("start", 0, "text"),
+            ("text", 0, "a"),
+            ("stop", 0),
+            ("start", 1, "tool_use", "T"),
+            ("json", 1, "{}"),
+            ("stop", 1),
+            ("start", 2, "text"),
+            ("text", 2, "b"),
+            ("stop", 2),
+        ],
+    ),
     "leading and empty text deltas are skipped": (
         [role(), text(""), text("x"), text("")],
-        [("start", 0, "text"), ("text", 0, "x"), ("stop", 0)]),
+        [("start", 0, "text"), ("text", 0, "x"), ("stop", 0)],
+    ),
     "several payload kinds in one chunk go thinking, text, tool": (
         [chunk({"tool_calls": [fragment(0, "c1", "T", "{}")], "content": "t", "reasoning": "r"})],
-        [("start", 0, "thinking"), ("thinking", 0, "r"), ("signature", 0), ("stop", 0), ("start", 1, "text"),
-         ("text", 1, "t"), ("stop", 1), ("start", 2, "tool_use", "T"), ("json", 2, "{}"), ("stop", 2)]),
+        [
+            ("start", 0, "thinking"),
+            ("thinking", 0, "r"),
+            ("signature", 0),
+            ("stop", 0),
+            ("start", 1, "text"),
+            ("text", 1, "t"),
+            ("stop", 1),
+            ("start", 2, "tool_use", "T"),
+            ("json", 2, "{}"),
+            ("stop", 2),
+        ],
+    ),
     "whole call in one chunk": (
         [tool(0, "c1", "Bash", '{"command":"ls"}')],
-        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"command":"ls"}'), ("stop", 0)]),
+        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"command":"ls"}'), ("stop", 0)],
+    ),
     "two whole calls in one chunk": (
         [chunk({"tool_calls": [fragment(0, "c1", "A", "{}"), fragment(1, "c2", "B", '{"k":1}')]})],
-        [("start", 0, "tool_use", "A"), ("json", 0, "{}"), ("stop", 0), ("start", 1, "tool_use", "B"),
-         ("json", 1, '{"k":1}'), ("stop", 1)]),
+        [
+            ("start", 0, "tool_use", "A"),
+            ("json", 0, "{}"),
+            ("stop", 0),
+            ("start", 1, "tool_use", "B"),
+            ("json", 1, '{"k":1}'),
+            ("stop", 1),
+        ],
+    ),
     "id and name repeated on every fragment": (
         [tool(0, "c1", "Bash", '{"a":'), tool(0, "c1", "Bash", "1}")],
-        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"a":'), ("json", 0, "1}"), ("stop", 0)]),
+        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"a":'), ("json", 0, "1}"), ("stop", 0)],
+    ),
     "index missing": (
         [tool(None, "c1", "Bash", '{"a":'), tool(None, args="1}")],
-        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"a":'), ("json", 0, "1}"), ("stop", 0)]),
+        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"a":'), ("json", 0, "1}"), ("stop", 0)],
+    ),
     "a reused index with a new id is a new call": (
         [tool(0, "c1", "A", "{}"), tool(0, "c2", "B", "{}")],
-        [("start", 0, "tool_use", "A"), ("json", 0, "{}"), ("stop", 0), ("start", 1, "tool_use", "B"),
-         ("json", 1, "{}"), ("stop", 1)]),
+        [
+            ("start", 0, "tool_use", "A"),
+            ("json", 0, "{}"),
+            ("stop", 0),
+            ("start", 1, "tool_use", "B"),
+            ("json", 1, "{}"),
+            ("stop", 1),
+        ],
+    ),
     "a call without arguments gets {}": (
         [tool(0, "c1", "Now", "")],
-        [("start", 0, "tool_use", "Now"), ("json", 0, "{}"), ("stop", 0)]),
+        [("start", 0, "tool_use", "Now"), ("json", 0, "{}"), ("stop", 0)],
+    ),
     "a call that never gets an id starts at its second fragment": (
         [tool(0, name="Bash", args='{"a":'), tool(0, args="1}")],
-        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"a":'), ("json", 0, "1}"), ("stop", 0)]),
+        [("start", 0, "tool_use", "Bash"), ("json", 0, '{"a":'), ("json", 0, "1}"), ("stop", 0)],
+    ),
     "a call that never gets a name is dropped": (
         [text("x"), tool(0, "c1", args="{}")],
-        [("start", 0, "text"), ("text", 0, "x"), ("stop", 0)]),
+        [("start", 0, "text"), ("text", 0, "x"), ("stop", 0)],
+    ),
     "a fragment after its block was closed by text is dropped": (
         [tool(0, "c1", "T", '{"a":1}'), text("then"), tool(0, args=" ")],
-        [("start", 0, "tool_use", "T"), ("json", 0, '{"a":1}'), ("stop", 0), ("start", 1, "text"),
-         ("text", 1, "then"), ("stop", 1)]),
+        [
+            ("start", 0, "tool_use", "T"),
+            ("json", 0, '{"a":1}'),
+            ("stop", 0),
+            ("start", 1, "text"),
+            ("text", 1, "then"),
+            ("stop", 1),
+        ],
+    ),
     "a waiting call is flushed whole when text arrives": (
         [tool(0, "c1", "A", '{"a":'), tool(1, "c2", "B", "{}"), tool(0, args="1}"), text("done")],
-        [("start", 0, "tool_use", "A"), ("json", 0, '{"a":'), ("json", 0, "1}"), ("stop", 0),
-         ("start", 1, "tool_use", "B"), ("json", 1, "{}"), ("stop", 1), ("start", 2, "text"),
-         ("text", 2, "done"),
-         ("stop", 2)]),
+        [
+            ("start", 0, "tool_use", "A"),
+            ("json", 0, '{"a":'),
+            ("json", 0, "1}"),
+            ("stop", 0),
+            ("start", 1, "tool_use", "B"),
+            ("json", 1, "{}"),
+            ("stop", 1),
+            ("start", 2, "text"),
+            ("text", 2, "done"),
+            ("stop", 2),
+        ],
+    ),
     "thinking after text opens a new thinking block": (
         [text("a"), reasoning("r", "reasoning")],
-        [("start", 0, "text"), ("text", 0, "a"), ("stop", 0), ("start", 1, "thinking"), ("thinking", 1, "r"),
-         ("signature", 1), ("stop", 1)]),
-    "nothing at all still gives one empty text block": (
-        [role()],
-        [("start", 0, "text"), ("stop", 0)]),
+        [
+            ("start", 0, "text"),
+            ("text", 0, "a"),
+            ("stop", 0),
+            ("start", 1, "thinking"),
+            ("thinking", 1, "r"),
+            ("signature", 1),
+            ("stop", 1),
+        ],
+    ),
+    "nothing at all still gives one empty text block": ([role()], [("start", 0, "text"), ("stop", 0)]),
 }
 
 
@@ -372,8 +579,11 @@ def test_shortened_tool_names_are_restored() -> None:
 def test_thinking_signature_is_marked_synthetic() -> None:
     """A thinking block made from reasoning is signed with ccproxy's recognisable prefix."""
     events = run([reasoning("r"), text("t")])
-    signatures = [p["delta"]["signature"] for n, p in events
-                  if n == "content_block_delta" and p["delta"]["type"] == "signature_delta"]
+    signatures = [
+        p["delta"]["signature"]
+        for n, p in events
+        if n == "content_block_delta" and p["delta"]["type"] == "signature_delta"
+    ]
     assert len(signatures) == 1
     assert signatures[0].startswith(SYNTHETIC_SIGNATURE_PREFIX)
 
@@ -434,8 +644,13 @@ def test_finish_without_start_or_chunks_is_a_complete_empty_message() -> None:
     """An upstream that sends only [DONE] still gives a full, valid message."""
     translator = ChatStreamTranslator(model="m", names=ToolNames())
     events = translator.finish()
-    assert summary(events) == [("message_start",), ("start", 0, "text"), ("stop", 0),
-                               ("message_delta", "end_turn"), ("message_stop",)]
+    assert summary(events) == [
+        ("message_start",),
+        ("start", 0, "text"),
+        ("stop", 0),
+        ("message_delta", "end_turn"),
+        ("message_stop",),
+    ]
     assert translator.finish() == []
 
 
@@ -478,7 +693,10 @@ BROKEN: dict[str, Events] = {
     "no message_stop": GOOD[:-1],
     "two message_starts": GOOD[:1] + GOOD,
     "tool input not an object": [
-        *GOOD[:5], block_delta(1, {"type": "input_json_delta", "partial_json": "[]"}), *GOOD[6:]],
+        *GOOD[:5],
+        block_delta(1, {"type": "input_json_delta", "partial_json": "[]"}),
+        *GOOD[6:],
+    ],
 }
 
 
@@ -496,7 +714,8 @@ JSON_LEAVES = st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
     lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
-    max_leaves=4)
+    max_leaves=4,
+)
 ARGS = st.dictionaries(st.text(max_size=5), JSON_VALUES, max_size=3)
 
 

@@ -27,9 +27,16 @@ ANTHROPIC = Path(__file__).parents[2] / "fixtures" / "recorded" / "anthropic"
 
 
 def message(*content: JSON, stop_reason: str = "end_turn", **usage: int) -> JSON:
-    return {"id": "msg_01xyz", "type": "message", "role": "assistant", "model": "claude-x",
-            "content": list(content), "stop_reason": stop_reason, "stop_sequence": None,
-            "usage": {"input_tokens": 10, "output_tokens": 5, **usage}}
+    return {
+        "id": "msg_01xyz",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": list(content),
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5, **usage},
+    }
 
 
 def text(value: str) -> JSON:
@@ -55,36 +62,66 @@ def test_the_recorded_tool_use_message() -> None:
     (choice,) = chat["choices"]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"] == {
-        "role": "assistant", "content": None, "refusal": None,
-        "tool_calls": [{"id": "toolu_01GHndag5wQmbzNihYmV2UBj", "type": "function", "function": {
-            "name": "get_weather", "arguments": '{"location":"San Francisco, CA","units":"c"}'}}]}
-    assert chat["usage"] == {"prompt_tokens": 659, "completion_tokens": 74, "total_tokens": 733,
-                             "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}}
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "tool_calls": [
+            {
+                "id": "toolu_01GHndag5wQmbzNihYmV2UBj",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"location":"San Francisco, CA","units":"c"}'},
+            }
+        ],
+    }
+    assert chat["usage"] == {
+        "prompt_tokens": 659,
+        "completion_tokens": 74,
+        "total_tokens": 733,
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+    }
 
 
-@pytest.mark.parametrize(("stop_reason", "expected"), [
-    ("end_turn", "stop"), ("stop_sequence", "stop"), ("pause_turn", "stop"), ("max_tokens", "length"),
-    ("tool_use", "tool_calls"), ("refusal", "content_filter"), ("model_context_window_exceeded", "length"),
-    ("something_new", "stop"), (None, "stop"),
-])
+@pytest.mark.parametrize(
+    ("stop_reason", "expected"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("pause_turn", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("model_context_window_exceeded", "length"),
+        ("something_new", "stop"),
+        (None, "stop"),
+    ],
+)
 def test_stop_reasons_map_to_finish_reasons(stop_reason: Any, expected: str) -> None:
     """Each Anthropic stop_reason has its OpenAI finish_reason; unknown ones read as stop."""
     assert finish_reason(stop_reason) == expected
     assert translate(message(text("x"), stop_reason=stop_reason))["choices"][0]["finish_reason"] == expected
 
 
-@pytest.mark.parametrize(("usage", "expected"), [
-    ({"input_tokens": 3, "output_tokens": 4}, (3, 4, 7, 0)),
-    ({"input_tokens": 3, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20,
-      "output_tokens": 4}, (123, 4, 127, 100)),
-    ({"output_tokens": 65}, (0, 65, 65, 0)),
-    ({}, (0, 0, 0, 0)),
-])
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"input_tokens": 3, "output_tokens": 4}, (3, 4, 7, 0)),
+        (
+            {"input_tokens": 3, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20, "output_tokens": 4},
+            (123, 4, 127, 100),
+        ),
+        ({"output_tokens": 65}, (0, 65, 65, 0)),
+        ({}, (0, 0, 0, 0)),
+    ],
+)
 def test_usage_counts_cached_input_as_prompt(usage: JSON, expected: tuple[int, int, int, int]) -> None:
     """prompt_tokens = input + cache reads + cache writes; cached_tokens = cache reads; fields optional."""
     out = chat_usage(usage)
-    assert (out["prompt_tokens"], out["completion_tokens"], out["total_tokens"],
-            out["prompt_tokens_details"]["cached_tokens"]) == expected
+    assert (
+        out["prompt_tokens"],
+        out["completion_tokens"],
+        out["total_tokens"],
+        out["prompt_tokens_details"]["cached_tokens"],
+    ) == expected
 
 
 def test_thinking_tokens_become_reasoning_tokens() -> None:
@@ -95,19 +132,26 @@ def test_thinking_tokens_become_reasoning_tokens() -> None:
 
 def test_text_blocks_join_and_thinking_goes_to_reasoning_content() -> None:
     """Text blocks join in order; thinking text and its signed block sit beside the content."""
-    msg = message({"type": "thinking", "thinking": "Hmm.", "signature": "sig1"}, text("Hello"),
-                  {"type": "redacted_thinking", "data": "enc"}, text(", world"))
+    msg = message(
+        {"type": "thinking", "thinking": "Hmm.", "signature": "sig1"},
+        text("Hello"),
+        {"type": "redacted_thinking", "data": "enc"},
+        text(", world"),
+    )
     result = translate(msg)["choices"][0]["message"]
     assert result["content"] == "Hello, world"
     assert result["reasoning_content"] == "Hmm."
-    assert result["thinking_blocks"] == [{"type": "thinking", "thinking": "Hmm.", "signature": "sig1"},
-                                         {"type": "redacted_thinking", "data": "enc"}]
+    assert result["thinking_blocks"] == [
+        {"type": "thinking", "thinking": "Hmm.", "signature": "sig1"},
+        {"type": "redacted_thinking", "data": "enc"},
+    ]
 
 
 def test_text_and_tool_calls_together() -> None:
     """Text stays content next to tool calls; a tool with no input gets arguments "{}"."""
-    msg = message(text("Let me look."), tool_use("a", {}), tool_use("b", {"x": [1, 2]}, "toolu_2"),
-                  stop_reason="tool_use")
+    msg = message(
+        text("Let me look."), tool_use("a", {}), tool_use("b", {"x": [1, 2]}, "toolu_2"), stop_reason="tool_use"
+    )
     result = translate(msg)["choices"][0]["message"]
     assert result["content"] == "Let me look."
     assert [c["function"]["arguments"] for c in result["tool_calls"]] == ["{}", '{"x":[1,2]}']
@@ -128,10 +172,13 @@ def test_server_tool_blocks_are_left_out() -> None:
     assert "tool_calls" not in result
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ([tool_use("json_tool_call", {"name": "Ada", "age": 36})], '{"name":"Ada","age":36}'),
-    ([text("Here: "), tool_use("json_tool_call", {})], "Here: {}"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ([tool_use("json_tool_call", {"name": "Ada", "age": 36})], '{"name":"Ada","age":36}'),
+        ([text("Here: "), tool_use("json_tool_call", {})], "Here: {}"),
+    ],
+)
 def test_json_mode_unwraps_the_json_tool_into_content(content: list[JSON], expected: str) -> None:
     """json_tool_call's input is the answer: content, no tool_calls, finish_reason stop."""
     chat = translate(message(*content, stop_reason="tool_use"), json_mode=True)
@@ -164,8 +211,13 @@ def test_the_stream_and_the_whole_message_say_the_same(path: Path) -> None:
     assert (whole["message"]["content"] or "") == streamed.message.content
     assert whole["finish_reason"] == streamed.finish_reason
     assert whole["message"].get("reasoning_content", "") == reasoning(chunks)
-    calls = [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
-             for c in whole["message"].get("tool_calls", [])]
-    assert calls == [(c.id, c.function.name, orjson.loads(c.function.arguments))
-                     for c in streamed.message.tool_calls or [] if c.type == "function"]
+    calls = [
+        (c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+        for c in whole["message"].get("tool_calls", [])
+    ]
+    assert calls == [
+        (c.id, c.function.name, orjson.loads(c.function.arguments))
+        for c in streamed.message.tool_calls or []
+        if c.type == "function"
+    ]
     assert translate(assembled)["usage"] == chunks[-1]["usage"]

@@ -36,7 +36,8 @@ def events_of(raw: bytes, cuts: list[int] | None = None) -> list[tuple[str, JSON
 
 def translate(events: list[tuple[str, JSON]], **options: Any) -> list[JSON]:
     translator = MessagesStreamTranslator(
-        model=MODEL, include_usage=options.pop("include_usage", True), created=CREATED, **options)
+        model=MODEL, include_usage=options.pop("include_usage", True), created=CREATED, **options
+    )
     chunks = [chunk for event, payload in events for chunk in translator.feed(event, payload)]
     return chunks + translator.finish()
 
@@ -62,8 +63,16 @@ def sse_event(name: str, **payload: Any) -> tuple[str, JSON]:
 
 
 def start(message_id: str = "msg_01abc", **usage: int) -> tuple[str, JSON]:
-    return sse_event("message_start", message={"id": message_id, "type": "message", "role": "assistant",
-                                               "content": [], "usage": {"input_tokens": 5, **usage}})
+    return sse_event(
+        "message_start",
+        message={
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "usage": {"input_tokens": 5, **usage},
+        },
+    )
 
 
 def block(index: int, **content_block: Any) -> tuple[str, JSON]:
@@ -79,8 +88,12 @@ def stop(index: int) -> tuple[str, JSON]:
 
 
 def end(reason: str = "end_turn", **usage: int) -> list[tuple[str, JSON]]:
-    return [sse_event("message_delta", delta={"stop_reason": reason, "stop_sequence": None},
-                      usage={"output_tokens": 7, **usage}), sse_event("message_stop")]
+    return [
+        sse_event(
+            "message_delta", delta={"stop_reason": reason, "stop_sequence": None}, usage={"output_tokens": 7, **usage}
+        ),
+        sse_event("message_stop"),
+    ]
 
 
 def deltas(chunks: list[JSON]) -> list[JSON]:
@@ -92,9 +105,11 @@ def deltas(chunks: list[JSON]) -> list[JSON]:
 THINKING_TEXT = "".join(
     payload["delta"]["thinking"]
     for _, payload in events_of((ANTHROPIC / "stream_thinking_then_text.sse").read_bytes())
-    if payload.get("delta", {}).get("type") == "thinking_delta")
-PELICAN_CODE = ('\ndef pelican():\n    return "A large waterbird with a long bill and a throat pouch for '
-                'catching fish."\n')
+    if payload.get("delta", {}).get("type") == "thinking_delta"
+)
+PELICAN_CODE = (
+    '\ndef pelican():\n    return "A large waterbird with a long bill and a throat pouch for catching fish."\n'
+)
 
 # recording -> (content, [(id, name, arguments)], finish_reason, prompt_tokens, completion_tokens).
 # Tool-only answers accumulate to content "": the role chunk must carry `content: ""` before
@@ -104,30 +119,70 @@ MEANING: dict[str, tuple[str, list[tuple[str, str, str]], str, int, int]] = {
     "stream_stop_sequence.sse": (PELICAN_CODE, [], "stop", 16, 28),
     "stream_after_tool_result_text.sse": (
         "The weather in San Francisco, CA is currently:\n- **Temperature:** 68°F\n- **Condition:** Sunny\n\n"
-        "It's a nice sunny day!", [], "stop", 770, 38),
+        "It's a nice sunny day!",
+        [],
+        "stop",
+        770,
+        38,
+    ),
     "stream_adaptive_thinking_opus46.sse": ("1. **Captain Scoop**\n2. **Gullet**", [], "stop", 34, 44),
     "stream_thinking_then_text.sse": (
         "1. **Pouch** – references their distinctive bill pouch\n2. **Captain Bill** – nautical and fun",
-        [], "stop", 46, 234),
-    "stream_parallel_tool_use.sse": ("", [
-        ("toolu_01LtHJmixrs9NcWQkK8hu8hj", "pelican_name_generator", "{}"),
-        ("toolu_01N8a4jWyf116qKTMqKKmjyt", "pelican_name_generator", "{}"),
-    ], "tool_calls", 542, 62),
+        [],
+        "stop",
+        46,
+        234,
+    ),
+    "stream_parallel_tool_use.sse": (
+        "",
+        [
+            ("toolu_01LtHJmixrs9NcWQkK8hu8hj", "pelican_name_generator", "{}"),
+            ("toolu_01N8a4jWyf116qKTMqKKmjyt", "pelican_name_generator", "{}"),
+        ],
+        "tool_calls",
+        542,
+        62,
+    ),
     "stream_thinking_then_tool_use.sse": (
-        "", [("toolu_01825dXWLSoJwCst1qTsiWdb", "fixed_version", "{}")], "tool_calls", 598, 92),
-    "stream_tool_use_input_json_delta.sse": ("", [
-        ("toolu_018acGYLtfR52q9yDbWaEdQZ", "get_weather", '{"location": "San Francisco, CA", "units": "f"}'),
-    ], "tool_calls", 656, 74),
-    "stream_text_then_tool_use.sse": ("I'll check the current weather in Paris for you.", [
-        ("toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather", '{"location": "Paris"}'),
-    ], "tool_calls", 377, 65),
+        "",
+        [("toolu_01825dXWLSoJwCst1qTsiWdb", "fixed_version", "{}")],
+        "tool_calls",
+        598,
+        92,
+    ),
+    "stream_tool_use_input_json_delta.sse": (
+        "",
+        [
+            ("toolu_018acGYLtfR52q9yDbWaEdQZ", "get_weather", '{"location": "San Francisco, CA", "units": "f"}'),
+        ],
+        "tool_calls",
+        656,
+        74,
+    ),
+    "stream_text_then_tool_use.sse": (
+        "I'll check the current weather in Paris for you.",
+        [
+            ("toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather", '{"location": "Paris"}'),
+        ],
+        "tool_calls",
+        377,
+        65,
+    ),
     "stream_text_then_two_tool_uses.sse": (
         "I'll help you get the weather in New York and calculate the distance to Los Angeles. "
-        "Let me fetch this information for you.", [
+        "Let me fetch this information for you.",
+        [
             ("toolu_01V8FdsLpokGb6tJ3okwkSDe", "get_weather", '{"location": "New York"}'),
-            ("toolu_01LaXuzSn9P2JiYc1U99SZRv", "calculate_distance",
-             '{"lat1": "40.7128", "lon1": "-74.0060", "lat2": "34.0522", "lon2": "-118.2437"}'),
-        ], "tool_calls", 572, 186),
+            (
+                "toolu_01LaXuzSn9P2JiYc1U99SZRv",
+                "calculate_distance",
+                '{"lat1": "40.7128", "lon1": "-74.0060", "lat2": "34.0522", "lon2": "-118.2437"}',
+            ),
+        ],
+        "tool_calls",
+        572,
+        186,
+    ),
 }
 
 
@@ -143,8 +198,9 @@ def test_a_recording_means_the_same_to_the_openai_sdk(name: str) -> None:
     result = accumulate(replay(name))
     choice = result.choices[0]
     assert choice.message.content == content
-    calls = [(c.id, c.function.name, c.function.arguments)
-             for c in choice.message.tool_calls or [] if c.type == "function"]
+    calls = [
+        (c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or [] if c.type == "function"
+    ]
     assert calls == tools
     assert choice.finish_reason == finish
     assert result.usage is not None
@@ -225,7 +281,8 @@ def test_the_mid_stream_overloaded_error_becomes_one_openai_error() -> None:
     assert len(translator.feed(*block(0, type="text", text=""))) == 0
     assert len(translator.feed(*delta(0, type="text_delta", text="Hel"))) == 1
     assert translator.feed("error", payload) == [
-        {"error": {"message": "Overloaded", "type": "server_error", "param": None, "code": "overloaded"}}]
+        {"error": {"message": "Overloaded", "type": "server_error", "param": None, "code": "overloaded"}}
+    ]
     assert translator.feed(*delta(0, type="text_delta", text="lo")) == []
     assert translator.finish() == []
     assert translator.fail(RateLimited("late")) == []
@@ -251,32 +308,79 @@ def test_ping_and_unknown_events_send_nothing() -> None:
     assert translator.feed(*delta(0, type="text_delta", text="no block is open")) == []
 
 
-@pytest.mark.parametrize(("events", "expected"), [
-    pytest.param([block(0, type="text", text=""), delta(0, type="text_delta", text="\n\nHi"), stop(0)],
-                 [{"content": "\n\nHi"}], id="leading-blank-kept-when-text-follows-in-the-block"),
-    pytest.param([block(0, type="text", text=""), delta(0, type="text_delta", text=" "),
-                  delta(0, type="text_delta", text="\n"), delta(0, type="text_delta", text="Hi"), stop(0)],
-                 [{"content": " \nHi"}], id="held-whitespace-is-flushed-with-the-first-word"),
-    pytest.param([block(0, type="text", text=""), delta(0, type="text_delta", text="A"), stop(0),
-                  block(1, type="text", text=""), delta(1, type="text_delta", text="\n\n"), stop(1)],
-                 [{"content": "A"}, {"content": "\n\n"}], id="blank-later-block-is-sent"),
-    pytest.param([block(0, type="tool_use", id="t1", name="f", input={"a": 1}), stop(0)],
-                 [{"tool_calls": [{"index": 0, "id": "t1", "type": "function",
-                                   "function": {"name": "f", "arguments": '{"a":1}'}}]}],
-                 id="input-given-at-start-is-sent-at-once"),
-    pytest.param([block(0, type="server_tool_use", id="s1", name="web_search", input={}),
-                  delta(0, type="input_json_delta", partial_json='{"q":1}'), stop(0)],
-                 [], id="server-tools-are-not-client-tool-calls"),
-    pytest.param([block(0, type="redacted_thinking", data="abc"), stop(0)],
-                 [{"thinking_blocks": [{"type": "redacted_thinking", "data": "abc"}]}],
-                 id="redacted-thinking"),
-    pytest.param([block(0, type="text", text=""), delta(0, type="citations_delta", citation={}), stop(0)],
-                 [], id="citations-are-dropped"),
-    pytest.param([block(0, type="thinking", thinking="", signature=""),
-                  delta(0, type="thinking_delta", thinking=""),
-                  delta(0, type="text_delta", text="wrong block"), stop(0)],
-                 [], id="empty-and-mismatched-deltas-send-nothing"),
-])
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        pytest.param(
+            [block(0, type="text", text=""), delta(0, type="text_delta", text="\n\nHi"), stop(0)],
+            [{"content": "\n\nHi"}],
+            id="leading-blank-kept-when-text-follows-in-the-block",
+        ),
+        pytest.param(
+            [
+                block(0, type="text", text=""),
+                delta(0, type="text_delta", text=" "),
+                delta(0, type="text_delta", text="\n"),
+                delta(0, type="text_delta", text="Hi"),
+                stop(0),
+            ],
+            [{"content": " \nHi"}],
+            id="held-whitespace-is-flushed-with-the-first-word",
+        ),
+        pytest.param(
+            [
+                block(0, type="text", text=""),
+                delta(0, type="text_delta", text="A"),
+                stop(0),
+                block(1, type="text", text=""),
+                delta(1, type="text_delta", text="\n\n"),
+                stop(1),
+            ],
+            [{"content": "A"}, {"content": "\n\n"}],
+            id="blank-later-block-is-sent",
+        ),
+        pytest.param(
+            [block(0, type="tool_use", id="t1", name="f", input={"a": 1}), stop(0)],
+            [
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}
+                    ]
+                }
+            ],
+            id="input-given-at-start-is-sent-at-once",
+        ),
+        pytest.param(
+            [
+                block(0, type="server_tool_use", id="s1", name="web_search", input={}),
+                delta(0, type="input_json_delta", partial_json='{"q":1}'),
+                stop(0),
+            ],
+            [],
+            id="server-tools-are-not-client-tool-calls",
+        ),
+        pytest.param(
+            [block(0, type="redacted_thinking", data="abc"), stop(0)],
+            [{"thinking_blocks": [{"type": "redacted_thinking", "data": "abc"}]}],
+            id="redacted-thinking",
+        ),
+        pytest.param(
+            [block(0, type="text", text=""), delta(0, type="citations_delta", citation={}), stop(0)],
+            [],
+            id="citations-are-dropped",
+        ),
+        pytest.param(
+            [
+                block(0, type="thinking", thinking="", signature=""),
+                delta(0, type="thinking_delta", thinking=""),
+                delta(0, type="text_delta", text="wrong block"),
+                stop(0),
+            ],
+            [],
+            id="empty-and-mismatched-deltas-send-nothing",
+        ),
+    ],
+)
 def test_block_events_translate_to_these_deltas(events: list[tuple[str, JSON]], expected: list[JSON]) -> None:
     """Table: Anthropic block events in, OpenAI deltas out (between the role and finish chunks)."""
     chunks = translate([start(), *events, *end()])
@@ -299,36 +403,51 @@ def test_a_given_chunk_id_is_used_for_every_chunk() -> None:
 
 def test_usage_is_cumulative_and_every_field_optional() -> None:
     """A second message_delta updates usage but sends no second finish_reason; cache tokens add up."""
-    events = [start(cache_read_input_tokens=100, cache_creation_input_tokens=20),
-              sse_event("message_delta", delta={"stop_reason": "max_tokens"}, usage={"output_tokens": 3}),
-              sse_event("message_delta", delta={"stop_reason": "max_tokens"}, usage={"output_tokens": 9}),
-              sse_event("message_stop")]
+    events = [
+        start(cache_read_input_tokens=100, cache_creation_input_tokens=20),
+        sse_event("message_delta", delta={"stop_reason": "max_tokens"}, usage={"output_tokens": 3}),
+        sse_event("message_delta", delta={"stop_reason": "max_tokens"}, usage={"output_tokens": 9}),
+        sse_event("message_stop"),
+    ]
     chunks = translate(events)
     assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]] == [None, "length"]
     assert chunks[-1]["usage"] == {
-        "prompt_tokens": 125, "completion_tokens": 9, "total_tokens": 134,
-        "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20}}
+        "prompt_tokens": 125,
+        "completion_tokens": 9,
+        "total_tokens": 134,
+        "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20},
+    }
 
 
 def test_finish_closes_a_stream_that_ended_without_message_stop() -> None:
     """finish() on an open message sends finish_reason and usage; on an empty one, nothing."""
     chunks = translate([start(), block(0, type="tool_use", id="t", name="f", input={})])
-    assert deltas(chunks)[1:] == [{"tool_calls": [{"index": 0, "id": "t", "type": "function",
-                                                   "function": {"name": "f", "arguments": ""}}]},
-                                  {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}, {}]
+    assert deltas(chunks)[1:] == [
+        {"tool_calls": [{"index": 0, "id": "t", "type": "function", "function": {"name": "f", "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+        {},
+    ]
     assert chunks[-1]["choices"] == []
     assert translate([]) == []
 
 
-@pytest.mark.parametrize(("fragments", "content", "finish"), [
-    (["", '{"a"', ": 1}"], '{"a": 1}', "stop"),
-    ([""], "{}", "stop"),
-])
+@pytest.mark.parametrize(
+    ("fragments", "content", "finish"),
+    [
+        (["", '{"a"', ": 1}"], '{"a": 1}', "stop"),
+        ([""], "{}", "stop"),
+    ],
+)
 def test_json_mode_streams_the_json_tool_as_content(fragments: list[str], content: str, finish: str) -> None:
     """json_tool_call arguments arrive as `content`, and the stop is a plain `stop`."""
     pieces = [delta(0, type="input_json_delta", partial_json=f) for f in fragments]
-    events = [start(), block(0, type="tool_use", id="t", name="json_tool_call", input={}),
-              *pieces, stop(0), *end("tool_use")]
+    events = [
+        start(),
+        block(0, type="tool_use", id="t", name="json_tool_call", input={}),
+        *pieces,
+        stop(0),
+        *end("tool_use"),
+    ]
     result = accumulate(translate(events, json_mode=True))
     assert result.choices[0].message.content == content
     assert result.choices[0].message.tool_calls is None
@@ -337,8 +456,13 @@ def test_json_mode_streams_the_json_tool_as_content(fragments: list[str], conten
 
 def test_json_mode_leaves_other_tools_as_tool_calls() -> None:
     """With json_mode on, a real tool is still a tool call and the stop stays tool_calls."""
-    events = [start(), block(0, type="tool_use", id="t", name="lookup", input={}),
-              delta(0, type="input_json_delta", partial_json="{}"), stop(0), *end("tool_use")]
+    events = [
+        start(),
+        block(0, type="tool_use", id="t", name="lookup", input={}),
+        delta(0, type="input_json_delta", partial_json="{}"),
+        stop(0),
+        *end("tool_use"),
+    ]
     result = accumulate(translate(events, json_mode=True))
     assert result.choices[0].finish_reason == "tool_calls"
     assert result.choices[0].message.tool_calls is not None
@@ -357,10 +481,12 @@ def test_any_chunking_of_a_recording_gives_the_same_chunks(data: st.DataObject) 
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from(sorted(MEANING)), extra=st.lists(st.sampled_from([
-    ("ping", {"type": "ping"}), ("mystery", {"type": "mystery"})]), max_size=5), at=st.integers(0, 40))
-def test_pings_and_unknown_events_anywhere_change_nothing(
-        name: str, extra: list[tuple[str, JSON]], at: int) -> None:
+@given(
+    name=st.sampled_from(sorted(MEANING)),
+    extra=st.lists(st.sampled_from([("ping", {"type": "ping"}), ("mystery", {"type": "mystery"})]), max_size=5),
+    at=st.integers(0, 40),
+)
+def test_pings_and_unknown_events_anywhere_change_nothing(name: str, extra: list[tuple[str, JSON]], at: int) -> None:
     """Keep-alives and new event types may be inserted at any point without effect."""
     events = events_of((ANTHROPIC / name).read_bytes())
     at = min(at, len(events) - 1)
