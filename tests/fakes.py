@@ -8,6 +8,8 @@ up in the middle of a stream (`fake.cancelled`).
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,8 @@ class Stream:
     pause_after: int | None = None  # pause after this many events
     pause: float = 0.0
     stall_after: int | None = None  # after this many events, send nothing ever again
-    drop_after: int | None = None  # after this many events, cut the connection
+    drop_after: int | None = None  # after this many events, cut the connection (FIN)
+    reset_after: int | None = None  # after this many events, reset the connection (RST)
     content_type: str = "text/event-stream; charset=utf-8"
     status: int = 200
 
@@ -154,6 +157,12 @@ class FakeUpstream:
                 if i == s.drop_after:
                     assert request.transport is not None
                     request.transport.close()
+                    return response
+                if i == s.reset_after:
+                    assert request.transport is not None
+                    sock = request.transport.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    request.transport.abort()
                     return response
                 if i == s.stall_after:
                     await asyncio.sleep(3600)

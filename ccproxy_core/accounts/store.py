@@ -34,12 +34,12 @@ import orjson
 from attrs import frozen
 
 from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
-JSON = dict[str, Any]
 
 
 class AccountsError(ValueError):

@@ -27,9 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccproxy_core.config.compat import strip_json_comments
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers.presets import PRESETS
-
-JSON = dict[str, Any]
 
 RELATIVE_PATH = Path(".claude-code-router") / "config.json"
 MARKERS = frozenset({"Providers", "Router"})

@@ -24,9 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers.presets import PRESETS, preset_for_provider
-
-JSON = dict[str, Any]
 
 NATIVE_TOP = frozenset(
     {"host", "port", "apikey", "log", "providers", "routes", "router", "limits", "breaker", "rotation", "oauth"}

@@ -117,7 +117,13 @@ class RotationConfig:
     enabled: bool = True
     hot_reload: bool = True
     refresh_buffer_seconds: int = 600
-    default_cooldown: Seconds = Seconds(60.0)
+    default_cooldown: Seconds = Seconds(60.0)  # a quota 429 that names no reset time
+    # A 429 that is not quota: benched for its retry-after (at most max_retry_after), or for
+    # rate_limit_cooldown when it gives no hint.
+    rate_limit_cooldown: Seconds = Seconds(5.0)
+    max_retry_after: Seconds = Seconds(900.0)
+    # A rejected API key is tried again by itself after this, doubling per rejection (max 30 min).
+    auth_reprobe: Seconds = Seconds(30.0)
 
 
 @frozen

@@ -4,6 +4,7 @@
     ├── InvalidRequest            400 invalid_request_error
     ├── AuthenticationFailed      401 authentication_error
     ├── PermissionDenied          403 permission_error
+    │   └── CredentialsRejected   403 permission_error      (the provider refused every credential)
     ├── NotFound                  404 not_found_error
     ├── RequestTooLarge           413 request_too_large
     ├── RateLimited               429 rate_limit_error      (carries retry_after)
@@ -27,10 +28,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ccproxy_core.core.wire import JSON
+
 if TYPE_CHECKING:
     from aiohttp import web
 
-JSON = dict[str, Any]
+    from ccproxy_core.core.outcome import Outcome
+
 
 # Anthropic error types by HTTP status (docs.claude.com/en/api/errors); other 4xx are
 # invalid_request_error, other 5xx api_error.
@@ -104,6 +108,14 @@ class AuthenticationFailed(ProxyError):
 class PermissionDenied(ProxyError):
     status = 403
     error_type = "permission_error"
+
+
+class CredentialsRejected(PermissionDenied):
+    """The provider refused every credential ccproxy holds for it: an operator must act."""
+
+    def __init__(self, message: str, *, provider: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers=headers)
+        self.provider = provider
 
 
 class NotFound(ProxyError):
@@ -204,13 +216,25 @@ def _text_of(body: Any, status: int) -> str:
 
 
 class AttemptFailed(Exception):
-    """A provider could not serve this request and nothing reached the client yet."""
+    """A provider could not serve this request and nothing reached the client yet.
 
-    def __init__(self, error: ProxyError, *, reply: web.StreamResponse | None = None, retryable: bool) -> None:
+    `outcome` is what the provider's last answer meant (None when no call was made: circuit
+    open, bucket empty, no usable credential); the breaker reads it, and unless `retryable` is
+    given, so does the provider failover (`Outcome.next_provider`)."""
+
+    def __init__(
+        self,
+        error: ProxyError,
+        *,
+        outcome: Outcome | None = None,
+        reply: web.StreamResponse | None = None,
+        retryable: bool | None = None,
+    ) -> None:
         super().__init__(error.message)
         self.error = error
+        self.outcome = outcome
         self.reply = reply  # the provider's own answer (a web.Response), passed on if nothing else works
-        self.retryable = retryable
+        self.retryable = retryable if retryable is not None else outcome is None or outcome.next_provider
 
 
 def anthropic_body(err: ProxyError, request_id: str | None = None) -> JSON:

@@ -85,7 +85,7 @@ class FailoverPlan:
             self._retry_same = cred.name
             return Step.REFRESH
         if (
-            not outcome.failover
+            not outcome.next_credential
             or self.pin is not None
             or self.attempts >= self.max_attempts
             or not self.pool.has_usable(now, exclude=set(self.tried))

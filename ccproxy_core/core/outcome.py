@@ -1,17 +1,24 @@
-"""What an upstream answer means for the credential that got it: `classify(status, headers, body)`.
+"""What one upstream answer means, decided once: `classify(status, headers, body)` -> `Outcome`.
 
-Pure, and separate from the pool so the table of phrases can be read (and grown) on its own:
+Every reader takes its answer from the same `Outcome`: the pool (bench the credential or not),
+the credential loop (`next_credential`), the provider failover (`next_provider`) and the circuit
+breaker (`breaker_failure`). Pure, and separate from the pool so the table of phrases can be read
+(and grown) on its own:
 
     OK                 success
     ACCOUNT_EXHAUSTED  this credential's quota (quota headers, or an account rate-limit phrase)
-    TRANSIENT          overloaded, 5xx, or a bare 429: another credential may do, bench none
+    RATE_LIMITED       a 429 that is not quota: bench this credential for the provider's
+                       `retry-after` (or briefly, with no hint), so the next requests go elsewhere
+    TRANSIENT          overloaded, 5xx, 408: another credential or provider may do, bench none
     REQUEST_SPECIFIC   the request's own fault (413, prompt too long): relay it to the client
     SPEND_LIMIT        billing (402, insufficient_quota): bench for a long time
     AUTH               401/403: the credential was refused
+    NO_ANSWER          no HTTP answer at all (refused, reset, timed out, broken before a byte)
 
 Spend limit is checked first, then auth, then request-specific, so a billing phrase wins over
-the status code; a 429 is account exhaustion only when its headers or message say so. The `reason` is the upstream
-message scrubbed of anything token-like; the pool keeps it as lastError / cooldownReason.
+the status code; a 429 is account exhaustion only when its headers or message say so. The
+`reason` is the upstream message scrubbed of anything token-like; the pool keeps it as
+lastError / cooldownReason.
 """
 
 from __future__ import annotations
@@ -29,25 +36,59 @@ from ccproxy_core.core.redaction import scrub
 class OutcomeKind(enum.Enum):
     OK = "ok"
     ACCOUNT_EXHAUSTED = "account_exhausted"  # this credential's quota: cool down until the reset
-    TRANSIENT = "transient"  # overloaded / bare 429: try another, do not bench this one
+    RATE_LIMITED = "rate_limited"  # a 429 that is not quota: cool down for its retry-after
+    TRANSIENT = "transient"  # overloaded / 5xx: try another, do not bench this one
     REQUEST_SPECIFIC = "request_specific"  # the request's fault: return it to the client
     SPEND_LIMIT = "spend_limit"  # billing: cool down for a long time
     AUTH = "auth"  # credential refused: auth_error (OAuth: refresh once, retry once)
+    NO_ANSWER = "no_answer"  # the provider could not be reached or read
 
 
-_FAILOVER = frozenset({OutcomeKind.ACCOUNT_EXHAUSTED, OutcomeKind.TRANSIENT, OutcomeKind.SPEND_LIMIT, OutcomeKind.AUTH})
+# Another credential of the same provider may succeed where this one failed.
+_NEXT_CREDENTIAL = frozenset(
+    {
+        OutcomeKind.ACCOUNT_EXHAUSTED,
+        OutcomeKind.RATE_LIMITED,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.SPEND_LIMIT,
+        OutcomeKind.AUTH,
+    }
+)
+# Another provider may succeed: everything a credential change may fix, and no answer at all.
+_NEXT_PROVIDER = _NEXT_CREDENTIAL | {OutcomeKind.NO_ANSWER}
 
 
 @frozen
 class Outcome:
     kind: OutcomeKind
-    status: int = 200
+    status: int | None = 200  # None: no HTTP answer
     reason: str = ""  # upstream's message, scrubbed; becomes lastError / cooldownReason
 
     @property
-    def failover(self) -> bool:
-        """Another credential may succeed where this one failed."""
-        return self.kind in _FAILOVER
+    def next_credential(self) -> bool:
+        """Another credential of the same provider may succeed where this one failed."""
+        return self.kind in _NEXT_CREDENTIAL
+
+    @property
+    def next_provider(self) -> bool:
+        """The route's fallback provider may succeed where this provider failed."""
+        return self.kind in _NEXT_PROVIDER
+
+    @property
+    def breaker_failure(self) -> bool:
+        """Whether this counts against the provider's circuit breaker.
+
+        No answer, 5xx and 429 count: a provider that rate-limits every key is as unusable as a
+        down one. The request's own faults (4xx) and refused credentials do not."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+OK = Outcome(OutcomeKind.OK)
+
+
+def no_answer(reason: str) -> Outcome:
+    """The outcome of an attempt that got no HTTP answer (connect error, timeout, broken read)."""
+    return Outcome(OutcomeKind.NO_ANSWER, None, scrub(reason))
 
 
 _SPEND = (
@@ -96,9 +137,10 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
         if any(p in text for p in _ACCOUNT):
             return out(OutcomeKind.ACCOUNT_EXHAUSTED)
         # A 429 without quota headers is not quota (entitlement, bot protection, lane
-        # classification): benching on it would burn through every account.
-        return out(OutcomeKind.TRANSIENT)
-    if status >= 500 or etype == "overloaded_error":
+        # classification): it benches the credential only for the provider's retry-after (or a
+        # moment), so the next requests go elsewhere without burning through every account.
+        return out(OutcomeKind.RATE_LIMITED)
+    if status >= 500 or status == 408 or etype == "overloaded_error":
         return out(OutcomeKind.TRANSIENT)
     return out(OutcomeKind.REQUEST_SPECIFIC)
 

@@ -35,11 +35,11 @@ from typing import Any, Literal
 from attrs import define, evolve, field, frozen
 
 from ccproxy_core.core import ratelimit_headers as rl
-from ccproxy_core.core.errors import NotFound, ProxyError, RateLimited, ServiceUnavailable
+from ccproxy_core.core.errors import CredentialsRejected, NotFound, ProxyError, RateLimited, ServiceUnavailable
 from ccproxy_core.core.outcome import Outcome, OutcomeKind
 from ccproxy_core.core.redaction import redact, scrub
+from ccproxy_core.core.wire import JSON
 
-JSON = dict[str, Any]
 Kind = Literal["api_key", "oauth"]
 _NO_NAMES: frozenset[str] = frozenset()
 # Headroom is compared in 5 % bands: tiny differences (19999 vs 20000 requests left) must not
@@ -91,6 +91,16 @@ class CredentialState:
     headroom_read_at: float | None = None
     utilization: dict[str, float] = field(factory=dict)
     last_refresh_at: float | None = None
+    auth_failures: int = 0  # consecutive rejections of an API key: its re-probe backs off
+    reprobe_at: float | None = None  # when a rejected API key may be tried again
+
+
+def _usable(cred: Credential, st: CredentialState, now: float) -> bool:
+    """Available, or a rejected API key whose re-probe is due (keys come back without a restart)."""
+    state = state_of(cred, st, now)
+    if state == "available":
+        return True
+    return state == "auth_error" and st.reprobe_at is not None and st.reprobe_at <= now
 
 
 def state_of(cred: Credential, st: CredentialState, now: float) -> str:
@@ -113,6 +123,14 @@ class PoolSettings:
     exhausted_cooldown_seconds: float = 600.0  # a quota 429 that names no reset time
     spend_limit_cooldown_seconds: float = 24 * 3600.0  # spend limits clear monthly, if at all
     min_cooldown_seconds: float = 1.0  # `retry-after: 0` on a quota 429 still benches briefly
+    # A 429 that is not quota benches for the provider's retry-after, at most this long, and for
+    # `rate_limit_cooldown_seconds` when it gives no hint: long enough that the requests already
+    # on their way go elsewhere, short enough that a momentary limit costs nothing.
+    rate_limit_cooldown_seconds: float = 5.0
+    max_retry_after_seconds: float = 900.0
+    # A rejected API key (401/403) is tried again by itself after this, doubling per rejection.
+    auth_reprobe_seconds: float = 30.0
+    max_auth_reprobe_seconds: float = 1800.0
     # A success re-reads the rate-limit headers at most this often per credential: headroom moves
     # slowly next to the request rate, and parsing them is the costliest step of a success.
     headroom_interval_seconds: float = 1.0
@@ -158,7 +176,7 @@ class CredentialPool:
             cred = self._named(pin)
             st = self._states[pin]
             state = state_of(cred, st, now)
-            if state != "available":
+            if not _usable(cred, st, now):
                 headers: dict[str, str] = {}
                 if state == "rate_limited" and st.rate_limited_until is not None:
                     headers["retry-after"] = str(max(1, math.ceil(st.rate_limited_until - now)))
@@ -166,18 +184,24 @@ class CredentialPool:
                     f"account '{pin}' of provider '{self.provider}' is not usable: {self._explain(cred, st, now)}",
                     headers=headers,
                 )
-            st.last_used = now
+            self._claim(st, now)
             return cred
         chosen = self._choose(now, exclude)
         if chosen is None:
             raise self._nothing_usable(now, exclude)
         self._cursor = chosen.name
-        self._states[chosen.name].last_used = now
+        self._claim(self._states[chosen.name], now)
         return chosen
 
-    def peek(self, now: float, exclude: AbstractSet[str] = _NO_NAMES) -> Credential | None:
-        """What `select` would return, without moving the cursor."""
-        return self._choose(now, exclude)
+    def _claim(self, st: CredentialState, now: float) -> None:
+        st.last_used = now
+        if st.auth_error and st.reprobe_at is not None:
+            # This request is the re-probe of a rejected key: the next one waits for its verdict.
+            st.reprobe_at = now + self._reprobe_delay(max(1, st.auth_failures))
+
+    def _reprobe_delay(self, failures: int) -> float:
+        backoff = self.settings.auth_reprobe_seconds * 2.0 ** (failures - 1)
+        return min(backoff, self.settings.max_auth_reprobe_seconds)
 
     def has_usable(self, now: float, exclude: AbstractSet[str] = _NO_NAMES) -> bool:
         return self._choose(now, exclude) is not None
@@ -187,7 +211,7 @@ class CredentialPool:
         start = self.names.index(self._cursor) + 1 if self._cursor in self._by_name else 0
         for cred in self._creds[start:] + self._creds[:start]:
             st = self._states[cred.name]
-            if cred.name in exclude or state_of(cred, st, now) != "available":
+            if cred.name in exclude or not _usable(cred, st, now):
                 continue
             band = self._band(st, now)
             if band > best_band:  # strictly greater: ties go to the earlier in rotation order
@@ -209,6 +233,8 @@ class CredentialPool:
         if not left:
             return ServiceUnavailable(f"all {len(self._creds)} credentials of {where} were tried")
         states = {c.name: state_of(c, self._states[c.name], now) for c in left}
+        if all(s == "auth_error" for s in states.values()):
+            return self.rejection(now)
         counts = Counter(states.values())
         others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "rate_limited")
         limited = [self._states[n].rate_limited_until or now for n, s in states.items() if s == "rate_limited"]
@@ -220,6 +246,24 @@ class CredentialPool:
                 retry_after=first - now,
             )
         return ServiceUnavailable(f"no usable credential for {where}: {others}")
+
+    def rejection(self, now: float) -> ProxyError:
+        """What a client gets when the provider refuses every credential ccproxy holds for it.
+
+        Not retryable (a 403, not a 5xx/429/529), so a client such as Claude Code stops at once
+        with something to act on instead of retrying for minutes."""
+        rejected = [c for c in self._creds if self._states[c.name].auth_error]
+        named = "; ".join(f"{c.name}: {self._states[c.name].last_error or 'refused'}" for c in rejected)
+        due = [at for c in rejected if (at := self._states[c.name].reprobe_at) is not None]
+        again = f"; ccproxy tries it again by itself at {iso(min(due))}" if due else ""
+        fix = (
+            "log in again with `ccproxy auth login NAME`"
+            if any(c.kind == "oauth" for c in rejected)
+            else "fix the key in the config (providers[].api_key / api_keys)"
+        )
+        return CredentialsRejected(
+            f"provider '{self.provider}' rejected its credentials ({named}); {fix}{again}", provider=self.provider
+        )
 
     def _explain(self, cred: Credential, st: CredentialState, now: float) -> str:
         state = state_of(cred, st, now)
@@ -248,6 +292,9 @@ class CredentialPool:
             return  # removed by a reload while the request was in flight
         st.requests += 1
         kind = outcome.kind
+        if kind is OutcomeKind.OK and st.auth_error and (used is None or used.secret == cred.secret):
+            # A re-probe went through: the provider accepts the credential again.
+            st.auth_error, st.auth_failures, st.reprobe_at = False, 0, None
         if (
             kind is OutcomeKind.OK
             and st.headroom_read_at is not None
@@ -270,12 +317,19 @@ class CredentialPool:
             until = now + self.settings.exhausted_cooldown_seconds if reset is None else reset
             self._cool(st, max(until, now + self.settings.min_cooldown_seconds), st.last_error, now)
             st.headroom, st.headroom_until = 0.0, st.rate_limited_until
+        elif kind is OutcomeKind.RATE_LIMITED:
+            hint = min(reset - now, self.settings.max_retry_after_seconds) if reset is not None else None
+            wait = self.settings.rate_limit_cooldown_seconds if hint is None else hint
+            self._cool(st, now + max(wait, self.settings.min_cooldown_seconds), st.last_error, now)
         elif kind is OutcomeKind.SPEND_LIMIT:
             until = max(now + self.settings.spend_limit_cooldown_seconds, reset or 0.0)
             self._cool(st, until, f"spend limit: {st.last_error}", now)
         elif kind is OutcomeKind.AUTH and (used is None or used.secret == cred.secret):
             st.auth_error = True
             st.needs_refresh = cred.kind == "oauth" and bool(cred.refresh_token)
+            if cred.kind == "api_key":
+                st.auth_failures += 1
+                st.reprobe_at = now + self._reprobe_delay(st.auth_failures)
 
     @staticmethod
     def _cool(st: CredentialState, until: float, reason: str, now: float) -> None:

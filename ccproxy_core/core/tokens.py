@@ -54,7 +54,7 @@ from typing import Any
 
 import orjson
 
-from ccproxy_core.core.errors import JSON
+from ccproxy_core.core.wire import JSON
 
 REQUEST_OVERHEAD = 7
 MESSAGE_OVERHEAD = 3

@@ -24,9 +24,9 @@ import attrs
 from attrs import field, frozen
 
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
 
-JSON = dict[str, Any]
 Kind = Literal["anthropic", "openai"]
 AuthHeader = Literal["x-api-key", "authorization-bearer", "none"]
 SchemaDialect = Literal["openai", "gemini", "groq"]

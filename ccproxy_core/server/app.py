@@ -34,7 +34,8 @@ from ccproxy_core.core.errors import (
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
 from ccproxy_core.server import loops
 from ccproxy_core.server.handlers import chat, health, messages, models, providers_api, status
-from ccproxy_core.server.state import STATE, State
+from ccproxy_core.server.state import STATE, State, UpstreamFactory
+from ccproxy_core.server.upstream import AiohttpUpstream
 
 log = logging.getLogger("ccproxy")
 
@@ -157,14 +158,18 @@ async def _state_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[STATE].close()
 
 
-def create_app(config: Config, *, config_files: tuple[str, ...] = ()) -> web.Application:
-    """Build the application for one configuration; nothing is read from env or disk here."""
+def create_app(
+    config: Config, *, config_files: tuple[str, ...] = (), upstreams: UpstreamFactory = AiohttpUpstream
+) -> web.Application:
+    """Build the application for one configuration; nothing is read from env or disk here.
+
+    `upstreams` builds each provider's `Upstream`: aiohttp by default, an in-memory fake in tests."""
     app = web.Application(
         middlewares=[errors, client_auth],
         client_max_size=config.limits.max_request_body_size,
         handler_args={"max_field_size": 65536},
     )
-    app[STATE] = State(config, config_files=config_files)
+    app[STATE] = State(config, config_files=config_files, upstreams=upstreams)
     app.router.add_routes(ROUTES)
     app.cleanup_ctx.append(_state_lifecycle)
     return app

@@ -1,25 +1,29 @@
 """One call to one provider, with its credential, its headers and its error handling.
 
-`anthropic_call` and `chat_call` are async context managers: they pick a credential, send the
-request, and on an error answer decide, before anything reached the client, whether to try the
-next credential of the same provider (a rate-limited account), the next provider (`AttemptFailed`
-with `retryable=True`), or to hand the provider's own answer to the client as it is. On success
-they yield the live upstream response, and close it when the caller is done, which is what
-cancels the upstream request when a client goes away.
+`anthropic_call` and `chat_call` are async context managers: they walk the provider's
+credentials (one upstream call per attempt), and on an error answer decide, before anything
+reached the client, whether to try the next credential (a rate-limited account, a refreshed
+token), the next provider (`AttemptFailed`, whose `outcome` says whether another may do better),
+or to hand the provider's own answer to the client as it is. On success they yield the live
+upstream answer and close it when the caller is done, which is what cancels the upstream
+request when a client goes away.
+
+What an answer means is decided once, by `core.outcome.classify`; the pool, this loop, the
+provider failover and the breaker all read that one `Outcome`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import aclosing, asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 from attrs import frozen
 
-from ccproxy_core.core.errors import JSON, AttemptFailed, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ccproxy_core.core.errors import AttemptFailed, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ccproxy_core.core.failover import Step
 from ccproxy_core.core.headers import (
     ACCEPT_ENCODING,
     CREDENTIAL_HEADERS,
@@ -28,53 +32,49 @@ from ccproxy_core.core.headers import (
     error_headers,
     upstream_request_headers,
 )
+from ccproxy_core.core.outcome import classify, no_answer
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import presets
-from ccproxy_core.server.credentials import Credentials
 from ccproxy_core.server.state import STATE, ProviderRuntime
+from ccproxy_core.server.upstream import Answer
 
-# Statuses after which another provider may do better: rate limits, server errors, overload.
-FAILOVER_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+if TYPE_CHECKING:
+    from ccproxy_core.server.dispatch import Candidate
 
 
 @frozen
 class UpstreamReply:
     provider: ProviderRuntime
-    response: aiohttp.ClientResponse
+    answer: Answer
 
     async def body(self) -> bytes:
         """The whole answer; the client has nothing yet, so a broken read may still fail over."""
-        with _before_first_byte():
-            return await self.provider.upstream.read_body(self.response)
+        try:
+            return await self.answer.read()
+        except (UpstreamUnreachable, UpstreamTimeout) as exc:
+            raise AttemptFailed(exc, outcome=no_answer(exc.message)) from exc
 
     async def json_body(self) -> Any:
         data = await self.body()
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise UpstreamError(
+            error = UpstreamError(
                 502,
                 "api_error",
                 f"provider {self.provider.name!r} answered with invalid JSON: {data[:200].decode('utf-8', 'replace')}",
-            ) from None
+            )
+            raise AttemptFailed(error, outcome=no_answer(error.message)) from None
 
     async def whole_reply(self, extra_headers: dict[str, str]) -> web.Response:
         data = await self.body()
-        headers = client_response_headers(self.response.headers.items())
+        headers = client_response_headers(self.answer.headers.items())
         headers.update(extra_headers)
-        return web.Response(status=self.response.status, body=data, headers=headers)
+        return web.Response(status=self.answer.status, body=data, headers=headers)
 
 
 def _query(request: web.Request) -> str:
     return f"?{request.query_string}" if request.query_string else ""
-
-
-@contextmanager
-def _before_first_byte() -> Iterator[None]:
-    """Nothing has reached the client yet: a provider that cannot be reached or read may be replaced."""
-    try:
-        yield
-    except (UpstreamUnreachable, UpstreamTimeout) as exc:
-        raise AttemptFailed(exc, retryable=True) from exc
 
 
 def _base_headers(request: web.Request, provider: ProviderRuntime, passthrough: bool) -> dict[str, str]:
@@ -97,13 +97,13 @@ def _base_headers(request: web.Request, provider: ProviderRuntime, passthrough: 
 
 @asynccontextmanager
 async def anthropic_call(
-    request: web.Request, candidate: Any, payload: bytes, endpoint: str, *, stream: bool, passthrough: bool = True
+    request: web.Request, candidate: Candidate, payload: bytes, endpoint: str, *, stream: bool, passthrough: bool = True
 ) -> AsyncIterator[UpstreamReply]:
     """Send a Messages-API request to an `anthropic` provider.
 
     `passthrough`: an Anthropic client is talking, so its headers go along and the provider's own
     error answer is passed on unchanged; otherwise the error is rendered in the client's dialect."""
-    provider: ProviderRuntime = candidate.provider
+    provider = candidate.provider
     base = _base_headers(request, provider, passthrough)
     url = provider.url(endpoint) + _query(request)
     async with _call(
@@ -121,13 +121,13 @@ async def anthropic_call(
 
 @asynccontextmanager
 async def chat_call(
-    request: web.Request, candidate: Any, chat: JSON, *, stream: bool, passthrough: bool = False
+    request: web.Request, candidate: Candidate, chat: JSON, *, stream: bool, passthrough: bool = False
 ) -> AsyncIterator[UpstreamReply]:
     """Send a Chat Completions request to an `openai` provider, with the provider's quirks applied.
 
     `passthrough`: an OpenAI client is talking, so its headers go along and the provider's own
     error answer is passed on unchanged; otherwise the error is rendered in the client's dialect."""
-    provider: ProviderRuntime = candidate.provider
+    provider = candidate.provider
     body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
     base = _base_headers(request, provider, passthrough)
     base.update({"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"})
@@ -150,7 +150,7 @@ ErrorReader = Callable[[int, Any, "dict[str, str] | None"], UpstreamError]
 @asynccontextmanager
 async def _call(
     request: web.Request,
-    candidate: Any,
+    candidate: Candidate,
     url: str,
     base: dict[str, str],
     body: bytes,
@@ -160,33 +160,44 @@ async def _call(
     read_error: ErrorReader,
 ) -> AsyncIterator[UpstreamReply]:
     """The attempt loop over a provider's credentials: one upstream call per attempt."""
-    provider: ProviderRuntime = candidate.provider
+    provider = candidate.provider
+    upstream = provider.upstream
     _add_missing(base, provider.preset.extra_headers)
-    credentials: Credentials = request.app[STATE].credentials(provider, request.headers)
-    async with aclosing(credentials.attempts()) as attempts:
-        async for credential in attempts:
-            headers = {**base, **credential.headers(base)}
-            with _before_first_byte():
-                response = await provider.upstream.send(url, headers, body, stream=stream)
-            if response.status < 400:
-                credentials.succeeded(credential, response.headers)
-                try:
-                    yield UpstreamReply(provider, response)
-                finally:
-                    response.close()
-                return
-            with _before_first_byte():
-                data = await provider.upstream.read_body(response)
-            response.release()
-            if credentials.failed(credential, response.status, response.headers, data):
-                continue  # this credential is limited or stale; the pool has the next one
-            reply_headers = client_response_headers(response.headers.items())
-            reply_headers.update(candidate.route_header)
-            error = read_error(response.status, _json_or_bytes(data), error_headers(response.headers.items()))
-            error.message = f"{provider.name}: {error.message}"
-            reply = web.Response(status=response.status, body=data, headers=reply_headers) if relay_errors else None
-            retryable = credentials.worth_another_provider(response.status, response.status in FAILOVER_STATUSES)
-            raise AttemptFailed(error, reply=reply, retryable=retryable)
+    attempts = request.app[STATE].attempts(provider, request.headers)
+    credential = attempts.first()
+    while True:
+        headers = {**base, **credential.headers(base)}
+        try:
+            answer = await upstream.send(url, headers, body, stream=stream)
+            if answer.status >= 400:
+                data = await answer.read()
+                answer.release()
+        except (UpstreamUnreachable, UpstreamTimeout) as exc:
+            # Nothing has reached the client yet: a provider that cannot be reached or read may be replaced.
+            raise AttemptFailed(exc, outcome=no_answer(exc.message)) from exc
+        if answer.status < 400:
+            attempts.succeeded(answer.headers)
+            try:
+                yield UpstreamReply(provider, answer)
+            finally:
+                answer.close()
+            return
+        outcome = classify(answer.status, answer.headers, data)
+        step = attempts.failed(outcome, answer.headers)
+        if step is Step.REFRESH:
+            await attempts.refresh()
+        if step is not Step.RELAY:
+            credential = attempts.next()  # this credential is limited or stale; the pool has another
+            continue
+        rejected = attempts.rejection(outcome)
+        if rejected is not None:
+            raise AttemptFailed(rejected, outcome=outcome)
+        reply_headers = client_response_headers(answer.headers.items())
+        reply_headers.update(candidate.route_header)
+        error = read_error(answer.status, _json_or_bytes(data), error_headers(answer.headers.items()))
+        error.message = f"{provider.name}: {error.message}"
+        reply = web.Response(status=answer.status, body=data, headers=reply_headers) if relay_errors else None
+        raise AttemptFailed(error, outcome=outcome, reply=reply)
 
 
 def _add_missing(headers: dict[str, str], extra: Mapping[str, str]) -> None:

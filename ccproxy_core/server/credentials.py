@@ -6,9 +6,9 @@ scheduler; for every pool the small state file that carries cooldowns and disabl
 a restart. A provider without credentials of its own is transparent: the client's own
 `x-api-key` / `Authorization` goes upstream (the zero-config default).
 
-`Credentials` is one request's view: `attempts()` yields the credential for each upstream call
-and moves to the next only when the pool's `FailoverPlan` says so (a rate-limited account, an
-OAuth token that needed a refresh). The plan itself, the pure policy, lives in `pool.py`.
+`CredentialAttempts` is one request's view: the credential for each upstream call, moving to
+the next only when the pool's `FailoverPlan` says so (a rate-limited account, an OAuth token
+that needed a refresh). The plan itself, the pure policy, lives in `core/failover.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,10 +29,10 @@ from attrs import frozen
 from ccproxy_core.accounts import oauth
 from ccproxy_core.accounts import store as accounts
 from ccproxy_core.config.model import Config, ProviderConfig
-from ccproxy_core.core.errors import AttemptFailed, ProxyError, RateLimited, ServiceUnavailable
+from ccproxy_core.core.errors import AttemptFailed, CredentialsRejected, ProxyError, RateLimited, ServiceUnavailable
 from ccproxy_core.core.failover import FailoverPlan, Step
 from ccproxy_core.core.headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
-from ccproxy_core.core.outcome import Outcome, OutcomeKind, classify
+from ccproxy_core.core.outcome import OK, Outcome, OutcomeKind
 from ccproxy_core.core.pool import Credential as PoolCredential
 from ccproxy_core.core.pool import CredentialPool, PoolSettings, api_key_credentials
 from ccproxy_core.providers.presets import AuthHeader, key_headers
@@ -43,7 +43,7 @@ SAVE_INTERVAL = 10.0  # seconds between checks for pool state worth saving
 
 
 @frozen
-class Credential:
+class WireCredential:
     """A credential as it goes on the wire."""
 
     name: str
@@ -61,7 +61,7 @@ class Credential:
         }
 
 
-CLIENT_OWN = Credential(name="client", secret="", style="none")
+CLIENT_OWN = WireCredential(name="client", secret="", style="none")
 
 
 def _accounts_path(provider: ProviderConfig) -> Path:
@@ -83,7 +83,13 @@ class ProviderPool:
         self._tasks: list[asyncio.Task[None]] = []
         self.scheduler: oauth.RefreshScheduler | None = None
         self.watcher: accounts.AccountsWatcher | None = None
-        settings = PoolSettings(exhausted_cooldown_seconds=config.rotation.default_cooldown)
+        rotation = config.rotation
+        settings = PoolSettings(
+            exhausted_cooldown_seconds=rotation.default_cooldown,
+            rate_limit_cooldown_seconds=rotation.rate_limit_cooldown,
+            max_retry_after_seconds=rotation.max_retry_after,
+            auth_reprobe_seconds=rotation.auth_reprobe,
+        )
         if self.oauth:
             self.pool: CredentialPool | None = CredentialPool(
                 self._load_accounts(), provider=self.name, settings=settings
@@ -201,11 +207,11 @@ class ProviderPool:
     def usable(self, now: float) -> bool:
         return self.pool is None or self.pool.has_usable(now)
 
-    def attempts(self, pin: str | None) -> Credentials:
-        return Credentials(self, pin)
+    def attempts(self, pin: str | None) -> CredentialAttempts:
+        return CredentialAttempts(self, pin)
 
-    def wire(self, cred: PoolCredential) -> Credential:
-        return Credential(cred.name, cred.secret, "oauth" if cred.kind == "oauth" else self.key_style, cred)
+    def wire(self, cred: PoolCredential) -> WireCredential:
+        return WireCredential(cred.name, cred.secret, "oauth" if cred.kind == "oauth" else self.key_style, cred)
 
     async def refresh(self, name: str, stale_token: str | None = None) -> None:
         if self.scheduler is None:
@@ -213,68 +219,79 @@ class ProviderPool:
         await self.scheduler.refresh_now(name, stale_token=stale_token)
 
 
-class Credentials:
-    """The credential attempts of one request against one provider."""
+class CredentialAttempts:
+    """The credential attempts of one request against one provider, driven by the call loop.
+
+        attempts = owner.attempts(pin)
+        credential = attempts.first()             # AttemptFailed when none is usable
+        while True:
+            answer = await send(credential)       # exactly one upstream call per attempt
+            if ok: attempts.succeeded(headers); break
+            step = attempts.failed(outcome, headers)
+            if step is Step.REFRESH: await attempts.refresh()
+            if step is Step.RELAY: give the error up
+            credential = attempts.next()
+
+    The policy (which credential, when to move on) is the pool's pure `FailoverPlan`; this
+    class adds the clock, the OAuth refresh and the wire form of each credential. A provider
+    without a pool of its own is transparent: one attempt, with the client's own credential.
+    """
 
     def __init__(self, owner: ProviderPool, pin: str | None) -> None:
         self._owner = owner
         self._pin = pin
         self._plan = FailoverPlan(owner.pool, pin=pin, now=time.time()) if owner.pool is not None else None
-        self._step: Step | None = None
-        self.outcome: Outcome | None = None
+        self._current: WireCredential = CLIENT_OWN
 
-    def _next(self) -> Credential:
+    def first(self) -> WireCredential:
+        return CLIENT_OWN if self._plan is None else self.next()
+
+    def next(self) -> WireCredential:
         assert self._plan is not None
         try:
-            return self._owner.wire(self._plan.next(time.time()))
-        except (RateLimited, ServiceUnavailable) as exc:
+            self._current = self._owner.wire(self._plan.next(time.time()))
+        except (RateLimited, ServiceUnavailable, CredentialsRejected) as exc:
             if self._pin is not None:
                 raise  # the client asked for this account: its state is the answer
             # Every credential of this provider is limited or unusable: another provider may serve.
-            raise AttemptFailed(exc, retryable=True) from exc
+            raise AttemptFailed(exc) from exc
+        return self._current
 
-    async def attempts(self) -> AsyncGenerator[Credential, None]:
-        if self._plan is None:
-            yield CLIENT_OWN
-            return
-        credential = self._next()
-        while True:
-            self._step = None
-            yield credential
-            step: Step | None = self._step  # set by failed() while we were suspended
-            if step not in (Step.NEXT, Step.REFRESH):
-                return
-            if step is Step.REFRESH:
-                try:
-                    await self._owner.refresh(credential.name, stale_token=credential.secret)
-                except (oauth.OAuthError, ProxyError) as exc:
-                    log.warning("provider %s: refreshing %s failed: %s", self._owner.name, credential.name, exc)
-            credential = self._next()
-
-    def succeeded(self, credential: Credential, headers: Mapping[str, str]) -> None:
+    def succeeded(self, headers: Mapping[str, str]) -> None:
         if self._plan is not None:
-            self._plan.report(Outcome(OutcomeKind.OK), headers, time.time())
+            self._plan.report(OK, headers, time.time())
 
-    def failed(self, credential: Credential, status: int, headers: Mapping[str, str], body: bytes) -> bool:
-        """Record an error answer; whether the request goes on to another credential."""
+    def failed(self, outcome: Outcome, headers: Mapping[str, str]) -> Step:
+        """Record an error answer; what the call loop does next."""
         if self._plan is None:
-            return False
-        self.outcome = classify(status, headers, body)
-        self._step = self._plan.report(self.outcome, headers, time.time())
-        if self._step is not Step.RELAY:
+            return Step.RELAY
+        step = self._plan.report(outcome, headers, time.time())
+        if step is not Step.RELAY:
             log.info(
-                "provider %s: %s got %d (%s); trying %s",
+                "provider %s: %s got %s (%s); trying %s",
                 self._owner.name,
-                credential.name,
-                status,
-                self.outcome.kind.value,
-                "after a token refresh" if self._step is Step.REFRESH else "the next credential",
+                self._current.name,
+                outcome.status,
+                outcome.kind.value,
+                "after a token refresh" if step is Step.REFRESH else "the next credential",
             )
-        return self._step in (Step.NEXT, Step.REFRESH)
+        return step
 
-    def worth_another_provider(self, status: int, default: bool) -> bool:
-        """Whether the final error should move the request to the route's fallback provider."""
-        return self.outcome.failover if self.outcome is not None else default
+    async def refresh(self) -> None:
+        """Refresh the current OAuth credential's token (joined if already under way)."""
+        credential = self._current
+        try:
+            await self._owner.refresh(credential.name, stale_token=credential.secret)
+        except (oauth.OAuthError, ProxyError) as exc:
+            log.warning("provider %s: refreshing %s failed: %s", self._owner.name, credential.name, exc)
+
+    def rejection(self, outcome: Outcome) -> ProxyError | None:
+        """When the provider refused a credential and none is left: the error naming them all."""
+        pool = self._owner.pool
+        if pool is None or outcome.kind is not OutcomeKind.AUTH or self._pin is not None:
+            return None
+        now = time.time()
+        return None if pool.has_usable(now) else pool.rejection(now)
 
 
 def health(owner: ProviderPool, now: float) -> dict[str, Any]:

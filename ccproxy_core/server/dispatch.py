@@ -16,9 +16,11 @@ from aiohttp import web
 from attrs import frozen
 
 from ccproxy_core.core import routing
-from ccproxy_core.core.errors import JSON, AttemptFailed, ProxyError, RateLimited
+from ccproxy_core.core.errors import AttemptFailed, RateLimited
 from ccproxy_core.core.headers import X_ROUTE
+from ccproxy_core.core.outcome import OK
 from ccproxy_core.core.tokens import estimate_tokens
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.server.state import ProviderRuntime, Runtime, State
 
 log = logging.getLogger("ccproxy.route")
@@ -72,29 +74,32 @@ Attempt = Callable[[Candidate], Awaitable[web.StreamResponse]]
 
 
 async def run(state: State, candidates: list[Candidate], attempt: Attempt) -> web.StreamResponse:
+    """Try each candidate in turn until one answers; the breaker counts what each attempt came to.
+
+    Whether the next candidate may do better is the `Outcome` of the failed attempt
+    (`AttemptFailed.retryable`); an error that is not an upstream answer (a bad request, a pinned
+    account that is not usable) is the client's answer at once and counts against no provider."""
     failure: AttemptFailed | None = None
     for candidate in candidates:
         name = candidate.provider.name
         if not state.allow(name):  # circuit open, or its half-open probes are all out
-            failure = failure or AttemptFailed(state.circuit_error(name), retryable=True)
+            failure = failure or AttemptFailed(state.circuit_error(name))
             continue
         try:
             state.admit_provider(name)
             response = await attempt(candidate)
         except AttemptFailed as exc:
-            state.record_outcome(name, exc.error.http_status)
+            if exc.outcome is not None:
+                state.record_outcome(name, exc.outcome)
             failure = exc
             if not exc.retryable:
                 break
             log.warning("provider %s failed before the first byte: %s", name, exc.error.message)
             continue
         except RateLimited as exc:  # this provider's own bucket is empty: another may have room
-            failure = AttemptFailed(exc, retryable=True)
+            failure = AttemptFailed(exc)
             continue
-        except ProxyError as exc:
-            state.record_outcome(name, exc.http_status)
-            raise
-        state.record_outcome(name, response.status)
+        state.record_outcome(name, OK)
         return response
     assert failure is not None, "plan() always yields at least one candidate"
     if failure.reply is not None:

@@ -2,12 +2,20 @@
 
 Both write each piece the moment it is complete and never wait for the end of a stream. The
 client's response starts only when the provider's first body bytes are in hand: a provider that
-dies right after its headers, or whose stream opens with an error event, has then sent the
-client nothing, so the request can still fail over (`AttemptFailed`). Once the client has bytes,
-a failure ends the stream with an error in the client's own dialect, since a status code can no
-longer be sent. When the client goes away, aiohttp cancels the handler (the server runs
-with `handler_cancellation=True`); the `finally` blocks then close the upstream response, which
-closes its connection, so the provider sees the cancellation at once.
+dies right after its headers, whose stream opens with an error event, or that answers a
+streaming request with something that is not an event stream, has then sent the client nothing,
+so the request can still fail over (`AttemptFailed`).
+
+Once the client has bytes, a status code can no longer be sent, so every failure (a broken or
+stalled provider, a stream cut before its final event, data that does not decode, or an
+exception of ccproxy's own) ends the stream with exactly one well-formed error in the client's
+own dialect, then the chunked terminator, and the connection is closed. A stream is never
+reported complete when the provider did not finish it: the SDKs then raise instead of returning
+a silently partial message.
+
+When the client goes away, aiohttp cancels the handler (the server runs with
+`handler_cancellation=True`); the `finally` blocks then close the upstream answer, which closes
+its connection, so the provider sees the cancellation at once.
 """
 
 from __future__ import annotations
@@ -17,14 +25,15 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
-import aiohttp
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import AttemptFailed, ProxyError, UpstreamError, UpstreamUnreachable, anthropic_body
+from ccproxy_core.core.errors import AttemptFailed, ProxyError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from ccproxy_core.core.headers import STREAM_HEADERS, client_response_headers
+from ccproxy_core.core.outcome import classify, no_answer
 from ccproxy_core.core.sse import SSEDecoder, SSEEvent, anthropic_event
-from ccproxy_core.server.upstream import Upstream
+from ccproxy_core.core.wire import JSON
+from ccproxy_core.server.upstream import Answer
 from ccproxy_core.translate.chat_response import in_band_error
 
 log = logging.getLogger("ccproxy.relay")
@@ -34,40 +43,76 @@ Encoder = Callable[[ProxyError], bytes]
 # What a translated Anthropic stream sends after each silence of `limits.keepalive_interval`.
 PING = anthropic_event("ping", {"type": "ping"})
 
+# How a passthrough stream says it is finished, per dialect: markers that start a line (an SSE
+# field), and JSON fragments that only occur as structure (inside a JSON string a quote is escaped).
+ANTHROPIC_END = ((b"event: message_stop", b"event: error"), (b'"type":"message_stop"', b'"type": "message_stop"'))
+OPENAI_END = (
+    (b"data: [DONE]", b"data:[DONE]", b'data: {"error"', b'data:{"error"'),
+    (b'"finish_reason":"', b'"finish_reason": "'),
+)
+EndMarkers = tuple[tuple[bytes, ...], tuple[bytes, ...]]
+
 
 def anthropic_stream_error(err: ProxyError) -> bytes:
-    return anthropic_event("error", anthropic_body(err))
+    return anthropic_event("error", {"type": "error", "error": {"type": err.type, "message": err.message}})
 
 
-def stream_headers(upstream: aiohttp.ClientResponse | None, extra: dict[str, str]) -> dict[str, str]:
+def stream_headers(upstream: Answer | None, extra: dict[str, str]) -> dict[str, str]:
     headers = client_response_headers(upstream.headers.items()) if upstream is not None else {}
     headers.update(STREAM_HEADERS)
     headers.update(extra)
     return headers
 
 
-def _midstream_error(upstream: Upstream, exc: BaseException, *, started: bool = True) -> ProxyError:
-    if isinstance(exc, TimeoutError):
-        return upstream.timed_out(True, started=started)
-    return UpstreamUnreachable(f"provider {upstream.name!r} broke off the stream: {exc or type(exc).__name__}")
+def truncated(provider: str) -> UpstreamError:
+    return UpstreamError(
+        502, "api_error", f"provider {provider!r} ended the stream before its final event; the answer is incomplete"
+    )
 
 
-async def first_chunk(source: aiohttp.ClientResponse, upstream: Upstream) -> bytes:
-    """The first bytes of a stream's body, read before the client has been sent anything."""
+def event_payload(event: SSEEvent, provider: str) -> JSON | None:
+    """An event's data as a JSON object; None for an empty keep-alive. Data that is not a JSON
+    object is the provider's fault, and ends the stream rather than being skipped unseen."""
+    if not event.data.strip():
+        return None
     try:
-        chunk = await source.content.readany()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise AttemptFailed(_midstream_error(upstream, exc, started=False), retryable=True) from exc
-    if not chunk:
-        raise AttemptFailed(
-            UpstreamUnreachable(f"provider {upstream.name!r} ended the stream before sending anything"), retryable=True
+        payload = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise UpstreamError(
+            502, "api_error", f"provider {provider!r} sent an event that is not a JSON object: {event.data[:200]!r}"
         )
+    return payload
+
+
+async def first_chunk(answer: Answer, provider: str) -> bytes:
+    """The first bytes of a stream's body, read before the client has been sent anything."""
+    if answer.content_type != "text/event-stream":
+        body = b""
+        with contextlib.suppress(ProxyError):
+            body = await answer.read()
+        error = UpstreamError(
+            502,
+            "api_error",
+            f"provider {provider!r} answered a streaming request with {answer.content_type or 'no content type'} "
+            f"instead of an event stream: {body[:200].decode('utf-8', 'replace').strip()}",
+        )
+        raise AttemptFailed(error, outcome=classify(502, {}, b""))
+    try:
+        chunk = await answer.readany()
+    except (UpstreamUnreachable, UpstreamTimeout) as exc:
+        raise AttemptFailed(exc, outcome=no_answer(exc.message)) from exc
+    if not chunk:
+        silent = UpstreamUnreachable(f"provider {provider!r} ended the stream before sending anything")
+        raise AttemptFailed(silent, outcome=no_answer(silent.message))
     if chunk.startswith((b"event: error", b'data: {"error"', b'data:{"error"')):
-        raise AttemptFailed(_opening_error(chunk, upstream), retryable=True)
+        opening = _opening_error(chunk, provider)
+        raise AttemptFailed(opening, outcome=classify(opening.http_status, {}, chunk))
     return chunk
 
 
-def _opening_error(chunk: bytes, upstream: Upstream) -> ProxyError:
+def _opening_error(chunk: bytes, provider: str) -> ProxyError:
     """The error a stream opened with: Anthropic's `event: error` or an OpenAI `{"error": ...}`."""
     for event in SSEDecoder().feed(chunk + b"\n\n"):
         try:
@@ -77,33 +122,87 @@ def _opening_error(chunk: bytes, upstream: Upstream) -> ProxyError:
         if event.event == "error":
             return UpstreamError.from_anthropic(529 if "overloaded" in event.data else 500, payload)
         return in_band_error(payload)
-    return UpstreamUnreachable(f"provider {upstream.name!r} opened its stream with an error")
+    return UpstreamUnreachable(f"provider {provider!r} opened its stream with an error")
+
+
+def _boundary(data: bytes) -> int:
+    """Where the last whole SSE event in `data` ends (0: none ends in it)."""
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def _ends(data: bytes, markers: EndMarkers) -> bool:
+    """Whether these whole events hold the stream's final event."""
+    lines, fragments = markers
+    for marker in lines:
+        at = data.find(marker)
+        while at >= 0:
+            if at == 0 or data[at - 1] in b"\r\n":
+                return True
+            at = data.find(marker, at + 1)
+    return any(fragment in data for fragment in fragments)
+
+
+async def _end_with_error(response: web.StreamResponse, error: bytes) -> None:
+    """The last word of a broken stream; the connection closes after the chunked terminator."""
+    response.force_close()
+    with contextlib.suppress(ConnectionError):
+        await response.write(error)
 
 
 async def pump_bytes(
     request: web.Request,
-    source: aiohttp.ClientResponse,
-    upstream: Upstream,
+    answer: Answer,
+    provider: str,
     extra_headers: dict[str, str],
+    *,
+    end: EndMarkers = ANTHROPIC_END,
     on_error: Encoder = anthropic_stream_error,
 ) -> web.StreamResponse:
-    """Forward an SSE body byte for byte, as it arrives."""
-    first = await first_chunk(source, upstream)
-    response = web.StreamResponse(status=source.status, headers=stream_headers(source, extra_headers))
+    """Forward an SSE body byte for byte, event by event, as it arrives.
+
+    Only whole events are forwarded; an incomplete trailing event is held until it completes,
+    and dropped if the stream breaks, so an appended error always starts on an event boundary."""
+    first = await first_chunk(answer, provider)
+    response = web.StreamResponse(status=answer.status, headers=stream_headers(answer, extra_headers))
     await response.prepare(request)
-    await response.write(first)
-    tail = first[-2:]
+    pending = b""
+    finished = False
+    failure: ProxyError | None = None
     try:
-        async for chunk in source.content.iter_any():
-            await response.write(chunk)
-            tail = (tail + chunk)[-2:] if len(chunk) < 2 else chunk[-2:]
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        err = _midstream_error(upstream, exc)
-        log.warning("%s", err.message)
-        # An error event must start on an event boundary, whatever the provider left half sent.
-        await response.write((b"" if tail == b"\n\n" else b"\n\n") + on_error(err))
+        data = first
+        async with contextlib.aclosing(answer.chunks()) as chunks:
+            while True:
+                cut = _boundary(data)
+                if cut:
+                    whole = data[:cut] if cut < len(data) else data
+                    if not finished:
+                        finished = _ends(whole, end)
+                    await response.write(whole)
+                    pending = data[cut:]
+                else:
+                    pending = data
+                chunk = await anext(chunks, b"")
+                if not chunk:
+                    break
+                data = pending + chunk if pending else chunk
+        if not finished:
+            failure = truncated(provider)
+        elif pending.strip():
+            await response.write(pending)
+    except ProxyError as err:
+        failure = err
+    except ConnectionError:
+        raise  # the client went away: nobody is left to tell
+    except Exception:
+        log.exception("forwarding the stream of provider %r failed", provider)
+        failure = ProxyError("internal error in ccproxy while forwarding the stream; the details are in its log")
     finally:
-        source.close()
+        answer.close()
+    if failure is not None:
+        log.warning("%s", failure.message)
+        await _end_with_error(response, on_error(failure))
     await response.write_eof()
     return response
 
@@ -146,42 +245,64 @@ class _Writer:
 
 async def pump_events(
     request: web.Request,
-    source: aiohttp.ClientResponse,
-    upstream: Upstream,
+    answer: Answer,
+    provider: str,
     *,
     extra_headers: dict[str, str],
     first: Iterable[bytes],
     translate: Translate,
     finish: Callable[[], Iterable[bytes]],
     fail: Callable[[ProxyError], Iterable[bytes]],
+    on_error: Encoder,
     keepalive: bytes | None = None,
     keepalive_interval: float = 0.0,
 ) -> web.StreamResponse:
-    """Decode the provider's SSE, translate each event, write what it gives at once."""
-    opening = await first_chunk(source, upstream)
+    """Decode the provider's SSE, translate each event, write what it gives at once.
+
+    `finish` is called when the provider's body ends (the handler knows from its translator
+    whether the provider finished the answer, and ends it with an error if not); `fail` turns
+    an error into the client's closing events. `on_error` is the last resort when the
+    translator itself cannot be trusted any more: one bare error event in the client's dialect."""
+    opening = await first_chunk(answer, provider)
     response = web.StreamResponse(status=200, headers=stream_headers(None, extra_headers))
     await response.prepare(request)
     decoder = SSEDecoder()
     out = _Writer(response, keepalive, keepalive_interval)
+    failure: ProxyError | None = None
+    broken = False
     try:
         await out.write(first)
-        try:
-            for event in decoder.feed(opening):
-                await out.write(translate(event))
-            async for chunk in source.content.iter_any():
+        for event in decoder.feed(opening):
+            await out.write(translate(event))
+        async with contextlib.aclosing(answer.chunks()) as chunks:
+            async for chunk in chunks:
                 for event in decoder.feed(chunk):
                     await out.write(translate(event))
-            for event in decoder.flush():
-                await out.write(translate(event))
-            await out.write(finish())
-        except ProxyError as err:
-            await out.write(fail(err))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            broken = _midstream_error(upstream, exc)
-            log.warning("%s", broken.message)
-            await out.write(fail(broken))
+        for event in decoder.flush():
+            await out.write(translate(event))
+        await out.write(finish())
+    except ProxyError as err:
+        failure = err
+    except ConnectionError:
+        raise  # the client went away: nobody is left to tell
+    except Exception:
+        log.exception("translating the stream of provider %r failed", provider)
+        failure = ProxyError("internal error in ccproxy while translating the stream; the details are in its log")
+        broken = True
     finally:
         await out.close()
-        source.close()
+        answer.close()
+    if failure is not None:
+        log.warning("%s", failure.message)
+        closing = on_error(failure)
+        if not broken:
+            try:
+                closing = b"".join(fail(failure))
+            except Exception:
+                log.exception("ending the stream of provider %r failed", provider)
+        response.force_close()
+        if closing:
+            with contextlib.suppress(ConnectionError):
+                await response.write(closing)
     await response.write_eof()
     return response

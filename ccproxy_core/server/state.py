@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 from attrs import frozen
 
-from ccproxy_core.config.model import Config, ProviderConfig, unstructure
-from ccproxy_core.core.breaker import BreakerBoard, counts_as_failure
+from ccproxy_core.config.model import Config, LimitsConfig, ProviderConfig, unstructure
+from ccproxy_core.core.breaker import BreakerBoard
 from ccproxy_core.core.errors import Overloaded, RateLimited
 from ccproxy_core.core.headers import X_ACCOUNT_NAME
+from ccproxy_core.core.outcome import Outcome
 from ccproxy_core.core.ratelimit import BucketSet
 from ccproxy_core.core.routing import RoutingTable
 from ccproxy_core.providers import presets
-from ccproxy_core.server.credentials import Credentials, ProviderPool
+from ccproxy_core.server.credentials import CredentialAttempts, ProviderPool
 from ccproxy_core.server.credentials import health as pool_health
-from ccproxy_core.server.upstream import Upstream
+from ccproxy_core.server.upstream import AiohttpUpstream, Upstream
+
+UpstreamFactory = Callable[[str, str, LimitsConfig], Upstream]
+"""Builds a provider's `Upstream` from (name, base URL, limits): aiohttp in the server, in memory in tests."""
 
 
 @frozen
@@ -73,7 +77,10 @@ def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
 
 
 class State:
-    def __init__(self, config: Config, *, config_files: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, config: Config, *, config_files: tuple[str, ...] = (), upstreams: UpstreamFactory = AiohttpUpstream
+    ) -> None:
+        self._new_upstream = upstreams
         self.started_at = time.time()
         self.config_files = config_files
         self.write_lock = asyncio.Lock()
@@ -100,7 +107,7 @@ class State:
             key = (p.name, base)
             upstream = self._upstreams.get(key)
             if upstream is None or upstream.limits != config.limits:
-                upstream = self._upstreams[key] = Upstream(p.name, base.rstrip("/"), config.limits)
+                upstream = self._upstreams[key] = self._new_upstream(p.name, base.rstrip("/"), config.limits)
             providers[p.name] = ProviderRuntime(p, preset, upstream, _urls(preset, base))
             bucket = self._provider_buckets.get(p.name)
             if bucket is None or (bucket.rate_per_minute, bucket.burst) != (p.requests_per_minute, p.burst):
@@ -138,10 +145,10 @@ class State:
         """Whether the provider's circuit lets this request through (and counts it if half-open)."""
         return not self.breakers.settings.enabled or self.breakers.get(provider).allow(time.monotonic())
 
-    def record_outcome(self, provider: str, status: int | None) -> None:
-        """One upstream attempt's outcome: `None` for no answer at all, else its HTTP status."""
+    def record_outcome(self, provider: str, outcome: Outcome) -> None:
+        """What one attempt on a provider came to, as its circuit breaker counts it."""
         if self.breakers.settings.enabled:
-            self.breakers.get(provider).record(not counts_as_failure(status), time.monotonic())
+            self.breakers.get(provider).record(not outcome.breaker_failure, time.monotonic())
 
     def circuit_error(self, provider: str) -> Overloaded:
         wait = self.breakers.get(provider).retry_after(time.monotonic())
@@ -170,7 +177,7 @@ class State:
                 retry_after=wait,
             )
 
-    def credentials(self, provider: ProviderRuntime, headers: Mapping[str, str]) -> Credentials:
+    def attempts(self, provider: ProviderRuntime, headers: Mapping[str, str]) -> CredentialAttempts:
         return self.pools[provider.name].attempts(headers.get(X_ACCOUNT_NAME) or None)
 
     def provider_health(self, provider: ProviderRuntime, now: float) -> dict[str, Any]:

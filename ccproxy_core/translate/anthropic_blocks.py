@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 
 NO_VISION = "[image omitted: the model has no vision]"
 TOOL_IMAGE_NOTE = "[the tool returned image(s); they follow in the next user message]"

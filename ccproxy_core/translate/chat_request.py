@@ -32,7 +32,8 @@ from typing import Any, TypeGuard
 
 from attrs import define, field
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.anthropic_blocks import (
     block_type,
     document_text,

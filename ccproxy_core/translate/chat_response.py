@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from ccproxy_core.core.errors import JSON, UpstreamError
+from ccproxy_core.core.errors import UpstreamError
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX
 from ccproxy_core.translate.tool_names import ToolNames, safe_tool_use_id
 

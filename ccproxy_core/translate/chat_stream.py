@@ -36,7 +36,8 @@ import enum
 import orjson
 from attrs import define, field
 
-from ccproxy_core.core.errors import JSON, ProxyError, UpstreamError
+from ccproxy_core.core.errors import ProxyError, UpstreamError
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.chat_response import (
     anthropic_usage,
     close_json_object,
@@ -219,6 +220,12 @@ class ChatStreamTranslator:
             self._finish_reason = reason
             self._move("finish_reason")
         return events
+
+    @property
+    def complete(self) -> bool:
+        """The provider finished its answer (a finish_reason, `[DONE]`, or an error was seen):
+        a body that ends before this was cut short, and the shell ends it with `fail`."""
+        return self._phase not in (Phase.NEW, Phase.STREAMING)
 
     def finish(self) -> list[Event]:
         """The upstream ended (`[DONE]` or EOF): close everything and stop the message."""

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _BAD_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")

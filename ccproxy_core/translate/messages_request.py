@@ -33,7 +33,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_content import (
     assistant_blocks,
     mark_cache,

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ccproxy_core.core.errors import JSON
+from ccproxy_core.core.wire import JSON
 
 # The forced tool that carries `response_format` (LiteLLM uses the same name).
 JSON_TOOL_NAME = "json_tool_call"

@@ -37,7 +37,8 @@ from typing import Any
 
 from attrs import define, field
 
-from ccproxy_core.core.errors import JSON, ProxyError, UpstreamError, openai_status_and_body
+from ccproxy_core.core.errors import ProxyError, UpstreamError, openai_status_and_body
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_response import (
     JSON_TOOL_NAME,
     chat_id,
@@ -116,12 +117,18 @@ class MessagesStreamTranslator:
     def finish(self) -> list[JSON]:
         """The upstream body ended: close the message (finish_reason, usage) if still open.
 
-        A body that ended before `message_delta` is closed with finish_reason "stop"; a shell
-        that counts that as truncation should call `fail` instead.
+        A body that ended before `message_delta` is closed with finish_reason "stop"; the shell
+        checks `complete` first and calls `fail` for a body that was cut short.
         """
         if self._state in (_State.IDLE, *_ENDED):
             return []
         return self._on_message_stop({})
+
+    @property
+    def complete(self) -> bool:
+        """The provider finished its answer (`message_delta` with its stop reason, `message_stop`,
+        or an error): a body that ends before this was cut short, and the shell calls `fail`."""
+        return self._state in (_State.STOPPED, *_ENDED)
 
     @property
     def failed(self) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from ccproxy_core.core.errors import JSON
+from ccproxy_core.core.wire import JSON
 
 MAX_TOOL_NAME = 64
 _PREFIX_LEN = 55  # 55 + "_" + 8 hex = 64

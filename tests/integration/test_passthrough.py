@@ -186,18 +186,23 @@ async def test_upstream_errors_reach_the_client_unchanged(
         await sdk(proxy).messages.create(**REQUEST)
 
 
-async def test_a_401_reaches_the_client_and_benches_the_configured_key(proxy: str, fake: FakeUpstream) -> None:
-    """The provider's 401 goes back unchanged; the key is then `auth_error` and not sent again."""
+async def test_a_rejected_key_is_benched_and_the_client_told_why_without_a_retryable_status(
+    proxy: str, fake: FakeUpstream
+) -> None:
+    """A configured key the provider refuses is `auth_error` and not sent again; the client gets a
+    403 (never 5xx/429/529, which Claude Code would retry for minutes) naming the provider, the
+    key and the provider's own message, on this request and the next."""
     fake.default = json_reply(
         "anthropic/error_401_authentication.json", 401, "anthropic/error_401_authentication.headers.json"
     )
     async with aiohttp.ClientSession() as s:
-        async with s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
-            assert r.status == 401
-            assert await r.read() == recorded("anthropic/error_401_authentication.json")
-        async with s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
-            assert r.status == 503
-            assert "auth_error" in (await r.json())["error"]["message"]
+        for _ in range(2):
+            async with s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
+                assert r.status == 403
+                error = (await r.json())["error"]
+                assert error["type"] == "permission_error"
+                assert "'anthropic'" in error["message"] and "key-1" in error["message"]
+                assert "invalid x-api-key" in error["message"]
         async with s.get(f"{proxy}/status/accounts/key-1") as r:
             account = await r.json()
     assert len(fake.requests) == 1

@@ -465,10 +465,12 @@ OVERLOADED = (
             "Request too large for gpt-4o",
         ),
         (
+            # ccproxy's own key was refused: a 403 naming the provider and key, never the 401 that
+            # would tell Claude Code to log in again.
             json_reply("openai/error_401_invalid_api_key.json", 401, "openai/error_401_invalid_api_key.headers.json"),
-            401,
-            anthropic.AuthenticationError,
-            "authentication_error",
+            403,
+            anthropic.PermissionDeniedError,
+            "permission_error",
             "Incorrect API key provided",
         ),
         (

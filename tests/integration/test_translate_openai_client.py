@@ -429,12 +429,13 @@ async def test_a_client_that_hangs_up_cancels_the_anthropic_stream(proxy: str, f
         ("error_400_invalid_request", "error_400_invalid_request.headers", 400, 400, openai.BadRequestError, None),
         ("error_400_invalid_request_effort", None, 400, 400, openai.BadRequestError, None),
         (
+            # ccproxy's own key was refused: 403, so the client stops instead of re-asking its user
             "error_401_authentication",
             "error_401_authentication.headers",
             401,
-            401,
-            openai.AuthenticationError,
-            "invalid_api_key",
+            403,
+            openai.PermissionDeniedError,
+            None,
         ),
     ],
     ids=["429", "429-account", "529", "400", "400-effort", "401"],

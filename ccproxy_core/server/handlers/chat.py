@@ -13,11 +13,12 @@ import time
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON, ProxyError, openai_status_and_body
-from ccproxy_core.core.sse import DONE, SSEEvent, data_event, event_json
+from ccproxy_core.core.errors import ProxyError, openai_status_and_body
+from ccproxy_core.core.sse import DONE, SSEEvent, data_event
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response, read_model_request
-from ccproxy_core.server.relay import pump_bytes, pump_events
+from ccproxy_core.server.relay import OPENAI_END, event_payload, pump_bytes, pump_events, truncated
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.messages_request import chat_to_messages
 from ccproxy_core.translate.messages_response import message_to_chat
@@ -51,12 +52,13 @@ async def _passthrough(
     async with calls.chat_call(
         request, candidate, {**body, "model": candidate.model}, stream=stream, passthrough=True
     ) as upstream:
-        if stream and upstream.response.content_type == "text/event-stream":
+        if stream:
             return await pump_bytes(
                 request,
-                upstream.response,
-                candidate.provider.upstream,
+                upstream.answer,
+                candidate.provider.name,
                 candidate.route_header,
+                end=OPENAI_END,
                 on_error=openai_stream_error,
             )
         return await upstream.whole_reply(candidate.route_header)
@@ -87,8 +89,10 @@ async def _to_anthropic(
             model=client_model, include_usage=include_usage, json_mode=json_mode, created=created
         )
 
+        provider = candidate.provider.name
+
         def translate(event: SSEEvent) -> list[bytes]:
-            payload = event_json(event)
+            payload = event_payload(event, provider)
             if payload is None:
                 return []
             return [
@@ -96,17 +100,20 @@ async def _to_anthropic(
             ]
 
         def finish() -> list[bytes]:
+            if not translator.complete:  # the provider never finished its answer
+                return [data_event(chunk) for chunk in translator.fail(truncated(provider))]
             closing = [data_event(chunk) for chunk in translator.finish()]
             # An in-band error ended the stream: the error chunk was the last word.
             return closing if translator.failed else [*closing, DONE]
 
         return await pump_events(
             request,
-            upstream.response,
-            candidate.provider.upstream,
+            upstream.answer,
+            provider,
             extra_headers=candidate.route_header,
             first=[],
             translate=translate,
             finish=finish,
             fail=lambda err: [data_event(chunk) for chunk in translator.fail(err)],
+            on_error=openai_stream_error,
         )

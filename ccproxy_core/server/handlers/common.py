@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON, InvalidRequest, RequestTooLarge
+from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.server.state import STATE
 
 

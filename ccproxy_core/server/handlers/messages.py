@@ -10,12 +10,20 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON, AttemptFailed
-from ccproxy_core.core.sse import SSEEvent, anthropic_event, event_json
+from ccproxy_core.core.errors import AttemptFailed
+from ccproxy_core.core.sse import SSEEvent, anthropic_event
 from ccproxy_core.core.tokens import estimate_tokens
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response, read_model_request
-from ccproxy_core.server.relay import PING, pump_bytes, pump_events
+from ccproxy_core.server.relay import (
+    PING,
+    anthropic_stream_error,
+    event_payload,
+    pump_bytes,
+    pump_events,
+    truncated,
+)
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX, messages_to_chat, strip_synthetic_thinking
 from ccproxy_core.translate.chat_response import chat_to_message
@@ -52,8 +60,8 @@ async def _to_anthropic(
 ) -> web.StreamResponse:
     payload = _with_model(raw, body, candidate.model)
     async with calls.anthropic_call(request, candidate, payload, "messages", stream=stream) as upstream:
-        if stream and upstream.response.content_type == "text/event-stream":
-            return await pump_bytes(request, upstream.response, candidate.provider.upstream, candidate.route_header)
+        if stream:
+            return await pump_bytes(request, upstream.answer, candidate.provider.name, candidate.route_header)
         return await upstream.whole_reply(candidate.route_header)
 
 
@@ -73,21 +81,28 @@ async def _to_chat(
         def encode(events: list[tuple[str, JSON]]) -> list[bytes]:
             return [anthropic_event(name, payload) for name, payload in events]
 
+        provider = candidate.provider.name
+
         def translate(event: SSEEvent) -> list[bytes]:
             if event.data == "[DONE]":
                 return encode(translator.finish())
-            chunk = event_json(event)  # None: keep-alive noise some providers send; never fatal
+            chunk = event_payload(event, provider)
             return encode(translator.feed(chunk)) if chunk is not None else []
+
+        def finish() -> list[bytes]:
+            # The body ended: a complete answer is closed; a cut one ends with an error.
+            return encode(translator.finish() if translator.complete else translator.fail(truncated(provider)))
 
         return await pump_events(
             request,
-            upstream.response,
-            candidate.provider.upstream,
+            upstream.answer,
+            provider,
             extra_headers=candidate.route_header,
             first=encode(translator.start()),
             translate=translate,
-            finish=lambda: encode(translator.finish()),
+            finish=finish,
             fail=lambda err: encode(translator.fail(err)),
+            on_error=anthropic_stream_error,
             keepalive=PING,
             keepalive_interval=request.app[STATE].config.limits.keepalive_interval,
         )

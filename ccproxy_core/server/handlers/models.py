@@ -9,8 +9,8 @@ import time
 
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON
 from ccproxy_core.core.headers import ANTHROPIC_VERSION
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.server.handlers.common import json_response
 from ccproxy_core.server.state import STATE
 

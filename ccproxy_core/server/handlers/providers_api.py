@@ -17,8 +17,9 @@ from aiohttp import web
 
 from ccproxy_core.config.compat import strip_json_comments
 from ccproxy_core.config.model import ConfigError, ProviderConfig, structure, unstructure
-from ccproxy_core.core.errors import JSON, InvalidRequest, NotFound
+from ccproxy_core.core.errors import InvalidRequest, NotFound
 from ccproxy_core.core.redaction import mask_setting
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.files import atomic_write
 from ccproxy_core.server.handlers.common import json_response, read_json
 from ccproxy_core.server.state import STATE, State

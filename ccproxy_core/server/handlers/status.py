@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON, NotFound, ServiceUnavailable
+from ccproxy_core.core.errors import NotFound, ServiceUnavailable
 from ccproxy_core.core.pool import CredentialPool
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.server.credentials import ProviderPool
 from ccproxy_core.server.handlers.common import json_response
 from ccproxy_core.server.state import STATE

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccproxy_core.core.errors import AuthenticationFailed, NotFound, RateLimited, ServiceUnavailable
+from ccproxy_core.core.errors import AuthenticationFailed, NotFound, ProxyError, RateLimited, ServiceUnavailable
 from ccproxy_core.core.failover import FailoverPlan, Step
 from ccproxy_core.core.outcome import Outcome, OutcomeKind, classify
 from ccproxy_core.core.pool import Credential, CredentialPool, PoolSettings, with_tokens
@@ -113,8 +113,16 @@ CASES = [
     ),
     # The cases the issue threads taught.
     ("200", 200, {}, b"", K.OK),
-    ("headerless bare 429 is not quota", 429, {}, BARE_429, K.TRANSIENT),
-    ("429 while unified says allowed", 429, {"anthropic-ratelimit-unified-status": "allowed"}, BARE_429, K.TRANSIENT),
+    ("headerless bare 429 is not quota", 429, {}, BARE_429, K.RATE_LIMITED),
+    (
+        "429 while unified says allowed",
+        429,
+        {"anthropic-ratelimit-unified-status": "allowed"},
+        BARE_429,
+        K.RATE_LIMITED,
+    ),
+    ("429 with retry-after is not quota either", 429, {"retry-after": "30"}, BARE_429, K.RATE_LIMITED),
+    ("408 is worth another try", 408, {}, b"", K.TRANSIENT),
     (
         "long-context extra usage 429",
         429,
@@ -357,13 +365,16 @@ def test_cooldown_is_honoured_then_lifted_by_the_clock() -> None:
         (Outcome(K.ACCOUNT_EXHAUSTED, 429), {}, T0 + 77),  # no reset given: the configured default
         (Outcome(K.ACCOUNT_EXHAUSTED, 429), {"retry-after": "0"}, T0 + 1),  # floor
         (Outcome(K.SPEND_LIMIT, 429), {"retry-after": "5"}, T0 + 86400),
+        (Outcome(K.RATE_LIMITED, 429), {"retry-after": "30"}, T0 + 30),  # the provider's word
+        (Outcome(K.RATE_LIMITED, 429), {}, T0 + 5),  # no hint: a moment, so the next go elsewhere
+        (Outcome(K.RATE_LIMITED, 429), {"retry-after": "86400"}, T0 + 900),  # capped
         (Outcome(K.TRANSIENT, 529), {"retry-after": "5"}, None),
         (Outcome(K.REQUEST_SPECIFIC, 429), {"retry-after": "5"}, None),
         (Outcome(K.AUTH, 401), {}, None),
     ],
 )
 def test_cooldown_by_outcome(outcome: Outcome, headers: dict[str, str], until: float | None) -> None:
-    """Only quota and spend limits bench a credential; overload, request errors and auth never do."""
+    """Quota, rate limits and spend limits bench a credential; overload, request errors and auth never do."""
     pool = pool_of("a", settings=PoolSettings(exhausted_cooldown_seconds=77))
     pool.record("a", outcome, headers, T0)
     assert pool.state("a").rate_limited_until == until
@@ -499,7 +510,7 @@ def test_snapshot_shape_and_true_next_account() -> None:
     pool.select(T0)
     pool.record("a", OK, {"anthropic-ratelimit-unified-5h-utilization": "0.25"}, T0)
     snap = pool.snapshot(T0)
-    assert snap["nextAccount"] == "c" == pool.peek(T0).name  # type: ignore[union-attr]
+    assert snap["nextAccount"] == "c" == pool.select(T0).name
     assert (
         snap["totalAccounts"],
         snap["availableAccounts"],
@@ -561,7 +572,7 @@ def drive(
     cred = plan.next(T0)
     for outcome in outcomes:
         tried.append(cred.name)
-        step = plan.report(outcome, {"retry-after": "60"} if outcome.failover else {}, T0)
+        step = plan.report(outcome, {"retry-after": "60"} if outcome.next_credential else {}, T0)
         if step in (Step.DONE, Step.RELAY):
             return tried, step
         if step is Step.REFRESH and refresh_ok:
@@ -671,3 +682,60 @@ def test_a_configured_key_shows_only_its_ends(value: str, shown: str) -> None:
     from ccproxy_core.core.redaction import mask_setting
 
     assert mask_setting(value) == shown
+
+
+# --- rejected keys come back ------------------------------------------------------------------
+
+
+def test_a_rejected_key_is_reprobed_by_itself_with_backoff() -> None:
+    """A 401 benches an API key; after the back-off one request (only one) tries it again, and a
+    second rejection doubles the wait."""
+    pool = pool_of("a", settings=PoolSettings(auth_reprobe_seconds=30))
+    refused = Outcome(K.AUTH, 401, "invalid x-api-key")
+    pool.record("a", refused, {}, T0)
+    assert not pool.has_usable(T0 + 29)
+    assert pool.select(T0 + 30).name == "a"  # the re-probe
+    assert not pool.has_usable(T0 + 30.5), "one probe at a time"
+    pool.record("a", refused, {}, T0 + 31)
+    assert not pool.has_usable(T0 + 31 + 59)
+    assert pool.has_usable(T0 + 31 + 60)
+
+
+def test_a_reprobe_that_succeeds_brings_the_key_back() -> None:
+    pool = pool_of("a", settings=PoolSettings(auth_reprobe_seconds=30))
+    pool.record("a", Outcome(K.AUTH, 401, "no"), {}, T0)
+    pool.select(T0 + 30)
+    pool.record("a", Outcome(K.OK), {}, T0 + 31)
+    assert pool.snapshot(T0 + 31)["accounts"][0]["state"] == "available"
+    assert picks(pool, 3, T0 + 32) == ["a", "a", "a"]
+
+
+def test_every_key_rejected_is_a_403_naming_the_provider_keys_and_messages() -> None:
+    """Not retryable, and it says what to fix."""
+    pool = pool_of("a", "b")
+    pool.record("a", Outcome(K.AUTH, 401, "invalid x-api-key"), {}, T0)
+    pool.record("b", Outcome(K.AUTH, 403, "key disabled"), {}, T0)
+    with pytest.raises(ProxyError) as info:
+        pool.select(T0 + 1)
+    err = info.value
+    assert err.http_status == 403 and err.type == "permission_error"
+    assert "a: invalid x-api-key" in err.message and "b: key disabled" in err.message
+    assert "fix the key in the config" in err.message
+
+
+@pytest.mark.parametrize(
+    ("outcome", "credential", "provider", "breaker"),
+    [
+        (Outcome(K.OK), False, False, False),
+        (Outcome(K.ACCOUNT_EXHAUSTED, 429), True, True, True),
+        (Outcome(K.RATE_LIMITED, 429), True, True, True),
+        (Outcome(K.TRANSIENT, 529), True, True, True),
+        (Outcome(K.SPEND_LIMIT, 402), True, True, False),
+        (Outcome(K.AUTH, 401), True, True, False),
+        (Outcome(K.REQUEST_SPECIFIC, 400), False, False, False),
+        (Outcome(K.NO_ANSWER, None), False, True, True),
+    ],
+)
+def test_one_outcome_answers_every_reader(outcome: Outcome, credential: bool, provider: bool, breaker: bool) -> None:
+    """The pool's loop, the provider failover and the breaker read the same `Outcome`."""
+    assert (outcome.next_credential, outcome.next_provider, outcome.breaker_failure) == (credential, provider, breaker)

@@ -9,7 +9,7 @@ import pytest
 
 from ccproxy_core.config.model import LimitsConfig
 from ccproxy_core.core.errors import ProxyError, UpstreamTimeout, UpstreamUnreachable
-from ccproxy_core.server.upstream import Upstream
+from ccproxy_core.server.upstream import AiohttpUpstream
 
 
 class _Raising:
@@ -35,7 +35,7 @@ class _Raising:
 async def test_failures_map_to_502_or_504_naming_the_provider(
     exc: BaseException, kind: type, status: int, words: str
 ) -> None:
-    upstream = Upstream("acme", "http://127.0.0.1:9", LimitsConfig(connect_timeout=3, request_timeout=9))  # type: ignore[arg-type]
+    upstream = AiohttpUpstream("acme", "http://127.0.0.1:9", LimitsConfig(connect_timeout=3, request_timeout=9))  # type: ignore[arg-type]
     upstream._session = _Raising(exc)  # type: ignore[assignment]
     with pytest.raises(ProxyError) as info:
         await upstream.send("http://127.0.0.1:9/v1/messages", {}, b"{}", stream=False)
