@@ -29,6 +29,9 @@ EXAMPLES = {
     "auth": "example: ccproxy auth import --name work",
     "config": "example: ccproxy config show",
     "version": "example: ccproxy version",
+    "service": "example: ccproxy service install   (then: ccproxy service status, ccproxy logs)",
+    "completion": "example: source <(ccproxy completion bash)   or   ccproxy completion fish | source",
+    "import": "example: ccproxy import ~/.claude-code-router/config.json -o ~/.config/ccproxy/config.json",
 }
 
 
@@ -150,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(show)
     show.set_defaults(func=_config_show)
 
+    from ccproxy_core.cli import ops_commands
+
+    ops_commands.add_commands(command)  # service, completion, import
     command("version", "print the version, Python and platform", _version)
     return parser
 
@@ -168,9 +174,11 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import ops_commands
     from ccproxy_core.server import app as server
 
     loaded = _load(args)
+    ops_commands.guard_serve(loaded.config)  # the container's CCPROXY_REQUIRE_APIKEY
     server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files))
     return 0
 
