@@ -7,6 +7,8 @@ and in which order they merge, is `config.load`'s business.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,8 +22,12 @@ from cattrs.v import format_exception
 from ccproxy_core import __version__
 from ccproxy_core.core.breaker import BreakerSettings
 from ccproxy_core.core.pricing import PriceSetting
+from ccproxy_core.core.routing import SCENARIOS
+from ccproxy_core.providers.presets import PRESETS, preset_for_provider
 
 Seconds = NewType("Seconds", float)
+# A file path setting: `~` is expanded when the config is read (a Go config's "~/.ccproxy/...").
+PathSetting = NewType("PathSetting", str)
 
 ANTHROPIC_API_URL = "https://api.anthropic.com"
 DEFAULT_PORT = 3456
@@ -39,9 +45,11 @@ class ConfigError(Exception):
 @frozen
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
-    file: str = ""
+    file: PathSetting = PathSetting("")
     format: Literal["text", "json"] = "text"
-    raw_http_dir: str = ""  # opt-in: every proxied request and answer, secrets masked (server/rawlog.py)
+    raw_http_dir: PathSetting = PathSetting(
+        ""
+    )  # opt-in: every proxied request and answer, secrets masked (server/rawlog.py)
     raw_http_max_bytes: int = 10 * 1024 * 1024  # http.log rotates at this size, keeping 3 old files
 
 
@@ -50,7 +58,7 @@ class UsageConfig:
     """The usage ledger (usage/ledger.py): SQLite under the user state dir unless `path` says otherwise."""
 
     enabled: bool = True
-    path: str = ""
+    path: PathSetting = PathSetting("")
     retention_days: float = 90.0
 
 
@@ -71,7 +79,7 @@ class ProviderConfig:
     models: tuple[str, ...] = ()
     enabled: bool = True
     auth: Literal["api_key", "oauth"] = "api_key"
-    accounts_path: str = ""
+    accounts_path: PathSetting = PathSetting("")
     response_style: Literal["", "anthropic", "openai"] = ""
     max_output_tokens: int | None = None
     headers: dict[str, str] = Factory(dict)
@@ -117,6 +125,8 @@ class RotationConfig:
     enabled: bool = True
     hot_reload: bool = True
     refresh_buffer_seconds: int = 600
+    # ccproxy-multi's key: the OAuth provider's accounts file (see config.load).
+    accounts_path: PathSetting = PathSetting("")
     default_cooldown: Seconds = Seconds(60.0)
 
 
@@ -210,7 +220,22 @@ def _strict_int(value: Any, _: Any) -> int:
         raise ValueError(f"expected a whole number, got {value!r}") from None
 
 
+def _path(value: Any, _: Any) -> PathSetting:
+    return PathSetting(os.path.expanduser(_strict_str(value, None)))
+
+
+def _strings(value: Any, _: Any) -> tuple[str, ...]:
+    """A list of strings; one string is a list of one (never its characters, one key each)."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list of strings, got {type(value).__name__}")
+    return tuple(_strict_str(v, None) for v in value)
+
+
 converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_structure_hook(PathSetting, _path)
+converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
 converter.register_structure_hook(Seconds, _seconds)
 converter.register_structure_hook(bool, _boolean)
 converter.register_structure_hook(str, _strict_str)
@@ -271,12 +296,57 @@ def structure(data: Mapping[str, Any], source: str = "config", *, check_referenc
     return config
 
 
+def _check_providers(config: Config, source: str) -> list[str]:
+    """Each provider must resolve to a preset and an endpoint; found at load, not as a 500 later."""
+    problems = []
+    for i, p in enumerate(config.providers):
+        raw = converter.unstructure(p)
+        try:
+            preset = preset_for_provider(raw)
+        except ValueError:
+            problems.append(
+                f"{source}: providers.{i}.preset: unknown preset {p.preset!r}; known presets: {', '.join(PRESETS)}"
+            )
+            continue
+        if preset.kind == "openai" and not preset.default_base_url:
+            problems.append(
+                f"{source}: providers.{i}.api_base_url: provider {p.name!r} (kind {preset.kind!r}) needs "
+                'api_base_url, its endpoint such as "https://api.example.com/v1", or a preset that knows '
+                f"it ({', '.join(n for n, q in PRESETS.items() if q.default_base_url)})"
+            )
+    return problems
+
+
+_SCENARIO_NAMES = SCENARIOS
+
+
+def _check_route_names(config: Config, source: str) -> list[str]:
+    """A route key close to a scenario name is a typo ("defualt"), not a model alias."""
+    problems = []
+    lowered = {s.lower(): s for s in _SCENARIO_NAMES}
+    for key in config.routes:
+        if key in _SCENARIO_NAMES or set(key) & set("*?["):
+            continue
+        folded = key.lower().replace("_", "").replace("-", "")
+        close = lowered.get(folded) or next(
+            iter(difflib.get_close_matches(folded, list(lowered), n=1, cutoff=0.8)), None
+        )
+        if close is not None:
+            problems.append(
+                f"{source}: routes.{key}: not a scenario name; did you mean "
+                f"{lowered.get(close, close)!r}? (scenarios: {', '.join(_SCENARIO_NAMES)}; "
+                "any other key is the exact model name it aliases)"
+            )
+    return problems
+
+
 def _check_references(config: Config, source: str) -> None:
     names = [p.name for p in config.providers]
     problems = [
         f"{source}: providers: provider name {n!r} is used twice"
         for n in sorted({n for n in names if names.count(n) > 1})
     ]
+    problems += _check_providers(config, source) + _check_route_names(config, source)
     for key, route in config.routes.items():
         if route.provider not in names:
             problems.append(
