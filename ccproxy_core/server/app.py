@@ -33,7 +33,7 @@ from ccproxy_core.core.errors import (
 )
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
 from ccproxy_core.server import loops
-from ccproxy_core.server.handlers import chat, health, messages, models, providers_api, status
+from ccproxy_core.server.handlers import chat, health, messages, models, providers_api, responses, status
 from ccproxy_core.server.state import STATE, State
 
 log = logging.getLogger("ccproxy")
@@ -45,7 +45,7 @@ _FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "co
 
 
 def is_openai_dialect(request: web.Request) -> bool:
-    return request.path.endswith("/chat/completions") or (
+    return request.path.endswith(("/chat/completions", "/responses")) or (
         request.path.endswith("/v1/models") and ANTHROPIC_VERSION not in request.headers
     )
 
@@ -148,6 +148,7 @@ ROUTES = [
     web.get("/api/v1/models", models.list_models),
     *status.ROUTES,
     *providers_api.ROUTES,
+    *responses.ROUTES,
 ]
 
 

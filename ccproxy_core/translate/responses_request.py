@@ -130,7 +130,13 @@ def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4
         out["metadata"] = {"user_id": user}
     if isinstance(body.get("stream"), bool):
         out["stream"] = body["stream"]
-    plan = ResponsesPlan(targets=targets, dropped_tools=tuple(dropped), json_mode=schema is not None, echo=_echo(body))
+    plan = ResponsesPlan(
+        targets=targets,
+        dropped_tools=tuple(dropped),
+        json_mode=schema is not None,
+        effort=_effort(body.get("reasoning")) if budget is not None else None,
+        echo=_echo(body),
+    )
     return out, plan
 
 
@@ -154,9 +160,18 @@ def _echo(body: Mapping[str, Any]) -> JSON:
     reasoning = body.get("reasoning")
     reasoning = reasoning if isinstance(reasoning, Mapping) else {}
     echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
+    tools = echo["tools"]
+    if isinstance(tools, list):  # as OpenAI echoes them: function tools state `strict` and `parameters`
+        echo["tools"] = [_echo_tool(tool) for tool in tools]
     text = body.get("text")
     echo["text"] = text if isinstance(text, Mapping) and "format" in text else {"format": {"type": "text"}}
     return echo
+
+
+def _echo_tool(tool: Any) -> Any:
+    if isinstance(tool, Mapping) and tool.get("type") == "function":
+        return {**tool, "strict": tool.get("strict", True), "parameters": tool.get("parameters")}
+    return tool
 
 
 # -- conversation -------------------------------------------------------------------------
@@ -332,6 +347,11 @@ class _Conversation:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _effort(reasoning: Any) -> str | None:
+    effort = reasoning.get("effort") if isinstance(reasoning, Mapping) else None
+    return effort if isinstance(effort, str) else None
 
 
 def _thinking_budget(reasoning: Any) -> int | None:

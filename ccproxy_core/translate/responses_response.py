@@ -15,7 +15,7 @@ and signature. `encode_thinking` / `decode_thinking` are the one place for that 
 prefix tells ccproxy's own tokens from OpenAI's, which are dropped on the way in.
 
 Usage: `input_tokens` is the whole prompt (fresh + cache read + cache write), as OpenAI counts
-it; `input_tokens_details.cached_tokens` is the cache read. Ids of the response and its items
+it; `input_tokens_details.cached_tokens` is the cache read, `cache_write_tokens` the write. Ids of the response and its items
 are derived from the Anthropic message id, so logs on both sides line up.
 """
 
@@ -59,6 +59,7 @@ class ResponsesPlan:
     targets: Mapping[str, CallTarget] = field(factory=dict)  # by Anthropic tool name
     dropped_tools: tuple[str, ...] = ()
     json_mode: bool = False
+    effort: str | None = None  # reasoning.effort as asked, for providers that take an effort
     echo: Mapping[str, Any] = field(factory=dict)  # request fields a `response` object repeats
 
     def target(self, name: str) -> CallTarget:
@@ -126,7 +127,7 @@ def responses_usage(usage: Mapping[str, Any]) -> JSON:
     prompt = fresh + read + written
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": read},
+        "input_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": prompt + output,
@@ -151,7 +152,7 @@ def response_object(
     incomplete: JSON | None = None,
     error: JSON | None = None,
 ) -> JSON:
-    return {
+    out: JSON = {
         "id": resp_id,
         "object": "response",
         "created_at": created_at,
@@ -160,9 +161,11 @@ def response_object(
         "incomplete_details": incomplete,
         "model": model,
         "output": output,
-        "usage": usage,
         **echo,
     }
+    if usage is not None:  # OpenAI sends null until the end; the spec allows only leaving it out
+        out["usage"] = usage
+    return out
 
 
 # -- output items ---------------------------------------------------------------------------
