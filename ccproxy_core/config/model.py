@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, NewType
 
 import cattrs
-from attrs import Factory, frozen
+from attrs import Factory, field, frozen
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
@@ -145,6 +145,27 @@ class OAuthSettings:
     default_expires_in: Seconds = Seconds(3600.0)  # when a response omits expires_in
 
 
+def _at_least_one(_: Any, attribute: Any, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"expected {attribute.name} to be at least 1, got {value}")
+
+
+@frozen
+class SdkConfig:
+    """SDK mode (`/claude`, `/sdk`): how the local Claude Code CLI runs. Safe by default: no tools,
+    no user settings, hooks or MCP servers (see ccproxy_core.sdk.command)."""
+
+    cli_path: str = ""  # "" = `claude` on the PATH
+    env: dict[str, str] = Factory(dict)  # added to the proxy's environment for the CLI
+    cwd: str = ""  # "" = a private empty directory under the state dir
+    user_settings: bool = False  # the user's own Claude Code settings, hooks and MCP servers
+    allowed_tools: tuple[str, ...] = ()  # Claude Code tools that may run, without a prompt
+    mcp_servers: dict[str, dict[str, Any]] = Factory(dict)  # name -> MCP server config
+    session_ttl: Seconds = Seconds(600.0)
+    max_concurrent: int = field(default=4, validator=_at_least_one)
+    queue_timeout: Seconds = Seconds(30.0)
+
+
 @frozen
 class Config:
     host: str = "127.0.0.1"
@@ -161,6 +182,7 @@ class Config:
     usage: UsageConfig = UsageConfig()
     metrics: MetricsConfig = MetricsConfig()
     pricing: dict[str, PriceSetting] = Factory(dict)  # "MODEL or glob" -> USD per million tokens
+    sdk: SdkConfig = SdkConfig()
 
     def __attrs_post_init__(self) -> None:
         if not self.providers:

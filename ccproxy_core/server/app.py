@@ -34,6 +34,7 @@ from ccproxy_core.core.errors import (
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
 from ccproxy_core.server import loops
 from ccproxy_core.server.handlers import chat, health, messages, models, providers_api, responses, status
+from ccproxy_core.server.handlers import sdk as sdk_mode
 from ccproxy_core.server.state import STATE, State
 
 log = logging.getLogger("ccproxy")
@@ -149,6 +150,7 @@ ROUTES = [
     *status.ROUTES,
     *providers_api.ROUTES,
     *responses.ROUTES,
+    *sdk_mode.ROUTES,
 ]
 
 
@@ -168,6 +170,7 @@ def create_app(config: Config, *, config_files: tuple[str, ...] = ()) -> web.App
     app[STATE] = State(config, config_files=config_files)
     app.router.add_routes(ROUTES)
     app.cleanup_ctx.append(_state_lifecycle)
+    app.cleanup_ctx.append(sdk_mode.lifecycle)  # after the state: it reads the config
     return app
 
 
