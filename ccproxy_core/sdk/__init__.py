@@ -9,5 +9,6 @@ that wheel is 178 MB because it bundles its own copy of the CLI, and the user al
     sessions.py      pure: a client's session id -> CLI session UUID, turns already seen
     protocol.py      pure: CLI NDJSON messages -> Anthropic Messages stream events, usage record
     models.py        the model names and aliases the CLI accepts
-    runner.py        I/O: spawning, warm per-session processes, concurrency, interrupts, TTL
+    process.py       I/O: one CLI process (NDJSON in and out, process-group kill) and one turn
+    runner.py        I/O: which process serves a turn: warm sessions, concurrency, interrupts, TTL
 """

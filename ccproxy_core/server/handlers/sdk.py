@@ -32,8 +32,9 @@ from ccproxy_core.core.errors import InvalidRequest, ProxyError
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, STREAM_HEADERS
 from ccproxy_core.core.sse import DONE, anthropic_event, data_event
 from ccproxy_core.sdk import models
+from ccproxy_core.sdk.process import Turn
 from ccproxy_core.sdk.protocol import CliTranslator, Event, RunUsage, fold_message
-from ccproxy_core.sdk.runner import SdkRunner, Turn
+from ccproxy_core.sdk.runner import SdkRunner
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import PING
 from ccproxy_core.server.state import STATE
