@@ -28,12 +28,13 @@ from ccproxy_core.accounts.store import (
     AccountsError,
     AccountsFileMissing,
     check_permissions,
+    default_accounts_path,
     load_accounts,
     read_state,
     state_path,
     upsert_account,
 )
-from ccproxy_core.config.model import OAuthSettings
+from ccproxy_core.config.model import Config, OAuthSettings
 from ccproxy_core.core.pool import Credential, iso
 
 
@@ -216,3 +217,39 @@ def _span(seconds: float) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m" if minutes else f"{s}s"
+
+
+def accounts_path(explicit: str | None, provider: str | None, config: Config | None = None) -> tuple[Path, str]:
+    """The accounts file the auth commands work on, and a note when the choice needs saying.
+
+    `--accounts` wins; else the configured OAuth provider's `accounts_path` (the one named by
+    `--provider`, or the first), so `auth import` writes where the proxy reads; else the
+    multi-account fork's `~/.claude/accounts.json`.
+    """
+    if explicit:
+        return Path(explicit).expanduser(), ""
+    if config is None:
+        from ccproxy_core.config.load import load
+        from ccproxy_core.config.model import ConfigError
+
+        try:
+            config = load().config
+        except ConfigError as exc:
+            return default_accounts_path(), (
+                f"the config does not load ({exc.problems[0]}); using {default_accounts_path()}"
+            )
+    oauth = [p for p in config.providers if p.auth == "oauth"]
+    if provider is not None:
+        chosen = next((p for p in oauth if p.name == provider), None)
+        if chosen is None:
+            names = ", ".join(p.name for p in oauth) or "none"
+            raise AccountsError(f"no OAuth provider named {provider!r} in the config (OAuth providers: {names})")
+        oauth = [chosen]
+    if not oauth:
+        return default_accounts_path(), ""
+    path = Path(oauth[0].accounts_path).expanduser() if oauth[0].accounts_path else default_accounts_path()
+    note = ""
+    if len(oauth) > 1:
+        others = ", ".join(p.name for p in oauth[1:])
+        note = f"using provider {oauth[0].name}'s {path} (also OAuth: {others}; choose with --provider)"
+    return path, note

@@ -103,6 +103,7 @@ class PidInfo:
     proc_start: str  # "" when the platform cannot tell
     log: str
     flags: Flags = Flags()
+    cwd: str = ""  # where it was started: its project config is read from there
 
     def endpoint(self, *, started: bool = False) -> Endpoint:
         return Endpoint(self.host, self.port, self.url, self.pid, started)
@@ -156,6 +157,7 @@ def _load_pidfile() -> tuple[bool, PidInfo | None]:
             proc_start=str(raw.get("proc_start") or ""),
             log=str(raw.get("log") or log_path()),
             flags=Flags(flags.get("host"), flags.get("port"), flags.get("config"), flags.get("log_level")),
+            cwd=str(raw.get("cwd") or ""),
         )
     except (AttributeError, KeyError, TypeError, ValueError):
         return True, None
@@ -250,6 +252,7 @@ def _spawn(flags: Flags, timeout: float) -> PidInfo:
         proc_start=probe(proc.pid)[1],
         log=str(log),
         flags=flags,
+        cwd=os.getcwd(),
     )
     _write_pidfile(info)
     try:
@@ -336,6 +339,13 @@ def ensure_running(host: str | None, port: int | None, config: str | None) -> En
     return info.endpoint()
 
 
+def config_of(info: PidInfo) -> Any:
+    """The configuration the running server reads: its --config, with its working directory's project files."""
+    from ccproxy_core.config.load import load
+
+    return load(config_file=info.flags.config, cwd=Path(info.cwd) if info.cwd else None).config
+
+
 def running() -> PidInfo | None:
     """The pidfile's content when its process runs and is the one started; reads only."""
     _, info = _load_pidfile()
@@ -414,9 +424,7 @@ def _pool(info: PidInfo) -> dict[str, Any] | None:
     """The account pool aggregate from `/status`, when the server has one (best effort)."""
     headers: dict[str, str] = {}
     with contextlib.suppress(Exception):  # the config may have changed since the start: then no key
-        from ccproxy_core.config.load import load
-
-        apikey = load(config_file=info.flags.config).config.apikey
+        apikey = config_of(info).apikey
         if apikey:
             headers["x-api-key"] = apikey
     data = _get_json(f"{info.url}/status", timeout=2.0, headers=headers)
@@ -450,7 +458,19 @@ def _status_report(info: PidInfo) -> dict[str, Any]:
             providers=health.get("providers", []),
             pool=_pool(info),
         )
+        report["problems"] = _problems(info, report["providers"])
     return report
+
+
+def _problems(info: PidInfo, providers: list[dict[str, Any]]) -> dict[str, list[str]]:
+    from ccproxy_core.cli.provider_problems import problems
+    from ccproxy_core.config.model import ConfigError
+
+    try:
+        config = config_of(info)
+    except (ConfigError, OSError):  # the config changed since the start and no longer loads: /health alone
+        config = None
+    return problems(providers, config)
 
 
 def _render_status(report: dict[str, Any]) -> str:
@@ -477,6 +497,8 @@ def _render_status(report: dict[str, Any]) -> str:
             for p in report["providers"]
         ]
         rows.append(("providers", ", ".join(providers) or "none"))
+        for name, reasons in (report.get("problems") or {}).items():
+            rows += [("problem", f"{name}: {reason}") for reason in reasons]
         pool = report["pool"]
         if pool and pool.get("totalAccounts"):  # transparent providers have no pool to show
             rows.append(

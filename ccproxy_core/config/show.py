@@ -46,4 +46,5 @@ def _lines(data: Any, sources: dict[str, str], prefix: str = "") -> list[str]:
 def render(loaded: LoadedConfig) -> str:
     data = masked(unstructure(loaded.config))
     files = ", ".join(str(f) for f in loaded.files) or "none (built-in defaults)"
-    return "\n".join([f"# config files, lowest precedence first: {files}", *_lines(data, loaded.sources)])
+    ignored = [f"# ignored: {w}" for w in loaded.warnings]
+    return "\n".join([f"# config files, lowest precedence first: {files}", *_lines(data, loaded.sources), *ignored])

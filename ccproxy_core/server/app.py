@@ -16,6 +16,8 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -175,6 +177,8 @@ def create_app(config: Config, *, config_files: tuple[str, ...] = ()) -> web.App
 
 
 def configure_logging(level: str, file: str = "", fmt: str = "text") -> None:
+    if file:  # the Go proxy's ~/.ccproxy/ccproxy.log: its directory may not exist yet
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
@@ -198,11 +202,20 @@ class _JsonFormatter(logging.Formatter):
         ).decode()
 
 
-def run(config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout: float = 30.0) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM, then drain requests in flight."""
+def run(
+    config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout: float = 30.0, loaded: Any = None
+) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM, then drain requests in flight.
+
+    `loaded` (a `config.load.LoadedConfig`): its files are watched and reloaded on change, and its
+    ignored settings are named in one warning."""
     configure_logging(config.log.level, config.log.file, config.log.format)
     loop_name = loops.install()
     app = create_app(config, config_files=config_files)
+    if loaded is not None:
+        from ccproxy_core.server import config_watch
+
+        config_watch.attach(app, loaded)
     providers = ", ".join(f"{p.name}/{p.kind or p.preset or 'preset'}" for p in config.providers)
 
     def listening(_: str) -> None:  # run_app calls this once the sockets are bound
