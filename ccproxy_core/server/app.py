@@ -34,8 +34,19 @@ from ccproxy_core.core.errors import (
     openai_status_and_body,
 )
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
-from ccproxy_core.server import loops
-from ccproxy_core.server.handlers import chat, health, messages, models, providers_api, responses, status
+from ccproxy_core.server import loops, observability
+from ccproxy_core.server.handlers import (
+    chat,
+    dashboard,
+    health,
+    messages,
+    metrics,
+    models,
+    providers_api,
+    responses,
+    status,
+    usage,
+)
 from ccproxy_core.server.handlers import sdk as sdk_mode
 from ccproxy_core.server.state import STATE, State
 
@@ -43,7 +54,7 @@ log = logging.getLogger("ccproxy")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/dashboard"})  # the dashboard page holds no data
 _FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding", "connection"})
 
 
@@ -116,6 +127,8 @@ def presented_key(request: web.Request) -> str | None:
 async def client_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS or (request.path == "/" and request.method in ("HEAD", "GET")):
         return await handler(request)
+    if request.path == "/metrics" and request.app[STATE].config.metrics.public:
+        return await handler(request)
     apikey = request.app[STATE].config.apikey
     if apikey:
         key = presented_key(request)
@@ -141,6 +154,9 @@ ROUTES = [
     web.route("HEAD", "/", warmup),
     web.get("/", warmup, allow_head=False),
     web.get("/health", health.health),
+    web.get("/metrics", metrics.metrics),
+    web.get("/dashboard", dashboard.dashboard),
+    *usage.ROUTES,
     web.post("/v1/messages", messages.create_message),
     web.post("/api/v1/messages", messages.create_message),
     web.post("/v1/messages/count_tokens", messages.count_tokens),
@@ -165,11 +181,12 @@ async def _state_lifecycle(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config, *, config_files: tuple[str, ...] = ()) -> web.Application:
     """Build the application for one configuration; nothing is read from env or disk here."""
     app = web.Application(
-        middlewares=[errors, client_auth],
+        middlewares=[observability.observe, errors, client_auth],
         client_max_size=config.limits.max_request_body_size,
         handler_args={"max_field_size": 65536},
     )
     app[STATE] = State(config, config_files=config_files)
+    observability.install(app)  # request ids, access log, metrics, usage ledger
     app.router.add_routes(ROUTES)
     app.cleanup_ctx.append(_state_lifecycle)
     app.cleanup_ctx.append(sdk_mode.lifecycle)  # after the state: it reads the config
@@ -198,6 +215,7 @@ class _JsonFormatter(logging.Formatter):
                 "level": record.levelname,
                 "logger": record.name,
                 "message": record.getMessage(),
+                **getattr(record, "fields", {}),  # structured fields, e.g. the access log's
             }
         ).decode()
 

@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from ccproxy_core.core.errors import JSON, InvalidRequest, RequestTooLarge
+from ccproxy_core.server import reqlog
 from ccproxy_core.server.state import STATE
 
 
@@ -43,7 +44,9 @@ async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bo
     raw, body = await read_json(request)
     model = require_str(body, "model")
     require_list(body, "messages")
-    return raw, body, model, body.get("stream") is True
+    stream = body.get("stream") is True
+    reqlog.requested(model, stream)
+    return raw, body, model, stream
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
