@@ -89,7 +89,7 @@ class ScriptedProvider:
 
     @staticmethod
     def _anthropic(output: str | None) -> list[bytes]:
-        message = {
+        message: JSON = {
             "id": "msg_scripted",
             "type": "message",
             "role": "assistant",
