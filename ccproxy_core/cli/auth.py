@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,17 +61,50 @@ def _check_name(name: str) -> None:
         raise AccountsError(f"invalid account name {name!r}: use 1-32 characters of a-z, 0-9, '_' and '-'")
 
 
-def auth_import(accounts_path: Path, from_path: Path, name: str | None) -> str:
+KEYCHAIN_SERVICE = "Claude Code-credentials"
+
+
+def keychain_login(platform: str = sys.platform) -> bytes | None:
+    """Claude Code's login where macOS keeps it: the Keychain item "Claude Code-credentials",
+    the same JSON as `.credentials.json`. None off macOS, without `security`, or without the item."""
+    security = shutil.which("security") if platform == "darwin" else None
+    if security is None:
+        return None
+    try:
+        found = subprocess.run(
+            [security, "find-generic-password", "-s", KEYCHAIN_SERVICE, "-w"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
+def auth_import(
+    accounts_path: Path, from_path: Path, name: str | None, fallback: Callable[[], bytes | None] | None = None
+) -> str:
     """Copy Claude Code's login (`claudeAiOauth` in `.credentials.json`) into accounts.json.
+    When that file is absent, `fallback` may supply the same JSON (the macOS Keychain).
     Without a name, an account holding the same refresh token is updated, else a new one is
     added ("default", then "account-2", ...). Raises `AccountsError` with what to fix."""
     try:
-        doc = orjson.loads(from_path.read_bytes())
+        data = from_path.read_bytes()
     except FileNotFoundError:
-        raise AccountsError(
-            f"no Claude Code login at {from_path}: run `claude` and log in, or pass --from FILE"
-        ) from None
-    except (OSError, orjson.JSONDecodeError) as e:
+        found = fallback() if fallback is not None else None
+        if found is None:
+            raise AccountsError(
+                f"no Claude Code login at {from_path}"
+                + (" nor in the macOS Keychain" if fallback is not None and sys.platform == "darwin" else "")
+                + ": run `claude` and log in, or pass --from FILE"
+            ) from None
+        data, from_path = found, Path(f"the macOS Keychain item {KEYCHAIN_SERVICE!r}")
+    except OSError as e:
+        raise AccountsError(f"cannot read {from_path}: {e}") from None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
         raise AccountsError(f"cannot read {from_path}: {e}") from None
     oauth = doc.get("claudeAiOauth") if isinstance(doc, dict) else None
     if not isinstance(oauth, dict):

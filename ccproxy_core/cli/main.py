@@ -322,7 +322,8 @@ def _auth_import(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import auth as auth_cmds
 
     source = Path(args.from_path).expanduser() if args.from_path else Path.home() / ".claude" / ".credentials.json"
-    print(auth_cmds.auth_import(_accounts_path(args), source, args.name))
+    keychain = None if args.from_path else auth_cmds.keychain_login  # macOS keeps the login there
+    print(auth_cmds.auth_import(_accounts_path(args), source, args.name, keychain))
     return 0
 
 

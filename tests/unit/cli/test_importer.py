@@ -9,7 +9,7 @@ import pytest
 from ccproxy_core.cli import importer
 from ccproxy_core.config.load import load
 
-CCR = Path(__file__).resolve().parents[1] / "fixtures" / "ccr"
+CCR = Path(__file__).resolve().parents[2] / "fixtures" / "ccr"
 
 GO = """\
 // Go ccproxy config.json

@@ -10,7 +10,7 @@ import pytest
 from ccproxy_core.config import ccr
 from ccproxy_core.config.load import load
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ccr"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ccr"
 README_EXAMPLE = FIXTURES / "readme-example.json"
 
 
