@@ -51,7 +51,7 @@ class ConfigWatcher:
         self.state = state
         self.sources = sources
         self._debounce = debounce
-        self._on_reload = on_reload  # tests and the CLI's --reload learn of each outcome
+        self.on_reload = on_reload  # tests and the CLI's --reload learn of each outcome
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: Any = None
         self._timer: asyncio.TimerHandle | None = None
@@ -132,8 +132,8 @@ class ConfigWatcher:
         return loaded
 
     def _report(self, loaded: LoadedConfig | None) -> None:
-        if self._on_reload is not None:
-            self._on_reload(loaded)
+        if self.on_reload is not None:
+            self.on_reload(loaded)
 
 
 async def apply(state: State, config: Config) -> bool:
