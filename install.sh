@@ -224,6 +224,9 @@ main() {
         if "$python" "$target" status >/dev/null 2>&1; then
             say "a ccproxy server is running the old version; \`ccproxy restart\` switches it"
         fi
+        if "$python" "$target" service status >/dev/null 2>&1; then
+            say "the ccproxy service runs the old version; restart it (Linux: systemctl --user restart ccproxy)"
+        fi
     else
         mv -f "$tmp" "$target"
         say "installed $target: $new_version"
