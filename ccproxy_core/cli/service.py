@@ -163,7 +163,9 @@ def _owned_by(path: Path, t: Target) -> None:
 def write_env_file(config: Path, env: Mapping[str, str], t: Target) -> tuple[Path, list[str]]:
     """The env file beside the config, and the names the config uses that are still unset."""
     path = config.parent / units.ENV_FILE
-    names = units.referenced_vars(config.read_text(encoding="utf-8", errors="replace"))
+    from ccproxy_core.config.load import parse_text, read_text
+
+    names = units.referenced_in(parse_text(config, read_text(config)))
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     text = units.env_file(names, env, old)
     atomic_write(path, text.encode(), mode=0o600)

@@ -114,6 +114,12 @@ def test_referenced_vars_in_order_once_each() -> None:
     assert units.referenced_vars(text) == ["ONE", "TWO", "THREE"]
 
 
+def test_only_values_count_not_comments() -> None:
+    """Variables are looked for in the parsed values, so a `$VAR` in a comment is not one."""
+    parsed = {"providers": [{"api_key": "$ONE", "headers": {"x": "${TWO}"}}], "apikey": "$ONE", "port": 1}
+    assert units.referenced_in(parsed) == ["ONE", "TWO"]
+
+
 def test_env_file_keeps_old_values_and_marks_unknown_ones() -> None:
     """Values already in the file win; the shell fills the rest; an unknown one is a line to fill in."""
     text = units.env_file(["A", "B", "C"], {"A": "from-shell", "B": "b-value"}, "A=kept\nOTHER=x\n")
@@ -180,7 +186,9 @@ def user_config(isolated_home: Path) -> Path:
 
     path = user_config_paths()[0]
     path.parent.mkdir(parents=True)
-    path.write_text('{"providers": [{"name": "deepseek", "api_key": "$DEEPSEEK_KEY"}], "apikey": "${PROXY_KEY}"}')
+    path.write_text(
+        '// keys may be written as $VAR\n{"providers": [{"name": "deepseek", "api_key": "$DEEPSEEK_KEY"}], "apikey": "${PROXY_KEY}"}'
+    )
     return path
 
 
