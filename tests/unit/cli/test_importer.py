@@ -113,7 +113,8 @@ def test_output_is_commented_and_names_what_was_dropped(isolated_home: Path) -> 
         "// (claude-code-router config.json) on 2026-01-01."
     )
     assert "//   - PROXY_URL (set HTTPS_PROXY in the environment instead)" in text
-    assert "//   - Providers[1].transformer.deepseek-chat (per-model transformers)" in text
+    assert "//   - LOG (ccproxy always logs, and `ccproxy logs` shows the background server's log)\n" in text
+    assert "//   - Providers.deepseek.transformer.deepseek-chat (per-model transformers)" in text
     assert "    // deepseek: openai, https://api.deepseek.com" in text
     assert "  // which provider and model serve each scenario" in text
 

@@ -94,8 +94,8 @@ def test_everything_ignored_is_named_in_one_warning() -> None:
         "PROXY_URL (set HTTPS_PROXY",
         "LOG (",
         "NON_INTERACTIVE_MODE",
-        "Providers[1].transformer.deepseek-chat (per-model transformers)",
-        "Providers[5].transformer.use: enhancetool",
+        "Providers.deepseek.transformer.deepseek-chat (per-model transformers)",
+        "Providers.modelscope.transformer.use: enhancetool",
     ):
         assert part in warning
 
