@@ -198,6 +198,12 @@ class Config:
                 return p
         return None
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret value: the proxy key, each provider's keys and `headers` values
+        (where custom providers put their credential). The redactor masks these wherever they appear."""
+        values = [self.apikey, *(v for p in self.providers for v in (*p.keys, *p.headers.values()))]
+        return tuple(v for v in values if v and not v.startswith("$"))
+
 
 # --- building the classes from dicts ----------------------------------------------------------
 

@@ -34,6 +34,7 @@ from ccproxy_core.core.errors import (
     openai_status_and_body,
 )
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
+from ccproxy_core.core.redaction import Redactor, SecretsFilter
 from ccproxy_core.server import loops, observability
 from ccproxy_core.server.handlers import (
     chat,
@@ -65,6 +66,7 @@ def is_openai_dialect(request: web.Request) -> bool:
 
 
 def error_response(request: web.Request, err: ProxyError) -> web.Response:
+    err.message = request.app[STATE].redactor.scrub(err.message)  # a provider may quote a key
     if is_openai_dialect(request):
         status, body = openai_status_and_body(err)
     else:
@@ -178,14 +180,16 @@ async def _state_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[STATE].close()
 
 
-def create_app(config: Config, *, config_files: tuple[str, ...] = ()) -> web.Application:
+def create_app(
+    config: Config, *, config_files: tuple[str, ...] = (), redactor: Redactor | None = None
+) -> web.Application:
     """Build the application for one configuration; nothing is read from env or disk here."""
     app = web.Application(
         middlewares=[observability.observe, errors, client_auth],
         client_max_size=config.limits.max_request_body_size,
         handler_args={"max_field_size": 65536},
     )
-    app[STATE] = State(config, config_files=config_files)
+    app[STATE] = State(config, config_files=config_files, redactor=redactor)
     observability.install(app)  # request ids, access log, metrics, usage ledger
     app.router.add_routes(ROUTES)
     app.cleanup_ctx.append(_state_lifecycle)
@@ -193,10 +197,13 @@ def create_app(config: Config, *, config_files: tuple[str, ...] = ()) -> web.App
     return app
 
 
-def configure_logging(level: str, file: str = "", fmt: str = "text") -> None:
+def configure_logging(level: str, file: str = "", fmt: str = "text", redactor: Redactor | None = None) -> None:
+    """The "ccproxy" logger's one handler; with a redactor, every record is scrubbed of secrets."""
     if file:  # the Go proxy's ~/.ccproxy/ccproxy.log: its directory may not exist yet
         Path(file).parent.mkdir(parents=True, exist_ok=True)
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler()
+    if redactor is not None:
+        handler.addFilter(SecretsFilter(redactor))
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -227,9 +234,10 @@ def run(
 
     `loaded` (a `config.load.LoadedConfig`): its files are watched and reloaded on change, and its
     ignored settings are named in one warning."""
-    configure_logging(config.log.level, config.log.file, config.log.format)
+    redactor = Redactor()  # the app's State feeds it the config's secrets and the pools' tokens
+    configure_logging(config.log.level, config.log.file, config.log.format, redactor)
     loop_name = loops.install()
-    app = create_app(config, config_files=config_files)
+    app = create_app(config, config_files=config_files, redactor=redactor)
     if loaded is not None:
         from ccproxy_core.server import config_watch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from ccproxy_core.core.breaker import BreakerBoard, counts_as_failure
 from ccproxy_core.core.errors import Overloaded, RateLimited
 from ccproxy_core.core.headers import X_ACCOUNT_NAME
 from ccproxy_core.core.ratelimit import BucketSet
+from ccproxy_core.core.redaction import Redactor
 from ccproxy_core.core.routing import RoutingTable
 from ccproxy_core.providers import presets
 from ccproxy_core.server.credentials import Credentials, ProviderPool
@@ -73,7 +74,7 @@ def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
 
 
 class State:
-    def __init__(self, config: Config, *, config_files: tuple[str, ...] = ()) -> None:
+    def __init__(self, config: Config, *, config_files: tuple[str, ...] = (), redactor: Redactor | None = None) -> None:
         self.started_at = time.time()
         self.config_files = config_files
         self.write_lock = asyncio.Lock()
@@ -86,10 +87,22 @@ class State:
         self._started = False
         self.runtime = self._build(config)
         self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
+        # Every secret this server knows, read at each scrub: config keys, and pool tokens as they rotate.
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.redactor.track(self.secrets)
 
     @property
     def config(self) -> Config:
         return self.runtime.config
+
+    def secrets(self) -> Iterator[str]:
+        """The configured secrets and every credential each pool holds now (keys, OAuth tokens)."""
+        yield from self.runtime.config.secrets()
+        for owner in list(self.pools.values()):  # a copy: a log line on another thread may ask
+            for cred in owner.pool.credentials() if owner.pool is not None else ():
+                yield cred.secret
+                if cred.refresh_token:
+                    yield cred.refresh_token
 
     def _build(self, config: Config) -> Runtime:
         native = unstructure(config)
