@@ -187,10 +187,11 @@ def install(
     t = t or target(system=system, env=env)
     pinned = pin_config(config)
     env_path, unset = write_env_file(pinned, env, t)
+    executable = sys.executable
+    if t.manager == "schtasks" and Path(executable).with_name("pythonw.exe").is_file():
+        executable = str(Path(executable).with_name("pythonw.exe"))  # no console window at every logon
     command = units.run_command(
-        units.launcher(sys.executable, os.path.abspath(sys.argv[0]), _is_zipapp(sys.argv[0])),
-        str(pinned),
-        str(env_path),
+        units.launcher(executable, os.path.abspath(sys.argv[0]), _is_zipapp(sys.argv[0])), str(pinned), str(env_path)
     )
     from ccproxy_core.cli.daemon_log import log_path
 
