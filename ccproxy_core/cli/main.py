@@ -30,6 +30,7 @@ EXAMPLES = {
     "auth": "example: ccproxy auth import --name work",
     "config": "example: ccproxy config show",
     "version": "example: ccproxy version",
+    "usage": "example: ccproxy usage --since 7d --by credential   (--json prints the /usage document)",
     "service": "example: ccproxy service install   (then: ccproxy service status, ccproxy logs)",
     "completion": "example: source <(ccproxy completion bash)   or   ccproxy completion fish | source",
     "import": "example: ccproxy import ~/.claude-code-router/config.json -o ~/.config/ccproxy/config.json",
@@ -170,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ops_commands.add_commands(command)  # service, completion, import
     command("version", "print the version, Python and platform", _version)
+    usage = command("usage", "requests, tokens and cost from the usage ledger", _usage)
+    usage.add_argument("--since", default="24h", help="a span back from now (90m, 24h, 7d) or an ISO date; default 24h")
+    usage.add_argument(
+        "--by",
+        default="model",
+        choices=["model", "provider", "credential", "client", "day", "hour"],
+        help="group rows by",
+    )
+    usage.add_argument("--json", action="store_true", help="print the /usage JSON document")
+    usage.add_argument("--config", metavar="FILE", help="config file naming usage.path (when no server runs)")
     command("help", "show the commands, or one command's flags", _help).add_argument(
         "topic", nargs="*", metavar="COMMAND", help="the command to explain"
     )
@@ -355,6 +366,12 @@ def _config_show(args: argparse.Namespace) -> int:
 
     print(render(_load(args)))
     return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import usage
+
+    return usage.run(since=args.since, group_by=args.by, as_json=args.json, config_file=args.config)
 
 
 def _version(args: argparse.Namespace) -> int:
