@@ -40,6 +40,7 @@ def public(provider: ProviderConfig) -> JSON:
     data: JSON = unstructure_provider(provider)
     data["api_key"] = mask_setting(provider.api_key)
     data["api_keys"] = [mask_setting(k) for k in provider.api_keys]
+    data["headers"] = {k: mask_setting(v) for k, v in provider.headers.items()}  # custom providers' credentials
     return data
 
 
@@ -144,6 +145,16 @@ def _keep_masked(data: JSON, entry: JSON, current: ProviderConfig) -> JSON:
             file_keys[masked[k]] if isinstance(k, str) and k in masked and masked[k] < len(file_keys) else k
             for k in keys
         ]
+    headers = out.get("headers")
+    if isinstance(headers, dict):
+        listed_headers = entry.get("headers")
+        file_headers: dict[str, Any] = listed_headers if isinstance(listed_headers, dict) else dict(current.headers)
+        out["headers"] = {
+            k: file_headers.get(k, current.headers[k])
+            if k in current.headers and v == mask_setting(current.headers[k])
+            else v
+            for k, v in headers.items()
+        }
     return out
 
 
