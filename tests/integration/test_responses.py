@@ -301,6 +301,35 @@ async def test_client_hanging_up_after_completed_is_a_normal_end(
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
+async def test_a_failing_provider_falls_back_to_a_chat_provider(
+    sdk: Sdk, make_proxy: ProxyFactory, make_fake: Any
+) -> None:
+    """An overloaded Anthropic provider before the first byte: the route's fallback (a Chat provider) answers."""
+    claude, gpt = await make_fake(), await make_fake()
+    claude.default = json_reply("anthropic/error_529_overloaded.json", status=529)
+    gpt.default = Stream(sse_events("openai/stream_text_with_usage.sse"))
+    proxy = await make_proxy(
+        {
+            "providers": [
+                anthropic_provider(claude),
+                {
+                    "name": "gpt",
+                    "kind": "openai",
+                    "api_base_url": gpt.url + "/v1",
+                    "api_key": "sk-up",
+                    "models": ["gpt-4.1"],
+                },
+            ],
+            "routes": {"default": {"provider": "anthropic", "model": MODEL}},
+            "router": {"fallback": {"default": ["gpt"]}},
+        }
+    )
+    async with sdk(proxy).responses.stream(model=MODEL, input="hi") as stream:
+        final = await stream.get_final_response()
+    assert final.output_text == _chat_text("openai/stream_text_with_usage.sse")
+    assert len(claude.requests) == 1 and len(gpt.requests) == 1
+
+
 # -- to a Chat Completions provider -------------------------------------------------------
 
 
