@@ -330,6 +330,20 @@ async def test_a_failing_provider_falls_back_to_a_chat_provider(
     assert len(claude.requests) == 1 and len(gpt.requests) == 1
 
 
+async def test_silences_are_bridged_by_comments_the_sdk_ignores(
+    sdk: Sdk, make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    """While the provider is silent, SSE comments keep the connection alive; the SDK's result is unchanged."""
+    fake.default = Stream(sse_events("anthropic/stream_text.sse"), pause_after=3, pause=0.5)
+    proxy = await make_proxy({"providers": [anthropic_provider(fake)], "limits": {"keepalive_interval": "0.1s"}})
+    async with aiohttp.ClientSession() as session:
+        async with session.post(proxy + "/v1/responses", json={"model": MODEL, "input": "hi", "stream": True}) as r:
+            assert (await r.read()).count(b": keep-alive\n\n") >= 2
+    async with sdk(proxy).responses.stream(model=MODEL, input="hi") as stream:
+        final = await stream.get_final_response()
+    assert final.output_text == _text_of(_message_of("anthropic/stream_text.sse"))
+
+
 # -- to a Chat Completions provider -------------------------------------------------------
 
 
