@@ -62,7 +62,7 @@ SdkProxyFactory = Callable[..., Awaitable[SdkProxy]]
 async def make_sdk_proxy(aiohttp_server: Any, claude_cli: str, tmp_path: Path) -> AsyncIterator[SdkProxyFactory]:
     fakes: list[FakeClaudeAPI] = []
 
-    async def go(**sdk: Any) -> SdkProxy:
+    async def go(limits: dict[str, Any] | None = None, **sdk: Any) -> SdkProxy:
         api = FakeClaudeAPI()
         fakes.append(api)
         api_server = await aiohttp_server(api.app)
@@ -75,7 +75,9 @@ async def make_sdk_proxy(aiohttp_server: Any, claude_cli: str, tmp_path: Path) -
             "CLAUDE_CODE_MAX_RETRIES": "0",
             "HOME": os.environ["HOME"],
         }
-        config = structure({"sdk": {"cli_path": claude_cli, "cwd": str(cwd), "env": env, **sdk}})
+        config = structure(
+            {"sdk": {"cli_path": claude_cli, "cwd": str(cwd), "env": env, **sdk}, "limits": limits or {}}
+        )
         app = create_app(config)
         server = await aiohttp_server(app)  # with handler_cancellation, as `ccproxy serve` runs
         return SdkProxy(url=str(server.make_url("")).rstrip("/"), api=api, app=app, cwd=cwd)
@@ -332,3 +334,28 @@ async def test_api_error_inside_the_cli_is_an_error_in_the_clients_dialect(sdk_p
     assert "Claude Code:" in caught.value.message
     with pytest.raises(openai.NotFoundError):
         await sdk_proxy.openai().chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "x"}])
+
+
+async def test_silence_gets_keepalives_then_times_out(make_sdk_proxy: SdkProxyFactory) -> None:
+    """A silent CLI gets the client pings, and after limits.stream_idle_timeout an error event; the run is stopped."""
+    # The idle limit leaves the CLI time to start (under a second here) before the fake's pause.
+    proxy = await make_sdk_proxy(limits={"keepalive_interval": "0.1s", "stream_idle_timeout": "3s"})
+    body = {
+        "model": "sonnet",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": "pause and stall"}],
+    }
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            proxy.url + "/claude/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"}
+        )
+        await wait_until(lambda: proxy.api.hang_requests == 1, "the provider paused")
+        [pid] = proxy.pids()
+        raw = (await response.read()).decode()
+    events = [line.removeprefix("event: ") for line in raw.splitlines() if line.startswith("event: ")]
+    content = [e for e in events if e != "ping"]
+    assert content == ["message_start", "content_block_start", "content_block_delta", "error"]
+    assert events[events.index("content_block_delta") + 1] == "ping"  # pings while the CLI is silent
+    assert "limits.stream_idle_timeout" in raw and "timeout_error" in raw
+    await wait_until(lambda: pid_gone(pid), f"claude pid {pid} ended")

@@ -12,7 +12,8 @@ The handler parses, asks the runner for a turn, and pumps: each CLI line goes th
 `MessagesStreamTranslator` that serves `/v1/chat/completions`, and is written at once. The
 client's response starts with the first content, so an error before it (a missing CLI, a
 busy proxy, a failed API call inside the CLI) is a plain HTTP error in the client's dialect.
-During silence (a long tool run) the stream gets keep-alives every `limits.keepalive_interval`.
+During silence (a long tool run) the stream gets keep-alives every `limits.keepalive_interval`;
+a CLI silent for `limits.stream_idle_timeout` is stopped and the client gets a timeout error.
 
 `record_usage` is where each turn's usage and cost (from the CLI's result line) goes.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import platformdirs
 from aiohttp import web
 
-from ccproxy_core.core.errors import InvalidRequest, ProxyError
+from ccproxy_core.core.errors import JSON, InvalidRequest, ProxyError, UpstreamTimeout
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, STREAM_HEADERS
 from ccproxy_core.core.sse import DONE, anthropic_event, data_event
 from ccproxy_core.sdk import models
@@ -144,8 +145,8 @@ async def _serve(request: web.Request, *, openai: bool) -> web.StreamResponse:
     async with runner.turn(settings, body, model, session_id) as turn:
         translator = CliTranslator(model=model)
         if stream:
-            return await _stream(request, turn, translator, writer, settings_keepalive(request))
-        events = await _collect(turn, translator)
+            return await _stream(request, turn, translator, writer, _Silence.of(request))
+        events = await _collect(turn, translator, _Silence.of(request))
     if translator.usage is not None:
         record_usage(request, translator.usage)
     if translator.failure is not None:
@@ -156,16 +157,40 @@ async def _serve(request: web.Request, *, openai: bool) -> web.StreamResponse:
     return json_response(message)
 
 
-def settings_keepalive(request: web.Request) -> float | None:
-    interval = float(request.app[STATE].config.limits.keepalive_interval)
-    return interval if interval > 0 else None
+class _Silence:
+    """Times the gaps between CLI lines: a keep-alive every `keepalive` seconds of silence (None is
+    returned), and a timeout once it has lasted `idle` seconds (limits.stream_idle_timeout)."""
+
+    def __init__(self, keepalive: float, idle: float) -> None:
+        self.keepalive = keepalive
+        self.idle = idle
+        self.silent = 0.0
+
+    @classmethod
+    def of(cls, request: web.Request) -> _Silence:
+        limits = request.app[STATE].config.limits
+        return cls(float(limits.keepalive_interval), float(limits.stream_idle_timeout))
+
+    async def next(self, turn: Turn, *, keepalive: bool) -> JSON | None:
+        steps = [s for s in (self.keepalive if keepalive else 0.0, self.idle - self.silent if self.idle else 0.0) if s]
+        step = max(0.001, min(steps)) if steps else None
+        message = await turn.next(step)
+        if message is not None:
+            self.silent = 0.0
+            return message
+        self.silent += step or 0.0
+        if self.idle and self.silent >= self.idle:
+            raise UpstreamTimeout(
+                f"Claude Code sent nothing for {self.idle:g} s (limits.stream_idle_timeout); its run was stopped"
+            )
+        return None
 
 
-async def _collect(turn: Turn, translator: CliTranslator) -> list[Event]:
+async def _collect(turn: Turn, translator: CliTranslator, silence: _Silence) -> list[Event]:
     events: list[Event] = []
     while not translator.done:
         try:
-            message = await turn.next()
+            message = await silence.next(turn, keepalive=False)
         except ProxyError as err:
             events += translator.fail(err)
             break
@@ -175,7 +200,7 @@ async def _collect(turn: Turn, translator: CliTranslator) -> list[Event]:
 
 
 async def _stream(
-    request: web.Request, turn: Turn, translator: CliTranslator, writer: _Writer, keepalive: float | None
+    request: web.Request, turn: Turn, translator: CliTranslator, writer: _Writer, silence: _Silence
 ) -> web.StreamResponse:
     response: web.StreamResponse | None = None
 
@@ -194,7 +219,7 @@ async def _stream(
 
     while not translator.done:
         try:
-            message = await turn.next(keepalive)
+            message = await silence.next(turn, keepalive=True)
         except ProxyError as err:
             await send(writer.fail(err, translator))
             break
