@@ -52,8 +52,9 @@ _USER_ID = re.compile(r"[^@\s]{1,512}")  # Anthropic asks for an opaque id: no e
 
 _ASSISTANT_ITEMS = frozenset({"function_call", "custom_tool_call", "reasoning"})
 _RESULT_ITEMS = frozenset({"function_call_output", "custom_tool_call_output"})
-# Calls of hosted tools in the history: the provider could not have made them, nothing to replay.
-_HOSTED_CALL_ITEMS = frozenset(
+# Items only OpenAI can act on: calls of hosted tools (the provider could not have made them) and
+# compaction summaries (encrypted by OpenAI). Nothing to replay; they are left out.
+_OPENAI_ONLY_ITEMS = frozenset(
     {
         "web_search_call",
         "file_search_call",
@@ -67,6 +68,7 @@ _HOSTED_CALL_ITEMS = frozenset(
         "mcp_approval_response",
         "tool_search_call",
         "tool_search_output",
+        "compaction",
     }
 )
 # Echoed in the `response` object as OpenAI does, with OpenAI's defaults.
@@ -276,7 +278,7 @@ class _Conversation:
                 "content": _chat_content(item.get("output"), f"{path}.output"),
             }
             self._add("user", [tool_result_block(chat_tool, path)])
-        elif kind in _HOSTED_CALL_ITEMS:
+        elif kind in _OPENAI_ONLY_ITEMS:
             return
         elif kind == "item_reference":
             raise InvalidRequest(

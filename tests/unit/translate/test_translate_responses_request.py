@@ -176,7 +176,7 @@ def test_a_call_without_output_gets_a_placeholder_result() -> None:
 
 
 def test_reasoning_items_restore_signed_thinking_and_drop_the_rest() -> None:
-    """ccproxy's own encrypted_content restores the thinking block exactly; OpenAI's is dropped."""
+    """ccproxy's own encrypted_content restores the thinking block exactly; OpenAI's opaque items are dropped."""
     thinking = {"type": "thinking", "thinking": "Let me see.", "signature": "EoQDsig=="}
     out, _ = translate(
         {
@@ -185,6 +185,8 @@ def test_reasoning_items_restore_signed_thinking_and_drop_the_rest() -> None:
             "input": [
                 {"role": "user", "content": "go"},
                 {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAforeign"},
+                {"type": "compaction", "encrypted_content": "gAAAAsummary"},
+                {"type": "web_search_call", "id": "ws_1", "status": "completed"},
                 {
                     "type": "reasoning",
                     "id": "rs_2",
