@@ -15,9 +15,9 @@ There is one writer per file. Every save (a refresh, `auth import`, `auth login`
 of newer tokens, the state file) goes through `update_accounts` under `filelock.locked`
 (threads and processes): re-read the file, merge by account name, write atomically. A refresh
 writes only its own account's tokens, so an account added or removed by hand is never undone.
-An editor takes no lock; the file's identity is checked again just before the write and a
-changed file is merged anew, which narrows its window to one atomic write, and tokens that
-an editor's stale copy puts back are replaced by `write_back_newer`.
+An editor takes no lock; the file's identity (inode, mtime, size) is checked again just before
+the rename and a changed file is merged anew, which narrows its window to a few microseconds;
+tokens that an editor's stale copy puts back are replaced by `write_back_newer`.
 
 `AccountsWatcher` reloads on change: watchdog on the parent directory (editors and our own
 writer save by rename, so moves count too), a trailing-edge debounce so the last write wins,
@@ -207,15 +207,24 @@ def update_accounts(
                     atomic_write(path.with_name(path.name + ".broken"), path.read_bytes())
                 warnings.append(f"{e}; rewrote it from the last good accounts (old bytes in {path.name}.broken)")
                 data = {"version": 1, "accounts": {c.name: _entry(c) for c in fallback}}
-                before = None
             changed = change(data["accounts"]) or bool(warnings)
             if not changed:
                 return warnings
-            if before is not None and _identity(path) != before and attempt < _ATTEMPTS - 1:
-                continue  # written by someone who does not take the lock: merge into theirs
-            atomic_write(path, _dump(data))
+
+            def unchanged(before: tuple[int, int, int] | None = before) -> None:
+                if _identity(path) != before:
+                    raise _ChangedMeanwhile
+
+            try:  # the last attempt writes whatever happens: a refreshed token must be saved
+                atomic_write(path, _dump(data), before_replace=unchanged if attempt < _ATTEMPTS - 1 else None)
+            except _ChangedMeanwhile:
+                continue  # saved by someone who takes no lock (an editor): merge into theirs
             return warnings
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _ChangedMeanwhile(Exception):
+    pass
 
 
 def save_accounts(path: Path, creds: Sequence[Credential]) -> None:
