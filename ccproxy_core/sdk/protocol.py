@@ -61,8 +61,8 @@ class Block(enum.Enum):
 class RunUsage:
     """What one CLI turn cost, from its `result` line: the record the usage ledger takes."""
 
-    model: str
-    session_id: str
+    model: str  # the model the CLI ran (`sonnet` resolved to a full name)
+    session_id: str  # the CLI's session UUID
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
@@ -164,6 +164,7 @@ class CliTranslator:
     _streamed_ids: set[str] = field(factory=set, init=False)  # API messages whose text came as stream events
     _tool_names: dict[str, str] = field(factory=dict, init=False)
     _stop_reason: str = field(default="end_turn", init=False)
+    _cli_model: str = field(default="", init=False)  # the model the CLI resolved the request's to
 
     @property
     def phase(self) -> Phase:
@@ -189,6 +190,8 @@ class CliTranslator:
             return self._user(message.get("message"))
         if kind == "result":
             return self._result(message, previous_cost)
+        if kind == "system" and message.get("subtype") == "init" and isinstance(message.get("model"), str):
+            self._cli_model = message["model"]
         return []
 
     def fail(self, err: ProxyError) -> list[Event]:
@@ -312,7 +315,7 @@ class CliTranslator:
         return events
 
     def _result(self, result: JSON, previous_cost: float) -> list[Event]:
-        self.usage = run_usage(result, model=self.model, previous_cost=previous_cost)
+        self.usage = run_usage(result, model=self._cli_model or self.model, previous_cost=previous_cost)
         err = result_error(result)
         if err is not None:
             events: list[Event] = []

@@ -15,7 +15,8 @@ busy proxy, a failed API call inside the CLI) is a plain HTTP error in the clien
 During silence (a long tool run) the stream gets keep-alives every `limits.keepalive_interval`;
 a CLI silent for `limits.stream_idle_timeout` is stopped and the client gets a timeout error.
 
-`record_usage` is where each turn's usage and cost (from the CLI's result line) goes.
+`record_usage` puts each turn's usage (from the CLI's result line) into the request's log, under
+the provider `claude-code` and the model the CLI ran, where the ledger and metrics read it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ccproxy_core.sdk import models
 from ccproxy_core.sdk.process import Turn
 from ccproxy_core.sdk.protocol import CliTranslator, Event, RunUsage, fold_message
 from ccproxy_core.sdk.runner import SdkRunner
+from ccproxy_core.server import reqlog
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import PING
 from ccproxy_core.server.state import STATE
@@ -46,6 +48,7 @@ from ccproxy_core.translate.messages_stream import MessagesStreamTranslator
 log = logging.getLogger("ccproxy.sdk")
 
 SDK_RUNNER = web.AppKey("sdk_runner", SdkRunner)
+SDK_PROVIDER = "claude-code"  # the provider name SDK-mode requests are logged and metered under
 OPENAI_KEEPALIVE = b": keep-alive\n\n"
 
 
@@ -62,7 +65,11 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def record_usage(request: web.Request, usage: RunUsage) -> None:
-    """One finished turn's usage and cost; the usage ledger and metrics take it from here."""
+    """One finished turn's usage, into the request's log (the ledger and metrics read it from there)."""
+    request_log = reqlog.log_of(request)
+    request_log.routed(SDK_PROVIDER, usage.model, "sdk mode: the local Claude Code")
+    request_log.upstream_event({"type": "message_delta", "usage": usage.anthropic()})
+    request_log.session_id = request.match_info.get("session_id") or request_log.session_id
     log.info(
         "sdk turn: model %s, %d in / %d out tokens, $%.6f, %d API call(s), %d ms",
         usage.model,
@@ -126,6 +133,7 @@ async def _serve(request: web.Request, *, openai: bool) -> web.StreamResponse:
     state = request.app[STATE]
     settings = state.config.sdk
     _, body, model, stream = await read_model_request(request)
+    reqlog.log_of(request).requested(model, stream)
     include_usage = False
     if openai:
         if body.get("tools") or body.get("functions"):

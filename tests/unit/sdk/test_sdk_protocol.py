@@ -10,6 +10,7 @@ import pytest
 
 from ccproxy_core.core.errors import UpstreamError
 from ccproxy_core.sdk.protocol import CliTranslator, Event, Phase, fold_message, result_error, run_usage
+from tests.grammar import assert_anthropic_stream_grammar
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sdk"
 
@@ -59,6 +60,7 @@ def test_folded_message_is_a_complete_anthropic_message() -> None:
         "cache_read_input_tokens": 0,
     }
     assert translator.usage is not None and translator.usage.cost_usd > 0
+    assert translator.usage.model == "claude-opus-5-5"  # what the CLI ran (its default), from its init line
 
 
 def test_claude_codes_own_tool_use_reaches_the_client_as_text() -> None:
@@ -71,6 +73,13 @@ def test_claude_codes_own_tool_use_reaches_the_client_as_text() -> None:
     assert "[Bash result: hello]" in text
     assert text.endswith("The command printed: hello")
     assert message["stop_reason"] == "end_turn"
+
+
+def test_streams_keep_the_grammar_claude_code_clients_rely_on() -> None:
+    """Every recorded run gives a stream the Anthropic clients accept (blocks opened, fed, closed in order)."""
+    for name in ("text.ndjson", "tool-bash.ndjson"):
+        _, events = run(recorded(name))
+        assert_anthropic_stream_grammar(events)
 
 
 def test_block_indices_count_up_across_api_calls() -> None:
