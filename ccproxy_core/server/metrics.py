@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -59,6 +59,19 @@ def outcome_of(status: int | None) -> str:
     return "client_error" if status < 500 else "server_error"
 
 
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
+
+
+class _Series(NamedTuple):
+    """The children of one label set, kept so a request does not pay for `labels()` each time."""
+
+    requests: Any
+    duration: Any
+    ttfb: Any
+    tokens: tuple[Any, ...]
+    cost: Any
+
+
 class _LiveCollector(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
@@ -98,6 +111,7 @@ class Metrics:
         self.credentials = credentials
         self.breakers = breakers
         self.header_utilization: dict[tuple[str, str], dict[str, float]] = {}
+        self._series: dict[tuple[str, str, str, int], _Series] = {}
         self._header_read: dict[tuple[str, str], float] = {}
         r = self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
@@ -142,20 +156,26 @@ class Metrics:
     def observe(self, rec: UsageRecord) -> None:
         """One proxied request ended."""
         provider, model = rec.provider or "none", rec.upstream_model or rec.model or "none"
-        self.requests.labels(rec.endpoint, provider, model, str(rec.status)).inc()
-        self.duration.labels(rec.endpoint, provider).observe(rec.latency_ms / 1000.0)
+        key = (rec.endpoint, provider, model, rec.status)
+        series = self._series.get(key)
+        if series is None:  # `labels()` validates and locks: look each label set up once
+            series = self._series[key] = _Series(
+                self.requests.labels(rec.endpoint, provider, model, str(rec.status)),
+                self.duration.labels(rec.endpoint, provider),
+                self.ttfb.labels(rec.endpoint, provider),
+                tuple(self.tokens.labels(provider, model, kind) for kind in TOKEN_TYPES),
+                self.cost.labels(provider, model),
+            )
+        series.requests.inc()
+        series.duration.observe(rec.latency_ms / 1000.0)
         if rec.ttfb_ms is not None:
-            self.ttfb.labels(rec.endpoint, provider).observe(rec.ttfb_ms / 1000.0)
-        for kind, count in (
-            ("input", rec.input_tokens),
-            ("output", rec.output_tokens),
-            ("cache_read", rec.cache_read_tokens),
-            ("cache_creation", rec.cache_creation_tokens),
-        ):
+            series.ttfb.observe(rec.ttfb_ms / 1000.0)
+        counts = (rec.input_tokens, rec.output_tokens, rec.cache_read_tokens, rec.cache_creation_tokens)
+        for child, count in zip(series.tokens, counts, strict=True):
             if count:
-                self.tokens.labels(provider, model, kind).inc(count)
+                child.inc(count)
         if rec.cost_usd:
-            self.cost.labels(provider, model).inc(rec.cost_usd)
+            series.cost.inc(rec.cost_usd)
 
     def attempt(self, provider: str, credential: str, status: int | None) -> None:
         self.attempts.labels(provider, credential or "-", outcome_of(status)).inc()

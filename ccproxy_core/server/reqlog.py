@@ -8,7 +8,8 @@ facts, through these module functions (each a no-op outside a request, and cheap
     requested(model, stream)          handlers, after reading the body
     routed(provider, model, reason)   dispatch, for each candidate tried
     attempt(credential, status, hdrs) calls, for each upstream answer (status None: none came)
-    upstream(chunk)                   relay, each body chunk of a streamed answer
+    upstream(chunk)                   relay, each body chunk of a streamed answer (or, cheaper,
+                                      `feed = feeder()` once per stream, then `feed(chunk)`)
     upstream_body(data)               calls, a whole (JSON) answer
 
 They find the log through a context variable, so the code between the handler and the upstream
@@ -19,7 +20,7 @@ byte, `x-request-id`) is read from the response itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +136,18 @@ def attempt(credential: str, status: int | None, headers: Mapping[str, str] | No
 def upstream(chunk: bytes) -> None:
     if (log := CURRENT.get()) is not None:
         log.upstream(chunk)
+
+
+def _ignore(chunk: bytes) -> None:
+    pass
+
+
+def feeder() -> Callable[[bytes], None]:
+    """What a stream pump calls with each chunk: looked up once per stream, not once per chunk."""
+    log = CURRENT.get()
+    if log is None:
+        return _ignore
+    return log.upstream if log.raw is not None else log.meter.feed
 
 
 def upstream_body(data: bytes) -> None:
