@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,13 @@ class SdkRunner:
         self._slots = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._processes: set[CliProcess] = set()
-        self._ttl = 600.0
+        self._ttl: Callable[[], float] = lambda: 600.0
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, ttl: float) -> None:
+    def start(self, ttl: Callable[[], float]) -> None:
+        """Begin the TTL sweep; `ttl` gives the current sdk.session_ttl (the config may be reloaded)."""
         self._ttl = ttl
         self._spawn_task(self._sweep())
 
@@ -96,11 +97,12 @@ class SdkRunner:
     async def _sweep(self) -> None:
         """Close session processes idle for longer than the TTL."""
         while not self._closed:
-            await asyncio.sleep(max(0.05, min(self._ttl / 2, 30.0)))
+            ttl = self._ttl()
+            await asyncio.sleep(max(0.05, min(ttl / 2, 30.0)))
             now = time.monotonic()
             for key, process in list(self._warm.items()):
                 lock = self._session_locks.get(key)
-                if now - process.last_used >= self._ttl and not (lock and lock.locked()):
+                if now - process.last_used >= ttl and not (lock and lock.locked()):
                     del self._warm[key]
                     self._spawn_task(self._retire(process, EXIT_GRACE))
 
@@ -171,8 +173,18 @@ class SdkRunner:
         session = self.sessions.pop(session_id, None) or sessions.new_session(session_id)
         self.sessions[session_id] = session  # most recently used last
         while len(self.sessions) > MAX_SESSIONS:
-            self.sessions.pop(next(iter(self.sessions)))
+            self._forget(next(iter(self.sessions)))
         return session
+
+    def _forget(self, session_id: str) -> None:
+        """Drop the least recently used session: its id, its warm process and its (idle) lock."""
+        self.sessions.pop(session_id, None)
+        lock = self._session_locks.get(session_id)
+        if lock is not None and not lock.locked():
+            del self._session_locks[session_id]
+            process = self._warm.pop(session_id, None)
+            if process is not None:
+                self._spawn_task(self._retire(process, EXIT_GRACE))
 
     async def _admit(self, settings: SdkConfig, lock: asyncio.Lock | None) -> None:
         """Wait (up to sdk.queue_timeout) for the session's turn and a free run slot."""

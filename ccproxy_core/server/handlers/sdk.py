@@ -59,7 +59,8 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         proxy_host=config.host, proxy_port=config.port, state_dir=Path(platformdirs.user_state_dir("ccproxy"))
     )
     app[SDK_RUNNER] = runner
-    runner.start(config.sdk.session_ttl)
+    state = app[STATE]
+    runner.start(lambda: float(state.config.sdk.session_ttl))
     yield
     await runner.close()
 
