@@ -201,7 +201,10 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value: the proxy key, each provider's keys and `headers` values
         (where custom providers put their credential). The redactor masks these wherever they appear."""
-        values = [self.apikey, *(v for p in self.providers for v in (*p.keys, *p.headers.values()))]
+        headers = [v.strip() for p in self.providers for v in p.headers.values()]
+        values = [self.apikey, *(k for p in self.providers for k in p.keys), *headers]
+        # "Bearer TOKEN" in a header: a provider quoting it back quotes the token alone
+        values += [v.split(" ", 1)[1].strip() for v in headers if " " in v]
         return tuple(v for v in values if v and not v.startswith("$"))
 
 

@@ -96,7 +96,7 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> ProxyError:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
     except ProxyError as err:
         return error_response(request, err)
     except web.HTTPException as exc:
@@ -108,6 +108,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error while serving %s %s", request.method, request.path)
         return error_response(request, ProxyError("internal error in ccproxy; the details are in its log"))
+    if response.status >= 400 and isinstance(response, web.Response) and isinstance(response.body, bytes):
+        # A provider's error answer relayed as it came (passthrough) may quote the key it refused.
+        response.body = request.app[STATE].redactor.scrub_bytes(response.body)
+    return response
 
 
 @functools.lru_cache(maxsize=1024)
