@@ -37,7 +37,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = "x-request-id"
 UPSTREAM_REQUEST_ID = "x-upstream-request-id"
-PROXIED = frozenset({"/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/responses"})
+# Route paths ending so are proxied requests (under /v1, /api/v1, /api/codex, /claude, /sdk alike).
+PROXIED_SUFFIXES = ("/messages", "/messages/count_tokens", "/chat/completions", "/responses")
 _QUIET_PREFIXES = ("/health", "/metrics", "/usage", "/status", "/dashboard")
 _ERROR_BODY_LIMIT = 65536
 
@@ -157,7 +158,7 @@ class Observability:
         if log.streaming and self.metrics is not None:
             self.metrics.streams.dec()
         rec = self.record(log, status, error_type, latency)
-        if log.endpoint in PROXIED:
+        if log.proxied:
             if self.metrics is not None:
                 self.metrics.observe(rec)
             if (
@@ -171,7 +172,7 @@ class Observability:
         level = logging.DEBUG if quiet else (logging.WARNING if status >= 500 else logging.INFO)
         if access_log.isEnabledFor(level):
             access_log.log(level, "%s", access_line(request, rec), extra={"fields": access_fields(request, rec)})
-        if self.raw is not None and log.endpoint in PROXIED:
+        if self.raw is not None and log.proxied:
             self.raw.write(request, response, status, log)
 
     # --- views for the metrics collector --------------------------------------------------------
@@ -251,10 +252,11 @@ OBS = web.AppKey("observability", Observability)
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     obs = request.app[OBS]
     log = RequestLog(new_request_id(), endpoint_of(request), obs)
+    log.proxied = log.endpoint.endswith(PROXIED_SUFFIXES)
     log.client = request.get(CLIENT, "anonymous")
     log.session_id = request.headers.get(SESSION_HEADER, "")
     request[USAGE] = log
-    if obs.raw is not None and log.endpoint in PROXIED:
+    if obs.raw is not None and log.proxied:
         log.raw = bytearray()
     token = CURRENT.set(log)
     try:

@@ -45,6 +45,7 @@ class RequestLog:
         "meter",
         "model",
         "provider",
+        "proxied",
         "raw",
         "reason",
         "request_id",
@@ -73,6 +74,7 @@ class RequestLog:
         self.reason = ""
         self.credential = ""
         self.status = 0
+        self.proxied = False  # a proxied endpoint: metrics and a ledger row
         self.streaming = False  # a stream response is open (counted in streams_in_flight)
         self.meter = UsageMeter()
         self.raw: bytearray | None = None  # the answer's bytes, kept only for the raw HTTP log
