@@ -123,7 +123,8 @@ def box(tmp_path: Path) -> Iterator[Box]:
 
 def test_bare_help_server_alias_debug_go_logging_and_a_port_in_use(box: Box) -> None:
     """Bare `ccproxy` exits 0 with the three ways on; `help`; `server --debug` with CCPROXY_LOG=true logs
-    to ~/.ccproxy/ccproxy.log; a second server on that port is told who holds it and what to do."""
+    to ~/.ccproxy/ccproxy.log, naming ignored settings in one warning; a second server on that port is
+    told who holds it and what to do."""
     bare = box.run()
     assert bare.returncode == 0, bare.stderr
     assert "ccproxy is not running" in bare.stdout
@@ -135,12 +136,15 @@ def test_bare_help_server_alias_debug_go_logging_and_a_port_in_use(box: Box) -> 
     assert box.run("help", "nonsense").returncode == 2
 
     port = free_port()
+    box.write(box.cwd / ".ccproxy.toml", '[server]\nworkers = 2\n[cors]\nallow_origins = ["*"]\n')
     server = box.popen("server", "--port", str(port), "--debug", CCPROXY_LOG="true")
     pid = wait_for(lambda: (health(port) or {}).get("pid"), "the server answers")
     assert pid == server.pid
     log = box.home / ".ccproxy" / "ccproxy.log"
     wait_for(lambda: log.is_file() and "listening on" in log.read_text(), "the Go proxy's log file is written")
     assert " DEBUG " in log.read_text(), "--debug after the command turned debug logging on"
+    warned = [line for line in log.read_text().splitlines() if "mean nothing to ccproxy" in line]
+    assert len(warned) == 1 and "server.workers" in warned[0] and "cors" in warned[0], "one startup warning"
 
     taken = box.run("serve", "--port", str(port))
     assert taken.returncode == 1
