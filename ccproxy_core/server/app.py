@@ -5,7 +5,12 @@ Middlewares, outermost first:
   an answer in the client's own dialect; no traceback ever reaches a client.
 - `client_auth`: with `apikey` set, every request but `/health` and the `HEAD /` warm-up must
   carry it (`x-api-key` or `Authorization: Bearer`), compared in constant time; without it,
-  only loopback clients are served.
+  only loopback clients are served. It runs before any handler reads (or inflates) a body, and
+  first refuses header values that are not UTF-8, so no later step meets an unencodable one.
+
+A client that sends `Expect: 100-continue` is checked the same way (and against the body
+size limit) before it is told to send its body (`expect_continue`). Requests aiohttp cannot
+parse at all are answered by the protocol (framing.py), which `run` serves through.
 """
 
 from __future__ import annotations
@@ -30,12 +35,11 @@ from ccproxy_core.core.errors import (
     PermissionDenied,
     ProxyError,
     RequestTooLarge,
-    anthropic_body,
-    openai_status_and_body,
 )
-from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
+from ccproxy_core.core.headers import bearer_token
+from ccproxy_core.core.inbound import ExpectationFailed, header_problem
 from ccproxy_core.core.redaction import Redactor, SecretsFilter
-from ccproxy_core.server import loops, observability
+from ccproxy_core.server import framing, loops, observability, replies
 from ccproxy_core.server.handlers import (
     chat,
     dashboard,
@@ -56,23 +60,11 @@ log = logging.getLogger("ccproxy")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 OPEN_PATHS = frozenset({"/health", "/dashboard"})  # the dashboard page holds no data
-_FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding", "connection"})
-
-
-def is_openai_dialect(request: web.Request) -> bool:
-    return request.path.endswith(("/chat/completions", "/responses")) or (
-        request.path.endswith("/v1/models") and ANTHROPIC_VERSION not in request.headers
-    )
 
 
 def error_response(request: web.Request, err: ProxyError) -> web.Response:
     err.message = request.app[STATE].redactor.scrub(err.message)  # a provider may quote a key
-    if is_openai_dialect(request):
-        status, body = openai_status_and_body(err)
-    else:
-        status, body = err.http_status, anthropic_body(err)
-    headers = {k: v for k, v in err.headers.items() if k.lower() not in _FRAMING}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+    return replies.error_response(request, err)
 
 
 _HTTP_ERRORS: dict[int, type[ProxyError]] = {
@@ -129,26 +121,57 @@ def presented_key(request: web.Request) -> str | None:
     return request.headers.get("x-api-key") or bearer_token(request.headers)
 
 
-@web.middleware
-async def client_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+def refusal(request: web.Request) -> ProxyError | None:
+    """Why this client may not be served (bad header bytes, no key, wrong key, not local), or None."""
+    problem = header_problem(request.raw_headers)
+    if problem is not None:
+        return InvalidRequest(problem)
     if request.path in OPEN_PATHS or (request.path == "/" and request.method in ("HEAD", "GET")):
-        return await handler(request)
+        return None
     if request.path == "/metrics" and request.app[STATE].config.metrics.public:
-        return await handler(request)
+        return None
     apikey = request.app[STATE].config.apikey
     if apikey:
         key = presented_key(request)
         if key is None or not hmac.compare_digest(key.encode(), apikey.encode()):
-            raise AuthenticationFailed(
+            return AuthenticationFailed(
                 "ccproxy needs its API key: send it as `x-api-key: KEY` or `Authorization: Bearer KEY`"
                 + ("" if key is None else " (the key sent does not match)")
             )
     elif not is_loopback(request.remote):
-        raise PermissionDenied(
+        return PermissionDenied(
             "ccproxy serves only this machine while no API key is set; set `apikey` in the config "
             "(or CCPROXY_API_KEY) to accept clients from other hosts"
         )
+    return None
+
+
+@web.middleware
+async def client_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    err = refusal(request)
+    if err is not None:
+        raise err
     return await handler(request)
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue`: the client is refused, or told to send its body, before it sends it.
+
+    Runs before the middlewares, so an answer given here closes the connection (the client may
+    send the body anyway, and it is not read)."""
+    expect = request.headers.get("expect", "").strip().lower()
+    limit = request.app[STATE].config.limits.max_request_body_size
+    err = refusal(request)
+    if err is None and expect != "100-continue":
+        err = ExpectationFailed(f"Expect: {expect} is not supported; send no Expect or 100-continue")
+    if err is None and request.content_length is not None and request.content_length > limit:
+        err = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+    if err is not None:
+        response = error_response(request, err)
+        response.force_close()
+        return response
+    await framing.send_continue(request)
+    return None
 
 
 async def warmup(request: web.Request) -> web.Response:
@@ -191,11 +214,12 @@ def create_app(
     app = web.Application(
         middlewares=[observability.observe, errors, client_auth],
         client_max_size=config.limits.max_request_body_size,
-        handler_args={"max_field_size": 65536},
+        # Request bodies are inflated by read_json, after client auth and within the size limit.
+        handler_args={"max_field_size": 65536, "auto_decompress": False},
     )
     app[STATE] = State(config, config_files=config_files, redactor=redactor)
     observability.install(app)  # request ids, access log, metrics, usage ledger
-    app.router.add_routes(ROUTES)
+    app.router.add_routes(framing.with_expect_handler(ROUTES, expect_continue))
     app.cleanup_ctx.append(_state_lifecycle)
     app.cleanup_ctx.append(sdk_mode.lifecycle)  # after the state: it reads the config
     return app
@@ -258,7 +282,7 @@ def run(
             providers,
         )
 
-    web.run_app(
+    framing.run_app(  # web.run_app with ccproxy's HTTP protocol (framing.py)
         app,
         host=config.host,
         port=config.port,
