@@ -70,10 +70,14 @@ class ConfigWatcher:
 
         observer = Observer()
         handler = _handler(self)
-        for d in dirs:
-            observer.schedule(handler, d, recursive=False)
-        observer.daemon = True
-        observer.start()
+        try:
+            for d in dirs:
+                observer.schedule(handler, d, recursive=False)
+            observer.daemon = True
+            observer.start()
+        except OSError as exc:  # out of inotify watches, say: serve anyway, without live reload
+            log.warning("config files are not watched (%s); edits apply at `ccproxy restart`", exc)
+            return
         self._observer = observer
         log.debug("watching the config files in %s", ", ".join(dirs))
 
