@@ -141,3 +141,16 @@ def test_an_existing_output_is_not_overwritten_without_force(isolated_home: Path
         importer.run(str(source), str(out), force=False, when="x", say=lambda _: None)
     importer.run(str(source), str(out), force=True, when="x", say=lambda _: None)
     assert out.read_text().startswith("// ccproxy config")
+
+
+def test_the_cli_writes_out(isolated_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ccproxy import FILE -o OUT` writes OUT and says what it did; a second run without --force is one line."""
+    from ccproxy_core.cli.main import main
+
+    source = isolated_home / "go.json"
+    source.write_text(GO)
+    out = isolated_home / "out.json"
+    assert main(["import", str(source), "-o", str(out)]) == 0
+    assert f"wrote {out} (Go ccproxy config.json -> ccproxy;" in capsys.readouterr().out
+    assert main(["import", str(source), "-o", str(out)]) == 1
+    assert capsys.readouterr().err == f"ccproxy: {out} exists; pass --force to replace it\n"
