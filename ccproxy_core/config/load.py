@@ -276,7 +276,9 @@ class Sources:
             data = merge(data, layer)
             for key in _leaves(layer):
                 sources[key] = name
-        data["providers"] = config_compat.env_api_keys(list(data.get("providers") or []), self.env)
+        before = list(data.get("providers") or [])
+        data["providers"] = config_compat.env_api_keys(before, self.env)
+        _key_sources(before, data["providers"], self.env, sources)
         warnings += _accounts_path(data, sources)
         config = structure(data, files[-1].name if files else "config")
         return LoadedConfig(
@@ -287,6 +289,16 @@ class Sources:
             providers_file=providers_file,
             origin=self,
         )
+
+
+def _key_sources(before: list[Any], after: list[Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
+    """`config show` names the variable a provider's key came from (never the key)."""
+    for i, (old, new) in enumerate(zip(before, after, strict=True)):
+        if isinstance(old, Mapping) and old.get("api_key") != new.get("api_key"):
+            var = f"CCPROXY_PROVIDERS_{i}_API_KEY"
+            if var not in env:
+                var = next((k for k, v in env.items() if k.endswith("_API_KEY") and v == new.get("api_key")), var)
+            sources[f"providers.{i}.api_key"] = f"env {var}"
 
 
 def _accounts_path(data: dict[str, Any], sources: dict[str, str]) -> list[str]:

@@ -199,3 +199,10 @@ def test_a_string_where_a_list_of_keys_goes_is_one_key() -> None:
     assert (c.providers[0].keys, c.providers[0].models) == (("sk-abc",), ("gpt-4.1",))
     with pytest.raises(ConfigError, match="api_keys: expected a list of strings"):
         structure({"providers": [{"name": "openai", "api_keys": 5}]})
+
+
+def test_config_show_sources_name_the_variable_a_provider_key_came_from(cwd: Path) -> None:
+    path = write(cwd / "c.json", '{"providers": [{"name": "openai"}, {"name": "deepseek", "api_key": "file"}]}')
+    loaded = load_in(cwd, {"OPENAI_API_KEY": "sk-o", "CCPROXY_PROVIDERS_1_API_KEY": "sk-d"}, config_file=str(path))
+    assert loaded.sources["providers.0.api_key"] == "env OPENAI_API_KEY"
+    assert loaded.sources["providers.1.api_key"] == "env CCPROXY_PROVIDERS_1_API_KEY"
