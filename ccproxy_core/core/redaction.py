@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, AnyStr, cast
 
 _SECRETISH = re.compile(r"(?:sk-|sess-|eyJ)[A-Za-z0-9_\-.*~+/=]{8,}")
 
@@ -51,17 +51,20 @@ class Redactor:
     Matching by value, not by shape, catches any key format a provider echoes ("Incorrect API
     key provided: gsk_..."). The values come from `sources` (callables returning the current
     secrets: the configuration's keys, each pool's OAuth tokens), asked at each use, so tokens
-    that rotate are covered as soon as they change; the compiled pattern (escaped values,
-    longest first, so a key that contains another is masked whole) is rebuilt only when the
-    set changes. Values dropped from the set are kept for the next `_REMEMBERED` changes: an
+    that rotate are covered as soon as they change; the compiled pattern (a trie of the escaped
+    values, preferring the longer, so a key that contains another is masked whole) is rebuilt
+    only when the set changes. Values dropped from the set are kept for the next `_REMEMBERED` changes: an
     access token replaced by a refresh stays valid, and may still be echoed, until it expires.
     """
 
     def __init__(self, *values: str) -> None:
         self._sources: list[Callable[[], Iterable[str]]] = []
-        self._fixed = frozenset(values)
+        self._fixed = tuple(values)
         self._retired: dict[str, None] = {}
-        self._state: tuple[frozenset[str], re.Pattern[str] | None, re.Pattern[bytes] | None] = (
+        # (the sources' last answer, its secrets, text pattern, bytes pattern), swapped whole so a
+        # reader on another thread (a log call) sees the old state or the new one
+        self._state: tuple[tuple[str, ...], frozenset[str], re.Pattern[str] | None, re.Pattern[bytes] | None] = (
+            (),
             frozenset(),
             None,
             None,
@@ -72,36 +75,38 @@ class Redactor:
         self._sources.append(source)
 
     def secrets(self) -> frozenset[str]:
-        current = set(self._fixed)
-        for source in self._sources:
-            current.update(source())
-        return frozenset(v for v in current if isinstance(v, str) and len(v) >= MIN_SECRET)
+        return self._current()[1]
 
-    def _patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[bytes] | None]:
-        current = self.secrets()
-        known, text_re, bytes_re = self._state
-        if current != known:
-            for gone in known - current:
+    def _current(self) -> tuple[tuple[str, ...], frozenset[str], re.Pattern[str] | None, re.Pattern[bytes] | None]:
+        answer = self._fixed + tuple(v for source in self._sources for v in source())
+        state = self._state
+        if answer == state[0]:  # the usual case: the same strings, compared by identity first
+            return state
+        current = frozenset(v for v in answer if isinstance(v, str) and len(v) >= MIN_SECRET)
+        if current != state[1]:
+            for gone in state[1] - current:
                 self._retired[gone] = None
             for stale in list(self._retired)[: max(0, len(self._retired) - _REMEMBERED)]:
                 del self._retired[stale]
-            values = sorted(current | self._retired.keys(), key=len, reverse=True)
-            alternation = "|".join(re.escape(v) for v in values)
-            text_re = re.compile(alternation) if values else None
-            bytes_re = re.compile(alternation.encode()) if values else None
-            self._state = (current, text_re, bytes_re)  # one assignment: readers on other threads see old or new
-        return text_re, bytes_re
+            values = sorted(current | self._retired.keys())
+            text_re = re.compile(_alternation(values)) if values else None
+            bytes_re = re.compile(_alternation([v.encode() for v in values])) if values else None
+            state = (answer, current, text_re, bytes_re)
+        else:
+            state = (answer, *state[1:])
+        self._state = state
+        return state
 
     def scrub(self, text: str) -> str:
         """`text` with every secret masked (`mask_setting`)."""
-        pattern = self._patterns()[0]
+        pattern = self._current()[2]
         if pattern is None or not text:
             return text
         return pattern.sub(lambda m: mask_setting(m.group(0)), text)
 
     def scrub_bytes(self, data: bytes) -> bytes:
         """`data` (a relayed provider body) with every secret masked; the same bytes otherwise."""
-        pattern = self._patterns()[1]
+        pattern = self._current()[3]
         if pattern is None or not data:
             return data
         return pattern.sub(lambda m: mask_setting(m.group(0).decode()).encode(), data)
@@ -115,6 +120,41 @@ class Redactor:
         if isinstance(data, (list, tuple)):
             return [self.scrub_json(v) for v in data]
         return data
+
+
+def _alternation(values: Sequence[AnyStr]) -> AnyStr:
+    """One regex matching any of `values`, the longest where one is a prefix of another, built as
+    a trie (`ab(?:c|d)`) so that scanning costs about one step per character of input, not one
+    per secret. Runs of single children are joined, so only branch points nest."""
+    trie: dict[Any, Any] = {}
+    end = object()
+    for value in values:
+        node = trie
+        for i in range(len(value)):
+            node = node.setdefault(value[i : i + 1], {})
+        node[end] = True
+
+    def build(node: dict[Any, Any]) -> Any:
+        run = []
+        while len(node) == 1 and end not in node:  # a chain: one literal
+            ((key, node),) = node.items()
+            run.append(re.escape(key))
+        branches = [re.escape(key) + build(child) for key, child in node.items() if key is not end]
+        joiner = type(values[0])()
+        tail = joiner.join(branches) if len(branches) <= 1 else _wrap(joiner, branches, "|")
+        if end in node and branches:
+            tail = _wrap(joiner, [tail], "") + _lit(joiner, "?")  # greedy: the longer secret first
+        return joiner.join(run) + tail
+
+    return cast(AnyStr, build(trie))
+
+
+def _lit(kind: Any, text: str) -> Any:
+    return text.encode() if isinstance(kind, bytes) else text
+
+
+def _wrap(kind: Any, parts: list[Any], sep: str) -> Any:
+    return _lit(kind, "(?:") + _lit(kind, sep).join(parts) + _lit(kind, ")")
 
 
 class SecretsFilter(logging.Filter):

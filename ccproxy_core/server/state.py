@@ -89,6 +89,7 @@ class State:
         self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
         # Every secret this server knows, read at each scrub: config keys, and pool tokens as they rotate.
         self.redactor = redactor if redactor is not None else Redactor()
+        self._config_secrets: tuple[Config | None, tuple[str, ...]] = (None, ())
         self.redactor.track(self.secrets)
 
     @property
@@ -97,7 +98,10 @@ class State:
 
     def secrets(self) -> Iterator[str]:
         """The configured secrets and every credential each pool holds now (keys, OAuth tokens)."""
-        yield from self.runtime.config.secrets()
+        config = self.runtime.config
+        if self._config_secrets[0] is not config:  # asked at every log line: once per config
+            self._config_secrets = (config, config.secrets())
+        yield from self._config_secrets[1]
         for owner in list(self.pools.values()):  # a copy: a log line on another thread may ask
             for cred in owner.pool.credentials() if owner.pool is not None else ():
                 yield cred.secret
