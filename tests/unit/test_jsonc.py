@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccproxy_core.config import jsonc
 from ccproxy_core.config.compat import strip_json_comments
@@ -79,3 +81,27 @@ def test_one_line_objects_stay_on_one_line() -> None:
 def test_broken_text_names_line_and_column() -> None:
     with pytest.raises(jsonc.JsoncError, match="line 2, column 8"):
         jsonc.parse('{\n  "a": ,\n}')
+
+
+_entry = st.fixed_dictionaries(
+    {"name": st.sampled_from(["a", "b", "c", "d"])},
+    optional={
+        "enabled": st.booleans(),
+        "api_key": st.sampled_from(["$K", "${K:-x}", "sk"]),
+        "models": st.lists(st.sampled_from(["m1", "m2"]), max_size=2),
+    },
+)
+_lists = st.lists(_entry, max_size=4, unique_by=lambda e: e["name"])
+
+
+@given(old=_lists, new=_lists)
+def test_any_edit_of_the_list_reads_back_as_the_new_list(
+    old: list[dict[str, object]], new: list[dict[str, object]]
+) -> None:
+    """Whatever changes, the edited text parses to the new list and keeps the file's comments."""
+    text = '// top\n{\n  // the port\n  "port": 1,\n  "providers": ' + jsonc.render(old, "  ") + "\n}\n"
+    out = jsonc.edit_named_list(text, "providers", old, new)
+    by_name = {e["name"]: e for e in new}
+    got = providers(out)
+    assert {e["name"]: e for e in got} == by_name
+    assert "// top" in out and "// the port" in out
