@@ -73,7 +73,11 @@ def _set(out: JSON, path: tuple[str, ...], value: Any) -> None:
 
 
 def _level(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    """Python logging's level names as ccproxy's (`INFO` -> `info`; `CRITICAL` is `error` here)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    return {"critical": "error", "fatal": "error", "warn": "warning"}.get(text, text)
 
 
 def from_sections(raw: Mapping[str, Any], source: str) -> tuple[JSON, list[str]]:
