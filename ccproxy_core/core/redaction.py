@@ -31,6 +31,11 @@ def mask_setting(value: str) -> str:
     """A configured key as it may be shown: `sk-a…wxyz`; an env reference (`$VAR`) is no secret."""
     if not value or value.startswith("$"):
         return value
+    return _masked(value)
+
+
+def _masked(value: str) -> str:
+    """Both ends of a long secret, to tell keys apart; nothing of a short one."""
     return f"{value[:4]}…{value[-4:]}" if len(value) > 12 else "…"
 
 
@@ -98,18 +103,18 @@ class Redactor:
         return state
 
     def scrub(self, text: str) -> str:
-        """`text` with every secret masked (`mask_setting`)."""
+        """`text` with every secret masked (`sk-a…wxyz`, as `mask_setting` shows keys)."""
         pattern = self._current()[2]
         if pattern is None or not text:
             return text
-        return pattern.sub(lambda m: mask_setting(m.group(0)), text)
+        return pattern.sub(lambda m: _masked(m.group(0)), text)
 
     def scrub_bytes(self, data: bytes) -> bytes:
         """`data` (a relayed provider body) with every secret masked; the same bytes otherwise."""
         pattern = self._current()[3]
         if pattern is None or not data:
             return data
-        return pattern.sub(lambda m: mask_setting(m.group(0).decode()).encode(), data)
+        return pattern.sub(lambda m: _masked(m.group(0).decode()).encode(), data)
 
     def scrub_json(self, data: Any) -> Any:
         """A JSON value with every string in it (keys too) scrubbed."""

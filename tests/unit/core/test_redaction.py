@@ -6,6 +6,8 @@ import logging
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccproxy_core.config.model import structure
 from ccproxy_core.core.redaction import Redactor, SecretsFilter, mask_setting
@@ -116,3 +118,18 @@ def test_the_log_filter_never_breaks_logging(secret_record: logging.LogRecord) -
     redactor.track(lambda: 1 / 0)  # type: ignore[arg-type, return-value]
     assert SecretsFilter(redactor).filter(secret_record) is True
     assert GSK not in secret_record.getMessage() and secret_record.exc_info is None
+
+
+def test_a_secret_that_starts_another_is_masked_whole() -> None:
+    """Where one secret is a prefix of another, the longer one is matched, not its start."""
+    clean = Redactor("12345678", "12345678abcdefgh").scrub("x 12345678abcdefgh y 12345678 z")
+    assert clean == f"x {mask_setting('12345678abcdefgh')} y {mask_setting('12345678')} z"
+
+
+@given(st.lists(st.text(alphabet="ab.*+?()[]|\\^$-_xyz0123", min_size=8, max_size=20), min_size=1, max_size=8))
+def test_no_secret_survives_whatever_its_characters(values: list[str]) -> None:
+    """Any set of secrets, regex metacharacters and shared prefixes included, is fully masked."""
+    text = " | ".join(values)
+    redactor = Redactor(*values)
+    assert not any(v in redactor.scrub(text) for v in values)
+    assert redactor.scrub_bytes(text.encode()) == redactor.scrub(text).encode()
