@@ -22,8 +22,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from ccproxy_core.cli.main import main
+from ccproxy_core.config.load import load
 from ccproxy_core.config.model import structure
-from ccproxy_core.core.redaction import Redactor
+from ccproxy_core.core.redaction import Redactor, mask_setting
 from ccproxy_core.server.app import configure_logging, create_app
 from tests.fakes import FakeTokenEndpoint, FakeUpstream, Reply
 
@@ -181,3 +182,32 @@ async def test_no_secret_leaves_the_process_in_200_captured_outputs(
     assert len(outputs) >= 200 and len(records) >= 20
     assert any("gsk_" in text for text in outputs), "the masked forms are there: the quotes did arrive"
     assert seen == 0, [text for text in outputs if secrets_in(text)][:3]
+
+
+async def test_provider_headers_are_masked_and_a_get_put_round_trip_keeps_them(
+    make_proxy: Any, make_fake: Any, tmp_path: Path
+) -> None:
+    """GET /providers masks header values; PUTting that answer back keeps the real values on disk and upstream."""
+    fake = await make_fake()
+    path = tmp_path / "config.json"
+    provider = {
+        "name": "custom",
+        "kind": "anthropic",
+        "api_base_url": fake.url,
+        "api_key": GSK,
+        "headers": {"X-Tenant-Key": HEADER, "X-Title": "ccproxy-tests"},
+    }
+    path.write_bytes(orjson.dumps({"providers": [provider]}))
+    loaded = load(config_file=str(path), env={}, cwd=tmp_path, user_paths=[])
+    url = await make_proxy(loaded.config, config_files=tuple(str(f) for f in loaded.files))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/providers/custom") as r:
+            shown = await r.json()
+        assert shown["headers"] == {"X-Tenant-Key": mask_setting(HEADER), "X-Title": mask_setting("ccproxy-tests")}
+        async with session.put(f"{url}/providers/custom", json=shown) as r:
+            assert r.status == 200, await r.text()
+        body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+        async with session.post(f"{url}/v1/messages", json=body) as r:
+            assert r.status == 200
+    assert orjson.loads(path.read_bytes())["providers"][0]["headers"]["X-Tenant-Key"] == HEADER
+    assert fake.requests[-1].headers["x-tenant-key"] == HEADER
