@@ -13,7 +13,10 @@ Refresh tokens are single-use and rotate, so `RefreshScheduler` guarantees one r
 account at a time: a per-account lock, one shared in-flight task that every caller joins
 (`refresh_now`), the current refresh token re-read inside the lock (from the file too, in case
 `ccproxy auth login` or another process replaced it), and the new tokens written to
-accounts.json *before* the pool hands them out. A failure other than `invalid_grant` changes no
+accounts.json *before* the pool hands them out, through the file's one writer
+(`store.save_refreshed`: this account's tokens only, never re-adding an account removed by
+hand). After a reload (`poke`), tokens the file holds that are older than the pool's (an edit
+from a stale copy) are written back (`write_back`). A failure other than `invalid_grant` changes no
 state: the old token stays in use and the refresh is retried with exponential backoff and
 jitter. A refresh never touches a rate-limit cooldown.
 """
