@@ -3,17 +3,20 @@
     Install ccproxy on Windows: the one-file proxy between Claude Code / OpenAI clients and LLM providers.
 
 .DESCRIPTION
-    Puts ccproxy.pyz and a ccproxy.cmd shim (which runs it with `py -3` or python.exe) in
+    Picks the release's zipapp for this CPU and the Python found (ccproxy-windows-<arch>-py3<minor>.pyz:
+    its wheels are compiled for one minor), verifies it against the release's SHA256SUMS, puts it
+    and a ccproxy.cmd shim (which runs it with `py -3.<minor>` or python.exe) in
     %LOCALAPPDATA%\ccproxy (or $env:CCPROXY_INSTALL_DIR), adds that folder to the user PATH,
-    verifies the SHA-256 when a .sha256 file is published next to the download, writes a starter
-    config when there is none, and upgrades in place when run again. Needs Python 3.11+.
+    writes a starter config when there is none, and upgrades in place when run again.
+    Needs Python 3.11+.
 
         irm https://github.com/ccproxy/ccproxy/releases/latest/download/install.ps1 | iex
         .\install.ps1 -Version 0.2.0
         .\install.ps1 -FromFile .\ccproxy.pyz
 
-    Environment: CCPROXY_INSTALL_DIR, CCPROXY_DOWNLOAD_URL (download this URL instead of a GitHub
-    release), CCPROXY_REPO (owner/name for releases), CCPROXY_VERSION (as -Version, for `| iex`).
+    Environment: CCPROXY_INSTALL_DIR, CCPROXY_RELEASE_URL (where the release assets are),
+    CCPROXY_DOWNLOAD_URL (download this one file instead; verified by URL.sha256 when published),
+    CCPROXY_REPO (owner/name for releases), CCPROXY_VERSION (as -Version, for `| iex`).
 
 .PARAMETER Version
     Install this release (default: the latest).
@@ -31,6 +34,8 @@ param(
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
+# The Python minors each release is built for (.github/workflows/release.yml's matrix).
+$ReleaseMinors = @('11', '12', '13')
 
 function Say([string]$Text) { Write-Host "ccproxy install: $Text" }
 function Fail([string]$Text) { throw "ccproxy install: error: $Text" }
@@ -64,8 +69,18 @@ function Get-Sha256([string]$Path) {
     return (Get-FileHash -Algorithm SHA256 -LiteralPath $Path).Hash.ToLowerInvariant()
 }
 
-function Confirm-Checksum([string]$File, [string]$ChecksumFile) {
-    $expected = ((Get-Content -LiteralPath $ChecksumFile -Raw).Trim() -split '\s+')[0].ToLowerInvariant()
+function Confirm-Checksum([string]$File, [string]$ChecksumFile, [string]$Asset = '') {
+    if ($Asset) {
+        # SHA256SUMS: "<hex>  <name>" (or "<hex> *<name>") per line; take the asset's.
+        $line = Get-Content -LiteralPath $ChecksumFile | Where-Object {
+            $parts = $_ -split '\s+', 2
+            $parts.Count -eq 2 -and ($parts[1] -replace '^\*', '') -eq $Asset
+        } | Select-Object -First 1
+        if (-not $line) { Fail "SHA256SUMS has no line for $Asset; nothing was installed" }
+        $expected = ($line -split '\s+')[0].ToLowerInvariant()
+    } else {
+        $expected = ((Get-Content -LiteralPath $ChecksumFile -Raw).Trim() -split '\s+')[0].ToLowerInvariant()
+    }
     $actual = Get-Sha256 $File
     if ($expected -ne $actual) { Fail "SHA-256 mismatch: expected $expected, got $actual; nothing was installed" }
     Say "checksum verified (sha256 $actual)"
@@ -98,15 +113,8 @@ try {
         Copy-Item -LiteralPath $FromFile -Destination $tmp
         if (Test-Path -LiteralPath "$FromFile.sha256" -PathType Leaf) { Confirm-Checksum $tmp "$FromFile.sha256" }
         Say "installing $FromFile"
-    } else {
-        $repo = if ($env:CCPROXY_REPO) { $env:CCPROXY_REPO } else { 'ccproxy/ccproxy' }
-        if ($env:CCPROXY_DOWNLOAD_URL) {
-            $url = $env:CCPROXY_DOWNLOAD_URL
-        } elseif ($Version) {
-            $url = "https://github.com/$repo/releases/download/v$($Version.TrimStart('v'))/ccproxy.pyz"
-        } else {
-            $url = "https://github.com/$repo/releases/latest/download/ccproxy.pyz"
-        }
+    } elseif ($env:CCPROXY_DOWNLOAD_URL) {
+        $url = $env:CCPROXY_DOWNLOAD_URL
         Say "downloading $url"
         $ProgressPreference = 'SilentlyContinue'  # the progress bar makes Invoke-WebRequest very slow
         try {
@@ -118,6 +126,37 @@ try {
         $published = $true
         try { Invoke-WebRequest -Uri "$url.sha256" -OutFile $sum -UseBasicParsing } catch { $published = $false }
         if ($published) { Confirm-Checksum $tmp $sum } else { Say "no checksum published at $url.sha256; not verified" }
+    } else {
+        $repo = if ($env:CCPROXY_REPO) { $env:CCPROXY_REPO } else { 'ccproxy/ccproxy' }
+        if ($env:CCPROXY_RELEASE_URL) {
+            $base = $env:CCPROXY_RELEASE_URL.TrimEnd('/')
+        } elseif ($Version) {
+            $base = "https://github.com/$repo/releases/download/v$($Version.TrimStart('v'))"
+        } else {
+            $base = "https://github.com/$repo/releases/latest/download"
+        }
+        $arch = switch ($env:PROCESSOR_ARCHITECTURE) { 'AMD64' { 'x86_64' } default { '' } }
+        if (-not $arch) { Fail "no release build for the $($env:PROCESSOR_ARCHITECTURE) CPU; install from a checkout: pip install ." }
+        $minor = (& $pyExe @pyArgs -c 'import sys; print(sys.version_info[1])' | Out-String).Trim()
+        if ($ReleaseMinors -notcontains $minor) {
+            Fail "no release build for Python 3.$minor (builds: 3.$($ReleaseMinors -join ', 3.')); install one of those"
+        }
+        $asset = "ccproxy-windows-$arch-py3$minor.pyz"
+        $url = "$base/$asset"
+        Say "downloading $url"
+        $ProgressPreference = 'SilentlyContinue'  # the progress bar makes Invoke-WebRequest very slow
+        try {
+            Invoke-WebRequest -Uri $url -OutFile $tmp -UseBasicParsing
+        } catch {
+            Fail "download failed: $url ($($_.Exception.Message))"
+        }
+        $sum = Join-Path $work 'SHA256SUMS'
+        try {
+            Invoke-WebRequest -Uri "$base/SHA256SUMS" -OutFile $sum -UseBasicParsing
+        } catch {
+            Fail "no SHA256SUMS at $base; refusing an unverified download (-FromFile installs a file you checked)"
+        }
+        Confirm-Checksum $tmp $sum $asset
     }
 
     $newVersion = (& $pyExe @pyArgs $tmp version 2>&1 | Out-String).Trim()
@@ -129,7 +168,9 @@ try {
     }
     Move-Item -LiteralPath $tmp -Destination $target -Force
 
-    $launcher = if ($pyExe -eq 'py') { 'py -3' } else { '"' + $pyExe + '"' }
+    # `py -3.<minor>`: the zipapp's compiled wheels are for the minor it was picked for.
+    $pyMinor = (& $pyExe @pyArgs -c 'import sys; print(sys.version_info[1])' | Out-String).Trim()
+    $launcher = if ($pyExe -eq 'py') { "py -3.$pyMinor" } else { '"' + $pyExe + '"' }
     $shimText = "@echo off`r`n$launcher `"%~dp0ccproxy.pyz`" %*`r`nexit /b %ERRORLEVEL%`r`n"
     Set-Content -LiteralPath $shim -Value $shimText -NoNewline -Encoding ASCII
 

@@ -5,13 +5,16 @@
 #   sh install.sh --version 0.2.0        # a given release
 #   sh install.sh --from-file ./ccproxy.pyz   # a local build, offline
 #
-# It needs Python 3.11+ and curl (or wget). It puts the zipapp at ~/.local/bin/ccproxy
-# (CCPROXY_INSTALL_DIR to change), verifies its SHA-256 when a `.sha256` file is published next
-# to it, writes a starter config when there is none, and upgrades in place when run again.
+# It needs Python 3.11+ and curl (or wget). A release has one zipapp per OS, CPU and Python
+# minor (ccproxy-<os>-<arch>-py3<minor>.pyz: the wheels inside are compiled): it picks the one
+# for this machine and the Python it found, verifies it against the release's SHA256SUMS, puts it
+# at ~/.local/bin/ccproxy (CCPROXY_INSTALL_DIR to change), writes a starter config when there is
+# none, and upgrades in place when run again.
 set -eu
 
 REPO="${CCPROXY_REPO:-ccproxy/ccproxy}"
-ASSET="ccproxy.pyz"
+# The Python minors each release is built for (.github/workflows/release.yml's matrix).
+RELEASE_MINORS="11 12 13"
 
 usage() {
     cat <<EOF
@@ -26,7 +29,8 @@ usage: install.sh [--version X.Y.Z] [--from-file PATH] [--no-init] [--help]
 
 environment:
   CCPROXY_INSTALL_DIR   where to put the \`ccproxy\` command (default ~/.local/bin)
-  CCPROXY_DOWNLOAD_URL  download this URL instead of a GitHub release
+  CCPROXY_RELEASE_URL   where the release assets are (default: the GitHub release)
+  CCPROXY_DOWNLOAD_URL  download this one file instead (verified by URL.sha256 when published)
   CCPROXY_REPO          GitHub owner/name for releases (default $REPO)
   CCPROXY_PYTHON        the Python 3.11+ interpreter to use (default: first found on PATH)
 EOF
@@ -97,11 +101,39 @@ sha256_of() {
     fi
 }
 
-verify() {  # verify FILE CHECKSUM_FILE
-    expected="$(cut -d' ' -f1 <"$2" | tr -d '\r\n' | tr 'A-F' 'a-f')"
+verify() {  # verify FILE CHECKSUM_FILE [ASSET]: the line for ASSET in a SHA256SUMS file, else the first
+    if [ $# -ge 3 ]; then
+        expected="$(awk -v a="$3" '{ n = $2; sub(/^\*/, "", n) } n == a { print $1; exit }' "$2" | tr 'A-F' 'a-f')"
+        [ -n "$expected" ] || die "SHA256SUMS has no line for $3; nothing was installed"
+    else
+        expected="$(cut -d' ' -f1 <"$2" | tr -d '\r\n' | tr 'A-F' 'a-f')"
+    fi
     actual="$(sha256_of "$1")" || die "a checksum is published but neither sha256sum nor shasum is installed"
     [ "$expected" = "$actual" ] || die "SHA-256 mismatch: expected $expected, got $actual; nothing was installed"
     say "checksum verified (sha256 $actual)"
+}
+
+minor_of() {  # minor_of PYTHON: 12 for a Python 3.12
+    "$1" -c 'import sys; print(sys.version_info[1])' 2>/dev/null
+}
+
+asset_for() {  # asset_for PYTHON: the release file for this OS, CPU and that Python
+    case "$(uname -s)" in
+        Linux) os=linux ;;
+        Darwin) os=macos ;;
+        *) die "no release build for $(uname -s); on Windows use install.ps1" ;;
+    esac
+    case "$(uname -m)" in
+        x86_64|amd64) arch=x86_64 ;;
+        aarch64|arm64) arch=arm64 ;;
+        *) die "no release build for the $(uname -m) CPU; install from a checkout: pip install ." ;;
+    esac
+    minor="$(minor_of "$1")"
+    case " $RELEASE_MINORS " in
+        *" $minor "*) ;;
+        *) die "no release build for Python 3.$minor (builds: $(echo "$RELEASE_MINORS" | sed 's/\([0-9][0-9]*\)/3.\1/g')); set CCPROXY_PYTHON to one of those" ;;
+    esac
+    echo "ccproxy-$os-$arch-py3$minor.pyz"
 }
 
 main() {
@@ -146,14 +178,8 @@ main() {
             verify "$tmp" "$from_file.sha256"
         fi
         say "installing $from_file"
-    else
-        if [ -n "${CCPROXY_DOWNLOAD_URL:-}" ]; then
-            url="$CCPROXY_DOWNLOAD_URL"
-        elif [ -n "$version" ]; then
-            url="https://github.com/$REPO/releases/download/v$version/$ASSET"
-        else
-            url="https://github.com/$REPO/releases/latest/download/$ASSET"
-        fi
+    elif [ -n "${CCPROXY_DOWNLOAD_URL:-}" ]; then
+        url="$CCPROXY_DOWNLOAD_URL"
         say "downloading $url"
         fetch "$url" "$tmp" || die "download failed: $url"
         if fetch "$url.sha256" "$sum" 2>/dev/null; then
@@ -161,11 +187,27 @@ main() {
         else
             say "no checksum published at $url.sha256; not verified"
         fi
+    else
+        if [ -n "${CCPROXY_RELEASE_URL:-}" ]; then
+            base="${CCPROXY_RELEASE_URL%/}"
+        elif [ -n "$version" ]; then
+            base="https://github.com/$REPO/releases/download/v$version"
+        else
+            base="https://github.com/$REPO/releases/latest/download"
+        fi
+        asset="$(asset_for "$python")" || exit 1
+        say "downloading $base/$asset"
+        fetch "$base/$asset" "$tmp" || die "download failed: $base/$asset (is there a build for this machine?)"
+        fetch "$base/SHA256SUMS" "$sum" 2>/dev/null ||
+            die "no SHA256SUMS at $base; refusing an unverified download (--from-file installs a file you checked)"
+        verify "$tmp" "$sum" "$asset"
     fi
 
-    # The zipapp runs with `#!/usr/bin/env python3`; when that python3 is too old but another
-    # interpreter is fine, point the zipapp's first line at that interpreter instead.
-    if ! python_ok "$(command -v python3 2>/dev/null || echo python3)"; then
+    # The zipapp runs with `#!/usr/bin/env python3`; when that python3 is too old, or is another
+    # minor than the one chosen (the zipapp's compiled wheels are for one minor), point its first
+    # line at the chosen interpreter instead.
+    py3="$(command -v python3 2>/dev/null || echo python3)"
+    if ! python_ok "$py3" || [ "$(minor_of "$py3")" != "$(minor_of "$python")" ]; then
         "$python" -m zipapp "$tmp" -p "$python" -o "$work/pinned" && mv -f "$work/pinned" "$tmp"
     fi
     chmod 0755 "$tmp"
@@ -181,6 +223,9 @@ main() {
         fi
         if "$python" "$target" status >/dev/null 2>&1; then
             say "a ccproxy server is running the old version; \`ccproxy restart\` switches it"
+        fi
+        if "$python" "$target" service status >/dev/null 2>&1; then
+            say "the ccproxy service runs the old version; restart it (Linux: systemctl --user restart ccproxy)"
         fi
     else
         mv -f "$tmp" "$target"

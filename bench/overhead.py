@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -183,6 +184,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fake_port, proxy_port, bare_port = free_port(), free_port(), free_port()
     fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
     bare_url = f"http://127.0.0.1:{bare_port}"
+    ledger_path = os.path.join(tempfile.gettempdir(), f"ccproxy-bench-{proxy_port}.sqlite3")
     config = {
         "providers": [
             {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
@@ -191,6 +193,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
         "log": {"level": args.log_level},
         "breaker": {"enabled": False},
+        # the ledger is on, as shipped, but never in the user's own state directory
+        "usage": {"path": ledger_path},
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(config, f)
@@ -272,6 +276,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         f"{'':38} {'':>4} {'floor':>7} {row['floor_rps']:>8.0f} {row['floor_p50']:>7.2f} "
                         f"{pct(f_lat, 0.99):>7.2f} {floor_cpu:>10.3f} {row['floor_p50'] - row['direct_p50']:>8.2f}"
                     )
+        if not args.only or args.only in "observability":
+            from bench import observability
+
+            report["observability"] = await observability.overhead_rows(
+                fake_url, args.requests, args.concurrency, args.log_level
+            )
     finally:
         for p in (proxy, bare, fake):
             p.terminate()
@@ -281,6 +291,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 p.kill()
         os.unlink(config_path)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(ledger_path + suffix)
     print("\nper-event translation cost (in-process, decode + translate + encode):")
     for label, micros in translation_cost():
         print(f"  {label:62} {micros:6.1f} µs/event")

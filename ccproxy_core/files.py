@@ -6,11 +6,17 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace `path` with `data`: unique temp file in the same directory, fsync, chmod, rename."""
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o600, before_replace: Callable[[], None] | None = None
+) -> None:
+    """Replace `path` with `data`: unique temp file in the same directory, fsync, chmod, rename.
+
+    `before_replace` runs once the data is synced, just before the rename; if it raises, the
+    write is abandoned (a writer checking that nobody changed the file meanwhile)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -19,6 +25,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

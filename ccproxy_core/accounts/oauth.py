@@ -13,7 +13,10 @@ Refresh tokens are single-use and rotate, so `RefreshScheduler` guarantees one r
 account at a time: a per-account lock, one shared in-flight task that every caller joins
 (`refresh_now`), the current refresh token re-read inside the lock (from the file too, in case
 `ccproxy auth login` or another process replaced it), and the new tokens written to
-accounts.json *before* the pool hands them out. A failure other than `invalid_grant` changes no
+accounts.json *before* the pool hands them out, through the file's one writer
+(`store.save_refreshed`: this account's tokens only, never re-adding an account removed by
+hand). After a reload (`poke`), tokens the file holds that are older than the pool's (an edit
+from a stale copy) are written back (`write_back`). A failure other than `invalid_grant` changes no
 state: the old token stays in use and the refresh is retried with exponential backoff and
 jitter. A refresh never touches a rate-limit cooldown.
 """
@@ -37,13 +40,13 @@ import aiohttp
 import orjson
 from attrs import field, frozen
 
-from ccproxy_core.accounts.store import AccountsError, load_accounts, upsert_account
+from ccproxy_core.accounts.store import AccountsError, load_accounts, save_refreshed, write_back_newer
 from ccproxy_core.config.model import OAuthSettings
 from ccproxy_core.core.errors import NotFound, ProxyError
 from ccproxy_core.core.pool import Credential, CredentialPool, CredentialState, with_tokens
 from ccproxy_core.core.redaction import redact, scrub
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ccproxy.oauth")
 Clock = Callable[[], float]
 
 
@@ -247,6 +250,7 @@ class RefreshScheduler:
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self._wake = asyncio.Event()
+        self._write_back = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -269,8 +273,32 @@ class RefreshScheduler:
             await asyncio.gather(*pending, return_exceptions=True)
 
     def poke(self) -> None:
-        """Re-plan now (after a reload, an `enable`, or a 401 that set needs_refresh)."""
+        """Re-plan now (after a reload, an `enable`, or a 401 that set needs_refresh), and put
+        back into the file any tokens older than the pool's (a reload of a stale hand edit)."""
+        self._write_back = True
         self._wake.set()
+
+    def retry_in(self, name: str, now: float) -> float:
+        """Seconds until the scheduler tries `name` again after a failed refresh (0: any time)."""
+        return max(0.0, self._retry_at.get(name, now) - now) if self._failures.get(name) else 0.0
+
+    async def write_back(self) -> list[str]:
+        """Write the pool's tokens over older ones in the file; the names written."""
+        if self.accounts_path is None:
+            return []
+        try:
+            names = await asyncio.to_thread(write_back_newer, self.accounts_path, self.pool.credentials())
+        except (OSError, AccountsError) as e:
+            log.error("cannot put the newer tokens back into %s: %s", self.accounts_path, e)
+            return []
+        for name in names:
+            log.warning(
+                "account '%s': %s held older tokens than the running proxy (an edit from a stale copy?); "
+                "wrote the newer ones back",
+                name,
+                self.accounts_path,
+            )
+        return names
 
     def next_due(self, now: float) -> tuple[list[Credential], float | None]:
         """(credentials due now, earliest future due time)."""
@@ -287,6 +315,9 @@ class RefreshScheduler:
 
     async def _run(self) -> None:
         while True:
+            if self._write_back:
+                self._write_back = False
+                await self.write_back()
             now = self.clock()
             due, later = self.next_due(now)
             if due:
@@ -343,14 +374,14 @@ class RefreshScheduler:
                     tokens = await refresh(self.session, self.settings, refresh_token, clock=self.clock)
                 except InvalidGrant as e:
                     self._failures.pop(name, None)
-                    self.pool.mark_auth_error(name, f"{e}; run `ccproxy auth login {name}`")
+                    self.pool.mark_auth_error(name, f"{e}; run `ccproxy auth login --name {name}`")
                     raise
                 except Exception as e:
                     self._note_failure(name, e)
                     raise
                 new = with_tokens(cred, tokens.access_token, tokens.refresh_token, tokens.expires_at)
                 try:
-                    await self._persist(new)
+                    await self._persist(new, spent=refresh_token)
                 finally:
                     # Even if saving failed or we were cancelled: the old refresh token is
                     # spent, so the new tokens are the only ones that work.
@@ -381,17 +412,17 @@ class RefreshScheduler:
             return disk
         return cred
 
-    async def _persist(self, new: Credential) -> None:
+    async def _persist(self, new: Credential, spent: str) -> None:
         if self.accounts_path is None:
             return
         try:
             warnings = await asyncio.to_thread(
-                upsert_account, self.accounts_path, new, fallback=self.pool.credentials()
+                save_refreshed, self.accounts_path, new, spent, fallback=self.pool.credentials()
             )
-        except OSError as e:
+        except (OSError, AccountsError) as e:
             # The old refresh token is spent: the new one is only in memory now. Use it anyway
             # (the account would be lost otherwise) and say so loudly.
-            msg = f"refreshed tokens could not be saved to {self.accounts_path}: {e.strerror}"
+            msg = f"refreshed tokens could not be saved to {self.accounts_path}: {getattr(e, 'strerror', None) or e}"
             log.error("account '%s': %s", new.name, msg)
             self.pool.note_error(new.name, msg)
             return

@@ -11,6 +11,14 @@ Writes are atomic and private: a unique temp file in the same directory, fsync, 
 `os.replace`, fsync of the directory. A crash at any moment leaves the old file or the new
 one, never a torn one; a refresh token (single-use) is therefore never lost once written.
 
+There is one writer per file. Every save (a refresh, `auth import`, `auth login`, a write-back
+of newer tokens, the state file) goes through `update_accounts` under `filelock.locked`
+(threads and processes): re-read the file, merge by account name, write atomically. A refresh
+writes only its own account's tokens, so an account added or removed by hand is never undone.
+An editor takes no lock; the file's identity (inode, mtime, size) is checked again just before
+the rename and a changed file is merged anew, which narrows its window to a few microseconds;
+tokens that an editor's stale copy puts back are replaced by `write_back_newer`.
+
 `AccountsWatcher` reloads on change: watchdog on the parent directory (editors and our own
 writer save by rename, so moves count too), a trailing-edge debounce so the last write wins,
 and the parsed result handed to an async callback on the event loop.
@@ -26,6 +34,7 @@ import os
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,11 +42,12 @@ from typing import Any
 import orjson
 from attrs import frozen
 
+from ccproxy_core.accounts.filelock import locked
 from ccproxy_core.core.pool import Credential
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.files import atomic_write
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ccproxy.accounts")
 
 NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 
@@ -138,7 +148,7 @@ def check_permissions(path: Path) -> str | None:
     return None
 
 
-# --- writing ----------------------------------------------------------------------------------
+# --- writing: one writer per file -------------------------------------------------------------
 
 
 def _entry(cred: Credential) -> JSON:
@@ -153,33 +163,136 @@ def _dump(data: JSON) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
+_ATTEMPTS = 5  # re-reads when the file changes under us or is caught mid-edit
+_EDIT_PAUSE = 0.02  # seconds between those re-reads
+
+Change = Callable[[JSON], bool]  # mutates the "accounts" mapping; returns whether it changed it
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def update_accounts(
+    path: Path, change: Change, *, fallback: Sequence[Credential] | None = None, create: bool = True
+) -> list[str]:
+    """The one write path of an accounts file: under its lock, re-read it, let `change` edit the
+    `accounts` mapping in place, and write it atomically if anything changed. Other accounts
+    and unknown fields stay as the file has them. A missing file is created only with `create`.
+    A broken file is refused (`AccountsError`) unless `fallback` is given: then its bytes are kept
+    in `NAME.broken` and it is rebuilt from `fallback` (a refreshed token must be saved)."""
+    with locked(path):
+        for attempt in range(_ATTEMPTS):
+            before = _identity(path)
+            warnings: list[str] = []
+            try:
+                data = _decode(_read(path), path)
+                if not isinstance(data.get("accounts"), dict):
+                    raise AccountsError(f"{path}: 'accounts' is not an object")
+            except AccountsFileMissing:
+                if not create:
+                    return []
+                data = {"version": 1, "accounts": {}}
+            except AccountsError as e:
+                if attempt < _ATTEMPTS - 1:
+                    time.sleep(_EDIT_PAUSE)  # perhaps an editor caught mid-save
+                    continue
+                if fallback is None:
+                    raise
+                with contextlib.suppress(OSError):
+                    atomic_write(path.with_name(path.name + ".broken"), path.read_bytes())
+                warnings.append(f"{e}; rewrote it from the last good accounts (old bytes in {path.name}.broken)")
+                data = {"version": 1, "accounts": {c.name: _entry(c) for c in fallback}}
+            changed = change(data["accounts"]) or bool(warnings)
+            if not changed:
+                return warnings
+
+            def unchanged(before: tuple[int, int, int] | None = before) -> None:
+                if _identity(path) != before:
+                    raise _ChangedMeanwhile
+
+            try:  # the last attempt writes whatever happens: a refreshed token must be saved
+                atomic_write(path, _dump(data), before_replace=unchanged if attempt < _ATTEMPTS - 1 else None)
+            except _ChangedMeanwhile:
+                continue  # saved by someone who takes no lock (an editor): merge into theirs
+            return warnings
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _ChangedMeanwhile(Exception):
+    pass
+
+
 def save_accounts(path: Path, creds: Sequence[Credential]) -> None:
     """Write exactly `creds` (OAuth accounts) to `path`."""
-    atomic_write(path, _dump({"version": 1, "accounts": {c.name: _entry(c) for c in creds}}))
+    with locked(path):
+        atomic_write(path, _dump({"version": 1, "accounts": {c.name: _entry(c) for c in creds}}))
 
 
-def upsert_account(path: Path, cred: Credential, *, fallback: Sequence[Credential] = ()) -> list[str]:
-    """Write one account's tokens, re-reading the file so that concurrent edits to other
-    accounts (and unknown fields) survive. If the file is broken, its bytes are kept in
-    `<name>.broken` and the file is rebuilt from `fallback` (the last good set): a freshly
-    issued refresh token must be saved whatever state the file is in."""
+def upsert_account(path: Path, cred: Credential, *, fallback: Sequence[Credential] | None = None) -> list[str]:
+    """Add `cred` or replace its tokens (`auth import`, `auth login`), keeping its other fields."""
+
+    def put(accounts: JSON) -> bool:
+        current = accounts.get(cred.name)
+        accounts[cred.name] = {**current, **_entry(cred)} if isinstance(current, dict) else _entry(cred)
+        return True
+
+    return update_accounts(path, put, fallback=fallback)
+
+
+def save_refreshed(
+    path: Path, cred: Credential, spent: str | None, *, fallback: Sequence[Credential] | None = None
+) -> list[str]:
+    """Write the tokens a refresh just got for `cred`, and nothing else. The file's entry is
+    replaced when it holds the refresh token the refresh spent (`spent`) or older tokens; an
+    account removed by hand is not brought back, and newer tokens (a fresh login) are kept."""
     warnings: list[str] = []
-    try:
-        data = _decode(_read(path), path)
-        if not isinstance(data.get("accounts"), dict):
-            raise AccountsError(f"{path}: 'accounts' is not an object")
-    except AccountsFileMissing:
-        data = {"version": 1, "accounts": {}}
-    except AccountsError as e:
-        with contextlib.suppress(OSError):
-            atomic_write(path.with_name(path.name + ".broken"), path.read_bytes())
-        warnings.append(f"{e}; rewrote it from the last good accounts (old bytes in {path.name}.broken)")
-        data = {"version": 1, "accounts": {c.name: _entry(c) for c in fallback}}
-    accounts = data["accounts"]
-    current = accounts.get(cred.name)
-    accounts[cred.name] = {**current, **_entry(cred)} if isinstance(current, dict) else _entry(cred)
-    atomic_write(path, _dump(data))
-    return warnings
+
+    def put(accounts: JSON) -> bool:
+        warnings.clear()  # a second pass (the file changed under us) starts over
+        current = accounts.get(cred.name)
+        if not isinstance(current, dict):
+            warnings.append(f"account '{cred.name}' is no longer in {path}; its new tokens are kept in memory only")
+            return False
+        if current.get("refreshToken") != spent and not _older(current, cred):
+            warnings.append(f"account '{cred.name}' got newer tokens in {path} while refreshing; the file's are kept")
+            return False
+        accounts[cred.name] = {**current, **_entry(cred)}
+        return True
+
+    return update_accounts(path, put, fallback=fallback, create=False) + warnings
+
+
+def write_back_newer(path: Path, creds: Sequence[Credential]) -> list[str]:
+    """Put the running proxy's tokens back where the file holds older ones (a hand edit or an
+    editor's save from a stale copy); returns the names written. Accounts are never added."""
+    written: list[str] = []
+
+    def put(accounts: JSON) -> bool:
+        written.clear()  # a second pass (the file changed under us) starts over
+        for cred in creds:
+            current = accounts.get(cred.name)
+            if cred.kind == "oauth" and isinstance(current, dict) and _older(current, cred):
+                accounts[cred.name] = {**current, **_entry(cred)}
+                written.append(cred.name)
+        return bool(written)
+
+    update_accounts(path, put, create=False)
+    return written
+
+
+def _older(entry: JSON, cred: Credential) -> bool:
+    """Whether a file entry holds other tokens than `cred` that expire sooner (so: older)."""
+    if entry.get("refreshToken") == cred.refresh_token or cred.expires_at is None:
+        return False
+    expires = entry.get("expiresAt")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        return True  # no usable expiry: the entry cannot be newer
+    return expires < round(cred.expires_at * 1000)
 
 
 # --- runtime state beside the accounts file ---------------------------------------------------
@@ -200,7 +313,9 @@ def read_state(path: Path) -> tuple[Any, str | None]:
 
 
 def save_state(path: Path, data: JSON) -> None:
-    atomic_write(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    """Write the state file through its own writer lock (two servers may share one accounts file)."""
+    with locked(path):
+        atomic_write(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 # --- hot reload -------------------------------------------------------------------------------

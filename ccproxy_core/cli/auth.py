@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,12 +31,13 @@ from ccproxy_core.accounts.store import (
     AccountsError,
     AccountsFileMissing,
     check_permissions,
+    default_accounts_path,
     load_accounts,
     read_state,
     state_path,
     upsert_account,
 )
-from ccproxy_core.config.model import OAuthSettings
+from ccproxy_core.config.model import Config, OAuthSettings
 from ccproxy_core.core.pool import Credential, iso
 
 
@@ -57,17 +61,50 @@ def _check_name(name: str) -> None:
         raise AccountsError(f"invalid account name {name!r}: use 1-32 characters of a-z, 0-9, '_' and '-'")
 
 
-def auth_import(accounts_path: Path, from_path: Path, name: str | None) -> str:
+KEYCHAIN_SERVICE = "Claude Code-credentials"
+
+
+def keychain_login(platform: str = sys.platform) -> bytes | None:
+    """Claude Code's login where macOS keeps it: the Keychain item "Claude Code-credentials",
+    the same JSON as `.credentials.json`. None off macOS, without `security`, or without the item."""
+    security = shutil.which("security") if platform == "darwin" else None
+    if security is None:
+        return None
+    try:
+        found = subprocess.run(
+            [security, "find-generic-password", "-s", KEYCHAIN_SERVICE, "-w"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
+def auth_import(
+    accounts_path: Path, from_path: Path, name: str | None, fallback: Callable[[], bytes | None] | None = None
+) -> str:
     """Copy Claude Code's login (`claudeAiOauth` in `.credentials.json`) into accounts.json.
+    When that file is absent, `fallback` may supply the same JSON (the macOS Keychain).
     Without a name, an account holding the same refresh token is updated, else a new one is
     added ("default", then "account-2", ...). Raises `AccountsError` with what to fix."""
     try:
-        doc = orjson.loads(from_path.read_bytes())
+        data = from_path.read_bytes()
     except FileNotFoundError:
-        raise AccountsError(
-            f"no Claude Code login at {from_path}: run `claude` and log in, or pass --from FILE"
-        ) from None
-    except (OSError, orjson.JSONDecodeError) as e:
+        found = fallback() if fallback is not None else None
+        if found is None:
+            raise AccountsError(
+                f"no Claude Code login at {from_path}"
+                + (" nor in the macOS Keychain" if fallback is not None and sys.platform == "darwin" else "")
+                + ": run `claude` and log in, or pass --from FILE"
+            ) from None
+        data, from_path = found, Path(f"the macOS Keychain item {KEYCHAIN_SERVICE!r}")
+    except OSError as e:
+        raise AccountsError(f"cannot read {from_path}: {e}") from None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
         raise AccountsError(f"cannot read {from_path}: {e}") from None
     oauth = doc.get("claudeAiOauth") if isinstance(doc, dict) else None
     if not isinstance(oauth, dict):
@@ -216,3 +253,39 @@ def _span(seconds: float) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m" if minutes else f"{s}s"
+
+
+def accounts_path(explicit: str | None, provider: str | None, config: Config | None = None) -> tuple[Path, str]:
+    """The accounts file the auth commands work on, and a note when the choice needs saying.
+
+    `--accounts` wins; else the configured OAuth provider's `accounts_path` (the one named by
+    `--provider`, or the first), so `auth import` writes where the proxy reads; else the
+    multi-account fork's `~/.claude/accounts.json`.
+    """
+    if explicit:
+        return Path(explicit).expanduser(), ""
+    if config is None:
+        from ccproxy_core.config.load import load
+        from ccproxy_core.config.model import ConfigError
+
+        try:
+            config = load().config
+        except ConfigError as exc:
+            return default_accounts_path(), (
+                f"the config does not load ({exc.problems[0]}); using {default_accounts_path()}"
+            )
+    oauth = [p for p in config.providers if p.auth == "oauth"]
+    if provider is not None:
+        chosen = next((p for p in oauth if p.name == provider), None)
+        if chosen is None:
+            names = ", ".join(p.name for p in oauth) or "none"
+            raise AccountsError(f"no OAuth provider named {provider!r} in the config (OAuth providers: {names})")
+        oauth = [chosen]
+    if not oauth:
+        return default_accounts_path(), ""
+    path = Path(oauth[0].accounts_path).expanduser() if oauth[0].accounts_path else default_accounts_path()
+    note = ""
+    if len(oauth) > 1:
+        others = ", ".join(p.name for p in oauth[1:])
+        note = f"using provider {oauth[0].name}'s {path} (also OAuth: {others}; choose with --provider)"
+    return path, note

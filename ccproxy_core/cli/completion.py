@@ -39,6 +39,7 @@ class Command:
     help: str = ""
     subcommands: tuple[tuple[str, str], ...] = ()  # (name, help), visible ones only
     options: tuple[Option, ...] = ()
+    arguments: tuple[str, ...] = ()  # the choices of positional arguments (`completion bash`)
 
 
 def _help(text: str | None) -> str:
@@ -50,6 +51,7 @@ def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = (), help_t
     options: list[Option] = []
     subs: list[tuple[str, str]] = []
     children: list[tuple[str, argparse.ArgumentParser, str]] = []
+    arguments: list[str] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             shown = {a.dest: _help(a.help) for a in action._choices_actions}
@@ -57,6 +59,8 @@ def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = (), help_t
                 if name in shown:
                     subs.append((name, shown[name]))
                     children.append((name, child, shown[name]))
+        elif not action.option_strings and action.choices:
+            arguments += [str(c) for c in action.choices]
         elif action.option_strings and action.help != argparse.SUPPRESS:
             options.append(
                 Option(
@@ -66,7 +70,9 @@ def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = (), help_t
                     choices=tuple(str(c) for c in action.choices or ()),
                 )
             )
-    yield Command(path=path, help=help_text, subcommands=tuple(subs), options=tuple(options))
+    yield Command(
+        path=path, help=help_text, subcommands=tuple(subs), options=tuple(options), arguments=tuple(arguments)
+    )
     for name, child, child_help in children:
         yield from commands(child, (*path, name), child_help)
 
@@ -84,7 +90,8 @@ def render_bash(cmds: list[Command]) -> str:
             continue
         flags = [f for o in c.options for f in o.flags]
         subs.append(f"        {_quote_sh(key)}) echo {_quote_sh(' '.join(n for n, _ in c.subcommands))} ;;")
-        words.append(f"        {_quote_sh(key)}) echo {_quote_sh(' '.join([n for n, _ in c.subcommands] + flags))} ;;")
+        listed = [n for n, _ in c.subcommands] + list(c.arguments) + flags
+        words.append(f"        {_quote_sh(key)}) echo {_quote_sh(' '.join(listed))} ;;")
         for o in c.options:
             for flag in o.flags:
                 pattern = _quote_sh(f"{key} {flag}".strip())
@@ -190,6 +197,8 @@ def render_fish(cmds: list[Command]) -> str:
             lines.append(f"complete -c {PROG} -f -n {_quote_fish(cond)} -a {name} -d {_quote_fish(help_text)}")
         if c.path and c.path[0] in _PASS_THROUGH:
             continue
+        if c.arguments:
+            lines.append(f"complete -c {PROG} -f -n {_quote_fish(cond)} -a {_quote_fish(' '.join(c.arguments))}")
         for o in c.options:
             words = []
             for flag in o.flags:

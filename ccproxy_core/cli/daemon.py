@@ -103,6 +103,7 @@ class PidInfo:
     proc_start: str  # "" when the platform cannot tell
     log: str
     flags: Flags = Flags()
+    cwd: str = ""  # where it was started: its project config is read from there
 
     def endpoint(self, *, started: bool = False) -> Endpoint:
         return Endpoint(self.host, self.port, self.url, self.pid, started)
@@ -156,6 +157,7 @@ def _load_pidfile() -> tuple[bool, PidInfo | None]:
             proc_start=str(raw.get("proc_start") or ""),
             log=str(raw.get("log") or log_path()),
             flags=Flags(flags.get("host"), flags.get("port"), flags.get("config"), flags.get("log_level")),
+            cwd=str(raw.get("cwd") or ""),
         )
     except (AttributeError, KeyError, TypeError, ValueError):
         return True, None
@@ -250,6 +252,7 @@ def _spawn(flags: Flags, timeout: float) -> PidInfo:
         proc_start=probe(proc.pid)[1],
         log=str(log),
         flags=flags,
+        cwd=os.getcwd(),
     )
     _write_pidfile(info)
     try:
@@ -336,6 +339,13 @@ def ensure_running(host: str | None, port: int | None, config: str | None) -> En
     return info.endpoint()
 
 
+def config_of(info: PidInfo) -> Any:
+    """The configuration the running server reads: its --config, with its working directory's project files."""
+    from ccproxy_core.config.load import load
+
+    return load(config_file=info.flags.config, cwd=Path(info.cwd) if info.cwd else None).config
+
+
 def running() -> PidInfo | None:
     """The pidfile's content when its process runs and is the one started; reads only."""
     _, info = _load_pidfile()
@@ -397,127 +407,11 @@ def restart(*, host: str | None, port: int | None, config: str | None, log_level
 # --- status and logs ------------------------------------------------------------------------------
 
 
-def _uptime(seconds: float) -> str:
-    s = int(seconds)
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    parts = [f"{days}d"] if days else []
-    if days or hours:
-        parts.append(f"{hours}h")
-    if days or hours or minutes:
-        parts.append(f"{minutes}m")
-    return " ".join([*parts, f"{s}s"])
-
-
-def _pool(info: PidInfo) -> dict[str, Any] | None:
-    """The account pool aggregate from `/status`, when the server has one (best effort)."""
-    headers: dict[str, str] = {}
-    with contextlib.suppress(Exception):  # the config may have changed since the start: then no key
-        from ccproxy_core.config.load import load
-
-        apikey = load(config_file=info.flags.config).config.apikey
-        if apikey:
-            headers["x-api-key"] = apikey
-    data = _get_json(f"{info.url}/status", timeout=2.0, headers=headers)
-    return data if data is not None and "totalAccounts" in data else None
-
-
-def _status_report(info: PidInfo) -> dict[str, Any]:
-    health = _get_json(f"{info.url}/health", timeout=3.0)
-    report: dict[str, Any] = {
-        "running": True,
-        "answering": health is not None,
-        "pid": info.pid,
-        "url": info.url,
-        "host": info.host,
-        "port": info.port,
-        "version": info.version,
-        "started_at": info.started_at,
-        "uptime": None,
-        "status": None,
-        "providers": [],
-        "pool": None,
-        "log": info.log,
-        "pidfile": str(pidfile_path()),
-        "flags": asdict(info.flags),
-    }
-    if health is not None:
-        report.update(
-            version=health.get("version", info.version),
-            uptime=health.get("uptime"),
-            status=health.get("status"),
-            providers=health.get("providers", []),
-            pool=_pool(info),
-        )
-    return report
-
-
-def _render_status(report: dict[str, Any]) -> str:
-    answering = report["answering"]
-    lines = [
-        f"ccproxy is running (pid {report['pid']})"
-        if answering
-        else f"ccproxy runs (pid {report['pid']}) but does not answer at {report['url']}/health; see `ccproxy logs`"
-    ]
-    rows = [
-        ("url", report["url"]),
-        (
-            "version",
-            report["version"]
-            + ("" if report["version"] == __version__ else f" (this ccproxy is {__version__}: `ccproxy restart`)"),
-        ),
-    ]
-    if answering:
-        rows += [("health", str(report["status"])), ("uptime", _uptime(float(report["uptime"] or 0)))]
-        providers = [
-            f"{p.get('name')} ({p.get('kind')}, circuit {p.get('circuit', '?')}"
-            f"{'' if p.get('usable', True) else ', unusable'}"
-            f"{'' if p.get('enabled', True) else ', disabled'})"
-            for p in report["providers"]
-        ]
-        rows.append(("providers", ", ".join(providers) or "none"))
-        pool = report["pool"]
-        if pool and pool.get("totalAccounts"):  # transparent providers have no pool to show
-            rows.append(
-                (
-                    "pool",
-                    f"{pool.get('availableAccounts')}/{pool.get('totalAccounts')} accounts "
-                    f"available, {pool.get('rateLimitedAccounts', 0)} rate limited, "
-                    f"next {pool.get('nextAccount') or '-'}",
-                )
-            )
-    rows += [("log", report["log"]), ("pidfile", report["pidfile"])]
-    return "\n".join([*lines, *(f"  {k + ':':<10} {v}" for k, v in rows)])
-
-
 def status(*, as_json: bool) -> int:
-    exists, info = _load_pidfile()
-    if info is None or not _is_ours(info):
-        stale = exists
-        if as_json:
-            print(
-                orjson.dumps(
-                    {
-                        "running": False,
-                        "pidfile": str(pidfile_path()),
-                        "stale": stale,
-                        "stale_pid": info.pid if info else None,
-                    }
-                ).decode()
-            )
-        else:
-            print(
-                "ccproxy is not running"
-                + (f" (stale pidfile {pidfile_path()}; `ccproxy start` replaces it)" if stale else "")
-            )
-        return STATUS_NOT_RUNNING
-    report = _status_report(info)
-    if as_json:
-        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(_render_status(report))
-    return 0 if report["answering"] else 1
+    """`ccproxy status` (in `cli.status`); exit 0 running, 1 not answering, 3 not running."""
+    from ccproxy_core.cli import status as status_cmd
+
+    return status_cmd.show(as_json=as_json)
 
 
 def logs(*, follow: bool, lines: int) -> int:

@@ -111,14 +111,19 @@ def _config(host: str | None, port: int | None, config: str | None) -> Any:
     return load(flags={"host": host, "port": port}, config_file=config).config
 
 
-def env(*, shell: str) -> int:
-    """Print the variables for `eval "$(ccproxy env)"` (sh), `ccproxy env --shell fish | source`, ..."""
-    config = _config(None, None, None)
+def env(*, shell: str, config: str | None = None) -> int:
+    """Print the variables for `eval "$(ccproxy env)"` (sh), `ccproxy env --shell fish | source`, ...
+
+    The proxy key comes from `--config FILE` when given, else from the config the running server
+    was started with (its --config, in its working directory), else from the default search."""
     info = daemon.running()
-    url = info.url if info is not None else daemon.client_url(config.host, config.port)
-    sys.stdout.write(
-        render(client_env(url, config.apikey, os.environ, proxy_credentials=holds_credentials(config)), shell)
-    )
+    if config is None and info is not None:
+        settings = daemon.config_of(info)
+    else:
+        settings = _config(None, None, config)
+    url = info.url if info is not None else daemon.client_url(settings.host, settings.port)
+    variables = client_env(url, settings.apikey, os.environ, proxy_credentials=holds_credentials(settings))
+    sys.stdout.write(render(variables, shell))
     return 0
 
 
@@ -138,6 +143,10 @@ def code(args: list[str], *, host: str | None, port: int | None, config: str | N
     except daemon.DaemonError as exc:
         print(f"ccproxy: {exc}", file=sys.stderr)
         return 1
+    if not endpoint.started and config is None:
+        info = daemon.running()  # an already running server: the key it checks is in its own config
+        if info is not None:
+            settings = daemon.config_of(info)
     if endpoint.started:
         print(
             f"ccproxy: started the proxy in the background on {endpoint.url} (pid {endpoint.pid}); "

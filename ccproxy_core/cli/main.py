@@ -17,7 +17,8 @@ from typing import Any
 from ccproxy_core import __version__
 
 EXAMPLES = {
-    "serve": "example: ccproxy serve --port 3456 --config ~/.ccproxy/config.json",
+    "serve": "example: ccproxy serve --port 3456 --config ~/.ccproxy/config.json   (also: ccproxy server)",
+    "help": "example: ccproxy help serve",
     "start": "example: ccproxy start --port 3456",
     "stop": "example: ccproxy stop --timeout 30",
     "restart": "example: ccproxy restart",
@@ -29,6 +30,10 @@ EXAMPLES = {
     "auth": "example: ccproxy auth import --name work",
     "config": "example: ccproxy config show",
     "version": "example: ccproxy version",
+    "usage": "example: ccproxy usage --since 7d --by credential   (--json prints the /usage document)",
+    "service": "example: ccproxy service install   (then: ccproxy service status, ccproxy logs)",
+    "completion": "example: source <(ccproxy completion bash)   or   ccproxy completion fish | source",
+    "import": "example: ccproxy import ~/.claude-code-router/config.json -o ~/.config/ccproxy/config.json",
 }
 
 
@@ -75,9 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-V", "--version", action="version", version=f"ccproxy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    def command(
+        name: str, help_text: str, func: Callable[[argparse.Namespace], int], aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
+            aliases=list(aliases),
             help=help_text,
             description=help_text,
             epilog=EXAMPLES[name],
@@ -86,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    _server_flags(command("serve", "run the proxy in the foreground", _serve))
+    serve = command("serve", "run the proxy in the foreground", _serve, aliases=("server",))
+    _server_flags(serve)
+    serve.add_argument(
+        "--reload", action="store_true", help="development: restart the server when ccproxy's code or config changes"
+    )
     _server_flags(command("start", "start the proxy in the background and wait until it answers", _start))
     command("stop", "stop the background proxy, letting streams in flight finish", _stop).add_argument(
         "--timeout", type=_seconds, default=10.0, help="seconds to wait before killing it (default 10)"
@@ -103,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     code.add_argument(
         "args", nargs="*", metavar="CLAUDE_ARGS", help="arguments passed to `claude` as they are, flags included"
     )
-    command("env", "print the environment variables that point a client at the proxy", _env).add_argument(
-        "--shell", choices=["sh", "fish", "powershell"], default="sh", help="syntax to print (default sh)"
-    )
+    env = command("env", "print the environment variables that point a client at the proxy", _env)
+    env.add_argument("--shell", choices=["sh", "fish", "powershell"], default="sh", help="syntax to print (default sh)")
+    env.add_argument("--config", metavar="FILE", help="read the proxy key from this config file")
     init = command("init", "write a commented starter config", _init)
     init.add_argument(
         "--scope",
@@ -124,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--from", dest="from_path", metavar="FILE", help="credentials file to import")
     imp.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
-    imp.add_argument("--accounts", metavar="FILE", help="accounts.json path (default ~/.claude/accounts.json)")
+    imp.add_argument("--provider", help="the OAuth provider whose accounts file to use")
+    imp.add_argument(
+        "--accounts", metavar="FILE", help="accounts.json path (default: the OAuth provider's accounts_path)"
+    )
     imp.set_defaults(func=_auth_import)
     login = auth_sub.add_parser(
         "login",
@@ -132,11 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: ccproxy auth login --name personal",
     )
     login.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
+    login.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     login.add_argument("--accounts", metavar="FILE", help="accounts.json path")
     login.set_defaults(func=_auth_login)
     st = auth_sub.add_parser(
         "status", help="list accounts with their state and expiry (never tokens)", epilog="example: ccproxy auth status"
     )
+    st.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     st.add_argument("--accounts", metavar="FILE", help="accounts.json path")
     st.set_defaults(func=_auth_status)
 
@@ -150,7 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(show)
     show.set_defaults(func=_config_show)
 
+    from ccproxy_core.cli import ops_commands
+
+    ops_commands.add_commands(command)  # service, completion, import
     command("version", "print the version, Python and platform", _version)
+    usage = command("usage", "requests, tokens and cost from the usage ledger", _usage)
+    usage.add_argument("--since", default="24h", help="a span back from now (90m, 24h, 7d) or an ISO date; default 24h")
+    usage.add_argument(
+        "--by",
+        default="model",
+        choices=["model", "provider", "credential", "client", "day", "hour"],
+        help="group rows by",
+    )
+    usage.add_argument("--json", action="store_true", help="print the /usage JSON document")
+    usage.add_argument("--config", metavar="FILE", help="config file naming usage.path (when no server runs)")
+    command("help", "show the commands, or one command's flags", _help).add_argument(
+        "topic", nargs="*", metavar="COMMAND", help="the command to explain"
+    )
     return parser
 
 
@@ -161,6 +194,14 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
+def _help(args: argparse.Namespace) -> int:
+    try:
+        build_parser().parse_args([*args.topic, "--help"])
+    except SystemExit as exc:  # argparse printed the help (0) or named an unknown command (2)
+        return int(exc.code or 0)
+    return 0
+
+
 def _load(args: argparse.Namespace) -> Any:
     from ccproxy_core.config.load import load
 
@@ -168,11 +209,34 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import ops_commands
     from ccproxy_core.server import app as server
 
     loaded = _load(args)
-    server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files))
+    ops_commands.guard_serve(loaded.config)  # the container's CCPROXY_REQUIRE_APIKEY
+    if args.reload:
+        from ccproxy_core.cli import reload
+
+        return reload.run(_serve_argv(args), loaded.origin.candidates() if loaded.origin else [])
+    from ccproxy_core.cli import ports
+
+    try:
+        server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded)
+    except OSError as exc:
+        if not ports.is_address_in_use(exc):
+            raise
+        host, port = loaded.config.host, loaded.config.port
+        raise CommandError(ports.in_use_message(host, port, ports.holder(port))) from None
     return 0
+
+
+def _serve_argv(args: argparse.Namespace) -> list[str]:
+    """`serve`'s own flags again, for the child that `--reload` runs."""
+    argv = ["serve"]
+    for flag in ("host", "port", "config", "log_level"):
+        if getattr(args, flag, None) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    return argv
 
 
 def _daemon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -218,7 +282,7 @@ def _code(args: argparse.Namespace) -> int:
 def _env(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import launch
 
-    return launch.env(shell=args.shell)
+    return launch.env(shell=args.shell, config=args.config)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -253,11 +317,13 @@ def _auth_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
 
 def _accounts_path(args: argparse.Namespace) -> Any:
-    from pathlib import Path
+    """--accounts, else the accounts_path of the configured OAuth provider, else ~/.claude/accounts.json."""
+    from ccproxy_core.cli import auth as auth_cmds
 
-    from ccproxy_core.accounts.store import default_accounts_path
-
-    return Path(args.accounts).expanduser() if args.accounts else default_accounts_path()
+    path, note = auth_cmds.accounts_path(args.accounts, args.provider)
+    if note:
+        print(f"ccproxy: {note}", file=sys.stderr)
+    return path
 
 
 @_auth_errors
@@ -267,7 +333,8 @@ def _auth_import(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import auth as auth_cmds
 
     source = Path(args.from_path).expanduser() if args.from_path else Path.home() / ".claude" / ".credentials.json"
-    print(auth_cmds.auth_import(_accounts_path(args), source, args.name))
+    keychain = None if args.from_path else auth_cmds.keychain_login  # macOS keeps the login there
+    print(auth_cmds.auth_import(_accounts_path(args), source, args.name, keychain))
     return 0
 
 
@@ -299,6 +366,12 @@ def _config_show(args: argparse.Namespace) -> int:
 
     print(render(_load(args)))
     return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import usage
+
+    return usage.run(since=args.since, group_by=args.by, as_json=args.json, config_file=args.config)
 
 
 def _version(args: argparse.Namespace) -> int:
@@ -334,9 +407,24 @@ def split_code_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return own, rest
 
 
+def _global_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """The npm proxy's global `--debug`, before or after the command (for `code`, only before it:
+    after `code` every word is claude's, and claude has a `--debug` of its own)."""
+    command_at = next((i for i, w in enumerate(argv) if not w.startswith("-")), len(argv))
+    end = command_at if argv[command_at : command_at + 1] == ["code"] else len(argv)
+    if "--" in argv[:end]:
+        end = argv.index("--")
+    kept = [w for i, w in enumerate(argv) if i >= end or w != "--debug"]
+    return kept, len(kept) != len(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = _global_debug(list(sys.argv[1:] if argv is None else argv))
+    if not argv:
+        from ccproxy_core.cli import home
+
+        return home.show()
     claude_args: list[str] | None = None
     if argv[:1] == ["code"]:
         own, claude_args = split_code_args(argv[1:])
@@ -344,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if claude_args is not None:
         args.args = claude_args
+    if debug:
+        args.log_level = "debug"
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -163,7 +163,9 @@ def _owned_by(path: Path, t: Target) -> None:
 def write_env_file(config: Path, env: Mapping[str, str], t: Target) -> tuple[Path, list[str]]:
     """The env file beside the config, and the names the config uses that are still unset."""
     path = config.parent / units.ENV_FILE
-    names = units.referenced_vars(config.read_text(encoding="utf-8", errors="replace"))
+    from ccproxy_core.config.load import parse_text, read_text
+
+    names = units.referenced_in(parse_text(config, read_text(config)))
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     text = units.env_file(names, env, old)
     atomic_write(path, text.encode(), mode=0o600)
@@ -185,10 +187,11 @@ def install(
     t = t or target(system=system, env=env)
     pinned = pin_config(config)
     env_path, unset = write_env_file(pinned, env, t)
+    executable = sys.executable
+    if t.manager == "schtasks" and Path(executable).with_name("pythonw.exe").is_file():
+        executable = str(Path(executable).with_name("pythonw.exe"))  # no console window at every logon
     command = units.run_command(
-        units.launcher(sys.executable, os.path.abspath(sys.argv[0]), _is_zipapp(sys.argv[0])),
-        str(pinned),
-        str(env_path),
+        units.launcher(executable, os.path.abspath(sys.argv[0]), _is_zipapp(sys.argv[0])), str(pinned), str(env_path)
     )
     from ccproxy_core.cli.daemon_log import log_path
 

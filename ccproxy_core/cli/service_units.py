@@ -20,6 +20,7 @@ import plistlib
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
+from typing import Any
 from xml.sax.saxutils import escape
 
 from attrs import frozen
@@ -220,6 +221,14 @@ def referenced_vars(text: str) -> list[str]:
         if name:
             seen.setdefault(name)
     return list(seen)
+
+
+def referenced_in(value: Any) -> list[str]:
+    """`referenced_vars` over every string value of a parsed config (comments never count)."""
+    if isinstance(value, str):
+        return referenced_vars(value)
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+    return list(dict.fromkeys(name for item in items for name in referenced_in(item)))
 
 
 def parse_env_file(text: str) -> dict[str, str]:

@@ -46,10 +46,11 @@ _LEVELS = {
 }
 # Endpoint suffixes that claude-code-router wants spelled out and ccproxy appends itself.
 _ENDPOINTS = ("/chat/completions", "/v1/messages", "/messages")
-# What to say about a dropped key, where there is more to say than "no meaning here".
+# What to say about a dropped key, where there is more to say than "no meaning here". The items
+# of the one warning are joined by "; " (and `ccproxy import` splits them there): none may hold one.
 _WHY = {
     "PROXY_URL": "set HTTPS_PROXY in the environment instead",
-    "LOG": "ccproxy always logs; `ccproxy logs` shows the background server's log",
+    "LOG": "ccproxy always logs, and `ccproxy logs` shows the background server's log",
     "transformers": "custom transformer plugins cannot run here",
     "CUSTOM_ROUTER_PATH": "custom JavaScript routers cannot run here",
 }
@@ -151,7 +152,8 @@ def _transformers(spec: Any, path: str, dropped: list[str]) -> tuple[str, str, i
 
 
 def _provider(p: Mapping[str, Any], i: int, dropped: list[str]) -> JSON:
-    path = f"Providers[{i}]"
+    name = p.get("name")
+    path = f"Providers.{name}" if isinstance(name, str) and name else f"Providers[{i}]"
     kind, preset, cap = _transformers(p.get("transformer"), f"{path}.transformer", dropped)
     out: JSON = {"name": p.get("name", ""), "kind": kind, "enabled": True}
     if preset:

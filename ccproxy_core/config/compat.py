@@ -369,7 +369,11 @@ def env_api_keys(providers: list[JSON], env: Mapping[str, str]) -> list[JSON]:
             if provider.get("api_keys"):
                 provider["api_keys"] = []
         elif not provider.get("api_key") and not provider.get("api_keys") and provider.get("auth") != "oauth":
-            found = next((env[k] for k in preset_for_provider(provider).env_keys if env.get(k)), None)
+            try:
+                env_keys = preset_for_provider(provider).env_keys
+            except ValueError:  # an unknown preset: the model's check names it
+                env_keys = ()
+            found = next((env[k] for k in env_keys if env.get(k)), None)
             if found:
                 provider["api_key"] = found
         out.append(provider)

@@ -7,21 +7,27 @@ and in which order they merge, is `config.load`'s business.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NewType
 
 import cattrs
-from attrs import Factory, frozen
+from attrs import Factory, field, frozen
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
 from ccproxy_core import __version__
 from ccproxy_core.core.breaker import BreakerSettings
 from ccproxy_core.core.pricing import PriceSetting
+from ccproxy_core.core.routing import SCENARIOS
+from ccproxy_core.providers.presets import PRESETS, preset_for_provider
 
 Seconds = NewType("Seconds", float)
+# A file path setting: `~` is expanded when the config is read (a Go config's "~/.ccproxy/...").
+PathSetting = NewType("PathSetting", str)
 
 ANTHROPIC_API_URL = "https://api.anthropic.com"
 DEFAULT_PORT = 3456
@@ -39,9 +45,11 @@ class ConfigError(Exception):
 @frozen
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
-    file: str = ""
+    file: PathSetting = PathSetting("")
     format: Literal["text", "json"] = "text"
-    raw_http_dir: str = ""  # opt-in: every proxied request and answer, secrets masked (server/rawlog.py)
+    raw_http_dir: PathSetting = PathSetting(
+        ""
+    )  # opt-in: every proxied request and answer, secrets masked (server/rawlog.py)
     raw_http_max_bytes: int = 10 * 1024 * 1024  # http.log rotates at this size, keeping 3 old files
 
 
@@ -50,7 +58,7 @@ class UsageConfig:
     """The usage ledger (usage/ledger.py): SQLite under the user state dir unless `path` says otherwise."""
 
     enabled: bool = True
-    path: str = ""
+    path: PathSetting = PathSetting("")
     retention_days: float = 90.0
 
 
@@ -71,7 +79,7 @@ class ProviderConfig:
     models: tuple[str, ...] = ()
     enabled: bool = True
     auth: Literal["api_key", "oauth"] = "api_key"
-    accounts_path: str = ""
+    accounts_path: PathSetting = PathSetting("")
     response_style: Literal["", "anthropic", "openai"] = ""
     max_output_tokens: int | None = None
     headers: dict[str, str] = Factory(dict)
@@ -117,6 +125,8 @@ class RotationConfig:
     enabled: bool = True
     hot_reload: bool = True
     refresh_buffer_seconds: int = 600
+    # ccproxy-multi's key: the OAuth provider's accounts file (see config.load).
+    accounts_path: PathSetting = PathSetting("")
     default_cooldown: Seconds = Seconds(60.0)  # a quota 429 that names no reset time
     # A 429 that is not quota: benched for its retry-after (at most max_retry_after), or for
     # rate_limit_cooldown when it gives no hint.
@@ -141,6 +151,27 @@ class OAuthSettings:
     default_expires_in: Seconds = Seconds(3600.0)  # when a response omits expires_in
 
 
+def _at_least_one(_: Any, attribute: Any, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"expected {attribute.name} to be at least 1, got {value}")
+
+
+@frozen
+class SdkConfig:
+    """SDK mode (`/claude`, `/sdk`): how the local Claude Code CLI runs. Safe by default: no tools,
+    no user settings, hooks or MCP servers (see ccproxy_core.sdk.command)."""
+
+    cli_path: str = ""  # "" = `claude` on the PATH
+    env: dict[str, str] = Factory(dict)  # added to the proxy's environment for the CLI
+    cwd: str = ""  # "" = a private empty directory under the state dir
+    user_settings: bool = False  # the user's own Claude Code settings, hooks and MCP servers
+    allowed_tools: tuple[str, ...] = ()  # Claude Code tools that may run, without a prompt
+    mcp_servers: dict[str, dict[str, Any]] = Factory(dict)  # name -> MCP server config
+    session_ttl: Seconds = Seconds(600.0)
+    max_concurrent: int = field(default=4, validator=_at_least_one)
+    queue_timeout: Seconds = Seconds(30.0)
+
+
 @frozen
 class Config:
     host: str = "127.0.0.1"
@@ -157,6 +188,7 @@ class Config:
     usage: UsageConfig = UsageConfig()
     metrics: MetricsConfig = MetricsConfig()
     pricing: dict[str, PriceSetting] = Factory(dict)  # "MODEL or glob" -> USD per million tokens
+    sdk: SdkConfig = SdkConfig()
 
     def __attrs_post_init__(self) -> None:
         if not self.providers:
@@ -171,6 +203,15 @@ class Config:
             if p.name == name:
                 return p
         return None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret value: the proxy key, each provider's keys and `headers` values
+        (where custom providers put their credential). The redactor masks these wherever they appear."""
+        headers = [v.strip() for p in self.providers for v in p.headers.values()]
+        values = [self.apikey, *(k for p in self.providers for k in p.keys), *headers]
+        # "Bearer TOKEN" in a header: a provider quoting it back quotes the token alone
+        values += [v.split(" ", 1)[1].strip() for v in headers if " " in v]
+        return tuple(v for v in values if v and not v.startswith("$"))
 
 
 # --- building the classes from dicts ----------------------------------------------------------
@@ -216,7 +257,22 @@ def _strict_int(value: Any, _: Any) -> int:
         raise ValueError(f"expected a whole number, got {value!r}") from None
 
 
+def _path(value: Any, _: Any) -> PathSetting:
+    return PathSetting(os.path.expanduser(_strict_str(value, None)))
+
+
+def _strings(value: Any, _: Any) -> tuple[str, ...]:
+    """A list of strings; one string is a list of one (never its characters, one key each)."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list of strings, got {type(value).__name__}")
+    return tuple(_strict_str(v, None) for v in value)
+
+
 converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_structure_hook(PathSetting, _path)
+converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
 converter.register_structure_hook(Seconds, _seconds)
 converter.register_structure_hook(bool, _boolean)
 converter.register_structure_hook(str, _strict_str)
@@ -277,12 +333,57 @@ def structure(data: Mapping[str, Any], source: str = "config", *, check_referenc
     return config
 
 
+def _check_providers(config: Config, source: str) -> list[str]:
+    """Each provider must resolve to a preset and an endpoint; found at load, not as a 500 later."""
+    problems = []
+    for i, p in enumerate(config.providers):
+        raw = converter.unstructure(p)
+        try:
+            preset = preset_for_provider(raw)
+        except ValueError:
+            problems.append(
+                f"{source}: providers.{i}.preset: unknown preset {p.preset!r}; known presets: {', '.join(PRESETS)}"
+            )
+            continue
+        if preset.kind == "openai" and not preset.default_base_url:
+            problems.append(
+                f"{source}: providers.{i}.api_base_url: provider {p.name!r} (kind {preset.kind!r}) needs "
+                'api_base_url, its endpoint such as "https://api.example.com/v1", or a preset that knows '
+                f"it ({', '.join(n for n, q in PRESETS.items() if q.default_base_url)})"
+            )
+    return problems
+
+
+_SCENARIO_NAMES = SCENARIOS
+
+
+def _check_route_names(config: Config, source: str) -> list[str]:
+    """A route key close to a scenario name is a typo ("defualt"), not a model alias."""
+    problems = []
+    lowered = {s.lower(): s for s in _SCENARIO_NAMES}
+    for key in config.routes:
+        if key in _SCENARIO_NAMES or set(key) & set("*?["):
+            continue
+        folded = key.lower().replace("_", "").replace("-", "")
+        close = lowered.get(folded) or next(
+            iter(difflib.get_close_matches(folded, list(lowered), n=1, cutoff=0.8)), None
+        )
+        if close is not None:
+            problems.append(
+                f"{source}: routes.{key}: not a scenario name; did you mean "
+                f"{lowered.get(close, close)!r}? (scenarios: {', '.join(_SCENARIO_NAMES)}; "
+                "any other key is the exact model name it aliases)"
+            )
+    return problems
+
+
 def _check_references(config: Config, source: str) -> None:
     names = [p.name for p in config.providers]
     problems = [
         f"{source}: providers: provider name {n!r} is used twice"
         for n in sorted({n for n in names if names.count(n) > 1})
     ]
+    problems += _check_providers(config, source) + _check_route_names(config, source)
     for key, route in config.routes.items():
         if route.provider not in names:
             problems.append(

@@ -8,14 +8,16 @@ import orjson
 
 from ccproxy_core.config.load import LoadedConfig
 from ccproxy_core.config.model import unstructure
-from ccproxy_core.core.redaction import mask_setting
+from ccproxy_core.core.redaction import Redactor, mask_setting
 
-_SECRET_KEYS = frozenset({"apikey", "api_key", "api_keys"})
+_SECRET_KEYS = frozenset({"apikey", "api_key", "api_keys", "headers"})  # headers: custom providers' credentials
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
     return mask_setting(value) if isinstance(value, str) else value
 
 
@@ -46,4 +48,6 @@ def _lines(data: Any, sources: dict[str, str], prefix: str = "") -> list[str]:
 def render(loaded: LoadedConfig) -> str:
     data = masked(unstructure(loaded.config))
     files = ", ".join(str(f) for f in loaded.files) or "none (built-in defaults)"
-    return "\n".join([f"# config files, lowest precedence first: {files}", *_lines(data, loaded.sources)])
+    ignored = [f"# ignored: {w}" for w in loaded.warnings]
+    text = "\n".join([f"# config files, lowest precedence first: {files}", *_lines(data, loaded.sources), *ignored])
+    return Redactor(*loaded.config.secrets()).scrub(text)  # a key quoted elsewhere too (a URL, a warning)

@@ -26,7 +26,8 @@ TEMPLATE = """\
 // JSON with // comments. Values may be "$VAR" or "${{VAR:-default}}" from the environment
 // ("$$" is a literal dollar sign). Precedence, highest first: command-line flags > CCPROXY_*
 // environment > --config FILE > ./.ccproxy/config.json > user config > /etc/ccproxy/config.json.
-// Check what is in effect with `ccproxy config show`.
+// Check what is in effect with `ccproxy config show`. A running ccproxy applies saved edits
+// within a second; the provider API (/providers) edits this file in place, comments kept.
 {{
   // Where the proxy listens. Keep 127.0.0.1 unless other machines must reach it; then set
   // "apikey" too (without one, only clients on this machine are served).

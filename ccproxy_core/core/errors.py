@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ccproxy_core.core.wire import JSON
+from ccproxy_core.core.wire import JSON as JSON  # re-exported until every module imports it from wire
 
 if TYPE_CHECKING:
     from aiohttp import web

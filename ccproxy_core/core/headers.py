@@ -43,11 +43,12 @@ X_ROUTE = "x-ccproxy-route"
 
 # A compressed upstream stream would have to be decoded before an event could be forwarded.
 ACCEPT_ENCODING = "accept-encoding"
+CONTENT_ENCODING = "content-encoding"
 IDENTITY = "identity"
 
 # What a client must not receive from upstream verbatim: aiohttp frames the response itself,
 # and the upstream session decodes any content-encoding, so the body no longer has one.
-RESPONSE_DROP = HOP_BY_HOP | {"content-encoding", "date", "server"}
+RESPONSE_DROP = HOP_BY_HOP | {CONTENT_ENCODING, "date", "server"}
 
 STREAM_HEADERS = {
     "content-type": "text/event-stream; charset=utf-8",
@@ -72,7 +73,8 @@ def _connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
 def upstream_request_headers(client: Iterable[tuple[str, str]], *, keep_credentials: bool) -> dict[str, str]:
     """The client's end-to-end headers, as they go to an Anthropic-speaking provider."""
     items = list(client)
-    drop = HOP_BY_HOP | CONTROL_HEADERS | _connection_listed(items) | {ACCEPT_ENCODING}
+    # The body goes upstream as read_json left it, already inflated: its coding no longer applies.
+    drop = HOP_BY_HOP | CONTROL_HEADERS | _connection_listed(items) | {ACCEPT_ENCODING, CONTENT_ENCODING}
     if not keep_credentials:
         drop = drop | CREDENTIAL_HEADERS
     out: dict[str, str] = {}

@@ -5,7 +5,12 @@ Middlewares, outermost first:
   an answer in the client's own dialect; no traceback ever reaches a client.
 - `client_auth`: with `apikey` set, every request but `/health` and the `HEAD /` warm-up must
   carry it (`x-api-key` or `Authorization: Bearer`), compared in constant time; without it,
-  only loopback clients are served.
+  only loopback clients are served. It runs before any handler reads (or inflates) a body, and
+  first refuses header values that are not UTF-8, so no later step meets an unencodable one.
+
+A client that sends `Expect: 100-continue` is checked the same way (and against the body
+size limit) before it is told to send its body (`expect_continue`). Requests aiohttp cannot
+parse at all are answered by the protocol (framing.py), which `run` serves through.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -28,12 +35,24 @@ from ccproxy_core.core.errors import (
     PermissionDenied,
     ProxyError,
     RequestTooLarge,
-    anthropic_body,
-    openai_status_and_body,
 )
-from ccproxy_core.core.headers import ANTHROPIC_VERSION, bearer_token
-from ccproxy_core.server import loops
-from ccproxy_core.server.handlers import chat, health, messages, models, providers_api, status
+from ccproxy_core.core.headers import bearer_token
+from ccproxy_core.core.inbound import ExpectationFailed, header_problem
+from ccproxy_core.core.redaction import Redactor, SecretsFilter
+from ccproxy_core.server import framing, loops, observability, replies
+from ccproxy_core.server.handlers import (
+    chat,
+    dashboard,
+    health,
+    messages,
+    metrics,
+    models,
+    providers_api,
+    responses,
+    status,
+    usage,
+)
+from ccproxy_core.server.handlers import sdk as sdk_mode
 from ccproxy_core.server.state import STATE, State, UpstreamFactory
 from ccproxy_core.server.upstream import AiohttpUpstream
 
@@ -41,23 +60,12 @@ log = logging.getLogger("ccproxy")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-OPEN_PATHS = frozenset({"/health"})
-_FRAMING = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding", "connection"})
-
-
-def is_openai_dialect(request: web.Request) -> bool:
-    return request.path.endswith("/chat/completions") or (
-        request.path.endswith("/v1/models") and ANTHROPIC_VERSION not in request.headers
-    )
+OPEN_PATHS = frozenset({"/health", "/dashboard"})  # the dashboard page holds no data
 
 
 def error_response(request: web.Request, err: ProxyError) -> web.Response:
-    if is_openai_dialect(request):
-        status, body = openai_status_and_body(err)
-    else:
-        status, body = err.http_status, anthropic_body(err)
-    headers = {k: v for k, v in err.headers.items() if k.lower() not in _FRAMING}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+    err.message = request.app[STATE].redactor.scrub(err.message)  # a provider may quote a key
+    return replies.error_response(request, err)
 
 
 _HTTP_ERRORS: dict[int, type[ProxyError]] = {
@@ -81,7 +89,7 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> ProxyError:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
     except ProxyError as err:
         return error_response(request, err)
     except web.HTTPException as exc:
@@ -93,6 +101,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error while serving %s %s", request.method, request.path)
         return error_response(request, ProxyError("internal error in ccproxy; the details are in its log"))
+    if response.status >= 400 and isinstance(response, web.Response) and isinstance(response.body, bytes):
+        # A provider's error answer relayed as it came (passthrough) may quote the key it refused.
+        response.body = request.app[STATE].redactor.scrub_bytes(response.body)
+    return response
 
 
 @functools.lru_cache(maxsize=1024)
@@ -110,24 +122,57 @@ def presented_key(request: web.Request) -> str | None:
     return request.headers.get("x-api-key") or bearer_token(request.headers)
 
 
-@web.middleware
-async def client_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+def refusal(request: web.Request) -> ProxyError | None:
+    """Why this client may not be served (bad header bytes, no key, wrong key, not local), or None."""
+    problem = header_problem(request.raw_headers)
+    if problem is not None:
+        return InvalidRequest(problem)
     if request.path in OPEN_PATHS or (request.path == "/" and request.method in ("HEAD", "GET")):
-        return await handler(request)
+        return None
+    if request.path == "/metrics" and request.app[STATE].config.metrics.public:
+        return None
     apikey = request.app[STATE].config.apikey
     if apikey:
         key = presented_key(request)
         if key is None or not hmac.compare_digest(key.encode(), apikey.encode()):
-            raise AuthenticationFailed(
+            return AuthenticationFailed(
                 "ccproxy needs its API key: send it as `x-api-key: KEY` or `Authorization: Bearer KEY`"
                 + ("" if key is None else " (the key sent does not match)")
             )
     elif not is_loopback(request.remote):
-        raise PermissionDenied(
+        return PermissionDenied(
             "ccproxy serves only this machine while no API key is set; set `apikey` in the config "
             "(or CCPROXY_API_KEY) to accept clients from other hosts"
         )
+    return None
+
+
+@web.middleware
+async def client_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    err = refusal(request)
+    if err is not None:
+        raise err
     return await handler(request)
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue`: the client is refused, or told to send its body, before it sends it.
+
+    Runs before the middlewares, so an answer given here closes the connection (the client may
+    send the body anyway, and it is not read)."""
+    expect = request.headers.get("expect", "").strip().lower()
+    limit = request.app[STATE].config.limits.max_request_body_size
+    err = refusal(request)
+    if err is None and expect != "100-continue":
+        err = ExpectationFailed(f"Expect: {expect} is not supported; send no Expect or 100-continue")
+    if err is None and request.content_length is not None and request.content_length > limit:
+        err = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+    if err is not None:
+        response = error_response(request, err)
+        response.force_close()
+        return response
+    await framing.send_continue(request)
+    return None
 
 
 async def warmup(request: web.Request) -> web.Response:
@@ -139,6 +184,9 @@ ROUTES = [
     web.route("HEAD", "/", warmup),
     web.get("/", warmup, allow_head=False),
     web.get("/health", health.health),
+    web.get("/metrics", metrics.metrics),
+    web.get("/dashboard", dashboard.dashboard),
+    *usage.ROUTES,
     web.post("/v1/messages", messages.create_message),
     web.post("/api/v1/messages", messages.create_message),
     web.post("/v1/messages/count_tokens", messages.count_tokens),
@@ -149,6 +197,8 @@ ROUTES = [
     web.get("/api/v1/models", models.list_models),
     *status.ROUTES,
     *providers_api.ROUTES,
+    *responses.ROUTES,
+    *sdk_mode.ROUTES,
 ]
 
 
@@ -159,24 +209,36 @@ async def _state_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(
-    config: Config, *, config_files: tuple[str, ...] = (), upstreams: UpstreamFactory = AiohttpUpstream
+    config: Config,
+    *,
+    config_files: tuple[str, ...] = (),
+    redactor: Redactor | None = None,
+    upstreams: UpstreamFactory = AiohttpUpstream,
 ) -> web.Application:
     """Build the application for one configuration; nothing is read from env or disk here.
 
     `upstreams` builds each provider's `Upstream`: aiohttp by default, an in-memory fake in tests."""
     app = web.Application(
-        middlewares=[errors, client_auth],
+        middlewares=[observability.observe, errors, client_auth],
         client_max_size=config.limits.max_request_body_size,
-        handler_args={"max_field_size": 65536},
+        # Request bodies are inflated by read_json, after client auth and within the size limit.
+        handler_args={"max_field_size": 65536, "auto_decompress": False},
     )
-    app[STATE] = State(config, config_files=config_files, upstreams=upstreams)
-    app.router.add_routes(ROUTES)
+    app[STATE] = State(config, config_files=config_files, redactor=redactor, upstreams=upstreams)
+    observability.install(app)  # request ids, access log, metrics, usage ledger
+    app.router.add_routes(framing.with_expect_handler(ROUTES, expect_continue))
     app.cleanup_ctx.append(_state_lifecycle)
+    app.cleanup_ctx.append(sdk_mode.lifecycle)  # after the state: it reads the config
     return app
 
 
-def configure_logging(level: str, file: str = "", fmt: str = "text") -> None:
+def configure_logging(level: str, file: str = "", fmt: str = "text", redactor: Redactor | None = None) -> None:
+    """The "ccproxy" logger's one handler; with a redactor, every record is scrubbed of secrets."""
+    if file:  # the Go proxy's ~/.ccproxy/ccproxy.log: its directory may not exist yet
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler()
+    if redactor is not None:
+        handler.addFilter(SecretsFilter(redactor))
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -195,15 +257,26 @@ class _JsonFormatter(logging.Formatter):
                 "level": record.levelname,
                 "logger": record.name,
                 "message": record.getMessage(),
+                **getattr(record, "fields", {}),  # structured fields, e.g. the access log's
             }
         ).decode()
 
 
-def run(config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout: float = 30.0) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM, then drain requests in flight."""
-    configure_logging(config.log.level, config.log.file, config.log.format)
+def run(
+    config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout: float = 30.0, loaded: Any = None
+) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM, then drain requests in flight.
+
+    `loaded` (a `config.load.LoadedConfig`): its files are watched and reloaded on change, and its
+    ignored settings are named in one warning."""
+    redactor = Redactor()  # the app's State feeds it the config's secrets and the pools' tokens
+    configure_logging(config.log.level, config.log.file, config.log.format, redactor)
     loop_name = loops.install()
-    app = create_app(config, config_files=config_files)
+    app = create_app(config, config_files=config_files, redactor=redactor)
+    if loaded is not None:
+        from ccproxy_core.server import config_watch
+
+        config_watch.attach(app, loaded)
     providers = ", ".join(f"{p.name}/{p.kind or p.preset or 'preset'}" for p in config.providers)
 
     def listening(_: str) -> None:  # run_app calls this once the sockets are bound
@@ -216,7 +289,7 @@ def run(config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout:
             providers,
         )
 
-    web.run_app(
+    framing.run_app(  # web.run_app with ccproxy's HTTP protocol (framing.py)
         app,
         host=config.host,
         port=config.port,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +23,7 @@ from ccproxy_core.core.errors import Overloaded, RateLimited
 from ccproxy_core.core.headers import X_ACCOUNT_NAME
 from ccproxy_core.core.outcome import Outcome
 from ccproxy_core.core.ratelimit import BucketSet
+from ccproxy_core.core.redaction import Redactor
 from ccproxy_core.core.routing import RoutingTable
 from ccproxy_core.providers import presets
 from ccproxy_core.server.credentials import CredentialAttempts, ProviderPool
@@ -78,7 +79,12 @@ def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
 
 class State:
     def __init__(
-        self, config: Config, *, config_files: tuple[str, ...] = (), upstreams: UpstreamFactory = AiohttpUpstream
+        self,
+        config: Config,
+        *,
+        config_files: tuple[str, ...] = (),
+        redactor: Redactor | None = None,
+        upstreams: UpstreamFactory = AiohttpUpstream,
     ) -> None:
         self._new_upstream = upstreams
         self.started_at = time.time()
@@ -93,10 +99,26 @@ class State:
         self._started = False
         self.runtime = self._build(config)
         self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
+        # Every secret this server knows, read at each scrub: config keys, and pool tokens as they rotate.
+        self.redactor = redactor if redactor is not None else Redactor()
+        self._config_secrets: tuple[Config | None, tuple[str, ...]] = (None, ())
+        self.redactor.track(self.secrets)
 
     @property
     def config(self) -> Config:
         return self.runtime.config
+
+    def secrets(self) -> Iterator[str]:
+        """The configured secrets and every credential each pool holds now (keys, OAuth tokens)."""
+        config = self.runtime.config
+        if self._config_secrets[0] is not config:  # asked at every log line: once per config
+            self._config_secrets = (config, config.secrets())
+        yield from self._config_secrets[1]
+        for owner in list(self.pools.values()):  # a copy: a log line on another thread may ask
+            for cred in owner.pool.credentials() if owner.pool is not None else ():
+                yield cred.secret
+                if cred.refresh_token:
+                    yield cred.refresh_token
 
     def _build(self, config: Config) -> Runtime:
         native = unstructure(config)

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.inbound import json_too_deep
 from ccproxy_core.core.wire import JSON
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -194,8 +195,9 @@ def mark_cache(cache_control: Any, blocks: list[JSON]) -> None:
 def parse_arguments(arguments: Any) -> JSON:
     """Tool-call arguments (a JSON string) as the object Anthropic wants in `tool_use.input`.
 
-    Anything that is not a JSON object is kept as `{"raw": "..."}` rather than refused: it is
-    the model's own earlier output, and refusing it would wedge the conversation.
+    Anything that is not a JSON object (or is one nested too deep to pass on) is kept as
+    `{"raw": "..."}` rather than refused: it is the model's own earlier output, and refusing it
+    would wedge the conversation.
     """
     if isinstance(arguments, Mapping):
         return dict(arguments)
@@ -207,4 +209,5 @@ def parse_arguments(arguments: Any) -> JSON:
         value = orjson.loads(arguments)
     except orjson.JSONDecodeError:
         return {"raw": arguments}
-    return value if isinstance(value, dict) else {"raw": arguments}
+    # Too deep to re-encode (inbound.py): kept as the text it came as, like any other non-object.
+    return value if isinstance(value, dict) and not json_too_deep(value) else {"raw": arguments}

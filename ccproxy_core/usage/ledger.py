@@ -22,7 +22,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .record import COLUMNS, UsageRecord
+from ccproxy_core.usage.record import COLUMNS, UsageRecord
 
 log = logging.getLogger("ccproxy.usage")
 

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ccproxy_core.core.errors import InvalidRequest
-
-from .record import COLUMNS
+from ccproxy_core.usage.record import COLUMNS
 
 GROUPS: dict[str, str] = {
     "provider": "CASE WHEN provider = '' THEN '(none)' ELSE provider END",
@@ -64,7 +63,7 @@ def group_column(group_by: str) -> str:
 def _fields(values: tuple[Any, ...]) -> dict[str, Any]:
     out = dict(zip(FIELDS, (v or 0 for v in values), strict=True))
     cost = values[FIELDS.index("cost_usd")]
-    out["cost_usd"] = None if cost is None else round(float(cost), 6)
+    out["cost_usd"] = None if cost is None else round(float(cost), 9)
     return out
 
 

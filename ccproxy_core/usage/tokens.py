@@ -8,9 +8,10 @@ OpenAI-compatible provider it is the `usage` object of the JSON answer or of the
 chunk, with `input = prompt_tokens - cached_tokens` and `cache_read = cached_tokens`.
 
 The byte path is built to cost almost nothing on a stream: it never decodes SSE in general. It
-keeps only the current partial line and looks for the bytes `"usage"` in complete lines (a
-`"usage"` inside model text is escaped as `\\"usage\\"`, so it cannot match); only a line that
-holds it is parsed as JSON.
+keeps only the current partial line and looks for the bytes `"usage":` followed by an object
+in complete lines (a `"usage"` inside model text is escaped as `\\"usage\\"`, so it cannot
+match, and OpenAI's `"usage":null` on every chunk is passed over); only a line that holds one is
+parsed as JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import orjson
 
 from ccproxy_core.core.pricing import TokenCounts
 
-_MARK = b'"usage"'
+_MARK = b'"usage":'
+_OBJECT_MARKS = (b'"usage":{', b'"usage": {')  # compact JSON, and JSON written with a space
 MAX_PARTIAL = 4 * 1024 * 1024  # a "line" longer than this is not SSE: stop carrying it
 
 
@@ -117,12 +119,12 @@ class UsageMeter:
             self._partial = buf if len(buf) <= MAX_PARTIAL else b""
             return
         self._partial = buf[end:] if end < len(buf) else b""
-        pos = buf.find(_MARK, 0, end)
-        while pos != -1:
-            start = buf.rfind(b"\n", 0, pos) + 1
-            stop = buf.find(b"\n", pos, end)
-            self._line(buf[start:stop])
-            pos = buf.find(_MARK, stop, end)
+        for mark in _OBJECT_MARKS:  # `"usage":null` (on every OpenAI chunk) is passed over
+            pos = buf.find(mark, 0, end)
+            while pos != -1:
+                stop = buf.find(b"\n", pos, end)
+                self._line(buf[buf.rfind(b"\n", 0, pos) + 1 : stop])
+                pos = buf.find(mark, stop, end)
 
     def flush(self) -> None:
         """The stream ended: a last line with no line end still counts."""

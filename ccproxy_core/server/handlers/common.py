@@ -1,4 +1,4 @@
-"""Reading a client's JSON request, the same way for every endpoint."""
+"""Reading a client's JSON request, the same way for every endpoint: bounded, inflated, not too deep."""
 
 from __future__ import annotations
 
@@ -7,27 +7,26 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ccproxy_core.core import inbound
 from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.server import reqlog
 from ccproxy_core.server.state import STATE
 
 
 async def read_json(request: web.Request) -> tuple[bytes, JSON]:
-    """The raw body and its parsed object; 413 past the size limit, 400 for anything not JSON."""
+    """The raw body and its parsed object; 413 past the size limit, 400 for anything not JSON.
+
+    Client auth has run by now (a middleware), so nothing is read or inflated for a client
+    without the key. `raw` is the body as sent, after its Content-Encoding is undone.
+    """
     state = request.app[STATE]
     if state.client_buckets.enabled:
         # Per client key (or address, without one): one noisy client cannot starve the rest.
         state.admit_client(
             request.headers.get("x-api-key") or request.headers.get("authorization") or request.remote or "-"
         )
-    limit = state.config.limits.max_request_body_size
-    too_large = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+    raw = await read_body(request, state.config.limits.max_request_body_size)
     if not raw:
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
@@ -36,7 +35,30 @@ async def read_json(request: web.Request) -> tuple[bytes, JSON]:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest(f"the request body must be a JSON object, not {type(body).__name__}")
+    inbound.check_json_depth(body)
     return raw, body
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body, inflated if it is gzip or deflate; 413 as soon as it passes `limit` bytes either way."""
+    coding = inbound.body_coding(request.headers.get("content-encoding"))
+    too_large = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    if coding is None:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
+    inflater, received, pieces = inbound.Inflater(coding, limit), 0, []
+    async for chunk in request.content.iter_any():
+        received += len(chunk)
+        if received > limit:
+            raise too_large
+        pieces.append(inflater.feed(chunk))
+    if received:
+        inflater.finish()
+    return b"".join(pieces)
 
 
 async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bool]:
@@ -44,7 +66,9 @@ async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bo
     raw, body = await read_json(request)
     model = require_str(body, "model")
     require_list(body, "messages")
-    return raw, body, model, body.get("stream") is True
+    stream = body.get("stream") is True
+    reqlog.requested(model, stream)
+    return raw, body, model, stream
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

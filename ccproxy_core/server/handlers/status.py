@@ -2,7 +2,13 @@
 
 `GET /status` aggregates every provider that has a pool (`providers` holds each one's own
 snapshot); `?provider=NAME` narrows any of these calls to one provider, which also settles an
-account name used by two providers. Tokens never appear.
+account name used by two providers. Tokens never appear: every answer passes the server's
+redactor, which masks any configured secret or pool token by value (a provider may quote a key
+in an error that becomes `lastError`).
+
+A manual refresh that the token endpoint refuses is the user's to fix, not a server fault:
+a spent or revoked refresh token is a 409 naming the account and `ccproxy auth login`, an
+unreachable or failing endpoint a 503 with `retry-after`, any other refusal a 502.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ccproxy_core.core.errors import NotFound, ServiceUnavailable
+from ccproxy_core.accounts.oauth import InvalidGrant, OAuthError, TransientRefreshError
+from ccproxy_core.core.errors import NotFound, ProxyError, ServiceUnavailable, UpstreamError
 from ccproxy_core.core.pool import CredentialPool
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.server.credentials import ProviderPool
-from ccproxy_core.server.handlers.common import json_response
+from ccproxy_core.server.handlers import common
 from ccproxy_core.server.state import STATE
 
 _COUNTS = (
@@ -28,6 +35,17 @@ _COUNTS = (
     "disabledAccounts",
     "expiredAccounts",
 )
+
+
+class AccountNeedsLogin(ProxyError):
+    """The account's refresh token is spent or revoked: only a new login brings it back."""
+
+    status = 409
+    error_type = "invalid_request_error"
+
+
+def json_response(request: web.Request, data: Any) -> web.Response:
+    return common.json_response(request.app[STATE].redactor.scrub_json(data))
 
 
 def _pools(request: web.Request) -> list[ProviderPool]:
@@ -70,28 +88,30 @@ async def status(request: web.Request) -> web.Response:
         totals.update({k: snap.get(k, 0) for k in _COUNTS})
     accounts = [{"provider": snap["provider"], **account} for snap in snapshots for account in snap["accounts"]]
     return json_response(
+        request,
         {
             **{k: totals[k] for k in _COUNTS},
             "nextAccount": next((s["nextAccount"] for s in snapshots if s["nextAccount"]), None),
             "accounts": accounts,
             "providers": {s["provider"]: s for s in snapshots},
-        }
+        },
     )
 
 
 async def list_accounts(request: web.Request) -> web.Response:
     now = time.time()
     return json_response(
+        request,
         [
             {"provider": owner.name, **account}
             for owner in _pools(request)
             for account in _pool(owner).snapshot(now)["accounts"]
-        ]
+        ],
     )
 
 
 async def get_account(request: web.Request) -> web.Response:
-    return json_response(_find(request, request.match_info["name"])[1])
+    return json_response(request, _find(request, request.match_info["name"])[1])
 
 
 async def refresh_account(request: web.Request) -> web.Response:
@@ -99,9 +119,31 @@ async def refresh_account(request: web.Request) -> web.Response:
     owner, _ = _find(request, name)
     if owner.scheduler is None:
         raise ServiceUnavailable(f"account {name!r} is an API key; only OAuth accounts refresh")
-    await owner.refresh(name)
+    try:
+        await owner.refresh(name)
+    except InvalidGrant as exc:
+        raise AccountNeedsLogin(
+            f"account {name!r} of provider {owner.name!r} cannot refresh: its refresh token was already "
+            f"used or revoked ({exc}); log it in again with `ccproxy auth login --name {name}` "
+            f"(or `ccproxy auth import --name {name}`)"
+        ) from None
+    except TransientRefreshError as exc:
+        wait = max(1, round(owner.scheduler.retry_in(name, time.time())))
+        raise ServiceUnavailable(
+            f"account {name!r} of provider {owner.name!r} could not refresh now: {exc}; "
+            f"ccproxy retries by itself, or try again in {wait} s",
+            headers={"retry-after": str(wait)},
+        ) from None
+    except OAuthError as exc:
+        raise UpstreamError(
+            502,
+            "api_error",
+            f"account {name!r} of provider {owner.name!r} could not refresh: {exc}; "
+            "check the `oauth` settings (token_url, client_id) or log in again",
+        ) from None
     return json_response(
-        {"status": "success", "message": f"refreshed the tokens of {name!r}", "account": _find(request, name)[1]}
+        request,
+        {"status": "success", "message": f"refreshed the tokens of {name!r}", "account": _find(request, name)[1]},
     )
 
 
@@ -115,13 +157,14 @@ async def _switch(request: web.Request, enable: bool) -> web.Response:
         owner.scheduler.poke()
     after = _find(request, name)[1]
     return json_response(
+        request,
         {
             "status": "success",
             "message": f"{'enabled' if enable else 'disabled'} {name!r}",
             "previousState": previous,
             "newState": after["state"],
             "account": after,
-        }
+        },
     )
 
 

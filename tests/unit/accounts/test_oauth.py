@@ -372,7 +372,7 @@ async def test_invalid_grant_marks_auth_error_and_stops_retrying(
     with pytest.raises(InvalidGrant):
         await s.scheduler.refresh_now("a")
     assert s.state() == "auth_error"
-    assert "ccproxy auth login a" in str(s.pool.state("a").last_error)
+    assert "ccproxy auth login --name a" in str(s.pool.state("a").last_error)
     assert "revoked" not in str(s.pool.state("a").last_error)
     assert s.scheduler.next_due(T0 + 10**6)[0] == [s.other]
 

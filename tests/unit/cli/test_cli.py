@@ -82,12 +82,12 @@ def test_config_show_masks_secrets_and_names_sources(tmp_path: object, capsys: p
     path = Path(str(tmp_path)) / "c.json"
     path.write_text(
         '{"apikey": "proxy-secret-value", "providers": [{"name": "o", "kind": "openai", '
-        '"api_key": "sk-very-secret-key"}]}'
+        '"api_base_url": "http://127.0.0.1:9/v1", "api_key": "sk-very-secret-key"}]}'
     )
     assert main(["config", "show", "--config", str(path), "--port", "4001"]) == 0
     out = capsys.readouterr().out
     assert "proxy-secret-value" not in out and "sk-very-secret-key" not in out
-    assert "port = 4001    # flag" in out
+    assert "port = 4001    # flag --port" in out
     assert f"# {path}" in out and "limits.request_timeout = 600.0    # default" in out
 
 

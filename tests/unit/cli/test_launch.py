@@ -53,10 +53,26 @@ def test_holds_credentials_looks_at_enabled_providers_keys_and_oauth() -> None:
     from ccproxy_core.config.model import Config, structure
 
     assert not launch.holds_credentials(Config())  # zero config: transparent
-    assert launch.holds_credentials(structure({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}))
+    assert launch.holds_credentials(
+        structure(
+            {"providers": [{"name": "a", "kind": "openai", "api_base_url": "http://127.0.0.1:9/v1", "api_key": "k"}]}
+        )
+    )
     assert launch.holds_credentials(structure({"providers": [{"name": "c", "kind": "anthropic", "auth": "oauth"}]}))
     assert not launch.holds_credentials(
-        structure({"providers": [{"name": "a", "kind": "openai", "api_key": "k", "enabled": False}]})
+        structure(
+            {
+                "providers": [
+                    {
+                        "name": "a",
+                        "kind": "openai",
+                        "api_base_url": "http://127.0.0.1:9/v1",
+                        "api_key": "k",
+                        "enabled": False,
+                    }
+                ]
+            }
+        )
     )
 
 

@@ -66,7 +66,7 @@ def test_each_layer_beats_the_ones_below_it(layers: dict[str, Path]) -> None:
     assert c.host == "10.0.0.3"
     assert c.apikey == "user"
     assert c.log.level == "error"
-    assert loaded.sources["port"] == "flag"
+    assert loaded.sources["port"] == "flag --port"
     assert loaded.sources["host"] == str(layers["project"])
     assert load_layers(layers, env={"CCPROXY_PORT": "1005"}).config.port == 1005
     assert load_layers(layers).config.port == 1004
@@ -78,10 +78,19 @@ def test_dicts_merge_by_key_and_lists_replace(layers: dict[str, Path]) -> None:
         layers["user"],
         {
             "limits": {"request_timeout": "5m"},
-            "providers": [{"name": "a", "kind": "anthropic"}, {"name": "b", "kind": "openai"}],
+            "providers": [
+                {"name": "a", "kind": "anthropic"},
+                {"name": "b", "kind": "openai", "api_base_url": "http://127.0.0.1:9/v1"},
+            ],
         },
     )
-    write(layers["explicit"], {"limits": {"connect_timeout": 3}, "providers": [{"name": "c", "kind": "openai"}]})
+    write(
+        layers["explicit"],
+        {
+            "limits": {"connect_timeout": 3},
+            "providers": [{"name": "c", "kind": "openai", "api_base_url": "http://127.0.0.1:9/v1"}],
+        },
+    )
     c = load_layers(layers).config
     assert (c.limits.request_timeout, c.limits.connect_timeout) == (300.0, 3.0)
     assert [p.name for p in c.providers] == ["c"]
@@ -163,7 +172,14 @@ def test_environment_sets_keys_and_provider_api_keys(tmp_path: Path) -> None:
 
 
 def test_dollar_variables_expand_from_the_environment(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.json", {"providers": [{"name": "o", "kind": "openai", "api_key": "${MY_KEY}"}]})
+    path = write(
+        tmp_path / "c.json",
+        {
+            "providers": [
+                {"name": "o", "kind": "openai", "api_base_url": "http://127.0.0.1:9/v1", "api_key": "${MY_KEY}"}
+            ]
+        },
+    )
     c = load(config_file=str(path), env={"MY_KEY": "sk-from-env"}, cwd=tmp_path, user_paths=[]).config
     assert c.providers[0].api_key == "sk-from-env"
 
@@ -174,7 +190,19 @@ def test_durations_take_units() -> None:
 
 
 def test_provider_keys_combine_api_key_and_api_keys() -> None:
-    c = structure({"providers": [{"name": "a", "kind": "openai", "api_key": "k1", "api_keys": ["k2", "k3"]}]})
+    c = structure(
+        {
+            "providers": [
+                {
+                    "name": "a",
+                    "kind": "openai",
+                    "api_base_url": "http://127.0.0.1:9/v1",
+                    "api_key": "k1",
+                    "api_keys": ["k2", "k3"],
+                }
+            ]
+        }
+    )
     assert c.providers[0].keys == ("k1", "k2", "k3")
 
 

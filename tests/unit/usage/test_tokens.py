@@ -118,3 +118,12 @@ def test_no_usage_means_zero_and_not_seen() -> None:
     meter.feed(b'data: not json with "usage"\n\n')
     assert not meter.seen
     assert meter.counts == TokenCounts()
+
+
+def test_usage_null_chunks_are_passed_over_and_spaced_json_is_read() -> None:
+    """OpenAI's `"usage":null` on every chunk is skipped; `"usage": {` written with a space is read."""
+    meter = UsageMeter()
+    meter.feed(b'data: {"choices":[],"usage":null}\n\n')
+    assert not meter.seen
+    meter.feed(b'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}\n\n')
+    assert meter.counts == TokenCounts(input=9, output=2)

@@ -114,6 +114,12 @@ def test_referenced_vars_in_order_once_each() -> None:
     assert units.referenced_vars(text) == ["ONE", "TWO", "THREE"]
 
 
+def test_only_values_count_not_comments() -> None:
+    """Variables are looked for in the parsed values, so a `$VAR` in a comment is not one."""
+    parsed = {"providers": [{"api_key": "$ONE", "headers": {"x": "${TWO}"}}], "apikey": "$ONE", "port": 1}
+    assert units.referenced_in(parsed) == ["ONE", "TWO"]
+
+
 def test_env_file_keeps_old_values_and_marks_unknown_ones() -> None:
     """Values already in the file win; the shell fills the rest; an unknown one is a line to fill in."""
     text = units.env_file(["A", "B", "C"], {"A": "from-shell", "B": "b-value"}, "A=kept\nOTHER=x\n")
@@ -180,7 +186,9 @@ def user_config(isolated_home: Path) -> Path:
 
     path = user_config_paths()[0]
     path.parent.mkdir(parents=True)
-    path.write_text('{"providers": [{"name": "deepseek", "api_key": "$DEEPSEEK_KEY"}], "apikey": "${PROXY_KEY}"}')
+    path.write_text(
+        '// keys may be written as $VAR\n{"providers": [{"name": "deepseek", "api_key": "$DEEPSEEK_KEY"}], "apikey": "${PROXY_KEY}"}'
+    )
     return path
 
 
@@ -254,3 +262,28 @@ def test_run_reads_the_env_file_into_the_environment(tmp_path: Path) -> None:
     environ: dict[str, str] = {"DEEPSEEK_KEY": "old"}
     service.load_env_file(path, environ)
     assert environ == {"DEEPSEEK_KEY": "sk-1=2"}
+
+
+def test_the_cli_drives_the_same_flow(
+    user_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ccproxy service install|status|uninstall` through main(), with no service manager running."""
+    from ccproxy_core.cli.main import main
+
+    monkeypatch.setattr(service, "manager_running", lambda manager: False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert main(["service", "install", "--config", str(user_config)]) == 0
+    assert "the service manager is not running here" in capsys.readouterr().out
+    assert main(["service", "status"]) == 3
+    assert "installed: yes" in capsys.readouterr().out
+    assert main(["service", "uninstall"]) == 0
+    assert main(["service", "status"]) == 3
+    assert "installed: no" in capsys.readouterr().out
+
+
+def test_a_service_error_is_one_line(isolated_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing --config is one line on stderr and exit 1, no traceback."""
+    from ccproxy_core.cli.main import main
+
+    assert main(["service", "install", "--config", str(isolated_home / "nope.json")]) == 1
+    assert capsys.readouterr().err == f"ccproxy: --config {isolated_home / 'nope.json'}: no such file\n"

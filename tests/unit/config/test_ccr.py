@@ -10,7 +10,7 @@ import pytest
 from ccproxy_core.config import ccr
 from ccproxy_core.config.load import load
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ccr"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ccr"
 README_EXAMPLE = FIXTURES / "readme-example.json"
 
 
@@ -94,8 +94,8 @@ def test_everything_ignored_is_named_in_one_warning() -> None:
         "PROXY_URL (set HTTPS_PROXY",
         "LOG (",
         "NON_INTERACTIVE_MODE",
-        "Providers[1].transformer.deepseek-chat (per-model transformers)",
-        "Providers[5].transformer.use: enhancetool",
+        "Providers.deepseek.transformer.deepseek-chat (per-model transformers)",
+        "Providers.modelscope.transformer.use: enhancetool",
     ):
         assert part in warning
 

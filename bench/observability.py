@@ -1,0 +1,115 @@
+"""What observability costs: the same load through a proxy with the usage ledger and metrics on, and off.
+
+Called by `bench/overhead.py` after its own rows (same fake provider, same run). Two proxies
+are started on the proxy core, one with `usage` and `metrics` enabled (a ledger in a temporary
+directory) and one with both disabled; each scenario is driven through them in turns
+(off, on, off, on), and the proxy CPU time per request of each is summed over its turns, so a
+drift of the machine during the run falls on both alike. The issue's budget: at most 5% more
+CPU per request with them on, and an idle RSS under 50 MB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.overhead import ANTHROPIC_BODY, OPENAI_BODY, cpu_seconds, drive, free_port, pin, rss_mb, wait_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS: list[tuple[str, str, dict[str, Any]]] = [
+    ("anthropic JSON passthrough", "/v1/messages", ANTHROPIC_BODY),
+    ("anthropic SSE-50 passthrough", "/v1/messages", {**ANTHROPIC_BODY, "stream": True}),
+    (
+        "anthropic client -> openai SSE-50",
+        "/v1/messages",
+        {**ANTHROPIC_BODY, "model": "openai,gpt-4.1", "stream": True},
+    ),
+    (
+        "openai client -> anthropic SSE-50",
+        "/v1/chat/completions",
+        {**OPENAI_BODY, "model": "claude,claude-sonnet-4-5", "stream": True, "stream_options": {"include_usage": True}},
+    ),
+]
+TURNS = 2
+
+
+def _start(fake_url: str, workdir: Path, on: bool, log_level: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port = free_port()
+    config = {
+        "providers": [
+            {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
+            {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"},
+        ],
+        "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
+        "log": {"level": log_level},
+        "breaker": {"enabled": False},
+        "usage": {"enabled": on, "path": str(workdir / f"usage-{'on' if on else 'off'}.sqlite3")},
+        "metrics": {"enabled": on},
+    }
+    path = workdir / f"config-{'on' if on else 'off'}.json"
+    path.write_text(json.dumps(config))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(port), "--config", str(path)],
+        env=env,
+        cwd=str(workdir),
+    )
+    pin(proc.pid, 1)
+    return proc, f"http://127.0.0.1:{port}", path
+
+
+async def overhead_rows(fake_url: str, requests: int, concurrency: list[int], log_level: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="ccproxy-bench-") as tmp:
+        workdir = Path(tmp)
+        procs = {on: _start(fake_url, workdir, on, log_level) for on in (False, True)}
+        report: dict[str, Any] = {"rows": []}
+        try:
+            for _proc, url, _ in procs.values():
+                await wait_ready(f"{url}/health")
+            await asyncio.sleep(0.5)
+            report["idle_rss_mb"] = {("on" if on else "off"): rss_mb(p.pid) for on, (p, _, _) in procs.items()}
+            print(
+                f"\nledger + metrics: idle RSS on {report['idle_rss_mb']['on']:.1f} MB, "
+                f"off {report['idle_rss_mb']['off']:.1f} MB (budget < 50 MB)"
+            )
+            header = f"{'scenario':38} {'conc':>4} {'CPU ms/req off':>15} {'on':>8} {'on/off':>7}"
+            print(header)
+            print("-" * len(header))
+            for name, path, body in SCENARIOS:
+                for conc in concurrency:
+                    cpu = {False: 0.0, True: 0.0}
+                    for on in (False, True):  # warm both
+                        await drive(procs[on][1] + path, body, min(100, requests), conc)
+                    for _ in range(TURNS):
+                        for on in (False, True):
+                            proc, url, _ = procs[on]
+                            c0 = cpu_seconds(proc.pid)
+                            await drive(url + path, body, requests, conc)
+                            cpu[on] += cpu_seconds(proc.pid) - c0
+                    off_ms, on_ms = (cpu[x] / (TURNS * requests) * 1000 for x in (False, True))
+                    row = {
+                        "scenario": name,
+                        "concurrency": conc,
+                        "cpu_ms_off": off_ms,
+                        "cpu_ms_on": on_ms,
+                        "ratio": on_ms / off_ms,
+                    }
+                    report["rows"].append(row)
+                    print(f"{name:38} {conc:>4} {off_ms:>15.3f} {on_ms:>8.3f} {row['ratio']:>7.3f}")
+            ledger = workdir / "usage-on.sqlite3"
+            report["ledger_bytes"] = ledger.stat().st_size if ledger.exists() else 0
+        finally:
+            for proc, _, _ in procs.values():
+                proc.terminate()
+            for proc, _, _ in procs.values():
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    return report

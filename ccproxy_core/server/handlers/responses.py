@@ -1,0 +1,196 @@
+"""`POST /v1/responses`: the OpenAI Responses surface (the openai SDK's `responses`, Codex CLI).
+
+The request is translated to Messages once (`responses_request`), routed like a Messages
+request (same router, pools, fallback and breaker), and sent to an `anthropic` provider as
+it is or, through the Messages -> Chat Completions translator, to an `openai` one. The answer
+comes back through `ChatStreamTranslator` (Chat only) and `ResponsesStreamTranslator`, or as
+one `response` object.
+
+Errors are OpenAI-shaped: an HTTP error before the first byte (the error middleware renders
+`/responses` paths in the OpenAI dialect), `response.failed` once streaming. Hosted tools
+the provider cannot run are named in `x-ccproxy-dropped-tools`. Codex hangs up as soon as it
+has parsed `response.completed`; that is the answer delivered, not a client abort.
+
+Also here: the `/api/codex/...` spellings of the replaced product, routed like `/v1/...`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import orjson
+from aiohttp import web
+
+from ccproxy_core.core.errors import JSON, ProxyError
+from ccproxy_core.core.sse import SSEEvent, event_json
+from ccproxy_core.core.tokens import estimate_tokens
+from ccproxy_core.server import calls, dispatch
+from ccproxy_core.server.handlers import chat, models
+from ccproxy_core.server.handlers.common import json_response, read_json, require_str
+from ccproxy_core.server.relay import Translate, pump_events
+from ccproxy_core.server.state import STATE
+from ccproxy_core.translate.chat_request import messages_to_chat, strip_synthetic_thinking
+from ccproxy_core.translate.chat_response import chat_to_message
+from ccproxy_core.translate.chat_stream import ChatStreamTranslator
+from ccproxy_core.translate.responses_request import responses_to_messages
+from ccproxy_core.translate.responses_response import ResponsesPlan, message_to_response
+from ccproxy_core.translate.responses_stream import ResponsesStreamTranslator, encode_event
+
+# Names the hosted tools (web_search, ...) that were left out because no provider here runs them.
+DROPPED_TOOLS_HEADER = "x-ccproxy-dropped-tools"
+# Responses streams have no ping event; an SSE comment keeps idle connections open.
+KEEPALIVE = b": keep-alive\n\n"
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    _, body = await read_json(request)
+    model = require_str(body, "model")
+    stream = body.get("stream") is True
+    messages_body, plan = responses_to_messages(body, model=model)
+    candidates = dispatch.plan_request(state, state.runtime, messages_body, request.headers)
+    dropped = {DROPPED_TOOLS_HEADER: ", ".join(plan.dropped_tools)} if plan.dropped_tools else {}
+    call = _Call(request, plan, messages_body, model, stream, int(time.time()))
+
+    async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        headers = {**candidate.route_header, **dropped}
+        if candidate.provider.kind == "anthropic":
+            return await call.to_anthropic(candidate, headers)
+        return await call.to_chat(candidate, headers)
+
+    return await dispatch.run(state, candidates, attempt)
+
+
+class _Call:
+    """One Responses request, ready to be tried on each candidate in turn."""
+
+    def __init__(
+        self, request: web.Request, plan: ResponsesPlan, messages_body: JSON, model: str, stream: bool, created_at: int
+    ) -> None:
+        self.request = request
+        self.plan = plan
+        self.body = messages_body
+        self.model = model  # the name the client asked for, which the answer repeats
+        self.stream = stream
+        self.created_at = created_at
+
+    def _translator(self) -> ResponsesStreamTranslator:
+        return ResponsesStreamTranslator(model=self.model, plan=self.plan, created_at=self.created_at)
+
+    def _answer(self, message: JSON, headers: dict[str, str]) -> web.Response:
+        return json_response(
+            message_to_response(message, model=self.model, plan=self.plan, created_at=self.created_at), headers=headers
+        )
+
+    async def to_anthropic(self, candidate: dispatch.Candidate, headers: dict[str, str]) -> web.StreamResponse:
+        # Thinking a Chat provider made up has a signature real Anthropic would reject.
+        body = strip_synthetic_thinking(self.body) or self.body
+        payload = orjson.dumps({**body, "model": candidate.model})
+        async with calls.anthropic_call(
+            self.request, candidate, payload, "messages", stream=self.stream, passthrough=False
+        ) as upstream:
+            if not self.stream:
+                return self._answer(await upstream.json_body(), headers)
+            translator = self._translator()
+
+            def translate(event: SSEEvent) -> list[bytes]:
+                data = event_json(event)
+                if data is None:
+                    return []
+                return _encode(translator.feed(event.event or str(data.get("type", "")), data))
+
+            return await self._pump(
+                upstream,
+                candidate,
+                headers,
+                translator,
+                first=[],
+                translate=translate,
+                finish=lambda: _encode(translator.finish()),
+            )
+
+    async def to_chat(self, candidate: dispatch.Candidate, headers: dict[str, str]) -> web.StreamResponse:
+        preset = candidate.provider.preset
+        body = self.body
+        if self.plan.effort:
+            # The effort the client named, not the budget bucket it maps back to.
+            body = {**body, "thinking": {"type": "adaptive"}, "output_config": {"effort": self.plan.effort}}
+        chat_body, names = messages_to_chat(body, model=candidate.model, dialect=preset.dialect_for(candidate.model))
+        async with calls.chat_call(self.request, candidate, chat_body, stream=self.stream) as upstream:
+            if not self.stream:
+                return self._answer(chat_to_message(await upstream.json_body(), model=self.model, names=names), headers)
+            # Chat chunks -> Anthropic events -> Responses events: one translator per direction.
+            to_messages = ChatStreamTranslator(model=self.model, names=names, input_tokens=estimate_tokens(self.body))
+            translator = self._translator()
+
+            def relay(events: Iterable[tuple[str, JSON]]) -> list[bytes]:
+                return [encode_event(out) for name, payload in events for out in translator.feed(name, payload)]
+
+            def translate(event: SSEEvent) -> list[bytes]:
+                if event.data == "[DONE]":
+                    return relay(to_messages.finish())
+                chunk = event_json(event)  # None: keep-alive noise some providers send
+                return relay(to_messages.feed(chunk)) if chunk is not None else []
+
+            return await self._pump(
+                upstream,
+                candidate,
+                headers,
+                translator,
+                first=relay(to_messages.start()),
+                translate=translate,
+                finish=lambda: [*relay(to_messages.finish()), *_encode(translator.finish())],
+            )
+
+    async def _pump(
+        self,
+        upstream: calls.UpstreamReply,
+        candidate: dispatch.Candidate,
+        headers: dict[str, str],
+        translator: ResponsesStreamTranslator,
+        *,
+        first: list[bytes],
+        translate: Translate,
+        finish: Callable[[], list[bytes]],
+    ) -> web.StreamResponse:
+        def fail(err: ProxyError) -> list[bytes]:
+            return _encode(translator.fail(err))
+
+        try:
+            return await pump_events(
+                self.request,
+                upstream.answer,
+                candidate.provider.name,
+                extra_headers=headers,
+                first=first,
+                translate=translate,
+                finish=finish,
+                fail=fail,
+                on_error=lambda err: b"".join(fail(err)),
+                keepalive=KEEPALIVE,
+                keepalive_interval=self.request.app[STATE].config.limits.keepalive_interval,
+            )
+        except ConnectionResetError:
+            if not translator.done:
+                raise
+            # The client read response.completed and hung up (Codex does): the answer was
+            # delivered. aiohttp finds the connection gone and sends nothing of this one.
+            return web.Response(status=200)
+
+
+def _encode(events: list[JSON]) -> list[bytes]:
+    return [encode_event(event) for event in events]
+
+
+ROUTES = [
+    web.post("/v1/responses", create_response),
+    web.post("/api/v1/responses", create_response),
+    web.post("/api/codex/responses", create_response),
+    web.post("/api/codex/v1/responses", create_response),
+    web.post("/api/codex/{session_id}/responses", create_response),
+    # The replaced product's Codex plugin also served these; they are the /v1 surfaces.
+    web.post("/api/codex/chat/completions", chat.create_completion),
+    web.post("/api/codex/v1/chat/completions", chat.create_completion),
+    web.get("/api/codex/v1/models", models.list_models),
+]
