@@ -261,11 +261,14 @@ async def test_every_responses_path_answers(sdk: Sdk, proxy: str, fake: FakeUpst
 
 
 async def test_codex_chat_and_models_paths(sdk: Sdk, proxy: str, fake: FakeUpstream) -> None:
-    """/api/codex/chat/completions and /api/codex/v1/models are the /v1 surfaces."""
+    """/api/codex/chat/completions, /api/codex/v1/chat/completions and /api/codex/v1/models are the /v1 surfaces."""
     fake.default = json_reply("anthropic/message_tool_use.json")
-    client = sdk(proxy, "/api/codex")
-    completion = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
-    assert completion.choices[0].finish_reason == "tool_calls"
+    for prefix in ("/api/codex", "/api/codex/v1"):
+        completion = await sdk(proxy, prefix).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert completion.choices[0].finish_reason == "tool_calls"
+    assert [r.path for r in fake.requests] == ["/v1/messages", "/v1/messages"]
     models = await sdk(proxy, "/api/codex/v1").models.list()
     assert models.data is not None
 
