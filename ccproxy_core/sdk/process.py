@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -31,6 +33,42 @@ def user_line(content: tuple[JSON, ...], session_uuid: str | None) -> JSON:
     """One user turn on the CLI's stdin."""
     message = {"role": "user", "content": list(content)}
     return {"type": "user", "message": message, "parent_tool_use_id": None, "session_id": session_uuid or ""}
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (Linux /proc; `ps` elsewhere)."""
+    found: dict[int, int] = {}
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    # The command name may hold spaces and parentheses: the fields follow the last ")".
+                    found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        return found
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+        for line in out.splitlines():
+            pid, _, ppid = line.strip().partition(" ")
+            with contextlib.suppress(ValueError):
+                found[int(pid)] = int(ppid.strip())
+    return found
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below `root`, parents before children."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in _parents().items():
+        children.setdefault(ppid, []).append(pid)
+    out: list[int] = []
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop(0)
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
 
 
 class CliProcess:
@@ -101,14 +139,28 @@ class CliProcess:
                 return message
 
     def kill(self) -> None:
-        """SIGKILL the process group: the CLI and every tool it started."""
+        """SIGKILL the CLI and everything it started.
+
+        Claude Code runs each Bash command in a process group of its own, so killing the CLI's
+        group is not enough: the tree is read first (once the CLI is dead its children lose the
+        link), then every group in it is killed.
+        """
         if not self.alive:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if hasattr(os, "killpg"):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            else:  # Windows: no process groups; the CLI alone
-                self.proc.kill()
+        if not hasattr(os, "killpg"):  # Windows: no process groups; the CLI alone
+            self.proc.kill()
+            return
+        tree = descendants(self.proc.pid)
+        groups = {self.proc.pid}
+        for pid in tree:
+            with contextlib.suppress(OSError):
+                groups.add(os.getpgid(pid))
+        for group in groups:
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+        for pid in tree:  # anything that left its group
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     async def reap(self) -> None:
         """Wait for the process to be gone and release its pipes and tasks."""

@@ -24,7 +24,9 @@ Tools (function, custom, namespace; hosted ones dropped and named) are `response
 
 Thinking: `reasoning.effort` maps to a budget by `THINKING_BUDGETS`, the one table the Chat
 Completions surface uses too, with the same rules (max_tokens grows past the budget; thinking
-stays off for a tool loop whose signed thinking was not sent back; sampling is dropped).
+stays off for a tool loop whose signed thinking was not sent back; sampling is dropped). A
+`tool_choice` that forces a call also leaves thinking off, as Anthropic allows no forced tool
+with thinking.
 `text.format` json_schema becomes the `json_tool_call` tool, as `response_format` does.
 
 Refused with a 400 naming the field: `previous_response_id` and `conversation` (ccproxy keeps
@@ -98,9 +100,10 @@ def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4
     turns.add_input(body.get("input"))
     system.extend(turns.system)
 
+    choice = tool_choice(body.get("tool_choice"), targets)
     budget = _thinking_budget(body.get("reasoning"))
-    if budget is not None and _tool_loop_without_thinking(turns.turns):
-        budget = None
+    if budget is not None and (_tool_loop_without_thinking(turns.turns) or _forces_a_tool(choice)):
+        budget = None  # Anthropic refuses thinking in both cases; the conversation and the forced call come first
     out: JSON = {
         "model": model,
         "messages": turns.finished(),
@@ -113,7 +116,6 @@ def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     else:
         _sampling(body, out)
-    choice = tool_choice(body.get("tool_choice"), targets)
     schema = text_format(body.get("text"))
     if schema is not None:
         if not tools or (choice is not None and choice["type"] == "none"):
@@ -349,6 +351,10 @@ class _Conversation:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _forces_a_tool(choice: JSON | None) -> bool:
+    return choice is not None and choice["type"] in ("any", "tool")
 
 
 def _effort(reasoning: Any) -> str | None:

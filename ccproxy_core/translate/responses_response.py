@@ -15,8 +15,9 @@ and signature. `encode_thinking` / `decode_thinking` are the one place for that 
 prefix tells ccproxy's own tokens from OpenAI's, which are dropped on the way in.
 
 Usage: `input_tokens` is the whole prompt (fresh + cache read + cache write), as OpenAI counts
-it; `input_tokens_details.cached_tokens` is the cache read, `cache_write_tokens` the write. Ids
-of the response and its items are derived from the Anthropic message id, so logs on both sides line up.
+it; `input_tokens_details.cached_tokens` is the cache read, `cache_write_tokens` the write.
+Ids of the response and its items are derived from the Anthropic message id, so logs on both
+sides line up.
 """
 
 from __future__ import annotations

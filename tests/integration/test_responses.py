@@ -261,11 +261,14 @@ async def test_every_responses_path_answers(sdk: Sdk, proxy: str, fake: FakeUpst
 
 
 async def test_codex_chat_and_models_paths(sdk: Sdk, proxy: str, fake: FakeUpstream) -> None:
-    """/api/codex/chat/completions and /api/codex/v1/models are the /v1 surfaces."""
+    """/api/codex/chat/completions, /api/codex/v1/chat/completions and /api/codex/v1/models are the /v1 surfaces."""
     fake.default = json_reply("anthropic/message_tool_use.json")
-    client = sdk(proxy, "/api/codex")
-    completion = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
-    assert completion.choices[0].finish_reason == "tool_calls"
+    for prefix in ("/api/codex", "/api/codex/v1"):
+        completion = await sdk(proxy, prefix).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert completion.choices[0].finish_reason == "tool_calls"
+    assert [r.path for r in fake.requests] == ["/v1/messages", "/v1/messages"]
     models = await sdk(proxy, "/api/codex/v1").models.list()
     assert models.data is not None
 
@@ -410,20 +413,56 @@ async def test_function_call_round_trip_through_chat(sdk: Sdk, chat_proxy: str, 
     assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "18C"}
 
 
-async def test_reasoning_through_chat(sdk: Sdk, chat_proxy: str, fake: FakeUpstream) -> None:
-    """A Chat provider's reasoning_content streams as reasoning summary text; effort goes up as reasoning_effort."""
+def reasoning_chat_stream() -> Stream:
+    """A Chat stream whose provider reasons out loud (`reasoning_content`, as DeepSeek does), then answers."""
     chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4.1"}
     pieces = [{"role": "assistant", "reasoning_content": "Think"}, {"reasoning_content": "ing."}, {"content": "Done"}]
     events = [b"data: " + orjson.dumps({**chunk, "choices": [{"index": 0, "delta": d}]}) + b"\n\n" for d in pieces]
     events.append(
         b"data: " + orjson.dumps({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + b"\n\n"
     )
-    fake.default = Stream([*events, b"data: [DONE]\n\n"])
+    return Stream([*events, b"data: [DONE]\n\n"])
+
+
+async def test_reasoning_through_chat(sdk: Sdk, chat_proxy: str, fake: FakeUpstream) -> None:
+    """A Chat provider's reasoning_content streams as reasoning summary text; effort goes up as reasoning_effort."""
+    fake.default = reasoning_chat_stream()
     async with sdk(chat_proxy).responses.stream(model=MODEL, input="hi", reasoning={"effort": "high"}) as stream:
         summary = "".join([e.delta async for e in stream if e.type == "response.reasoning_summary_text.delta"])
         final = await stream.get_final_response()
     assert summary == "Thinking." and final.output_text == "Done"
     assert fake.requests[0].json()["reasoning_effort"] == "high"
+
+
+async def test_reasoning_made_by_a_chat_provider_never_reaches_anthropic(
+    sdk: Sdk, make_proxy: ProxyFactory, make_fake: Any
+) -> None:
+    """A reasoning item sent back from a Chat provider's turn is left out when the next turn goes to Anthropic."""
+    gpt, claude = await make_fake(), await make_fake()
+    gpt.default = reasoning_chat_stream()
+    claude.default = json_reply("anthropic/message_tool_use.json")
+    proxy = await make_proxy(
+        {
+            "providers": [
+                {"name": "gpt", "kind": "openai", "api_base_url": gpt.url + "/v1", "api_key": "sk-up"},
+                anthropic_provider(claude),
+            ],
+            "routes": {"default": {"provider": "gpt", "model": "gpt-4.1"}},
+        }
+    )
+    client = sdk(proxy)
+    async with client.responses.stream(model=MODEL, input="hi", reasoning={"effort": "low"}) as stream:
+        first = await stream.get_final_response()
+    assert [item.type for item in first.output] == ["reasoning", "message"]
+    history: list[Any] = [
+        {"role": "user", "content": "hi"},
+        *[i.model_dump(exclude_none=True) for i in first.output],
+        {"role": "user", "content": "and now?"},
+    ]
+    await client.responses.create(model=MODEL, input=history, extra_headers={"X-Provider": "anthropic"})
+    sent = claude.requests[0].json()
+    assert_valid_messages_request(sent)
+    assert [b["type"] for b in sent["messages"][1]["content"]] == ["text"]
 
 
 async def test_error_through_chat(sdk: Sdk, chat_proxy: str, fake: FakeUpstream) -> None:

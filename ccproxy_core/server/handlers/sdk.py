@@ -34,6 +34,7 @@ from ccproxy_core.core.errors import JSON, InvalidRequest, ProxyError, UpstreamT
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, STREAM_HEADERS
 from ccproxy_core.core.sse import DONE, anthropic_event, data_event
 from ccproxy_core.sdk import models
+from ccproxy_core.sdk.conversation import refuse_client_tools
 from ccproxy_core.sdk.process import Turn
 from ccproxy_core.sdk.protocol import CliTranslator, Event, RunUsage, fold_message
 from ccproxy_core.sdk.runner import SdkRunner
@@ -137,17 +138,15 @@ async def _serve(request: web.Request, *, openai: bool) -> web.StreamResponse:
     reqlog.log_of(request).requested(model, stream)
     include_usage = False
     if openai:
-        if body.get("tools") or body.get("functions"):
-            body = {"tools": body.get("tools") or body.get("functions")}  # refused below, with the reason
-        elif body.get("response_format") not in (None, {"type": "text"}):
+        refuse_client_tools(body)
+        if body.get("response_format") not in (None, {"type": "text"}):
             raise InvalidRequest(
                 "response_format: SDK mode answers in Claude Code's own words and cannot force "
                 "a JSON format; ask for JSON in the prompt, or use /v1/chat/completions"
             )
-        else:
-            options = body.get("stream_options")
-            include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-            body, _ = chat_to_messages(body, model=model)
+        options = body.get("stream_options")
+        include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+        body, _ = chat_to_messages(body, model=model)
     runner = request.app[SDK_RUNNER]
     session_id = request.match_info.get("session_id")
     writer = _Writer(model, openai, include_usage)

@@ -218,6 +218,14 @@ def test_a_tool_loop_without_its_thinking_turns_thinking_off() -> None:
     assert "thinking" not in out and plan.effort is None
 
 
+def test_a_forced_tool_call_leaves_thinking_off() -> None:
+    """Anthropic allows no forced tool with thinking: the forced call the client asked for wins."""
+    out, plan = translate(
+        {"input": "hi", "tools": [fn("a")], "tool_choice": "required", "reasoning": {"effort": "low"}}
+    )
+    assert "thinking" not in out and out["tool_choice"] == {"type": "any"} and plan.effort is None
+
+
 @pytest.mark.parametrize(
     ("effort", "max_output_tokens", "budget", "max_tokens"),
     [
