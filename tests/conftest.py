@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -23,6 +25,26 @@ ProxyFactory = Callable[..., Awaitable[str]]
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(autouse=True)
+async def sdk_clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Every official SDK client a test opens is closed when it ends.
+
+    Tests build SDK clients freely (one per call reads best); their connection pools are closed
+    here, so a socket left open anywhere else is a real leak: ResourceWarning is an error."""
+    opened: list[Any] = []
+    for cls in (anthropic.AsyncAnthropic, openai.AsyncOpenAI):
+        original = cls.__init__
+
+        def tracked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> None:
+            __original(self, *args, **kwargs)
+            opened.append(self)
+
+        monkeypatch.setattr(cls, "__init__", tracked)
+    yield
+    for client in opened:
+        await client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -143,9 +143,11 @@ class CredentialPool:
         *,
         provider: str = "anthropic",
         settings: PoolSettings = PoolSettings(),
+        source: str = "",
     ) -> None:
         self.provider = provider
         self.settings = settings
+        self.source = source  # where the credentials come from (an accounts file), for messages
         self._creds: list[Credential] = []
         self._by_name: dict[str, Credential] = {}
         self._states: dict[str, CredentialState] = {}
@@ -228,7 +230,12 @@ class CredentialPool:
     def _nothing_usable(self, now: float, exclude: AbstractSet[str]) -> ProxyError:
         where = f"provider '{self.provider}'"
         if not self._creds:
-            return ServiceUnavailable(f"{where} has no credentials configured")
+            where_from = (
+                f" (it read {self.source}; add an account with `ccproxy auth import --provider {self.provider}`)"
+                if self.source
+                else ""
+            )
+            return ServiceUnavailable(f"{where} has no credentials configured{where_from}")
         left = [c for c in self._creds if c.name not in exclude]
         if not left:
             return ServiceUnavailable(f"all {len(self._creds)} credentials of {where} were tried")

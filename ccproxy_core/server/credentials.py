@@ -92,7 +92,7 @@ class ProviderPool:
         )
         if self.oauth:
             self.pool: CredentialPool | None = CredentialPool(
-                self._load_accounts(), provider=self.name, settings=settings
+                self._load_accounts(), provider=self.name, settings=settings, source=str(self.accounts_path)
             )
         elif self._keys:
             self.pool = CredentialPool(api_key_credentials(self._keys), provider=self.name, settings=settings)
@@ -118,9 +118,12 @@ class ProviderPool:
             creds, problems = accounts.load_accounts(self.accounts_path)
         except accounts.AccountsFileMissing:
             log.warning(
-                "provider %s: %s does not exist yet; add accounts with `ccproxy auth import` or `ccproxy auth login`",
+                "provider %s: %s does not exist yet; add accounts with `ccproxy auth import --provider %s` "
+                "or `ccproxy auth login --provider %s`",
                 self.name,
                 self.accounts_path,
+                self.name,
+                self.name,
             )
             return []
         except accounts.AccountsError as exc:

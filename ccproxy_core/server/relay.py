@@ -31,8 +31,10 @@ from aiohttp import web
 from ccproxy_core.core.errors import AttemptFailed, ProxyError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from ccproxy_core.core.headers import STREAM_HEADERS, client_response_headers
 from ccproxy_core.core.outcome import classify, no_answer
+from ccproxy_core.core.redaction import Redactor
 from ccproxy_core.core.sse import SSEDecoder, SSEEvent, anthropic_event
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.server.state import STATE
 from ccproxy_core.server.upstream import Answer
 from ccproxy_core.translate.chat_response import in_band_error
 
@@ -144,6 +146,10 @@ def _ends(data: bytes, markers: EndMarkers) -> bool:
     return any(fragment in data for fragment in fragments)
 
 
+def _has_error_event(data: bytes) -> bool:
+    return _ends(data, ((b"event: error", b'data: {"error"', b'data:{"error"'), ()))
+
+
 async def _end_with_error(response: web.StreamResponse, error: bytes) -> None:
     """The last word of a broken stream; the connection closes after the chunked terminator."""
     response.force_close()
@@ -165,6 +171,7 @@ async def pump_bytes(
     Only whole events are forwarded; an incomplete trailing event is held until it completes,
     and dropped if the stream breaks, so an appended error always starts on an event boundary."""
     first = await first_chunk(answer, provider)
+    redactor = request.app[STATE].redactor
     response = web.StreamResponse(status=answer.status, headers=stream_headers(answer, extra_headers))
     await response.prepare(request)
     pending = b""
@@ -201,6 +208,7 @@ async def pump_bytes(
     finally:
         answer.close()
     if failure is not None:
+        failure.message = redactor.scrub(failure.message)
         log.warning("%s", failure.message)
         await _end_with_error(response, on_error(failure))
     await response.write_eof()
@@ -213,8 +221,11 @@ Translate = Callable[[SSEEvent], Iterable[bytes]]
 class _Writer:
     """Writes whole events to the client; with a keep-alive, also a ping after each silence."""
 
-    def __init__(self, response: web.StreamResponse, keepalive: bytes | None, interval: float) -> None:
+    def __init__(
+        self, response: web.StreamResponse, keepalive: bytes | None, interval: float, redactor: Redactor
+    ) -> None:
         self.response = response
+        self._redactor = redactor
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._task = (
@@ -226,6 +237,8 @@ class _Writer:
     async def write(self, pieces: Iterable[bytes]) -> None:
         data = b"".join(pieces)
         if data:
+            if b'"error"' in data:  # an error the provider sent in-band may quote a secret
+                data = self._redactor.scrub_bytes(data)
             self._last = self._loop.time()
             await self.response.write(data)
 
@@ -267,7 +280,7 @@ async def pump_events(
     response = web.StreamResponse(status=200, headers=stream_headers(None, extra_headers))
     await response.prepare(request)
     decoder = SSEDecoder()
-    out = _Writer(response, keepalive, keepalive_interval)
+    out = _Writer(response, keepalive, keepalive_interval, request.app[STATE].redactor)
     failure: ProxyError | None = None
     broken = False
     try:
@@ -293,6 +306,7 @@ async def pump_events(
         await out.close()
         answer.close()
     if failure is not None:
+        failure.message = request.app[STATE].redactor.scrub(failure.message)
         log.warning("%s", failure.message)
         closing = on_error(failure)
         if not broken:

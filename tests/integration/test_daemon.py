@@ -409,6 +409,7 @@ def test_logs_follow_survives_rotation(sandbox: Sandbox) -> None:
     finally:
         follower.kill()
         follower.wait(timeout=10)
+        stdout.close()
 
 
 def test_code_without_claude_says_how_to_install_it(sandbox: Sandbox) -> None:
