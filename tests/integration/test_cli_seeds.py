@@ -119,6 +119,8 @@ def box(tmp_path: Path) -> Iterator[Box]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def test_bare_help_server_alias_debug_go_logging_and_a_port_in_use(box: Box) -> None:
