@@ -288,7 +288,10 @@ async def test_client_hanging_up_after_completed_is_a_normal_end(
     proxy: str, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A client that closes right after response.completed (Codex does) leaves no error behind."""
-    fake.queue(anthropic_stream("stream_text.sse"), json_reply("anthropic/message_tool_use.json"))
+    events = sse_events("anthropic/stream_text.sse")
+    # The provider ends its body a moment after message_stop: the client is gone by then.
+    late = Stream([*events, b": late\n\n"], pause_after=len(events), pause=0.5)
+    fake.queue(late, json_reply("anthropic/message_tool_use.json"))
     body = {"model": MODEL, "input": "hi", "stream": True}
     async with aiohttp.ClientSession() as session:
         async with session.post(proxy + "/v1/responses", json=body) as resp:
