@@ -324,6 +324,7 @@ def test_json_schema_format_is_the_forced_json_tool() -> None:
         ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "hi", "tools": [fn("a")], "tool_choice": {"type": "function", "name": "b"}}, "tool_choice.name"),
         ({"input": "hi", "tools": [{"type": "namespace", "name": "n", "tools": "x"}]}, "tools.0.tools"),
+        ({"input": "hi", "tools": [{"name": "f", "parameters": {}}]}, "tools.0.type"),
         ({"input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
     ],
 )
