@@ -297,11 +297,6 @@ def key_headers(style: AuthHeader, key: str) -> dict[str, str]:
     return {"x-api-key": key} if style == "x-api-key" else {"Authorization": f"Bearer {key}"}
 
 
-def auth_headers(preset: Preset, key: str) -> dict[str, str]:
-    """The header that carries an API key for this preset (none for an empty key)."""
-    return key_headers(preset.auth_header, key)
-
-
 # Keywords whose value maps names to schemas, and keywords whose value is data, not schema.
 _NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
 _DATA = frozenset({"enum", "const", "default", "example", "examples", "required"})

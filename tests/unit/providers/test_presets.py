@@ -12,8 +12,8 @@ import pytest
 from ccproxy_core.providers.presets import (
     PRESETS,
     apply_preset,
-    auth_headers,
     clean_schema,
+    key_headers,
     preset_for,
     preset_for_provider,
     upstream_url,
@@ -447,9 +447,9 @@ def test_upstream_url_errors(preset: str, base: str, kind: Any, message: str) ->
         ("openai", "", {}),
     ],
 )
-def test_auth_headers(preset: str, key: str, expected: dict[str, str]) -> None:
+def test_each_preset_key_header(preset: str, key: str, expected: dict[str, str]) -> None:
     """Each preset carries its key in its own header; no key, no header."""
-    assert auth_headers(PRESETS[preset], key) == expected
+    assert key_headers(PRESETS[preset].auth_header, key) == expected
 
 
 @pytest.mark.parametrize(
