@@ -288,3 +288,58 @@ async def test_codex_runs_a_shell_command_through_ccproxy(
         # Codex's developer messages became the system prompt; its hosted web_search was left out.
         assert "Codex" in first["system"][0]["text"]
         assert all(tool["name"] != "web_search" and "type" not in tool for tool in first["tools"])
+
+
+async def _overloaded(request: web.Request) -> web.StreamResponse:
+    """529 before the first byte."""
+    body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded right now"}}
+    return web.json_response(body, status=529)
+
+
+async def _breaks_off(request: web.Request) -> web.StreamResponse:
+    """An answer that starts, then fails in-band with Anthropic's `error` event."""
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    message: JSON = {
+        "id": "msg_x",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1},
+    }
+    await response.write(_sse("message_start", {"type": "message_start", "message": message}))
+    await response.write(
+        _sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
+    )
+    await response.write(
+        _sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me"}},
+        )
+    )
+    await response.write(
+        _sse("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded right now"}})
+    )
+    await response.write_eof()
+    return response
+
+
+@pytest.mark.parametrize("answer", [_overloaded, _breaks_off], ids=["before the first byte", "mid-stream"])
+async def test_codex_shows_a_provider_error(
+    answer: Any, make_proxy: ProxyFactory, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """A provider's error reaches Codex (an HTTP error, or response.failed mid-stream) and Codex prints it."""
+    app = web.Application()
+    app.router.add_post("/v1/messages", answer)
+    server: TestServer = await aiohttp_server(app)
+    upstream = {"name": "up", "kind": "anthropic", "api_base_url": str(server.make_url("")).rstrip("/"), "api_key": "k"}
+    proxy = await make_proxy({"providers": [upstream], "routes": {"default": {"provider": "up", "model": "m"}}})
+    code, _, stderr = await run_codex(proxy, tmp_path / "codex-home")
+    assert code != 0
+    assert "Overloaded right now" in stderr, stderr[-3000:]
