@@ -112,6 +112,7 @@ class Metrics:
         self.breakers = breakers
         self.header_utilization: dict[tuple[str, str], dict[str, float]] = {}
         self._series: dict[tuple[str, str, str, int], _Series] = {}
+        self._attempts: dict[tuple[str, str, str], Any] = {}
         self._header_read: dict[tuple[str, str], float] = {}
         r = self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
@@ -178,7 +179,11 @@ class Metrics:
             series.cost.inc(rec.cost_usd)
 
     def attempt(self, provider: str, credential: str, status: int | None) -> None:
-        self.attempts.labels(provider, credential or "-", outcome_of(status)).inc()
+        key = (provider, credential or "-", outcome_of(status))
+        child = self._attempts.get(key)
+        if child is None:
+            child = self._attempts[key] = self.attempts.labels(*key)
+        child.inc()
 
     def rate_headers(self, provider: str, credential: str, headers: Mapping[str, str], now: float) -> None:
         """Token and request window use from a provider's rate-limit headers (read at most once a second)."""
