@@ -148,8 +148,8 @@ def response_object(
     model: str,
     status: str,
     output: list[JSON],
-    usage: JSON | None,
     echo: Mapping[str, Any],
+    usage: JSON | None = None,
     incomplete: JSON | None = None,
     error: JSON | None = None,
 ) -> JSON:
