@@ -22,8 +22,6 @@ from cattrs.v import format_exception
 from ccproxy_core import __version__
 from ccproxy_core.core.breaker import BreakerSettings
 from ccproxy_core.core.pricing import PriceSetting
-from ccproxy_core.core.routing import SCENARIOS
-from ccproxy_core.providers.presets import PRESETS, preset_for_provider
 
 Seconds = NewType("Seconds", float)
 # A file path setting: `~` is expanded when the config is read (a Go config's "~/.ccproxy/...").
@@ -335,6 +333,8 @@ def structure(data: Mapping[str, Any], source: str = "config", *, check_referenc
 
 def _check_providers(config: Config, source: str) -> list[str]:
     """Each provider must resolve to a preset and an endpoint; found at load, not as a 500 later."""
+    from ccproxy_core.providers.presets import PRESETS, preset_for_provider  # here: `ccproxy version` stays fast
+
     problems = []
     for i, p in enumerate(config.providers):
         raw = converter.unstructure(p)
@@ -354,15 +354,14 @@ def _check_providers(config: Config, source: str) -> list[str]:
     return problems
 
 
-_SCENARIO_NAMES = SCENARIOS
-
-
 def _check_route_names(config: Config, source: str) -> list[str]:
     """A route key close to a scenario name is a typo ("defualt"), not a model alias."""
+    from ccproxy_core.core.routing import SCENARIOS
+
     problems = []
-    lowered = {s.lower(): s for s in _SCENARIO_NAMES}
+    lowered = {s.lower(): s for s in SCENARIOS}
     for key in config.routes:
-        if key in _SCENARIO_NAMES or set(key) & set("*?["):
+        if key in SCENARIOS or set(key) & set("*?["):
             continue
         folded = key.lower().replace("_", "").replace("-", "")
         close = lowered.get(folded) or next(
@@ -371,7 +370,7 @@ def _check_route_names(config: Config, source: str) -> list[str]:
         if close is not None:
             problems.append(
                 f"{source}: routes.{key}: not a scenario name; did you mean "
-                f"{lowered.get(close, close)!r}? (scenarios: {', '.join(_SCENARIO_NAMES)}; "
+                f"{lowered.get(close, close)!r}? (scenarios: {', '.join(SCENARIOS)}; "
                 "any other key is the exact model name it aliases)"
             )
     return problems
