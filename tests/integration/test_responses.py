@@ -231,6 +231,15 @@ async def test_previous_response_id_is_refused_by_name(sdk: Sdk, proxy: str, fak
     assert "resp_abc123" in str(caught.value) and not fake.requests
 
 
+async def test_stored_responses_are_not_found_by_name(sdk: Sdk, proxy: str) -> None:
+    """Retrieving, deleting or cancelling a response is a 404 that names it: ccproxy keeps none."""
+    client = sdk(proxy)
+    for call in (client.responses.retrieve, client.responses.delete, client.responses.cancel):
+        with pytest.raises(openai.NotFoundError) as caught:
+            await call("resp_abc123")
+        assert "resp_abc123" in str(caught.value)
+
+
 async def test_hosted_tools_are_dropped_named_and_do_not_route(make_proxy: ProxyFactory, make_fake: Any) -> None:
     """web_search is left out, named in x-ccproxy-dropped-tools, and the webSearch route does not fire."""
     main, search = await make_fake(), await make_fake()
