@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from ccproxy_core.core.errors import JSON, NotFound, ProxyError, openai_status_and_body
+from ccproxy_core.core.headers import X_DROPPED_TOOLS
 from ccproxy_core.core.sse import SSEEvent, event_json
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.server import calls, dispatch
@@ -38,8 +39,6 @@ from ccproxy_core.translate.responses_request import responses_to_messages
 from ccproxy_core.translate.responses_response import ResponsesPlan, message_to_response
 from ccproxy_core.translate.responses_stream import ResponsesStreamTranslator, encode_event
 
-# Names the hosted tools (web_search, ...) that were left out because no provider here runs them.
-DROPPED_TOOLS_HEADER = "x-ccproxy-dropped-tools"
 # Responses streams have no ping event; an SSE comment keeps idle connections open.
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -52,7 +51,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     stream = body.get("stream") is True
     messages_body, plan = responses_to_messages(body, model=model)
     candidates = dispatch.plan_request(state, state.runtime, messages_body, request.headers)
-    dropped = {DROPPED_TOOLS_HEADER: ", ".join(plan.dropped_tools)} if plan.dropped_tools else {}
+    dropped = {X_DROPPED_TOOLS: ", ".join(plan.dropped_tools)} if plan.dropped_tools else {}
     call = _Call(request, plan, messages_body, model, stream, int(time.time()))
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
