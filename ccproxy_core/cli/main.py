@@ -437,20 +437,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        return _failed(exc)
+    return result
+
+
+def _failed(exc: Exception) -> int:
+    """A command's expected failure as one line and its exit code; anything else goes on up.
+
+    The error classes are imported here, not before the command runs: `ccproxy version` and
+    `ccproxy status` then never load the config model."""
     from ccproxy_core.config.model import ConfigError
     from ccproxy_core.core.errors import ProxyError
 
-    try:
-        result: int = args.func(args)
-    except ConfigError as exc:
+    if isinstance(exc, ConfigError):
         print("ccproxy: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
         return 2
-    except ProxyError as exc:
+    if isinstance(exc, ProxyError):
         print(f"ccproxy: {exc.message}", file=sys.stderr)
         return 1
-    except (CommandError, OSError) as exc:  # OSError: a file or port the user must fix (permissions, ...)
+    if isinstance(exc, (CommandError, OSError)):  # OSError: a file or port the user must fix (permissions, ...)
         print(f"ccproxy: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
-    return result
+    raise exc
