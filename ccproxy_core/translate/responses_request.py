@@ -42,7 +42,7 @@ from typing import Any
 
 from ccproxy_core.core.errors import JSON, InvalidRequest
 from ccproxy_core.translate.messages_content import parse_arguments, tool_result_block, user_blocks
-from ccproxy_core.translate.messages_request import THINKING_BUDGETS, _tool_loop_without_thinking
+from ccproxy_core.translate.messages_request import THINKING_BUDGETS, tool_loop_without_thinking
 from ccproxy_core.translate.messages_response import JSON_TOOL_NAME
 from ccproxy_core.translate.responses_response import CallTarget, ResponsesPlan, decode_thinking
 from ccproxy_core.translate.responses_tools import anthropic_tools, flat_name, text_format, tool_choice
@@ -102,7 +102,7 @@ def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4
 
     choice = tool_choice(body.get("tool_choice"), targets)
     budget = _thinking_budget(body.get("reasoning"))
-    if budget is not None and (_tool_loop_without_thinking(turns.turns) or _forces_a_tool(choice)):
+    if budget is not None and (tool_loop_without_thinking(turns.turns) or _forces_a_tool(choice)):
         budget = None  # Anthropic refuses thinking in both cases; the conversation and the forced call come first
     out: JSON = {
         "model": model,
