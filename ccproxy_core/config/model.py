@@ -159,9 +159,9 @@ class SdkConfig:
     """SDK mode (`/claude`, `/sdk`): how the local Claude Code CLI runs. Safe by default: no tools,
     no user settings, hooks or MCP servers (see ccproxy_core.sdk.command)."""
 
-    cli_path: str = ""  # "" = `claude` on the PATH
+    cli_path: PathSetting = PathSetting("")  # "" = `claude` on the PATH
     env: dict[str, str] = Factory(dict)  # added to the proxy's environment for the CLI
-    cwd: str = ""  # "" = a private empty directory under the state dir
+    cwd: PathSetting = PathSetting("")  # "" = a private empty directory under the state dir
     user_settings: bool = False  # the user's own Claude Code settings, hooks and MCP servers
     allowed_tools: tuple[str, ...] = ()  # Claude Code tools that may run, without a prompt
     mcp_servers: dict[str, dict[str, Any]] = Factory(dict)  # name -> MCP server config
