@@ -83,6 +83,9 @@ class ProviderConfig:
     headers: dict[str, str] = Factory(dict)
     requests_per_minute: int = 0
     burst: int = 0
+    # Send reasoning controls (Claude Code's thinking as reasoning_effort): "auto" = only to
+    # models known to take them (presets.REASONING_MODELS); true / false = always / never.
+    reasoning: bool | Literal["auto"] = "auto"
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -240,6 +243,15 @@ def _boolean(value: Any, _: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _reasoning(value: Any, _: Any) -> bool | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    try:
+        return _boolean(value, None)
+    except ValueError:
+        raise ValueError(f'expected true, false or "auto", got {value!r}') from None
+
+
 def _strict_str(value: Any, _: Any) -> str:
     if isinstance(value, (dict, list)):
         raise ValueError(f"expected a string, got {type(value).__name__}")
@@ -275,6 +287,7 @@ converter.register_structure_hook(Seconds, _seconds)
 converter.register_structure_hook(bool, _boolean)
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook_func(lambda t: t == bool | Literal["auto"], _reasoning)
 # BreakerSettings lives with the (pure) breaker and types its times as plain floats; in a config
 # file they are durations like every other time ("30s", "1m").
 converter.register_structure_hook(

@@ -436,9 +436,14 @@ def reasoning_chat_stream() -> Stream:
     return Stream([*events, b"data: [DONE]\n\n"])
 
 
-async def test_reasoning_through_chat(sdk: Sdk, chat_proxy: str, fake: FakeUpstream) -> None:
+async def test_reasoning_through_chat(sdk: Sdk, make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
     """A Chat provider's reasoning_content streams as reasoning summary text; effort goes up as reasoning_effort."""
     fake.default = reasoning_chat_stream()
+    # a reasoning model: gpt-4.1 refuses reasoning_effort, so the proxy sends it only to those that take it
+    route = {"default": {"provider": "openai", "model": "o3"}}
+    chat_proxy = await make_proxy(
+        {"providers": [{"name": "openai", "api_base_url": fake.url + "/v1", "api_key": "sk-up"}], "routes": route}
+    )
     async with sdk(chat_proxy).responses.stream(model=MODEL, input="hi", reasoning={"effort": "high"}) as stream:
         summary = "".join([e.delta async for e in stream if e.type == "response.reasoning_summary_text.delta"])
         final = await stream.get_final_response()
