@@ -21,6 +21,7 @@ from ccproxy_core.core.headers import X_ROUTE
 from ccproxy_core.core.outcome import OK
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.server import keyguard
 from ccproxy_core.server.state import ProviderRuntime, Runtime, State
 
 log = logging.getLogger("ccproxy.route")
@@ -59,6 +60,7 @@ def plan(state: State, runtime: Runtime, view: routing.RequestView) -> list[Cand
     candidates = [
         Candidate(runtime.providers[r.provider], r.model, r.reason) for r in chain if r.provider in runtime.providers
     ]
+    candidates = keyguard.filter_candidates(candidates)  # a client key's provider list
     log.info(
         "route %s -> %s,%s (%s)%s",
         view.model or "-",
