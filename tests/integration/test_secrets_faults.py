@@ -168,6 +168,7 @@ async def test_no_secret_leaves_the_process_in_200_captured_outputs(
         for path in paths:
             async with session.get(f"{url}{path}") as r:
                 outputs.append(await r.text())
+        assert "gsk_…" in outputs[-len(paths) + 2], "lastError quotes the keys, masked"
 
     config_file = tmp_path / "config.json"
     config_file.write_bytes(orjson.dumps(raw))
