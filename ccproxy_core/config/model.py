@@ -106,6 +106,9 @@ class RouterConfig:
     big_model: str = ""
     small_model: str = ""
     preferred_provider: str = ""
+    # The `think` route fires on thinking beyond Claude Code's defaults (31999, "high"): see routing.
+    think_budget_threshold: int = 32000
+    think_effort: Literal["low", "medium", "high", "xhigh", "max"] = "xhigh"
 
 
 @frozen
