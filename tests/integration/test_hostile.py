@@ -9,10 +9,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
+import os
+import signal
+import socket
+import sys
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -369,3 +375,43 @@ def test_the_log_trap_sees_ccproxy_records() -> None:
         logging.getLogger("aiohttp.server").error("probe")
     assert [r.getMessage() for r in logs.warnings()] == ["probe"]
     assert logs.tracebacks() == ["ERROR aiohttp.server: probe"]
+
+
+# -- the same through `ccproxy serve` --------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_ccproxy_serve_answers_bad_framing_in_json_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    """The real command serves through ccproxy's protocol: bad framing gets JSON, one WARNING line,
+    no traceback; SIGTERM still drains and exits 0."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "config.json"
+    config.write_text(orjson.dumps({"port": port, "log": {"level": "info"}}).decode())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CCPROXY_", "ANTHROPIC_"))}
+    argv = [sys.executable, str(Path(__file__).resolve().parents[2] / "ccproxy.py"), "serve", "--config", str(config)]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        assert proc.stdout is not None
+        while b"listening" not in await asyncio.wait_for(proc.stdout.readline(), 60):
+            pass
+        answer = parse_answer(await exchange(port, FRAMING["conflicting content-length"]))
+        chat = parse_answer(
+            await exchange(port, FRAMING["bad chunk size"].replace(b"/v1/messages", b"/v1/chat/completions"))
+        )
+        proc.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(proc.stdout.read(), 60)).decode()
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert answer.status == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    assert_openai_error(chat.json())
+    assert output.count("WARNING ccproxy: refused malformed HTTP request") == 2, output
+    assert "Traceback" not in output and " ERROR " not in output, output
