@@ -48,8 +48,13 @@ def dialect_of(data: bytes) -> bool | None:
     return openai_dialect(path, b"\n" + ANTHROPIC_VERSION.encode() + b":" in data[:65536].lower())
 
 
+# aiohttp quotes the offending header line; a credential in it goes neither to the log nor back.
+_CREDENTIAL = re.compile(r"(?i)\b((?:proxy-)?authorization|x-api-key|cookie)(\s*:\s*)[^'\"]*")
+
+
 def framing_error(exc: BaseException | None, message: str | None) -> ProxyError:
-    why = " ".join((message or getattr(exc, "message", "") or "malformed HTTP request").split())[:_SHOWN]
+    why = " ".join((message or getattr(exc, "message", "") or "malformed HTTP request").split())
+    why = _CREDENTIAL.sub(r"\1\2[redacted]", why)[:_SHOWN]
     return InvalidRequest(f"malformed HTTP request: {why}")
 
 

@@ -240,6 +240,17 @@ async def test_framing_errors_answer_in_the_dialect_of_the_request_line(fake: Fa
     assert_anthropic_error(unknown.json(), "invalid_request_error")
 
 
+async def test_a_credential_in_a_malformed_header_line_is_not_echoed_or_logged(fake: FakeUpstream) -> None:
+    """aiohttp quotes the bad header line; a key in it is redacted in both the answer and the log."""
+    raw = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-ant-secret\x01\r\nContent-Length: 2\r\n\r\n{}"
+    with trapped_logs() as logs:
+        async with serving(config(fake)) as port:
+            answer = parse_answer(await exchange(port, raw))
+    assert answer.status == 400
+    assert b"sk-ant-secret" not in answer.body and b"[redacted]" in answer.body
+    assert not [r for r in logs.records if "sk-ant-secret" in r.getMessage()]
+
+
 @pytest.mark.parametrize("coding", ["br", "zstd", "gzip, br", "compress"])
 async def test_request_bodies_in_codings_without_a_decoder_get_415(fake: FakeUpstream, coding: str) -> None:
     """br, zstd and other codings get a JSON 415 naming the codings that work, in the client's dialect."""
