@@ -11,7 +11,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ccproxy_core.core import inbound
 from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge
 from ccproxy_core.core.wire import JSON
-from ccproxy_core.server import keyguard, reqlog
+from ccproxy_core.server import keyguard, reqlog, sessions
 from ccproxy_core.server.state import STATE
 
 
@@ -74,6 +74,7 @@ async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bo
     stream = body.get("stream") is True
     reqlog.requested(model, stream)
     keyguard.check_model(model)  # a client key's model list: 403 naming what it may use
+    sessions.note(request, body)  # the conversation, for its sticky credential
     return raw, body, model, stream
 
 

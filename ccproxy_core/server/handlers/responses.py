@@ -26,7 +26,7 @@ from ccproxy_core.core.errors import JSON, NotFound, ProxyError, openai_status_a
 from ccproxy_core.core.headers import X_DROPPED_TOOLS
 from ccproxy_core.core.sse import SSEEvent, event_json
 from ccproxy_core.core.tokens import estimate_tokens
-from ccproxy_core.server import calls, dispatch
+from ccproxy_core.server import calls, dispatch, sessions
 from ccproxy_core.server.handlers import chat, models
 from ccproxy_core.server.handlers.common import json_response, read_json, require_str
 from ccproxy_core.server.keyguard import check_model as keyguard_check_model
@@ -48,6 +48,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     _, body = await read_json(request)
     model = require_str(body, "model")
     keyguard_check_model(model)  # a client key's model list
+    sessions.note(request, body)  # the conversation, for its sticky credential
     stream = body.get("stream") is True
     messages_body, plan = responses_to_messages(body, model=model)
     candidates = dispatch.plan_request(state, state.runtime, messages_body, request.headers)
