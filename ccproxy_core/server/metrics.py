@@ -148,6 +148,12 @@ class Metrics:
             ["provider", "credential", "outcome"],
             registry=r,
         )
+        # Per client (a client key's name, `admin`, or `anonymous`; never the key itself).
+        self.client_requests = Counter(
+            "ccproxy_client_requests", "Proxied requests per client key name", ["client", "status"], registry=r
+        )
+        self.client_cost = Counter("ccproxy_client_cost_usd", "Cost per client key name in USD", ["client"], registry=r)
+        self._clients: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.streams = Gauge("ccproxy_streams_in_flight", "Streaming answers being sent right now", registry=r)
         self.dropped = Counter(
             "ccproxy_ledger_dropped_rows", "Ledger rows dropped because its queue was full", registry=r
@@ -177,6 +183,15 @@ class Metrics:
                 child.inc(count)
         if rec.cost_usd:
             series.cost.inc(rec.cost_usd)
+        client = self._clients.get((rec.client, rec.status))
+        if client is None:
+            client = self._clients[(rec.client, rec.status)] = (
+                self.client_requests.labels(rec.client, str(rec.status)),
+                self.client_cost.labels(rec.client),
+            )
+        client[0].inc()
+        if rec.cost_usd:
+            client[1].inc(rec.cost_usd)
 
     def attempt(self, provider: str, credential: str, status: int | None) -> None:
         key = (provider, credential or "-", outcome_of(status))

@@ -56,7 +56,7 @@ async def message(url: str, key: str, body: dict[str, Any] = REQUEST) -> tuple[i
 async def test_admin_creates_a_key_that_the_sdks_use_and_usage_is_under_its_name(
     make_proxy: ProxyFactory, fake: FakeUpstream
 ) -> None:
-    """A key from POST /admin/keys works with the anthropic SDK; the ledger and /usage name the key's owner."""
+    """A key from POST /admin/keys works with the anthropic SDK; the ledger, /usage and /metrics carry its name."""
     url = await make_proxy(config(fake))
     key = await create(url, "alice")
     assert key.startswith("ccp-") and len(key) > 30
@@ -67,6 +67,9 @@ async def test_admin_creates_a_key_that_the_sdks_use_and_usage_is_under_its_name
     status, _, doc = await call(url, "GET", "/usage?group_by=client")
     assert status == 200
     assert {row["key"] for row in doc["rows"]} >= {"alice"}
+    _, _, metrics = await call(url, "GET", "/metrics")
+    assert 'ccproxy_client_requests_total{client="alice",status="200"} 1.0' in metrics
+    assert key not in metrics
 
 
 async def test_a_key_is_needed_once_keys_exist_loopback_included(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
