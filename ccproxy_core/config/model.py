@@ -138,6 +138,8 @@ class RotationConfig:
     max_retry_after: Seconds = Seconds(900.0)
     # A rejected API key is tried again by itself after this, doubling per rejection (max 30 min).
     auth_reprobe: Seconds = Seconds(30.0)
+    # A conversation stays on the credential that served it until this long after its last request.
+    sticky_ttl: Seconds = Seconds(3600.0)
 
 
 @frozen

@@ -35,7 +35,7 @@ from ccproxy_core.core.headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
 from ccproxy_core.core.outcome import OK, Outcome, OutcomeKind
 from ccproxy_core.core.pool import Credential as PoolCredential
 from ccproxy_core.core.pool import CredentialPool, PoolSettings, api_key_credentials
-from ccproxy_core.core.sticky import DEFAULT_TTL, StickyTable
+from ccproxy_core.core.sticky import StickyTable
 from ccproxy_core.providers.presets import AuthHeader, key_headers
 
 log = logging.getLogger("ccproxy.pool")
@@ -85,7 +85,7 @@ class ProviderPool:
         self.scheduler: oauth.RefreshScheduler | None = None
         self.watcher: accounts.AccountsWatcher | None = None
         rotation = config.rotation
-        self.sticky = StickyTable(ttl=getattr(rotation, "sticky_ttl", DEFAULT_TTL))  # conversation -> credential
+        self.sticky = StickyTable(ttl=rotation.sticky_ttl)  # conversation -> credential
         settings = PoolSettings(
             exhausted_cooldown_seconds=rotation.default_cooldown,
             rate_limit_cooldown_seconds=rotation.rate_limit_cooldown,

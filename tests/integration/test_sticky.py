@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -149,3 +150,16 @@ async def test_a_refused_thinking_signature_is_retried_once_without_earlier_thin
 
 def _name(key: str) -> str:
     return f"key-{KEYS.index(key) + 1}"
+
+
+async def test_a_conversation_idle_past_sticky_ttl_goes_round_robin_again(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    """rotation.sticky_ttl: after that long without a request the conversation is new again."""
+    fake.default = Stream(sse_events("anthropic/stream_text.sse"))
+    url = await make_proxy({**pool_config(fake), "rotation": {"sticky_ttl": "200ms"}})
+    await conversation(url, "idle", 2)
+    await asyncio.sleep(0.3)
+    await conversation(url, "idle", 1)
+    used = keys_used(fake)
+    assert used[0] == used[1] != used[2]
