@@ -88,7 +88,7 @@ _BLOCK_STATES = frozenset(
     }
 )
 
-# What a content_block_start opens, by the name `_block_kind` gives it.
+# The block a content_block_start opens, by the event `_on_block_start` moves with.
 _OPENED_BY: dict[str, _State] = {
     "leading_text": _State.LEADING,
     "text": _State.TEXT,
