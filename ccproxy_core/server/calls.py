@@ -36,7 +36,7 @@ from ccproxy_core.core.headers import (
 from ccproxy_core.core.outcome import classify, no_answer
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import presets
-from ccproxy_core.server import sessions
+from ccproxy_core.server import reqlog, sessions
 from ccproxy_core.server.state import STATE, ProviderRuntime
 from ccproxy_core.server.upstream import Answer
 
@@ -52,9 +52,11 @@ class UpstreamReply:
     async def body(self) -> bytes:
         """The whole answer; the client has nothing yet, so a broken read may still fail over."""
         try:
-            return await self.answer.read()
+            data = await self.answer.read()
         except (UpstreamUnreachable, UpstreamTimeout) as exc:
             raise AttemptFailed(exc, outcome=no_answer(exc.message)) from exc
+        reqlog.upstream_body(data)
+        return data
 
     async def json_body(self) -> Any:
         data = await self.body()
@@ -177,7 +179,9 @@ async def _call(
                 answer.release()
         except (UpstreamUnreachable, UpstreamTimeout) as exc:
             # Nothing has reached the client yet: a provider that cannot be reached or read may be replaced.
+            reqlog.attempt(credential.name, None)
             raise AttemptFailed(exc, outcome=no_answer(exc.message)) from exc
+        reqlog.attempt(credential.name, answer.status, answer.headers)
         if answer.status < 400:
             attempts.succeeded(answer.headers)
             try:

@@ -21,7 +21,7 @@ from ccproxy_core.core.headers import X_ROUTE
 from ccproxy_core.core.outcome import OK
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
-from ccproxy_core.server import keyguard
+from ccproxy_core.server import keyguard, reqlog
 from ccproxy_core.server.state import ProviderRuntime, Runtime, State
 
 log = logging.getLogger("ccproxy.route")
@@ -89,6 +89,7 @@ async def run(state: State, candidates: list[Candidate], attempt: Attempt) -> we
             continue
         try:
             state.admit_provider(name)
+            reqlog.routed(name, candidate.model, candidate.reason)
             response = await attempt(candidate)
         except AttemptFailed as exc:
             if exc.outcome is not None:
