@@ -61,7 +61,7 @@ def plan(state: State, runtime: Runtime, view: routing.RequestView) -> list[Cand
         Candidate(runtime.providers[r.provider], r.model, r.reason) for r in chain if r.provider in runtime.providers
     ]
     candidates = keyguard.filter_candidates(candidates)  # a client key's provider list
-    log.info(
+    log.debug(  # the access log's one line per request carries the route; this adds the fallback chain
         "route %s -> %s,%s (%s)%s",
         view.model or "-",
         primary.provider,
