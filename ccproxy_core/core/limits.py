@@ -60,9 +60,10 @@ def month_window(now: float) -> tuple[float, float]:
 
 def _roll(c: Counters, now: float) -> None:
     """Start new budget windows when the UTC day or month has turned."""
-    day = day_window(now)[0]
-    if c.day != day:
-        c.day, c.spent_day = day, 0.0
+    day = now - now % 86400.0
+    if c.day == day:
+        return  # the same UTC day, so the same month: the common case costs one modulo
+    c.day, c.spent_day = day, 0.0
     month = month_window(now)[0]
     if c.month != month:
         c.month, c.spent_month = month, 0.0

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import platformdirs
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 
 from ccproxy_core.keys.model import KEY_PREFIX, ClientKey, KeySettingError, Limits, check_name
 
@@ -63,11 +63,18 @@ class KeyIndex:
 
     pepper: bytes
     by_digest: dict[str, ClientKey]
+    _mac: Any = field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Keyed once: each lookup copies the keyed state instead of keying HMAC again.
+        object.__setattr__(self, "_mac", hmac.new(self.pepper, digestmod=hashlib.sha256))
 
     def lookup(self, presented: str) -> ClientKey | None:
         if not presented.startswith(KEY_PREFIX):
             return None
-        return self.by_digest.get(digest_of(self.pepper, presented))
+        mac = self._mac.copy()
+        mac.update(presented.encode())
+        return self.by_digest.get(mac.hexdigest())
 
     def __len__(self) -> int:
         return len(self.by_digest)
