@@ -381,7 +381,19 @@ class ResponsesStreamTranslator:
         self._text_delta(out, item, text)
 
     def _text_delta(self, out: list[JSON], item: _Item, text: str) -> None:
-        self._emit(out, "response.output_text.delta", **item.ids(content_index=0), delta=text, logprobs=[])
+        # The hot path of every stream: built directly rather than through `_emit`.
+        out.append(
+            {
+                "type": "response.output_text.delta",
+                "item_id": item.id,
+                "output_index": item.index,
+                "content_index": 0,
+                "delta": text,
+                "logprobs": [],
+                "sequence_number": self._seq,
+            }
+        )
+        self._seq += 1
 
     def _on_thinking(self, delta: JSON, out: list[JSON]) -> None:
         thought = delta.get("thinking")
