@@ -324,26 +324,44 @@ class _Conversation:
         return {"type": "tool_use", "id": safe_tool_use_id(call_id), "name": anthropic_name, "input": tool_input}
 
     def _answer_missing_results(self) -> None:
-        """Anthropic wants every tool_use answered in the next turn; a call without output gets a note."""
-        for k, turn in enumerate(self.turns):
-            if turn["role"] != "assistant":
-                continue
-            calls = [b["id"] for b in turn["content"] if b["type"] == "tool_use"]
-            if not calls:
-                continue
+        """Anthropic wants every tool_use answered in the next turn, and every tool_result to answer one.
+
+        A call without output gets a note; an output whose call is not in the turn before (a
+        history the client trimmed) becomes text, so its content still reaches the model."""
+        k = 0
+        while k < len(self.turns):
+            turn = self.turns[k]
+            calls = [b["id"] for b in turn["content"] if b["type"] == "tool_use"] if turn["role"] == "assistant" else []
             following = self.turns[k + 1] if k + 1 < len(self.turns) else None
+            if following is not None and following["role"] == "user":
+                content = [_orphan_as_text(b) if _orphan(b, calls) else b for b in following["content"]]
+                content.sort(key=lambda b: b["type"] != "tool_result")  # stable: results first, order kept
+                following["content"] = content
             answered = {b.get("tool_use_id") for b in following["content"]} if following else set()
             missing = [
                 {"type": "tool_result", "tool_use_id": c, "content": "[no output was recorded for this call]"}
                 for c in calls
                 if c not in answered
             ]
-            if not missing:
-                continue
-            if following is None or following["role"] != "user":
+            if missing and (following is None or following["role"] != "user"):
                 self.turns.insert(k + 1, {"role": "user", "content": missing})
-            else:
+            elif missing and following is not None:
                 following["content"][0:0] = missing
+            k += 1
+        first = self.turns[0]
+        if first["role"] == "user":
+            first["content"] = [_orphan_as_text(b) if _orphan(b, []) else b for b in first["content"]]
+
+
+def _orphan(block: JSON, calls: list[str]) -> bool:
+    return block["type"] == "tool_result" and block.get("tool_use_id") not in calls
+
+
+def _orphan_as_text(block: JSON) -> JSON:
+    content = block.get("content")
+    if isinstance(content, list):
+        content = "\n".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
+    return {"type": "text", "text": f"[output of tool call {block.get('tool_use_id')}]\n{content or ''}"}
 
 
 # -- scalar fields ------------------------------------------------------------------------
