@@ -14,9 +14,12 @@ import orjson
 import pytest
 
 from ccproxy_core.config.model import ConfigError, structure
+from ccproxy_core.core import limits
 from ccproxy_core.keys.model import Limits
 from ccproxy_core.keys.store import KeyStore
 from ccproxy_core.server.app import create_app
+from ccproxy_core.usage.ledger import INSERT, connect, default_path
+from ccproxy_core.usage.record import UsageRecord
 from tests.conftest import ProxyFactory
 from tests.fakes import FakeUpstream, Reply, Stream, json_reply, sse_events
 
@@ -276,3 +279,23 @@ async def test_a_stream_error_reply_is_answered_in_the_clients_dialect(
     with pytest.raises(openai.AuthenticationError, match="revoked"):
         await client.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "x"}])
     fake.default = Reply(status=200)
+
+
+async def test_a_restarted_server_reads_the_days_spend_back_from_the_ledger(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    """Spend already in the ledger today counts: a key whose budget it passed is refused by a fresh server."""
+    now = time.time()
+    conn = connect(default_path(), create=True)
+    today = UsageRecord(ts=now - 60, request_id="r1", client="spender", provider="anthropic", status=200, cost_usd=0.02)
+    long_ago = UsageRecord(ts=now - 40 * 86400, request_id="r0", client="saver", status=200, cost_usd=5.0)
+    conn.executemany(INSERT, [today.row(), long_ago.row()])
+    conn.close()
+    _, spender = KeyStore().create("spender", Limits(budget_day_usd=0.01), now)
+    _, saver = KeyStore().create("saver", Limits(budget_day_usd=0.01, budget_month_usd=1.0), now)
+    url = await make_proxy(config(fake))
+    status, headers, doc = await message(url, spender)
+    assert status == 429 and "daily budget" in doc["error"]["message"] and "$0.0200" in doc["error"]["message"]
+    assert abs(int(headers["retry-after"]) - (limits.day_window(time.time())[1] - time.time())) < 60
+    assert (await message(url, saver))[0] == 200  # last month's spend is not this month's
+    assert len(fake.requests) == 1
