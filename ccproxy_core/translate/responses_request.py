@@ -44,7 +44,7 @@ from ccproxy_core.core.errors import JSON, InvalidRequest
 from ccproxy_core.translate.messages_content import parse_arguments, tool_result_block, user_blocks
 from ccproxy_core.translate.messages_request import THINKING_BUDGETS, tool_loop_without_thinking
 from ccproxy_core.translate.messages_response import JSON_TOOL_NAME
-from ccproxy_core.translate.responses_response import CallTarget, ResponsesPlan, decode_thinking
+from ccproxy_core.translate.responses_response import CallTarget, ResponsesPlan, decode_thinking, response_echo
 from ccproxy_core.translate.responses_tools import anthropic_tools, flat_name, text_format, tool_choice
 from ccproxy_core.translate.tool_names import safe_tool_use_id
 
@@ -73,20 +73,6 @@ _OPENAI_ONLY_ITEMS = frozenset(
         "compaction",
     }
 )
-# Echoed in the `response` object as OpenAI does, with OpenAI's defaults.
-_ECHO_DEFAULTS: dict[str, Any] = {
-    "instructions": None,
-    "max_output_tokens": None,
-    "metadata": {},
-    "parallel_tool_calls": True,
-    "previous_response_id": None,
-    "store": True,
-    "temperature": 1.0,
-    "tool_choice": "auto",
-    "tools": [],
-    "top_p": 1.0,
-    "truncation": "disabled",
-}
 
 
 def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4096) -> tuple[JSON, ResponsesPlan]:
@@ -139,7 +125,7 @@ def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4
         dropped_tools=tuple(dropped),
         json_mode=schema is not None,
         effort=_effort(body.get("reasoning")) if budget is not None else None,
-        echo=_echo(body),
+        echo=response_echo(body),
     )
     return out, plan
 
@@ -157,25 +143,6 @@ def _refuse_state(body: Mapping[str, Any]) -> None:
         raise InvalidRequest("prompt: stored prompt templates live at OpenAI; send `instructions` and `input`")
     if body.get("background") is True:
         raise InvalidRequest("background: ccproxy answers in the foreground only; leave `background` out")
-
-
-def _echo(body: Mapping[str, Any]) -> JSON:
-    echo = {key: default if body.get(key) is None else body[key] for key, default in _ECHO_DEFAULTS.items()}
-    reasoning = body.get("reasoning")
-    reasoning = reasoning if isinstance(reasoning, Mapping) else {}
-    echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
-    tools = echo["tools"]
-    if isinstance(tools, list):  # as OpenAI echoes them: function tools state `strict` and `parameters`
-        echo["tools"] = [_echo_tool(tool) for tool in tools]
-    text = body.get("text")
-    echo["text"] = text if isinstance(text, Mapping) and "format" in text else {"format": {"type": "text"}}
-    return echo
-
-
-def _echo_tool(tool: Any) -> Any:
-    if isinstance(tool, Mapping) and tool.get("type") == "function":
-        return {**tool, "strict": tool.get("strict", True), "parameters": tool.get("parameters")}
-    return tool
 
 
 # -- conversation -------------------------------------------------------------------------

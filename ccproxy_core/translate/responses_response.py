@@ -70,6 +70,42 @@ class ResponsesPlan:
         return self.json_mode and name == JSON_TOOL_NAME
 
 
+# Echoed in the `response` object as OpenAI does, with OpenAI's defaults.
+_ECHO_DEFAULTS: dict[str, Any] = {
+    "instructions": None,
+    "max_output_tokens": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "store": True,
+    "temperature": 1.0,
+    "tool_choice": "auto",
+    "tools": [],
+    "top_p": 1.0,
+    "truncation": "disabled",
+}
+
+
+def response_echo(body: Mapping[str, Any]) -> JSON:
+    """The request fields a `response` object repeats, with OpenAI's defaults for those left out."""
+    echo = {key: default if body.get(key) is None else body[key] for key, default in _ECHO_DEFAULTS.items()}
+    reasoning = body.get("reasoning")
+    reasoning = reasoning if isinstance(reasoning, Mapping) else {}
+    echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
+    tools = echo["tools"]
+    if isinstance(tools, list):  # as OpenAI echoes them: function tools state `strict` and `parameters`
+        echo["tools"] = [_echo_tool(tool) for tool in tools]
+    text = body.get("text")
+    echo["text"] = text if isinstance(text, Mapping) and "format" in text else {"format": {"type": "text"}}
+    return echo
+
+
+def _echo_tool(tool: Any) -> Any:
+    if isinstance(tool, Mapping) and tool.get("type") == "function":
+        return {**tool, "strict": tool.get("strict", True), "parameters": tool.get("parameters")}
+    return tool
+
+
 # -- thinking in encrypted_content ----------------------------------------------------------
 
 
