@@ -70,25 +70,26 @@ class ResponsesPlan:
         return self.json_mode and name == JSON_TOOL_NAME
 
 
-# Echoed in the `response` object as OpenAI does, with OpenAI's defaults.
-_ECHO_DEFAULTS: dict[str, Any] = {
-    "instructions": None,
-    "max_output_tokens": None,
-    "metadata": {},
-    "parallel_tool_calls": True,
-    "previous_response_id": None,
-    "store": True,
-    "temperature": 1.0,
-    "tool_choice": "auto",
-    "tools": [],
-    "top_p": 1.0,
-    "truncation": "disabled",
-}
+def _echo_defaults() -> JSON:
+    """What OpenAI repeats for a field the request left out (fresh objects: nothing is shared)."""
+    return {
+        "instructions": None,
+        "max_output_tokens": None,
+        "metadata": {},
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "store": True,
+        "temperature": 1.0,
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+    }
 
 
 def response_echo(body: Mapping[str, Any]) -> JSON:
     """The request fields a `response` object repeats, with OpenAI's defaults for those left out."""
-    echo = {key: default if body.get(key) is None else body[key] for key, default in _ECHO_DEFAULTS.items()}
+    echo = {key: default if body.get(key) is None else body[key] for key, default in _echo_defaults().items()}
     reasoning = body.get("reasoning")
     reasoning = reasoning if isinstance(reasoning, Mapping) else {}
     echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
