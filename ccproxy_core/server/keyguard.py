@@ -185,16 +185,31 @@ class _Named(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def transparent(self) -> bool: ...
+
 
 C = TypeVar("C", bound=_Routed)
 
 
 def filter_candidates(candidates: Sequence[C]) -> list[C]:
-    """The routing candidates the calling key may use; 403 when its provider list leaves none."""
+    """The routing candidates the calling key may use; 403 when none is left."""
     key = CURRENT_KEY.get()
-    if key is None or not key.limits.providers:
+    if key is None:
         return list(candidates)
-    allowed = [c for c in candidates if c.provider.name in key.limits.providers]
+    # A provider without credentials of its own would send the client key upstream (one added
+    # by a config reload after the start check): never a candidate for a client key.
+    allowed = [
+        c
+        for c in candidates
+        if not c.provider.transparent and (not key.limits.providers or c.provider.name in key.limits.providers)
+    ]
+    if not allowed and any(c.provider.transparent for c in candidates):
+        raise PermissionDenied(
+            f"key {key.name!r}: this request routes to a provider without credentials of its own "
+            f"({', '.join(c.provider.name for c in candidates if c.provider.transparent)}), which client keys "
+            "cannot use; give it api_key/api_keys or auth: oauth"
+        )
     if not allowed:
         routed = ", ".join(dict.fromkeys(c.provider.name for c in candidates))
         raise PermissionDenied(

@@ -12,12 +12,14 @@ import anthropic
 import openai
 import orjson
 import pytest
+from aiohttp.test_utils import TestServer
 
 from ccproxy_core.config.model import ConfigError, structure
 from ccproxy_core.core import limits
 from ccproxy_core.keys.model import Limits
 from ccproxy_core.keys.store import KeyStore
 from ccproxy_core.server.app import create_app
+from ccproxy_core.server.state import STATE
 from ccproxy_core.usage.ledger import INSERT, connect, default_path
 from ccproxy_core.usage.record import UsageRecord
 from tests.conftest import ProxyFactory
@@ -299,3 +301,18 @@ async def test_a_restarted_server_reads_the_days_spend_back_from_the_ledger(
     assert abs(int(headers["retry-after"]) - (limits.day_window(time.time())[1] - time.time())) < 60
     assert (await message(url, saver))[0] == 200  # last month's spend is not this month's
     assert len(fake.requests) == 1
+
+
+async def test_a_provider_made_transparent_by_a_reload_never_sees_a_client_key(
+    aiohttp_server: Any, fake: FakeUpstream
+) -> None:
+    """A config reload that leaves a provider without credentials: client keys get 403, nothing goes upstream."""
+    app = create_app(structure(config(fake)))
+    server: TestServer = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    key = await create(url, "alice")
+    transparent = {"apikey": ADMIN, "providers": [{"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url}]}
+    await app[STATE].reconfigure(structure(transparent))
+    status, _, doc = await message(url, key)
+    assert status == 403 and "without credentials of its own" in doc["error"]["message"]
+    assert fake.requests == []
