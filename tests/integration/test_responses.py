@@ -261,6 +261,30 @@ async def test_hosted_tools_are_dropped_named_and_do_not_route(make_proxy: Proxy
     assert [t["name"] for t in main.requests[0].json()["tools"]] == ["get_weather", "fixed_version"]
 
 
+@pytest.mark.parametrize(("effort", "routed_to"), [("xhigh", "thinker"), ("low", "anthropic"), (None, "anthropic")])
+async def test_a_high_reasoning_effort_takes_the_think_route(
+    make_proxy: ProxyFactory, make_fake: Any, effort: str | None, routed_to: str
+) -> None:
+    """reasoning.effort at or above router.think_effort routes like a Messages client thinking hard."""
+    main, thinker = await make_fake(), await make_fake()
+    main.default = thinker.default = json_reply("anthropic/message_tool_use.json")
+    proxy = await make_proxy(
+        {
+            "providers": [anthropic_provider(main), {**anthropic_provider(thinker), "name": "thinker"}],
+            "routes": {
+                "default": {"provider": "anthropic", "model": MODEL},
+                "think": {"provider": "thinker", "model": "claude-opus-4-8"},
+            },
+        }
+    )
+    body: JSON = {"model": MODEL, "input": "hi", **({"reasoning": {"effort": effort}} if effort else {})}
+    async with aiohttp.ClientSession() as session, session.post(proxy + "/v1/responses", json=body) as resp:
+        assert resp.status == 200
+        assert resp.headers["x-ccproxy-route"].startswith(routed_to + ",")
+    sent = (thinker if routed_to == "thinker" else main).requests[0].json()
+    assert "output_config" not in sent  # routed on, never sent: not every model takes an effort
+
+
 @pytest.mark.parametrize("path", ["/api/v1", "/api/codex", "/api/codex/v1", "/api/codex/sess-42"])
 async def test_every_responses_path_answers(sdk: Sdk, proxy: str, fake: FakeUpstream, path: str) -> None:
     """The /api and /api/codex spellings (with a session id) are the same endpoint."""

@@ -51,7 +51,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     sessions.note(request, body)  # the conversation, for its sticky credential
     stream = body.get("stream") is True
     messages_body, plan = responses_to_messages(body, model=model)
-    candidates = dispatch.plan_request(state, state.runtime, messages_body, request.headers)
+    # The router's think rule reads the effort the client named, which the budget alone would hide.
+    routed = {**messages_body, "output_config": {"effort": plan.effort}} if plan.effort else messages_body
+    candidates = dispatch.plan_request(state, state.runtime, routed, request.headers)
     dropped = {X_DROPPED_TOOLS: ", ".join(plan.dropped_tools)} if plan.dropped_tools else {}
     call = _Call(request, plan, messages_body, model, stream, int(time.time()))
 
