@@ -142,7 +142,7 @@ def request_bytes(
 
 
 class LogTrap(logging.Handler):
-    """Every record from ccproxy's and aiohttp's loggers, once each."""
+    """Every record from the loggers it is attached to, once each."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -168,8 +168,10 @@ class LogTrap(logging.Handler):
 
 @contextmanager
 def trapped_logs() -> Iterator[LogTrap]:
+    """Records of the server's loggers (ccproxy's and aiohttp's), not the root's: an SDK client
+    left over from an earlier test may log its own shutdown there meanwhile."""
     trap = LogTrap()
-    loggers = [logging.getLogger(name) for name in ("", "ccproxy", "aiohttp")]
+    loggers = [logging.getLogger(name) for name in ("ccproxy", "aiohttp")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.addHandler(trap)

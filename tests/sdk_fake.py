@@ -37,12 +37,23 @@ CLAUDE_CODE_VERSION = "2.1.332"
 CLI_CACHE = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "ccproxy-test" / "claude-code"
 
 
+def _runs(path: Path) -> bool:
+    """A real CLI answers --version (an npm install whose postinstall did not run leaves a stub)."""
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return False
+    try:
+        done = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except OSError:
+        return False
+    return done.returncode == 0 and "Claude Code" in done.stdout
+
+
 def _cached_cli() -> str | None:
     for path in (
         CLI_CACHE / "node_modules" / ".bin" / "claude",
         CLI_CACHE / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude",
     ):
-        if path.is_file() and os.access(path, os.X_OK):
+        if _runs(path):
             return str(path)
     return None
 

@@ -111,7 +111,7 @@ def _config(host: str | None, port: int | None, config: str | None) -> Any:
     return load(flags={"host": host, "port": port}, config_file=config).config
 
 
-def env(*, shell: str, config: str | None = None) -> int:
+def env(*, shell: str, config: str | None = None, key: str | None = None) -> int:
     """Print the variables for `eval "$(ccproxy env)"` (sh), `ccproxy env --shell fish | source`, ...
 
     The proxy key comes from `--config FILE` when given, else from the config the running server
@@ -122,12 +122,13 @@ def env(*, shell: str, config: str | None = None) -> int:
     else:
         settings = _config(None, None, config)
     url = info.url if info is not None else daemon.client_url(settings.host, settings.port)
-    variables = client_env(url, settings.apikey, os.environ, proxy_credentials=holds_credentials(settings))
+    apikey = key or settings.apikey  # --key: a client key (`ccproxy keys create`) instead of the admin key
+    variables = client_env(url, apikey, os.environ, proxy_credentials=holds_credentials(settings))
     sys.stdout.write(render(variables, shell))
     return 0
 
 
-def code(args: list[str], *, host: str | None, port: int | None, config: str | None) -> int:
+def code(args: list[str], *, host: str | None, port: int | None, config: str | None, key: str | None = None) -> int:
     """Start the daemon if needed, then run `claude ARGS...` through it; claude's exit status is returned."""
     claude = shutil.which("claude")
     if claude is None:
@@ -153,7 +154,8 @@ def code(args: list[str], *, host: str | None, port: int | None, config: str | N
             "`ccproxy stop` ends it",
             file=sys.stderr,
         )
-    variables = client_env(endpoint.url, settings.apikey, os.environ, proxy_credentials=holds_credentials(settings))
+    apikey = key or settings.apikey  # --key: a client key (`ccproxy keys create`) instead of the admin key
+    variables = client_env(endpoint.url, apikey, os.environ, proxy_credentials=holds_credentials(settings))
     return _run([claude, *args], variables.applied_to(os.environ))
 
 

@@ -33,6 +33,7 @@ EXAMPLES = {
     "usage": "example: ccproxy usage --since 7d --by credential   (--json prints the /usage document)",
     "service": "example: ccproxy service install   (then: ccproxy service status, ccproxy logs)",
     "completion": "example: source <(ccproxy completion bash)   or   ccproxy completion fish | source",
+    "keys": "example: ccproxy keys create alice --budget-usd day=5 --rpm 60 --models 'claude-*'",
     "import": "example: ccproxy import ~/.claude-code-router/config.json -o ~/.config/ccproxy/config.json",
 }
 
@@ -112,12 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines to show first (default 50)")
     code = command("code", "start the proxy if needed and run Claude Code through it", _code)
     _server_flags(code, log_level=False)
+    code.add_argument("--key", help="a client key (from `ccproxy keys create`) for Claude Code to send")
     code.add_argument(
         "args", nargs="*", metavar="CLAUDE_ARGS", help="arguments passed to `claude` as they are, flags included"
     )
     env = command("env", "print the environment variables that point a client at the proxy", _env)
     env.add_argument("--shell", choices=["sh", "fish", "powershell"], default="sh", help="syntax to print (default sh)")
     env.add_argument("--config", metavar="FILE", help="read the proxy key from this config file")
+    env.add_argument("--key", help="a client key (from `ccproxy keys create`) to print instead of the proxy key")
     init = command("init", "write a commented starter config", _init)
     init.add_argument(
         "--scope",
@@ -170,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ccproxy_core.cli import ops_commands
 
     ops_commands.add_commands(command)  # service, completion, import
+    from ccproxy_core.cli import keys as keys_cmd
+
+    keys_cmd.add_commands(command)  # keys create|list|show|update|revoke
     command("version", "print the version, Python and platform", _version)
     usage = command("usage", "requests, tokens and cost from the usage ledger", _usage)
     usage.add_argument("--since", default="24h", help="a span back from now (90m, 24h, 7d) or an ISO date; default 24h")
@@ -276,13 +282,13 @@ def _logs(args: argparse.Namespace) -> int:
 def _code(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import launch
 
-    return launch.code(args.args, host=args.host, port=args.port, config=args.config)
+    return launch.code(args.args, host=args.host, port=args.port, config=args.config, key=args.key)
 
 
 def _env(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import launch
 
-    return launch.env(shell=args.shell, config=args.config)
+    return launch.env(shell=args.shell, config=args.config, key=args.key)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -379,14 +385,14 @@ def _version(args: argparse.Namespace) -> int:
     return 0
 
 
-_CODE_OWN = ("--host", "--port", "--config")
+_CODE_OWN = ("--host", "--port", "--config", "--key")
 
 
 def split_code_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """`code`'s own flags from the front; everything after them (flags included) is claude's.
 
     argparse cannot tell `ccproxy code --model x` from an unknown flag of `code`, so the split
-    is made before parsing: ccproxy's three flags (as `--flag V` or `--flag=V`) and `-h`, up to
+    is made before parsing: ccproxy's own flags (as `--flag V` or `--flag=V`) and `-h`, up to
     the first other word or a `--`.
     """
     own: list[str] = []
@@ -437,20 +443,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        return _failed(exc)
+    return result
+
+
+def _failed(exc: Exception) -> int:
+    """A command's expected failure as one line and its exit code; anything else goes on up.
+
+    The error classes are imported here, not before the command runs: `ccproxy version` and
+    `ccproxy status` then never load the config model."""
     from ccproxy_core.config.model import ConfigError
     from ccproxy_core.core.errors import ProxyError
 
-    try:
-        result: int = args.func(args)
-    except ConfigError as exc:
+    if isinstance(exc, ConfigError):
         print("ccproxy: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
         return 2
-    except ProxyError as exc:
+    if isinstance(exc, ProxyError):
         print(f"ccproxy: {exc.message}", file=sys.stderr)
         return 1
-    except (CommandError, OSError) as exc:  # OSError: a file or port the user must fix (permissions, ...)
+    if isinstance(exc, (CommandError, OSError)):  # OSError: a file or port the user must fix (permissions, ...)
         print(f"ccproxy: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
-    return result
+    raise exc

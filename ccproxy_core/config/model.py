@@ -22,8 +22,6 @@ from cattrs.v import format_exception
 from ccproxy_core import __version__
 from ccproxy_core.core.breaker import BreakerSettings
 from ccproxy_core.core.pricing import PriceSetting
-from ccproxy_core.core.routing import SCENARIOS
-from ccproxy_core.providers.presets import PRESETS, preset_for_provider
 
 Seconds = NewType("Seconds", float)
 # A file path setting: `~` is expanded when the config is read (a Go config's "~/.ccproxy/...").
@@ -85,6 +83,9 @@ class ProviderConfig:
     headers: dict[str, str] = Factory(dict)
     requests_per_minute: int = 0
     burst: int = 0
+    # Send reasoning controls (Claude Code's thinking as reasoning_effort): "auto" = only to
+    # models known to take them (presets.REASONING_MODELS); true / false = always / never.
+    reasoning: bool | Literal["auto"] = "auto"
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -105,6 +106,9 @@ class RouterConfig:
     big_model: str = ""
     small_model: str = ""
     preferred_provider: str = ""
+    # The `think` route fires on thinking beyond Claude Code's defaults (31999, "high"): see routing.
+    think_budget_threshold: int = 32000
+    think_effort: Literal["low", "medium", "high", "xhigh", "max"] = "xhigh"
 
 
 @frozen
@@ -134,6 +138,8 @@ class RotationConfig:
     max_retry_after: Seconds = Seconds(900.0)
     # A rejected API key is tried again by itself after this, doubling per rejection (max 30 min).
     auth_reprobe: Seconds = Seconds(30.0)
+    # A conversation stays on the credential that served it until this long after its last request.
+    sticky_ttl: Seconds = Seconds(3600.0)
 
 
 @frozen
@@ -161,9 +167,9 @@ class SdkConfig:
     """SDK mode (`/claude`, `/sdk`): how the local Claude Code CLI runs. Safe by default: no tools,
     no user settings, hooks or MCP servers (see ccproxy_core.sdk.command)."""
 
-    cli_path: str = ""  # "" = `claude` on the PATH
+    cli_path: PathSetting = PathSetting("")  # "" = `claude` on the PATH
     env: dict[str, str] = Factory(dict)  # added to the proxy's environment for the CLI
-    cwd: str = ""  # "" = a private empty directory under the state dir
+    cwd: PathSetting = PathSetting("")  # "" = a private empty directory under the state dir
     user_settings: bool = False  # the user's own Claude Code settings, hooks and MCP servers
     allowed_tools: tuple[str, ...] = ()  # Claude Code tools that may run, without a prompt
     mcp_servers: dict[str, dict[str, Any]] = Factory(dict)  # name -> MCP server config
@@ -242,6 +248,15 @@ def _boolean(value: Any, _: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _reasoning(value: Any, _: Any) -> bool | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    try:
+        return _boolean(value, None)
+    except ValueError:
+        raise ValueError(f'expected true, false or "auto", got {value!r}') from None
+
+
 def _strict_str(value: Any, _: Any) -> str:
     if isinstance(value, (dict, list)):
         raise ValueError(f"expected a string, got {type(value).__name__}")
@@ -277,6 +292,7 @@ converter.register_structure_hook(Seconds, _seconds)
 converter.register_structure_hook(bool, _boolean)
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook_func(lambda t: t == bool | Literal["auto"], _reasoning)
 # BreakerSettings lives with the (pure) breaker and types its times as plain floats; in a config
 # file they are durations like every other time ("30s", "1m").
 converter.register_structure_hook(
@@ -335,6 +351,8 @@ def structure(data: Mapping[str, Any], source: str = "config", *, check_referenc
 
 def _check_providers(config: Config, source: str) -> list[str]:
     """Each provider must resolve to a preset and an endpoint; found at load, not as a 500 later."""
+    from ccproxy_core.providers.presets import PRESETS, preset_for_provider  # here: `ccproxy version` stays fast
+
     problems = []
     for i, p in enumerate(config.providers):
         raw = converter.unstructure(p)
@@ -354,15 +372,14 @@ def _check_providers(config: Config, source: str) -> list[str]:
     return problems
 
 
-_SCENARIO_NAMES = SCENARIOS
-
-
 def _check_route_names(config: Config, source: str) -> list[str]:
     """A route key close to a scenario name is a typo ("defualt"), not a model alias."""
+    from ccproxy_core.core.routing import SCENARIOS
+
     problems = []
-    lowered = {s.lower(): s for s in _SCENARIO_NAMES}
+    lowered = {s.lower(): s for s in SCENARIOS}
     for key in config.routes:
-        if key in _SCENARIO_NAMES or set(key) & set("*?["):
+        if key in SCENARIOS or set(key) & set("*?["):
             continue
         folded = key.lower().replace("_", "").replace("-", "")
         close = lowered.get(folded) or next(
@@ -371,7 +388,7 @@ def _check_route_names(config: Config, source: str) -> list[str]:
         if close is not None:
             problems.append(
                 f"{source}: routes.{key}: not a scenario name; did you mean "
-                f"{lowered.get(close, close)!r}? (scenarios: {', '.join(_SCENARIO_NAMES)}; "
+                f"{lowered.get(close, close)!r}? (scenarios: {', '.join(SCENARIOS)}; "
                 "any other key is the exact model name it aliases)"
             )
     return problems

@@ -16,8 +16,7 @@ Open -> half_open happens lazily when the breaker is next looked at, so no timer
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from attrs import define, field, frozen
 
@@ -35,12 +34,6 @@ class BreakerSettings:
     # The error-rate window. Not in Go ccproxy's config (it counted since the last reset),
     # which let a burst of errors an hour ago keep a healthy provider's rate high.
     window_seconds: float = 60.0
-
-    @classmethod
-    def from_config(cls, block: Mapping[str, Any]) -> BreakerSettings:
-        """From the config's `breaker` block; absent keys keep their defaults."""
-        names = {a.name for a in cls.__attrs_attrs__}
-        return cls(**{k: v for k, v in block.items() if k in names})
 
 
 def counts_as_failure(status: int | None) -> bool:

@@ -18,15 +18,18 @@
 request before anything reached the client, carrying what the client should get if no other
 provider can.
 
-Each class knows its HTTP status and its Anthropic error type; the two wire dialects are
-rendered here and nowhere else (`anthropic_body`, `openai_body`). Foreign exceptions
+Each class knows its HTTP status (`http_status`) and its Anthropic error type (`type`); a
+subclass sets the class-level defaults `_status` and `_type`. The two wire dialects are
+rendered here and nowhere else (`anthropic_body`, `openai_status_and_body`). Overload is one
+fact with two spellings, 529 for Anthropic clients and 503 for OpenAI ones:
+`status_for_dialect` is the only place that maps one to the other. Foreign exceptions
 (aiohttp, asyncio timeouts) are mapped to these at the upstream boundary with
 ``raise ... from``, so a handler never needs to know about them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from ccproxy_core.core.wire import JSON as JSON  # re-exported until every module imports it from wire
 
@@ -52,20 +55,33 @@ _ANTHROPIC_TYPE_BY_STATUS: dict[int, str] = {
     529: "overloaded_error",
 }
 
-# What an OpenAI client gets for each Anthropic error type: (status override, type, code).
-# OpenAI clients do not know 529, so overload becomes 503.
-_OPENAI_BY_TYPE: dict[str, tuple[int | None, str, str | None]] = {
-    "invalid_request_error": (None, "invalid_request_error", None),
-    "authentication_error": (None, "invalid_request_error", "invalid_api_key"),
-    "billing_error": (None, "insufficient_quota", "insufficient_quota"),
-    "permission_error": (None, "permission_error", None),
-    "not_found_error": (None, "invalid_request_error", "not_found"),
-    "request_too_large": (None, "invalid_request_error", "request_too_large"),
-    "rate_limit_error": (None, "rate_limit_error", "rate_limit_exceeded"),
-    "api_error": (None, "server_error", None),
-    "timeout_error": (None, "server_error", "timeout"),
-    "overloaded_error": (503, "server_error", "overloaded"),
+# The reverse, for errors that arrive with a type and no status (an in-band stream `error`);
+# 503 and 529 both say overloaded, and `status_for_dialect` picks the Anthropic one.
+_STATUS_BY_ANTHROPIC_TYPE: dict[str, int] = {t: s for s, t in _ANTHROPIC_TYPE_BY_STATUS.items()}
+
+# What an OpenAI client gets for each Anthropic error type: (type, code).
+_OPENAI_BY_TYPE: dict[str, tuple[str, str | None]] = {
+    "invalid_request_error": ("invalid_request_error", None),
+    "authentication_error": ("invalid_request_error", "invalid_api_key"),
+    "billing_error": ("insufficient_quota", "insufficient_quota"),
+    "permission_error": ("permission_error", None),
+    "not_found_error": ("invalid_request_error", "not_found"),
+    "request_too_large": ("invalid_request_error", "request_too_large"),
+    "rate_limit_error": ("rate_limit_error", "rate_limit_exceeded"),
+    "api_error": ("server_error", None),
+    "timeout_error": ("server_error", "timeout"),
+    "overloaded_error": ("server_error", "overloaded"),
 }
+
+Dialect = Literal["anthropic", "openai"]
+
+
+def status_for_dialect(status: int, dialect: Dialect) -> int:
+    """The status a client of `dialect` knows for `status`: overload is 529 for Anthropic
+    clients (what makes Claude Code retry) and 503 for OpenAI ones (which do not know 529)."""
+    if dialect == "openai":
+        return 503 if status == 529 else status
+    return 529 if status == 503 else status
 
 
 def anthropic_type_for_status(status: int) -> str:
@@ -75,39 +91,54 @@ def anthropic_type_for_status(status: int) -> str:
     return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 
+def status_for_anthropic_type(error_type: str) -> int:
+    """The HTTP status an Anthropic error type stands for (500 for a type this code does not know)."""
+    return status_for_dialect(_STATUS_BY_ANTHROPIC_TYPE.get(error_type, 500), "anthropic")
+
+
 class ProxyError(Exception):
     """Base of every error ccproxy reports to a client."""
 
-    status: ClassVar[int] = 500
-    error_type: ClassVar[str] = "api_error"
+    _status: int = 500  # class-level defaults; UpstreamError sets them per instance
+    _type: str = "api_error"
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Bridge for subclasses outside core still spelling the defaults `status` / `error_type`
+        # (handlers/status.py, server/upstream.py, core/inbound.py): moved to the one private
+        # name, so `http_status` and `type` stay the only way to read them.
+        super().__init_subclass__(**kwargs)
+        for legacy, private in (("status", "_status"), ("error_type", "_type")):
+            if legacy in cls.__dict__:
+                setattr(cls, private, cls.__dict__[legacy])
+                delattr(cls, legacy)
+
     @property
     def http_status(self) -> int:
-        return self.status
+        return self._status
 
     @property
     def type(self) -> str:
-        return self.error_type
+        return self._type
 
 
 class InvalidRequest(ProxyError):
-    status = 400
-    error_type = "invalid_request_error"
+    _status = 400
+    _type = "invalid_request_error"
 
 
 class AuthenticationFailed(ProxyError):
-    status = 401
-    error_type = "authentication_error"
+    _status = 401
+    _type = "authentication_error"
 
 
 class PermissionDenied(ProxyError):
-    status = 403
-    error_type = "permission_error"
+    _status = 403
+    _type = "permission_error"
 
 
 class CredentialsRejected(PermissionDenied):
@@ -119,18 +150,18 @@ class CredentialsRejected(PermissionDenied):
 
 
 class NotFound(ProxyError):
-    status = 404
-    error_type = "not_found_error"
+    _status = 404
+    _type = "not_found_error"
 
 
 class RequestTooLarge(ProxyError):
-    status = 413
-    error_type = "request_too_large"
+    _status = 413
+    _type = "request_too_large"
 
 
 class RateLimited(ProxyError):
-    status = 429
-    error_type = "rate_limit_error"
+    _status = 429
+    _type = "rate_limit_error"
 
     def __init__(
         self, message: str, *, retry_after: float | None = None, headers: dict[str, str] | None = None
@@ -143,23 +174,23 @@ class RateLimited(ProxyError):
 
 
 class UpstreamUnreachable(ProxyError):
-    status = 502
-    error_type = "api_error"
+    _status = 502
+    _type = "api_error"
 
 
 class ServiceUnavailable(ProxyError):
-    status = 503
-    error_type = "api_error"
+    _status = 503
+    _type = "api_error"
 
 
 class UpstreamTimeout(ProxyError):
-    status = 504
-    error_type = "timeout_error"
+    _status = 504
+    _type = "timeout_error"
 
 
 class Overloaded(ProxyError):
-    status = 529
-    error_type = "overloaded_error"
+    _status = 529
+    _type = "overloaded_error"
 
 
 class UpstreamError(ProxyError):
@@ -169,14 +200,6 @@ class UpstreamError(ProxyError):
         super().__init__(message, headers=headers)
         self._status = status
         self._type = error_type
-
-    @property
-    def http_status(self) -> int:
-        return self._status
-
-    @property
-    def type(self) -> str:
-        return self._type
 
     @classmethod
     def from_anthropic(cls, status: int, body: Any, headers: dict[str, str] | None = None) -> UpstreamError:
@@ -200,9 +223,7 @@ class UpstreamError(ProxyError):
         else:
             message = _text_of(body, status)
         etype = anthropic_type_for_status(status)
-        if status == 503:
-            status = 529
-        return cls(status, etype, message, headers=headers)
+        return cls(status_for_dialect(status, "anthropic"), etype, message, headers=headers)
 
 
 def _text_of(body: Any, status: int) -> str:
@@ -247,8 +268,7 @@ def anthropic_body(err: ProxyError, request_id: str | None = None) -> JSON:
 
 def openai_status_and_body(err: ProxyError) -> tuple[int, JSON]:
     """The error as an OpenAI client expects it: status and `{"error":{message,type,param,code}}`."""
-    status_override, otype, code = _OPENAI_BY_TYPE.get(err.type, (None, "server_error", None))
-    status = status_override or err.http_status
-    if status == 529:
-        status = 503
+    otype, code = _OPENAI_BY_TYPE.get(err.type, ("server_error", None))
+    # overload is 503 to an OpenAI client whatever status carried it (a stalled stream is 504)
+    status = status_for_dialect(529 if err.type == "overloaded_error" else err.http_status, "openai")
     return status, {"error": {"message": err.message, "type": otype, "param": None, "code": code}}

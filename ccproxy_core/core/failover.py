@@ -39,8 +39,9 @@ class FailoverPlan:
     request never moves to another credential. The plan records every outcome in the pool.
     """
 
-    def __init__(self, pool: CredentialPool, *, pin: str | None = None, now: float) -> None:
+    def __init__(self, pool: CredentialPool, *, pin: str | None = None, now: float, prefer: str | None = None) -> None:
         self.pool, self.pin, self.started_at = pool, pin, now
+        self.prefer = prefer  # a sticky conversation's credential: the first choice while usable
         self.max_attempts = max(1, len(pool)) + 1
         self.tried: list[str] = []
         self.attempts = 0
@@ -60,7 +61,7 @@ class FailoverPlan:
                 if self.pin is not None:
                     raise  # the refresh did not bring the pinned account back
         if cred is None:
-            cred = self.pool.select(now, pin=self.pin, exclude=set(self.tried))
+            cred = self.pool.select(now, pin=self.pin, exclude=set(self.tried), prefer=self.prefer)
         self.attempts += 1
         if cred.name not in self.tried:
             self.tried.append(cred.name)

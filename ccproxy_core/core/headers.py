@@ -40,6 +40,8 @@ CONTROL_HEADERS = frozenset({X_PROVIDER, X_ACCOUNT_NAME})
 
 # Set on every response that went through the router.
 X_ROUTE = "x-ccproxy-route"
+# Names the hosted tools (web_search, ...) a Responses request carried that no provider here can run.
+X_DROPPED_TOOLS = "x-ccproxy-dropped-tools"
 
 # A compressed upstream stream would have to be decoded before an event could be forwarded.
 ACCEPT_ENCODING = "accept-encoding"

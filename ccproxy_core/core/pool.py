@@ -4,7 +4,7 @@ Pure decisions, no I/O: every method that depends on time takes `now` (epoch sec
 pool changes only through the calls below, never by watching HTTP traffic. That is what keeps a
 401 the proxy itself produced (bad client key) from poisoning an upstream account.
 
-    CredentialPool.select(now, pin=, exclude=)      round robin, most headroom first
+    CredentialPool.select(now, pin=, exclude=, prefer=)   round robin, most headroom first
     CredentialPool.record(name, outcome, headers, now)
 
 What an upstream answer means (`classify` -> `Outcome`) lives in `outcome.py`; the retry policy
@@ -172,8 +172,18 @@ class CredentialPool:
 
     # selection
 
-    def select(self, now: float, *, pin: str | None = None, exclude: AbstractSet[str] = _NO_NAMES) -> Credential:
-        """The credential for the next attempt; raises the error the client should get."""
+    def select(
+        self,
+        now: float,
+        *,
+        pin: str | None = None,
+        exclude: AbstractSet[str] = _NO_NAMES,
+        prefer: str | None = None,
+    ) -> Credential:
+        """The credential for the next attempt; raises the error the client should get.
+
+        `prefer`: the credential a conversation sticks to (core/sticky.py), taken while it is
+        usable and not excluded, without moving the rotation; otherwise round robin as usual."""
         if pin is not None:
             cred = self._named(pin)
             st = self._states[pin]
@@ -188,6 +198,10 @@ class CredentialPool:
                 )
             self._claim(st, now)
             return cred
+        sticky = self._by_name.get(prefer) if prefer is not None and prefer not in exclude else None
+        if sticky is not None and state_of(sticky, self._states[sticky.name], now) == "available":
+            self._claim(self._states[sticky.name], now)
+            return sticky
         chosen = self._choose(now, exclude)
         if chosen is None:
             raise self._nothing_usable(now, exclude)

@@ -59,10 +59,6 @@ class Headroom:
     representative_claim: str | None = None  # which unified window binds: five_hour, seven_day, ...
 
     @property
-    def known(self) -> bool:
-        return bool(self.buckets) or self.unified_status is not None
-
-    @property
     def binding(self) -> Bucket | None:
         """The bucket with the least left; it decides the headroom and when it goes stale."""
         rated = [b for b in self.buckets if b.fraction is not None]

@@ -12,10 +12,17 @@ Rules, first match wins:
     3. longContext   token estimate above `router.long_context_threshold`
     4. webSearch     any tool whose `type` starts with `web_search`
     5. background    a haiku-class model (substring test, so `claude-haiku-4-5` counts)
-    6. think         `thinking` is an object of type `enabled` or `adaptive`
+    6. think         the client asks to think hard (`thinks_hard`, below)
     7. big/small     `router.big_model` / `router.small_model` (npm claude-code-proxy style)
     8. default       the `default` route; without one, the preferred or first provider with
                      the model unchanged (the zero-config transparent proxy)
+
+"Thinking hard" is what a user asks for beyond Claude Code's defaults, since Claude Code sends
+thinking on every main request (adaptive with `output_config.effort: "high"`, or a budget of
+31999 for models without adaptive thinking): an explicit `budget_tokens` at or above
+`router.think_budget_threshold` (32000), an `output_config.effort` at or above
+`router.think_effort` ("xhigh"; the order is `EFFORTS`), or the boolean `thinking: true` that
+Go ccproxy's clients send. Plain thinking at the defaults goes to `default`.
 
 Background is checked before think on purpose: Claude Code sends its haiku requests with
 `thinking: {"type": "enabled", "budget_tokens": 31999}` (tests/fixtures/claude-code/
@@ -36,12 +43,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from attrs import field, frozen
+from attrs import field, frozen, validators
 
 from ccproxy_core.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from ccproxy_core.core.headers import X_PROVIDER
 
 SCENARIOS = ("default", "background", "longContext", "think", "webSearch")
+# Anthropic's `output_config.effort` levels, least first.
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -67,6 +76,8 @@ class RoutingTable:
     big_model: str = ""
     small_model: str = ""
     preferred_provider: str = ""
+    think_budget_threshold: int = 32000
+    think_effort: str = field(default="xhigh", validator=validators.in_(EFFORTS))
     # Glob keys, most specific (longest) first; config order breaks ties (sorted is stable).
     globs: tuple[tuple[str, RouteTarget], ...] = field(init=False)
 
@@ -93,6 +104,8 @@ class RoutingTable:
             big_model=str(router.get("big_model") or ""),
             small_model=str(router.get("small_model") or ""),
             preferred_provider=str(router.get("preferred_provider") or ""),
+            think_budget_threshold=int(router.get("think_budget_threshold", 32000)),
+            think_effort=str(router.get("think_effort") or "xhigh"),
         )
 
     def find_provider(self, name: str) -> str | None:
@@ -110,22 +123,40 @@ class RequestView:
     model: str
     provider_header: str | None = None
     token_estimate: int = 0
-    thinking: bool = False
+    thinking_budget: int = 0  # `budget_tokens` of enabled thinking; 0 without one
+    effort: str = ""  # `output_config.effort` while thinking is on; "" otherwise
+    think_flag: bool = False  # `thinking: true`, the form Go ccproxy's clients send
     has_web_search: bool = False
 
     @classmethod
     def from_anthropic(cls, body: Mapping[str, Any], headers: Mapping[str, str], token_estimate: int) -> RequestView:
         thinking = body.get("thinking")
+        kind = thinking.get("type") if isinstance(thinking, Mapping) else None
+        budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) and kind == "enabled" else None
+        output = body.get("output_config")
+        effort = output.get("effort") if isinstance(output, Mapping) and kind in ("enabled", "adaptive") else None
         tools = body.get("tools")
         return cls(
             model=str(body.get("model") or ""),
             provider_header=_header(headers, X_PROVIDER) or None,
             token_estimate=token_estimate,
-            # Claude Code sends an object; Go ccproxy's `thinking is True` test never fired.
-            thinking=isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive"),
+            thinking_budget=budget if isinstance(budget, int) and not isinstance(budget, bool) else 0,
+            effort=effort if isinstance(effort, str) else "",
+            think_flag=thinking is True,
             has_web_search=isinstance(tools, list)
             and any(isinstance(t, Mapping) and str(t.get("type") or "").startswith("web_search") for t in tools),
         )
+
+
+def thinks_hard(view: RequestView, table: RoutingTable) -> str | None:
+    """Why the request asks to think hard (the `think` rule's reason), or None."""
+    if view.think_flag:
+        return "thinking: true"
+    if view.thinking_budget and view.thinking_budget >= table.think_budget_threshold:
+        return f"budget_tokens {view.thinking_budget} >= {table.think_budget_threshold}"
+    if view.effort in EFFORTS and EFFORTS.index(view.effort) >= EFFORTS.index(table.think_effort):
+        return f"effort {view.effort} >= {table.think_effort}"
+    return None
 
 
 @frozen
@@ -213,8 +244,8 @@ def _candidates(view: RequestView, table: RoutingTable) -> Iterator[Route]:
     lowered = view.model.lower()
     if "haiku" in lowered and "background" in routes:
         yield _target_route(routes["background"], view, "background: haiku model", "background")
-    if view.thinking and "think" in routes:
-        yield _target_route(routes["think"], view, "think: thinking enabled", "think")
+    if "think" in routes and (why := thinks_hard(view, table)) is not None:
+        yield _target_route(routes["think"], view, f"think: {why}", "think")
     if "haiku" in lowered and table.small_model:
         yield Route(*_mapped(table.small_model, table), "small_model: haiku-class", "background")
     if ("sonnet" in lowered or "opus" in lowered) and table.big_model:

@@ -5,6 +5,11 @@ handler needs to know about it is a field of the `Preset`: endpoints, auth heade
 names, `max_tokens` limits per model, rejected fields and schema keywords, and the
 `ChatDialect` the translator reads. Handlers never branch on provider names.
 
+Reasoning controls (`reasoning_effort`, OpenRouter's `reasoning`) go only to models that take
+them: `REASONING_MODELS` is the one table (OpenAI answers 400 `unsupported_parameter` when
+gpt-4.1 gets one), a provider's `reasoning: true|false` in config overrides it, and
+`dialect_for` turns the controls off for every other model, silently.
+
 `apply_preset` is the one post-processing step for an already-translated Chat Completions
 request; it returns a new dict. Tool schemas are cleaned per `schema_dialect`: "openai" and
 "groq" drop `refused_schema_keywords`; "gemini" rewrites to the OpenAPI subset Gemini accepts
@@ -41,6 +46,36 @@ def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+# Model glob -> whether it takes a reasoning effort; the longest matching glob wins, and a model
+# no glob matches takes none. Matched on the name after its last "/" ("openai/o3" is o3).
+# Sources: OpenAI reasoning guide (o-series, gpt-5; not o1-mini/o1-preview, not gpt-5-chat),
+# xAI (grok-3-mini only; grok-4 refuses it), Gemini's OpenAI compatibility (2.5 and later),
+# gpt-oss (OpenAI's open weights, as served by Groq, Ollama, vLLM).
+REASONING_MODELS: Mapping[str, bool] = MappingProxyType(
+    {
+        "o1*": True,
+        "o1-mini*": False,
+        "o1-preview*": False,
+        "o3*": True,
+        "o4*": True,
+        "gpt-5*": True,
+        "gpt-5-chat*": False,
+        "codex-mini*": True,
+        "gpt-oss*": True,
+        "grok-3-mini*": True,
+        "gemini-2.5*": True,
+        "gemini-3*": True,
+    }
+)
+
+Reasoning = bool | Literal["auto"]
+
+
+def takes_reasoning(model: str) -> bool:
+    """Whether `model` accepts a reasoning effort, by `REASONING_MODELS`."""
+    return bool(_by_specificity(REASONING_MODELS, model.rsplit("/", 1)[-1]))
+
+
 def _by_specificity(patterns: Mapping[str, Any], model: str) -> Any:
     """The value of the longest glob matching `model` (case-insensitive), else None."""
     lowered = model.lower()
@@ -75,6 +110,10 @@ class Preset:
     dialect_overrides: Mapping[str, ChatDialect] = field(factory=dict, converter=_frozen_map)
     supports_forced_tool_choice: bool = True
     models_without_forced_tool_choice: tuple[str, ...] = ()
+    # "auto": by `REASONING_MODELS` (unless `reasoning_by_model` is off: a router that drops
+    # the control itself for models without reasoning); True / False: the provider's config.
+    reasoning: Reasoning = "auto"
+    reasoning_by_model: bool = True
 
     def max_output_for(self, model: str) -> int | None:
         if self.max_output_cap is not None:
@@ -84,7 +123,12 @@ class Preset:
 
     def dialect_for(self, model: str) -> ChatDialect:
         found = _by_specificity(self.dialect_overrides, model)
-        return found if isinstance(found, ChatDialect) else self.dialect
+        dialect = found if isinstance(found, ChatDialect) else self.dialect
+        if self.reasoning is True:
+            return dialect if dialect.reasoning != "none" else attrs.evolve(dialect, reasoning="effort")
+        if self.reasoning is False or (self.reasoning_by_model and not takes_reasoning(model)):
+            return attrs.evolve(dialect, reasoning="none")
+        return dialect
 
     def rejected_for(self, model: str) -> tuple[str, ...]:
         extra = _by_specificity(self.rejected_fields_by_model, model) or ()
@@ -160,6 +204,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 env_keys=("OPENROUTER_API_KEY",),
                 extra_headers={"HTTP-Referer": ATTRIBUTION_URL, "X-Title": ATTRIBUTION_TITLE},
                 dialect=ChatDialect(reasoning="openrouter"),
+                # OpenRouter ignores `reasoning` for models without it, and knows its catalogue.
+                reasoning_by_model=False,
             ),
             Preset(
                 name="groq",
@@ -233,7 +279,7 @@ def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
 
     Lookup: `preset`, then the name, then the host of `api_base_url` (a provider called
     "work" at api.deepseek.com is still DeepSeek), then `kind`. The config's `kind`,
-    `api_base_url`, `max_output_tokens` and `headers` then win over the table.
+    `api_base_url`, `max_output_tokens`, `headers` and `reasoning` then win over the table.
     """
     name, explicit = str(provider.get("name") or ""), str(provider.get("preset") or "")
     base = str(provider.get("api_base_url") or "")
@@ -260,11 +306,13 @@ def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
         )
     cap = provider.get("max_output_tokens")
     headers = {**found.extra_headers, **(provider.get("headers") or {})}
+    reasoning = provider.get("reasoning", "auto")
     return attrs.evolve(
         found,
         default_base_url=base or found.default_base_url,
         max_output_cap=int(cap) if cap else found.max_output_cap,
         extra_headers=headers,
+        reasoning=reasoning if isinstance(reasoning, bool) else "auto",
     )
 
 
@@ -295,11 +343,6 @@ def key_headers(style: AuthHeader, key: str) -> dict[str, str]:
     if not key or style == "none":
         return {}
     return {"x-api-key": key} if style == "x-api-key" else {"Authorization": f"Bearer {key}"}
-
-
-def auth_headers(preset: Preset, key: str) -> dict[str, str]:
-    """The header that carries an API key for this preset (none for an empty key)."""
-    return key_headers(preset.auth_header, key)
 
 
 # Keywords whose value maps names to schemas, and keywords whose value is data, not schema.

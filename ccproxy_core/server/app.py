@@ -39,11 +39,12 @@ from ccproxy_core.core.errors import (
 from ccproxy_core.core.headers import bearer_token
 from ccproxy_core.core.inbound import ExpectationFailed, header_problem
 from ccproxy_core.core.redaction import Redactor, SecretsFilter
-from ccproxy_core.server import framing, loops, observability, replies
+from ccproxy_core.server import framing, keyguard, loops, observability, replies
 from ccproxy_core.server.handlers import (
     chat,
     dashboard,
     health,
+    keys,
     messages,
     metrics,
     models,
@@ -131,6 +132,8 @@ def refusal(request: web.Request) -> ProxyError | None:
         return None
     if request.path == "/metrics" and request.app[STATE].config.metrics.public:
         return None
+    if keyguard.active(request):  # client keys exist: the admin key or a client key, loopback too
+        return keyguard.identify(request)
     apikey = request.app[STATE].config.apikey
     if apikey:
         key = presented_key(request)
@@ -199,6 +202,7 @@ ROUTES = [
     *providers_api.ROUTES,
     *responses.ROUTES,
     *sdk_mode.ROUTES,
+    *keys.ROUTES,
 ]
 
 
@@ -219,13 +223,14 @@ def create_app(
 
     `upstreams` builds each provider's `Upstream`: aiohttp by default, an in-memory fake in tests."""
     app = web.Application(
-        middlewares=[observability.observe, errors, client_auth],
+        middlewares=[observability.observe, errors, client_auth, keyguard.enforce],
         client_max_size=config.limits.max_request_body_size,
         # Request bodies are inflated by read_json, after client auth and within the size limit.
         handler_args={"max_field_size": 65536, "auto_decompress": False},
     )
     app[STATE] = State(config, config_files=config_files, redactor=redactor, upstreams=upstreams)
     observability.install(app)  # request ids, access log, metrics, usage ledger
+    keyguard.install(app)  # client keys: the keys file, each key's counters
     app.router.add_routes(framing.with_expect_handler(ROUTES, expect_continue))
     app.cleanup_ctx.append(_state_lifecycle)
     app.cleanup_ctx.append(sdk_mode.lifecycle)  # after the state: it reads the config

@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 from attrs import frozen
 
+from ccproxy_core.core import sticky
 from ccproxy_core.core.errors import AttemptFailed, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from ccproxy_core.core.failover import Step
 from ccproxy_core.core.headers import (
@@ -35,6 +36,7 @@ from ccproxy_core.core.headers import (
 from ccproxy_core.core.outcome import classify, no_answer
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import presets
+from ccproxy_core.server import reqlog, sessions
 from ccproxy_core.server.state import STATE, ProviderRuntime
 from ccproxy_core.server.upstream import Answer
 
@@ -50,9 +52,11 @@ class UpstreamReply:
     async def body(self) -> bytes:
         """The whole answer; the client has nothing yet, so a broken read may still fail over."""
         try:
-            return await self.answer.read()
+            data = await self.answer.read()
         except (UpstreamUnreachable, UpstreamTimeout) as exc:
             raise AttemptFailed(exc, outcome=no_answer(exc.message)) from exc
+        reqlog.upstream_body(data)
+        return data
 
     async def json_body(self) -> Any:
         data = await self.body()
@@ -163,8 +167,9 @@ async def _call(
     provider = candidate.provider
     upstream = provider.upstream
     _add_missing(base, provider.preset.extra_headers)
-    attempts = request.app[STATE].attempts(provider, request.headers)
+    attempts = request.app[STATE].attempts(provider, request.headers, sessions.of(request))
     credential = attempts.first()
+    resigned = False  # one retry without earlier thinking blocks (a moved conversation's signatures)
     while True:
         headers = {**base, **credential.headers(base)}
         try:
@@ -174,7 +179,9 @@ async def _call(
                 answer.release()
         except (UpstreamUnreachable, UpstreamTimeout) as exc:
             # Nothing has reached the client yet: a provider that cannot be reached or read may be replaced.
+            reqlog.attempt(credential.name, None)
             raise AttemptFailed(exc, outcome=no_answer(exc.message)) from exc
+        reqlog.attempt(credential.name, answer.status, answer.headers)
         if answer.status < 400:
             attempts.succeeded(answer.headers)
             try:
@@ -184,6 +191,9 @@ async def _call(
             return
         outcome = classify(answer.status, answer.headers, data)
         step = attempts.failed(outcome, answer.headers)
+        if step is Step.RELAY and not resigned and (stripped := _without_thinking(answer.status, data, body)):
+            body, resigned = stripped, True  # the same credential again, the history's signatures left out
+            continue
         if step is Step.REFRESH:
             await attempts.refresh()
         if step is not Step.RELAY:
@@ -198,6 +208,17 @@ async def _call(
         error.message = f"{provider.name}: {error.message}"
         reply = web.Response(status=answer.status, body=data, headers=reply_headers) if relay_errors else None
         raise AttemptFailed(error, outcome=outcome, reply=reply)
+
+
+def _without_thinking(status: int, data: bytes, body: bytes) -> bytes | None:
+    """After a 400 on the history's thinking signatures: the body without earlier thinking, or None."""
+    if not sticky.is_signature_error(status, data):
+        return None
+    try:
+        stripped = sticky.without_earlier_thinking(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
+    return None if stripped is None else orjson.dumps(stripped)
 
 
 def _add_missing(headers: dict[str, str], extra: Mapping[str, str]) -> None:

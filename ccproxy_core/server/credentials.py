@@ -35,6 +35,7 @@ from ccproxy_core.core.headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
 from ccproxy_core.core.outcome import OK, Outcome, OutcomeKind
 from ccproxy_core.core.pool import Credential as PoolCredential
 from ccproxy_core.core.pool import CredentialPool, PoolSettings, api_key_credentials
+from ccproxy_core.core.sticky import StickyTable
 from ccproxy_core.providers.presets import AuthHeader, key_headers
 
 log = logging.getLogger("ccproxy.pool")
@@ -84,6 +85,7 @@ class ProviderPool:
         self.scheduler: oauth.RefreshScheduler | None = None
         self.watcher: accounts.AccountsWatcher | None = None
         rotation = config.rotation
+        self.sticky = StickyTable(ttl=rotation.sticky_ttl)  # conversation -> credential
         settings = PoolSettings(
             exhausted_cooldown_seconds=rotation.default_cooldown,
             rate_limit_cooldown_seconds=rotation.rate_limit_cooldown,
@@ -210,8 +212,12 @@ class ProviderPool:
     def usable(self, now: float) -> bool:
         return self.pool is None or self.pool.has_usable(now)
 
-    def attempts(self, pin: str | None) -> CredentialAttempts:
-        return CredentialAttempts(self, pin)
+    def attempts(self, pin: str | None, session: str | None = None) -> CredentialAttempts:
+        return CredentialAttempts(self, pin, session)
+
+    def sessions(self, now: float) -> dict[str, int]:
+        """Live sticky conversations per credential name."""
+        return dict(self.sticky.sessions(now))
 
     def wire(self, cred: PoolCredential) -> WireCredential:
         return WireCredential(cred.name, cred.secret, "oauth" if cred.kind == "oauth" else self.key_style, cred)
@@ -240,10 +246,13 @@ class CredentialAttempts:
     without a pool of its own is transparent: one attempt, with the client's own credential.
     """
 
-    def __init__(self, owner: ProviderPool, pin: str | None) -> None:
+    def __init__(self, owner: ProviderPool, pin: str | None, session: str | None = None) -> None:
         self._owner = owner
         self._pin = pin
-        self._plan = FailoverPlan(owner.pool, pin=pin, now=time.time()) if owner.pool is not None else None
+        self._session = session
+        now = time.time()
+        prefer = owner.sticky.get(session, now) if session is not None and owner.pool is not None else None
+        self._plan = FailoverPlan(owner.pool, pin=pin, now=now, prefer=prefer) if owner.pool is not None else None
         self._current: WireCredential = CLIENT_OWN
 
     def first(self) -> WireCredential:
@@ -262,7 +271,10 @@ class CredentialAttempts:
 
     def succeeded(self, headers: Mapping[str, str]) -> None:
         if self._plan is not None:
-            self._plan.report(OK, headers, time.time())
+            now = time.time()
+            self._plan.report(OK, headers, now)
+            if self._session is not None and self._pin is None:
+                self._owner.sticky.put(self._session, self._current.name, now)  # sticks (or moved) here
 
     def failed(self, outcome: Outcome, headers: Mapping[str, str]) -> Step:
         """Record an error answer; what the call loop does next."""

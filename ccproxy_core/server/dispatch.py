@@ -21,6 +21,7 @@ from ccproxy_core.core.headers import X_ROUTE
 from ccproxy_core.core.outcome import OK
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.server import keyguard, reqlog
 from ccproxy_core.server.state import ProviderRuntime, Runtime, State
 
 log = logging.getLogger("ccproxy.route")
@@ -59,7 +60,8 @@ def plan(state: State, runtime: Runtime, view: routing.RequestView) -> list[Cand
     candidates = [
         Candidate(runtime.providers[r.provider], r.model, r.reason) for r in chain if r.provider in runtime.providers
     ]
-    log.info(
+    candidates = keyguard.filter_candidates(candidates)  # a client key's provider list
+    log.debug(  # the access log's one line per request carries the route; this adds the fallback chain
         "route %s -> %s,%s (%s)%s",
         view.model or "-",
         primary.provider,
@@ -87,6 +89,7 @@ async def run(state: State, candidates: list[Candidate], attempt: Attempt) -> we
             continue
         try:
             state.admit_provider(name)
+            reqlog.routed(name, candidate.model, candidate.reason)
             response = await attempt(candidate)
         except AttemptFailed as exc:
             if exc.outcome is not None:

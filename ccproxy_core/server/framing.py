@@ -3,9 +3,11 @@
 A request with bad framing (a bad or doubled Content-Length, broken chunked encoding, no
 Host, a header line past the limit, a request line too long) never reaches the application:
 aiohttp's protocol answers it from `RequestHandler.handle_error`, by default with a text/plain
-page and an ERROR record carrying a traceback. `ProxyRequestHandler` overrides that one
-method: the answer is a JSON error (in the dialect of the endpoint named by the request line,
-when it can be read; otherwise a body both SDKs can parse) and the log gets one WARNING line.
+page and an ERROR record carrying a traceback. `ProxyRequestHandler` overrides that method:
+the answer is a JSON error (in the dialect of the endpoint named by the request line, when it
+can be read; otherwise a body both SDKs can parse) and the log gets one WARNING line. An HTTP
+error aiohttp raises before the middlewares run (an unknown `Expect` on a path without a route)
+is rendered the same way as it goes out (`finish_response`).
 
 aiohttp builds its protocol objects inside `web.Server`, and offers no setting to choose their
 class, so `ProxyRunner` (an `AppRunner`) hands out a `web.Server` whose protocol is ours, and
@@ -27,7 +29,7 @@ from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
-from ccproxy_core.core.errors import InvalidRequest, ProxyError, UpstreamTimeout
+from ccproxy_core.core.errors import InvalidRequest, ProxyError, UpstreamTimeout, anthropic_type_for_status
 from ccproxy_core.core.headers import ANTHROPIC_VERSION
 from ccproxy_core.server.replies import is_openai_dialect, openai_dialect, render_error
 
@@ -46,8 +48,13 @@ def dialect_of(data: bytes) -> bool | None:
     return openai_dialect(path, b"\n" + ANTHROPIC_VERSION.encode() + b":" in data[:65536].lower())
 
 
+# aiohttp quotes the offending header line; a credential in it goes neither to the log nor back.
+_CREDENTIAL = re.compile(r"(?i)\b((?:proxy-)?authorization|x-api-key|cookie)(\s*:\s*)[^'\"]*")
+
+
 def framing_error(exc: BaseException | None, message: str | None) -> ProxyError:
-    why = " ".join((message or getattr(exc, "message", "") or "malformed HTTP request").split())[:_SHOWN]
+    why = " ".join((message or getattr(exc, "message", "") or "malformed HTTP request").split())
+    why = _CREDENTIAL.sub(r"\1\2[redacted]", why)[:_SHOWN]
     return InvalidRequest(f"malformed HTTP request: {why}")
 
 
@@ -86,6 +93,31 @@ class ProxyRequestHandler(RequestHandler):
         response = render_error(err, openai=openai)
         response.force_close()
         return response
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+            # Raised before the middlewares could render it (`Expect` on a path without a route).
+            err = EscapedHttpError(resp.status, resp.text or resp.reason)
+            resp = render_error(err, openai=is_openai_dialect(request))
+        return await super().finish_response(request, resp, start_time)
+
+
+class EscapedHttpError(ProxyError):
+    """An aiohttp HTTP error that reached the protocol without passing the `errors` middleware."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self._status = status
+
+    @property
+    def http_status(self) -> int:
+        return self._status
+
+    @property
+    def type(self) -> str:
+        return anthropic_type_for_status(self._status)
 
 
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]

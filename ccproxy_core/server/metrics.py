@@ -112,6 +112,7 @@ class Metrics:
         self.breakers = breakers
         self.header_utilization: dict[tuple[str, str], dict[str, float]] = {}
         self._series: dict[tuple[str, str, str, int], _Series] = {}
+        self._attempts: dict[tuple[str, str, str], Any] = {}
         self._header_read: dict[tuple[str, str], float] = {}
         r = self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
@@ -147,6 +148,12 @@ class Metrics:
             ["provider", "credential", "outcome"],
             registry=r,
         )
+        # Per client (a client key's name, `admin`, or `anonymous`; never the key itself).
+        self.client_requests = Counter(
+            "ccproxy_client_requests", "Proxied requests per client key name", ["client", "status"], registry=r
+        )
+        self.client_cost = Counter("ccproxy_client_cost_usd", "Cost per client key name in USD", ["client"], registry=r)
+        self._clients: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.streams = Gauge("ccproxy_streams_in_flight", "Streaming answers being sent right now", registry=r)
         self.dropped = Counter(
             "ccproxy_ledger_dropped_rows", "Ledger rows dropped because its queue was full", registry=r
@@ -176,9 +183,22 @@ class Metrics:
                 child.inc(count)
         if rec.cost_usd:
             series.cost.inc(rec.cost_usd)
+        client = self._clients.get((rec.client, rec.status))
+        if client is None:
+            client = self._clients[(rec.client, rec.status)] = (
+                self.client_requests.labels(rec.client, str(rec.status)),
+                self.client_cost.labels(rec.client),
+            )
+        client[0].inc()
+        if rec.cost_usd:
+            client[1].inc(rec.cost_usd)
 
     def attempt(self, provider: str, credential: str, status: int | None) -> None:
-        self.attempts.labels(provider, credential or "-", outcome_of(status)).inc()
+        key = (provider, credential or "-", outcome_of(status))
+        child = self._attempts.get(key)
+        if child is None:
+            child = self._attempts[key] = self.attempts.labels(*key)
+        child.inc()
 
     def rate_headers(self, provider: str, credential: str, headers: Mapping[str, str], now: float) -> None:
         """Token and request window use from a provider's rate-limit headers (read at most once a second)."""

@@ -34,6 +34,7 @@ from ccproxy_core.core.outcome import classify, no_answer
 from ccproxy_core.core.redaction import Redactor
 from ccproxy_core.core.sse import SSEDecoder, SSEEvent, anthropic_event
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.server import reqlog
 from ccproxy_core.server.state import STATE
 from ccproxy_core.server.upstream import Answer
 from ccproxy_core.translate.chat_response import in_band_error
@@ -111,6 +112,7 @@ async def first_chunk(answer: Answer, provider: str) -> bytes:
     if chunk.startswith((b"event: error", b'data: {"error"', b'data:{"error"')):
         opening = _opening_error(chunk, provider)
         raise AttemptFailed(opening, outcome=classify(opening.http_status, {}, chunk))
+    reqlog.upstream(chunk)
     return chunk
 
 
@@ -179,6 +181,7 @@ async def pump_bytes(
     failure: ProxyError | None = None
     try:
         data = first
+        feed = reqlog.feeder()
         async with contextlib.aclosing(answer.chunks()) as chunks:
             while True:
                 cut = _boundary(data)
@@ -191,6 +194,7 @@ async def pump_bytes(
                 else:
                     pending = data
                 chunk = await anext(chunks, b"")
+                feed(chunk)
                 if not chunk:
                     break
                 data = pending + chunk if pending else chunk
@@ -287,8 +291,10 @@ async def pump_events(
         await out.write(first)
         for event in decoder.feed(opening):
             await out.write(translate(event))
+        feed = reqlog.feeder()
         async with contextlib.aclosing(answer.chunks()) as chunks:
             async for chunk in chunks:
+                feed(chunk)
                 for event in decoder.feed(chunk):
                     await out.write(translate(event))
         for event in decoder.flush():

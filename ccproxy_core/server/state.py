@@ -199,8 +199,11 @@ class State:
                 retry_after=wait,
             )
 
-    def attempts(self, provider: ProviderRuntime, headers: Mapping[str, str]) -> CredentialAttempts:
-        return self.pools[provider.name].attempts(headers.get(X_ACCOUNT_NAME) or None)
+    def attempts(
+        self, provider: ProviderRuntime, headers: Mapping[str, str], session: str | None = None
+    ) -> CredentialAttempts:
+        """One request's credential attempts; `session` keeps a conversation on its sticky credential."""
+        return self.pools[provider.name].attempts(headers.get(X_ACCOUNT_NAME) or None, session)
 
     def provider_health(self, provider: ProviderRuntime, now: float) -> dict[str, Any]:
         circuit = self.breakers.get(provider.name).state(now) if self.breakers.settings.enabled else "closed"

@@ -2,16 +2,15 @@
 
 `chat_to_message` builds the Message in Anthropic's block order (thinking, text, tool_use),
 whatever order the upstream used. The helpers below it are shared with `chat_stream`:
-`stop_reason_for`, `anthropic_usage`, `parse_tool_arguments` and `close_json_object`, so a
-streamed answer and a non-streamed one come out the same.
+`stop_reason_for`, `anthropic_usage`, and (from `tool_arguments`) `parse_tool_arguments` and
+`close_json_object`, so a streamed answer and a non-streamed one come out the same.
 
 Thinking made from another provider's reasoning gets a signature that starts with
 `SYNTHETIC_SIGNATURE_PREFIX`: clients insist on a signature, and the prefix lets the proxy drop
 the block before the history reaches real Anthropic, which would reject it.
 
 Tool arguments are never handed over as a string: Claude Code validates `input` against the
-tool schema. They are parsed strictly, then repaired (trailing commas, unclosed strings and
-brackets, a Markdown fence), else replaced by `{}`.
+tool schema (see `tool_arguments`).
 """
 
 from __future__ import annotations
@@ -20,11 +19,13 @@ import hashlib
 import secrets
 from typing import Any
 
-import orjson
-
 from ccproxy_core.core.errors import UpstreamError
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX
+
+# re-exported: chat_stream and responses_stream read them here, with the rest of the shared pieces
+from ccproxy_core.translate.tool_arguments import close_json_object as close_json_object
+from ccproxy_core.translate.tool_arguments import parse_tool_arguments as parse_tool_arguments
 from ccproxy_core.translate.tool_names import ToolNames, safe_tool_use_id
 
 # `content_filter` has no Anthropic twin; `end_turn` is what older clients understand.
@@ -157,167 +158,3 @@ def _text(content: Any) -> str:
     if isinstance(content, list):  # some servers answer with content parts
         return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
-
-
-def parse_tool_arguments(raw: Any) -> JSON:
-    """Tool arguments as an object: parsed, else repaired, else `{}`."""
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str) or not raw.strip():
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return _repair(raw)
-    if isinstance(value, str):  # double-encoded by some providers
-        return parse_tool_arguments(value) if value.lstrip().startswith("{") else {}
-    return value if isinstance(value, dict) else {}
-
-
-def _repair(raw: str) -> JSON:
-    start = raw.find("{")
-    scanned = _scan(raw[start:]) if start >= 0 else None
-    if scanned is None:
-        return {}
-    body, suffix, _ = scanned
-    try:
-        value = orjson.loads(body + suffix)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def close_json_object(prefix: str) -> str | None:
-    """What to append to already-sent argument text so it becomes a JSON object.
-
-    A stream cannot take back what it sent, so only appending is allowed: `""` when `prefix`
-    is complete, `"{}"` when it is blank, None when no suffix can make it an object.
-    """
-    if not prefix.strip():
-        return "{}"
-    try:
-        value = orjson.loads(prefix)
-    except orjson.JSONDecodeError:
-        scanned = _scan(prefix)
-        if scanned is None or scanned[2] or not prefix.lstrip().startswith("{"):
-            return None
-        suffix = scanned[1]
-        try:
-            value = orjson.loads(prefix + suffix)
-        except orjson.JSONDecodeError:
-            return None
-        return suffix if isinstance(value, dict) else None
-    return "" if isinstance(value, dict) else None
-
-
-_LITERALS = ("true", "false", "null")
-_BARE = frozenset("0123456789-+.eEtrufalsn")
-_SPACE = frozenset(" \t\r\n")
-
-
-def _scan(text: str) -> tuple[str, str, bool] | None:
-    """Close what a truncated JSON value left open.
-
-    Returns (body, suffix, edited): `body` is `text` cut after the top-level value, minus
-    trailing commas and a half-written escape (`edited` says whether any was removed), and
-    `body + suffix` is complete. None when `text` holds something no JSON can contain.
-    """
-    out: list[str] = []
-    frames: list[list[str]] = []  # [opener, what it waits for: key|colon|value|next]
-    in_str = is_key = False
-    esc_at, hex_left, comma_at = -1, 0, -1
-    token: list[str] = []
-    edited = False
-
-    def value_done() -> None:
-        if frames:
-            frames[-1][1] = "next"
-
-    for ch in text:
-        if in_str:
-            out.append(ch)
-            if hex_left:
-                hex_left -= 1
-                esc_at = -1 if not hex_left else esc_at
-            elif esc_at >= 0:
-                hex_left, esc_at = (4, esc_at) if ch == "u" else (0, -1)
-            elif ch == "\\":
-                esc_at = len(out) - 1
-            elif ch == '"':
-                in_str = False
-                if is_key:
-                    frames[-1][1] = "colon"
-                else:
-                    value_done()
-            continue
-        if token and ch not in _BARE:
-            token.clear()
-            value_done()
-        if ch in _SPACE:
-            out.append(ch)
-            continue
-        if ch in "}]":
-            if comma_at >= 0:
-                out[comma_at] = ""
-                edited = True
-            comma_at = -1
-            if not frames:
-                return None
-            frames.pop()
-            out.append(ch)
-            if not frames:
-                return "".join(out), "", edited
-            value_done()
-            continue
-        comma_at = -1
-        if ch == '"':
-            in_str = True
-            is_key = bool(frames) and frames[-1][0] == "{" and frames[-1][1] == "key"
-        elif ch in "{[":
-            value_done()  # the new container is the parent's value
-            frames.append([ch, "key" if ch == "{" else "value"])
-        elif ch == ":":
-            if not frames:
-                return None
-            frames[-1][1] = "value"
-        elif ch == ",":
-            if not frames:
-                return None
-            frames[-1][1] = "key" if frames[-1][0] == "{" else "value"
-            comma_at = len(out)
-        elif ch in _BARE:
-            token.append(ch)
-        else:
-            return None
-        out.append(ch)
-
-    if not frames:
-        return None
-    suffix: list[str] = []
-    if in_str:
-        if esc_at >= 0:  # an escape cut in half cannot be completed sensibly
-            del out[esc_at:]
-            edited = True
-        suffix.append('"')
-        if is_key:
-            frames[-1][1] = "colon"
-        else:
-            value_done()
-    elif token:
-        word = "".join(token)
-        rest = next((lit[len(word) :] for lit in _LITERALS if lit.startswith(word)), None)
-        if rest is not None:
-            suffix.append(rest)
-        elif word[-1] in "-+.eE":
-            suffix.append("0")
-        value_done()
-    if comma_at >= 0:
-        out[comma_at] = ""
-        edited = True
-        frames[-1][1] = "next"
-    for opener, waiting in reversed(frames):
-        if opener == "{":
-            suffix.append(":null}" if waiting == "colon" else "null}" if waiting == "value" else "}")
-        else:
-            suffix.append("]")
-    return "".join(out), "".join(suffix), edited

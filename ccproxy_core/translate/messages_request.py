@@ -75,7 +75,7 @@ def chat_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4096) 
     system, turns = _conversation(body.get("messages"))
 
     budget = _thinking_budget(body.get("reasoning_effort"))
-    if budget is not None and _tool_loop_without_thinking(turns):
+    if budget is not None and tool_loop_without_thinking(turns):
         budget = None
     max_tokens = _max_tokens(body, default_max_tokens, budget)
     out: JSON = {"model": model, "messages": turns, "max_tokens": max_tokens}
@@ -165,7 +165,7 @@ def _trim_prefill(turn: JSON) -> None:
         last["text"] = last["text"].rstrip()  # never empties it: blank text was dropped already
 
 
-def _tool_loop_without_thinking(turns: list[JSON]) -> bool:
+def tool_loop_without_thinking(turns: list[JSON]) -> bool:
     """True when the newest assistant turn called tools, its results follow, and no thinking was echoed."""
     for k in range(len(turns) - 1, -1, -1):
         turn = turns[k]

@@ -5,16 +5,20 @@ calls `feed(event, payload)`; every returned dict is written as one `data:` line
 of the upstream body it calls `finish()` and writes `data: [DONE]`; on a failure it calls
 `fail(err)` and closes.
 
-States (one `_State`; the block states say what the open content block turns into):
+States (one `_State`; the block states say what the open content block turns into). Only the
+transitions in `_TRANSITIONS` exist, and every state change goes through `_move`:
 
-    IDLE ──message_start──> OPEN ──content_block_start──> LEADING | TEXT | THINKING
-                             ^                            | TOOL_EMPTY | JSON_EMPTY | SKIP
-                             └──────content_block_stop────┘
-    TOOL_EMPTY ──non-empty input_json_delta──> TOOL     (a tool that stays empty gets "{}")
-    JSON_EMPTY ──non-empty input_json_delta──> JSON     (json mode: arguments become content)
-    LEADING    ──non-blank text_delta────────> TEXT     (a blank block 0 is dropped, see below)
-    any open state ──message_delta──> STOPPED ──message_stop / finish()──> CLOSED
-    any state ──error event / fail()──> CLOSED
+    IDLE ──start──> OPEN ──content_block_start──> LEADING | TEXT | THINKING | TOOL(_EMPTY)
+                     ^                            | JSON(_EMPTY) | SKIP
+                     └───────block_stop───────────┘
+    TOOL_EMPTY ──arguments──> TOOL     (a non-empty input_json_delta; a tool left empty gets "{}")
+    JSON_EMPTY ──arguments──> JSON     (json mode: the arguments become content)
+    LEADING    ──text───────> TEXT     (non-blank text; a blank block 0 is dropped, see below)
+    OPEN ──stop (message_delta)──> STOPPED ──close (message_stop, finish())──> CLOSED
+    any state not ended ──fail (error event, fail())──> FAILED
+
+A `message_delta` or `content_block_start` with no `message_start` before it opens the message
+first; one that arrives inside a block closes that block first.
 
 `tool_index` counts tool calls only: OpenAI's `tool_calls[].index` is not Anthropic's block
 index (a text or thinking block before the tool would shift it).
@@ -37,7 +41,12 @@ from typing import Any
 
 from attrs import define, field
 
-from ccproxy_core.core.errors import ProxyError, UpstreamError, openai_status_and_body
+from ccproxy_core.core.errors import (
+    ProxyError,
+    UpstreamError,
+    openai_status_and_body,
+    status_for_anthropic_type,
+)
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_response import (
     JSON_TOOL_NAME,
@@ -79,18 +88,30 @@ _BLOCK_STATES = frozenset(
     }
 )
 
-# The in-band `error` event carries no status; its type says which one it stands for.
-_STATUS_BY_ERROR_TYPE: dict[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
+# The block a content_block_start opens, by the event `_on_block_start` moves with.
+_OPENED_BY: dict[str, _State] = {
+    "leading_text": _State.LEADING,
+    "text": _State.TEXT,
+    "thinking": _State.THINKING,
+    "tool_empty": _State.TOOL_EMPTY,
+    "tool": _State.TOOL,
+    "json_empty": _State.JSON_EMPTY,
+    "json": _State.JSON,
+    "skip": _State.SKIP,
+}
+
+_TRANSITIONS: dict[tuple[_State, str], _State] = {
+    (_State.IDLE, "start"): _State.OPEN,
+    **{(_State.OPEN, opened): state for opened, state in _OPENED_BY.items()},
+    **{(state, "block_stop"): _State.OPEN for state in _BLOCK_STATES},
+    (_State.LEADING, "text"): _State.TEXT,
+    (_State.TOOL_EMPTY, "arguments"): _State.TOOL,
+    (_State.TOOL, "arguments"): _State.TOOL,
+    (_State.JSON_EMPTY, "arguments"): _State.JSON,
+    (_State.JSON, "arguments"): _State.JSON,
+    (_State.OPEN, "stop"): _State.STOPPED,
+    (_State.STOPPED, "close"): _State.CLOSED,
+    **{(state, "fail"): _State.FAILED for state in _State if state not in _ENDED},
 }
 
 
@@ -139,8 +160,11 @@ class MessagesStreamTranslator:
         """The stream cannot go on: one OpenAI error object, then nothing more."""
         if self._state in _ENDED:
             return []
-        self._state = _State.FAILED
+        self._move("fail")
         return [openai_status_and_body(err)[1]]
+
+    def _move(self, event: str) -> None:
+        self._state = _TRANSITIONS[(self._state, event)]
 
     # -- chunk builders ---------------------------------------------------------------
 
@@ -163,7 +187,7 @@ class MessagesStreamTranslator:
     def _open(self, message_id: Any = None) -> list[JSON]:
         if self.chunk_id is None:
             self.chunk_id = chat_id(message_id)
-        self._state = _State.OPEN
+        self._move("start")
         return [self._chunk({"role": "assistant", "content": ""})]
 
     # -- message events -----------------------------------------------------------------
@@ -189,7 +213,7 @@ class MessagesStreamTranslator:
             reason = delta.get("stop_reason") if isinstance(delta, dict) else None
             json_only = self.json_mode and self._tool_index < 0
             out.append(self._chunk({}, finish_reason(reason, json_only=json_only)))
-            self._state = _State.STOPPED
+            self._move("stop")
         return out
 
     def _on_message_stop(self, payload: JSON) -> list[JSON]:
@@ -205,13 +229,14 @@ class MessagesStreamTranslator:
                     "usage": chat_usage(self._usage),
                 }
             )
-        self._state = _State.CLOSED
+        self._move("close")
         return out
 
     def _on_error(self, payload: JSON) -> list[JSON]:
+        # The in-band `error` event carries no status; its type says which one it stands for.
         err = payload.get("error")
         etype = err.get("type") if isinstance(err, dict) else None
-        status = _STATUS_BY_ERROR_TYPE.get(etype, 500) if isinstance(etype, str) else 500
+        status = status_for_anthropic_type(etype) if isinstance(etype, str) else 500
         return self.fail(UpstreamError.from_anthropic(status, payload))
 
     # -- content blocks -----------------------------------------------------------------
@@ -228,34 +253,34 @@ class MessagesStreamTranslator:
             block = {}
         kind = block.get("type")
         if kind == "text":
-            self._state = _State.LEADING if payload.get("index") == 0 else _State.TEXT
+            self._move("leading_text" if payload.get("index") == 0 else "text")
             text = block.get("text")
             if isinstance(text, str) and text:  # compatible upstreams may start with text
                 out += _DELTAS[self._state]["text_delta"](self, {"text": text})
         elif kind == "tool_use":
             out += self._start_tool(block)
         elif kind == "thinking":
-            self._state = _State.THINKING
+            self._move("thinking")
             self._thought = []
             thought = block.get("thinking")
             if isinstance(thought, str) and thought:
                 out += self._thinking_delta({"thinking": thought})
         elif kind == "redacted_thinking":
-            self._state = _State.SKIP
+            self._move("skip")
             redacted = {"type": "redacted_thinking", "data": block.get("data", "")}
             out.append(self._chunk({"thinking_blocks": [redacted]}))
         else:
-            self._state = _State.SKIP  # server tools and their results: nothing for Chat Completions
+            self._move("skip")  # server tools and their results: nothing for Chat Completions
         return out
 
     def _start_tool(self, block: JSON) -> list[JSON]:
         given = block.get("input")
         arguments = dumps_compact(given) if isinstance(given, dict) and given else ""
         if self.json_mode and block.get("name") == JSON_TOOL_NAME:
-            self._state = _State.JSON if arguments else _State.JSON_EMPTY
+            self._move("json" if arguments else "json_empty")
             return [self._chunk({"content": arguments})] if arguments else []
         self._tool_index += 1
-        self._state = _State.TOOL if arguments else _State.TOOL_EMPTY
+        self._move("tool" if arguments else "tool_empty")
         call = {
             "index": self._tool_index,
             "id": str(block.get("id") or ""),
@@ -278,7 +303,7 @@ class MessagesStreamTranslator:
         state = self._state
         if state not in _BLOCK_STATES:
             return []
-        self._state = _State.OPEN
+        self._move("block_stop")
         if state is _State.TOOL_EMPTY:
             return [self._tool_args("{}")]  # clients choke on "" (LiteLLM check_empty_tool_call_args)
         if state is _State.JSON_EMPTY:
@@ -299,7 +324,7 @@ class MessagesStreamTranslator:
         if text.isspace():
             self._held += text
             return []
-        self._state = _State.TEXT
+        self._move("text")
         text, self._held = self._held + text, ""
         return [self._chunk({"content": text})]
 
@@ -321,14 +346,14 @@ class MessagesStreamTranslator:
         fragment = delta.get("partial_json")
         if not isinstance(fragment, str) or not fragment:
             return []  # the first fragment is usually ""
-        self._state = _State.TOOL
+        self._move("arguments")
         return [self._tool_args(fragment)]
 
     def _json_mode_delta(self, delta: JSON) -> list[JSON]:
         fragment = delta.get("partial_json")
         if not isinstance(fragment, str) or not fragment:
             return []
-        self._state = _State.JSON
+        self._move("arguments")
         return [self._chunk({"content": fragment})]
 
 

@@ -42,9 +42,9 @@ from typing import Any
 
 from ccproxy_core.core.errors import JSON, InvalidRequest
 from ccproxy_core.translate.messages_content import parse_arguments, tool_result_block, user_blocks
-from ccproxy_core.translate.messages_request import THINKING_BUDGETS, _tool_loop_without_thinking
+from ccproxy_core.translate.messages_request import THINKING_BUDGETS, tool_loop_without_thinking
 from ccproxy_core.translate.messages_response import JSON_TOOL_NAME
-from ccproxy_core.translate.responses_response import CallTarget, ResponsesPlan, decode_thinking
+from ccproxy_core.translate.responses_response import CallTarget, ResponsesPlan, decode_thinking, response_echo
 from ccproxy_core.translate.responses_tools import anthropic_tools, flat_name, text_format, tool_choice
 from ccproxy_core.translate.tool_names import safe_tool_use_id
 
@@ -73,20 +73,6 @@ _OPENAI_ONLY_ITEMS = frozenset(
         "compaction",
     }
 )
-# Echoed in the `response` object as OpenAI does, with OpenAI's defaults.
-_ECHO_DEFAULTS: dict[str, Any] = {
-    "instructions": None,
-    "max_output_tokens": None,
-    "metadata": {},
-    "parallel_tool_calls": True,
-    "previous_response_id": None,
-    "store": True,
-    "temperature": 1.0,
-    "tool_choice": "auto",
-    "tools": [],
-    "top_p": 1.0,
-    "truncation": "disabled",
-}
 
 
 def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4096) -> tuple[JSON, ResponsesPlan]:
@@ -102,7 +88,7 @@ def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4
 
     choice = tool_choice(body.get("tool_choice"), targets)
     budget = _thinking_budget(body.get("reasoning"))
-    if budget is not None and (_tool_loop_without_thinking(turns.turns) or _forces_a_tool(choice)):
+    if budget is not None and (tool_loop_without_thinking(turns.turns) or _forces_a_tool(choice)):
         budget = None  # Anthropic refuses thinking in both cases; the conversation and the forced call come first
     out: JSON = {
         "model": model,
@@ -139,7 +125,7 @@ def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4
         dropped_tools=tuple(dropped),
         json_mode=schema is not None,
         effort=_effort(body.get("reasoning")) if budget is not None else None,
-        echo=_echo(body),
+        echo=response_echo(body),
     )
     return out, plan
 
@@ -157,25 +143,6 @@ def _refuse_state(body: Mapping[str, Any]) -> None:
         raise InvalidRequest("prompt: stored prompt templates live at OpenAI; send `instructions` and `input`")
     if body.get("background") is True:
         raise InvalidRequest("background: ccproxy answers in the foreground only; leave `background` out")
-
-
-def _echo(body: Mapping[str, Any]) -> JSON:
-    echo = {key: default if body.get(key) is None else body[key] for key, default in _ECHO_DEFAULTS.items()}
-    reasoning = body.get("reasoning")
-    reasoning = reasoning if isinstance(reasoning, Mapping) else {}
-    echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
-    tools = echo["tools"]
-    if isinstance(tools, list):  # as OpenAI echoes them: function tools state `strict` and `parameters`
-        echo["tools"] = [_echo_tool(tool) for tool in tools]
-    text = body.get("text")
-    echo["text"] = text if isinstance(text, Mapping) and "format" in text else {"format": {"type": "text"}}
-    return echo
-
-
-def _echo_tool(tool: Any) -> Any:
-    if isinstance(tool, Mapping) and tool.get("type") == "function":
-        return {**tool, "strict": tool.get("strict", True), "parameters": tool.get("parameters")}
-    return tool
 
 
 # -- conversation -------------------------------------------------------------------------
@@ -324,26 +291,44 @@ class _Conversation:
         return {"type": "tool_use", "id": safe_tool_use_id(call_id), "name": anthropic_name, "input": tool_input}
 
     def _answer_missing_results(self) -> None:
-        """Anthropic wants every tool_use answered in the next turn; a call without output gets a note."""
-        for k, turn in enumerate(self.turns):
-            if turn["role"] != "assistant":
-                continue
-            calls = [b["id"] for b in turn["content"] if b["type"] == "tool_use"]
-            if not calls:
-                continue
+        """Anthropic wants every tool_use answered in the next turn, and every tool_result to answer one.
+
+        A call without output gets a note; an output whose call is not in the turn before (a
+        history the client trimmed) becomes text, so its content still reaches the model."""
+        k = 0
+        while k < len(self.turns):
+            turn = self.turns[k]
+            calls = [b["id"] for b in turn["content"] if b["type"] == "tool_use"] if turn["role"] == "assistant" else []
             following = self.turns[k + 1] if k + 1 < len(self.turns) else None
+            if following is not None and following["role"] == "user":
+                content = [_orphan_as_text(b) if _orphan(b, calls) else b for b in following["content"]]
+                content.sort(key=lambda b: b["type"] != "tool_result")  # stable: results first, order kept
+                following["content"] = content
             answered = {b.get("tool_use_id") for b in following["content"]} if following else set()
             missing = [
                 {"type": "tool_result", "tool_use_id": c, "content": "[no output was recorded for this call]"}
                 for c in calls
                 if c not in answered
             ]
-            if not missing:
-                continue
-            if following is None or following["role"] != "user":
+            if missing and (following is None or following["role"] != "user"):
                 self.turns.insert(k + 1, {"role": "user", "content": missing})
-            else:
+            elif missing and following is not None:
                 following["content"][0:0] = missing
+            k += 1
+        first = self.turns[0]
+        if first["role"] == "user":
+            first["content"] = [_orphan_as_text(b) if _orphan(b, []) else b for b in first["content"]]
+
+
+def _orphan(block: JSON, calls: list[str]) -> bool:
+    return block["type"] == "tool_result" and block.get("tool_use_id") not in calls
+
+
+def _orphan_as_text(block: JSON) -> JSON:
+    content = block.get("content")
+    if isinstance(content, list):
+        content = "\n".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
+    return {"type": "text", "text": f"[output of tool call {block.get('tool_use_id')}]\n{content or ''}"}
 
 
 # -- scalar fields ------------------------------------------------------------------------

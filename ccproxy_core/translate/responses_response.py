@@ -70,6 +70,43 @@ class ResponsesPlan:
         return self.json_mode and name == JSON_TOOL_NAME
 
 
+def _echo_defaults() -> JSON:
+    """What OpenAI repeats for a field the request left out (fresh objects: nothing is shared)."""
+    return {
+        "instructions": None,
+        "max_output_tokens": None,
+        "metadata": {},
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "store": True,
+        "temperature": 1.0,
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+    }
+
+
+def response_echo(body: Mapping[str, Any]) -> JSON:
+    """The request fields a `response` object repeats, with OpenAI's defaults for those left out."""
+    echo = {key: default if body.get(key) is None else body[key] for key, default in _echo_defaults().items()}
+    reasoning = body.get("reasoning")
+    reasoning = reasoning if isinstance(reasoning, Mapping) else {}
+    echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
+    tools = echo["tools"]
+    if isinstance(tools, list):  # as OpenAI echoes them: function tools state `strict` and `parameters`
+        echo["tools"] = [_echo_tool(tool) for tool in tools]
+    text = body.get("text")
+    echo["text"] = text if isinstance(text, Mapping) and "format" in text else {"format": {"type": "text"}}
+    return echo
+
+
+def _echo_tool(tool: Any) -> Any:
+    if isinstance(tool, Mapping) and tool.get("type") == "function":
+        return {**tool, "strict": tool.get("strict", True), "parameters": tool.get("parameters")}
+    return tool
+
+
 # -- thinking in encrypted_content ----------------------------------------------------------
 
 
@@ -148,8 +185,8 @@ def response_object(
     model: str,
     status: str,
     output: list[JSON],
-    usage: JSON | None,
     echo: Mapping[str, Any],
+    usage: JSON | None = None,
     incomplete: JSON | None = None,
     error: JSON | None = None,
 ) -> JSON:

@@ -114,6 +114,10 @@ class _Item:
     signature: str = ""
     summary_open: bool = False
 
+    def ids(self, **extra: int) -> JSON:
+        """The fields that place an event: its item, and `content_index` / `summary_index` where given."""
+        return {"item_id": self.id, "output_index": self.index, **extra}
+
 
 @define(kw_only=True)
 class ResponsesStreamTranslator:
@@ -167,7 +171,7 @@ class ResponsesStreamTranslator:
             self._open(None, out)
         self._phase = _TRANSITIONS[(self._phase, "fail")]
         error = {"code": _ERROR_CODES.get(err.type, "server_error"), "message": err.message}
-        self._emit(out, "response.failed", response=self._response("failed", usage=None, error=error))
+        self._emit(out, "response.failed", response=self._response("failed", error=error))
         return out
 
     # -- plumbing -------------------------------------------------------------------------
@@ -179,25 +183,21 @@ class ResponsesStreamTranslator:
         out.append({"type": kind, **fields, "sequence_number": self._seq})
         self._seq += 1
 
-    def _response(
-        self, status: str, *, usage: JSON | None, error: JSON | None = None, incomplete: JSON | None = None
-    ) -> JSON:
+    def _response(self, status: str, **extra: Any) -> JSON:
         return response_object(
             resp_id=self._id,
             created_at=self.created_at,
             model=self.model,
             status=status,
             output=list(self._output),
-            usage=usage,
             echo=self.plan.echo,
-            error=error,
-            incomplete=incomplete,
+            **extra,
         )
 
     def _open(self, message_id: Any, out: list[JSON]) -> None:
         self._id = response_id(message_id) if message_id else "resp_" + secrets.token_hex(12)
         self._move("message_start")
-        snapshot = self._response("in_progress", usage=None)
+        snapshot = self._response("in_progress")
         self._emit(out, "response.created", response=snapshot)
         self._emit(out, "response.in_progress", response=snapshot)
 
@@ -245,11 +245,8 @@ class ResponsesStreamTranslator:
         self._end_block(out)
         status, incomplete = status_for(self._stop_reason)
         self._move("message_stop")
-        self._emit(
-            out,
-            f"response.{status}",
-            response=self._response(status, usage=responses_usage(self._usage), incomplete=incomplete),
-        )
+        response = self._response(status, usage=responses_usage(self._usage), incomplete=incomplete)
+        self._emit(out, f"response.{status}", response=response)
 
     def _on_error(self, payload: JSON, out: list[JSON]) -> None:
         # The status is unknown in-band and does not matter here: the code comes from the type.
@@ -290,14 +287,7 @@ class ResponsesStreamTranslator:
     def _start_message(self, out: list[JSON]) -> None:
         item = self._new_item("msg")
         self._added(out, item, message_item(item.id, None, "in_progress"))
-        self._emit(
-            out,
-            "response.content_part.added",
-            item_id=item.id,
-            output_index=item.index,
-            content_index=0,
-            part=output_text(""),
-        )
+        self._emit(out, "response.content_part.added", **item.ids(content_index=0), part=output_text(""))
 
     def _start_tool(self, block: JSON, out: list[JSON]) -> None:
         name = str(block.get("name") or "")
@@ -339,38 +329,26 @@ class ResponsesStreamTranslator:
         if phase in (Phase.TEXT, Phase.JSON):
             if phase is Phase.JSON and not text:
                 text = "{}"
-                self._emit(
-                    out,
-                    "response.output_text.delta",
-                    item_id=item.id,
-                    output_index=item.index,
-                    content_index=0,
-                    delta=text,
-                    logprobs=[],
-                )
-            ids = {"item_id": item.id, "output_index": item.index, "content_index": 0}
+                self._text_delta(out, item, text)
+            ids = item.ids(content_index=0)
             self._emit(out, "response.output_text.done", **ids, text=text, logprobs=[])
             self._emit(out, "response.content_part.done", **ids, part=output_text(text))
             self._item_done(out, item, message_item(item.id, text, "completed"))
         elif phase is Phase.THINKING:
             if item.summary_open:
-                ids = {"item_id": item.id, "output_index": item.index, "summary_index": 0}
+                ids = item.ids(summary_index=0)
                 self._emit(out, "response.reasoning_summary_text.done", **ids, text=text)
-                self._emit(
-                    out, "response.reasoning_summary_part.done", **ids, part={"type": "summary_text", "text": text}
-                )
-            encrypted = (
-                encode_thinking({"type": "thinking", "thinking": text, "signature": item.signature})
-                if item.signature
-                else None
-            )
+                part = {"type": "summary_text", "text": text}
+                self._emit(out, "response.reasoning_summary_part.done", **ids, part=part)
+            block = {"type": "thinking", "thinking": text, "signature": item.signature}
+            encrypted = encode_thinking(block) if item.signature else None  # unsigned: nothing to restore
             self._item_done(out, item, reasoning_item(item.id, text, encrypted))
         elif item.target is not None:
             self._end_call(phase, item, text, out)
 
     def _end_call(self, phase: Phase, item: _Item, text: str, out: list[JSON]) -> None:
         assert item.target is not None
-        ids = {"item_id": item.id, "output_index": item.index}
+        ids = item.ids()
         if phase is Phase.CUSTOM:
             value = custom_input(parse_tool_arguments(text))
             if value:
@@ -400,22 +378,29 @@ class ResponsesStreamTranslator:
         item = self._item
         assert item is not None
         item.parts.append(text)
-        self._emit(
-            out,
-            "response.output_text.delta",
-            item_id=item.id,
-            output_index=item.index,
-            content_index=0,
-            delta=text,
-            logprobs=[],
+        self._text_delta(out, item, text)
+
+    def _text_delta(self, out: list[JSON], item: _Item, text: str) -> None:
+        # The hot path of every stream: built directly rather than through `_emit`.
+        out.append(
+            {
+                "type": "response.output_text.delta",
+                "item_id": item.id,
+                "output_index": item.index,
+                "content_index": 0,
+                "delta": text,
+                "logprobs": [],
+                "sequence_number": self._seq,
+            }
         )
+        self._seq += 1
 
     def _on_thinking(self, delta: JSON, out: list[JSON]) -> None:
         thought = delta.get("thinking")
         item = self._item
         if not isinstance(thought, str) or not thought or item is None:
             return
-        ids = {"item_id": item.id, "output_index": item.index, "summary_index": 0}
+        ids = item.ids(summary_index=0)
         if not item.summary_open:
             item.summary_open = True
             self._emit(out, "response.reasoning_summary_part.added", **ids, part={"type": "summary_text", "text": ""})
@@ -434,9 +419,7 @@ class ResponsesStreamTranslator:
             return  # the first fragment is usually ""
         item.parts.append(fragment)
         if self._phase is Phase.CALL:
-            self._emit(
-                out, "response.function_call_arguments.delta", item_id=item.id, output_index=item.index, delta=fragment
-            )
+            self._emit(out, "response.function_call_arguments.delta", **item.ids(), delta=fragment)
 
 
 _Handler = Callable[[ResponsesStreamTranslator, Any, list[JSON]], None]

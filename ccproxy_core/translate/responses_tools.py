@@ -63,8 +63,10 @@ def anthropic_tools(raw: Any) -> tuple[list[JSON], dict[str, CallTarget], list[s
                 _tool(member, f"{path}.tools.{j}", namespace, tools, targets)
         elif kind in ("function", "custom"):
             _tool(tool, path, None, tools, targets)
-        else:
-            dropped.append(str(kind))
+        elif not isinstance(kind, str) or not kind:
+            raise InvalidRequest(f"{path}.type: expected function, custom, namespace or a hosted tool's type")
+        elif kind not in dropped:
+            dropped.append(kind)
     return tools, targets, dropped
 
 

@@ -1,10 +1,11 @@
 """The usage ledger file: SQLite (WAL), written in batches by one thread, never in a request's way.
 
-A finished request hands its `UsageRecord` to `Ledger.add`, which only puts it on a bounded
+A finished request hands its `UsageRecord` to `Ledger.add`, which only appends it to a bounded
 queue: when the queue is full the record is counted as dropped (and the drop logged, once per
 burst), so a slow disk can cost rows but never a request's latency. One writer thread owns the
-writing connection; it takes what is queued in batches of up to `BATCH` rows, writes each batch
-in one transaction, and deletes rows past `retention_days` at start and then hourly. Readers
+writing connection; twice a second (or at once when a reader asks for `sync`) it writes what is
+queued in transactions of up to `BATCH` rows, so the ledger costs two commits a second, not one
+per request; it deletes rows past `retention_days` at start and then hourly. Readers
 (`/usage`, `ccproxy usage`) open their own connections: WAL lets them read while it writes.
 """
 
@@ -13,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +27,10 @@ from ccproxy_core.usage.record import COLUMNS, UsageRecord
 
 log = logging.getLogger("ccproxy.usage")
 
-BATCH = 256
-QUEUE_SIZE = 10_000
+BATCH = 1000
+QUEUE_SIZE = 20_000
 PURGE_EVERY = 3600.0
-_STOP = object()
+FLUSH_INTERVAL = 0.5  # seconds between writes: two commits a second, whatever the request rate
 
 _TYPES = {
     "ts": "REAL NOT NULL",
@@ -88,14 +89,27 @@ def reading(path: Path) -> Iterator[sqlite3.Connection]:
 class Ledger:
     """The writer: `add` from the event loop, rows written by a thread of its own."""
 
-    def __init__(self, path: Path, *, retention_days: float = 90.0, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention_days: float = 90.0,
+        queue_size: int = QUEUE_SIZE,
+        flush_interval: float = FLUSH_INTERVAL,
+    ) -> None:
         self.path = path
         self.retention_days = retention_days
+        self.flush_interval = flush_interval
+        self.queue_size = queue_size
         self.dropped = 0
         self.written = 0
         self.failed = 0
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
-        self._enqueued = 0
+        # A deque, not a queue.Queue: appending is one atomic call with no lock, and the writer is
+        # not woken per row (it wakes every flush_interval, or when a reader asks for a sync).
+        self._pending: deque[UsageRecord] = deque()
+        self._enqueued = 0  # only the event loop's thread writes it
+        self._wake = threading.Event()
+        self._stop = False
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
         self._drop_logged = False
@@ -120,34 +134,35 @@ class Ledger:
         """Queue one row; never blocks. False (and counted in `dropped`) when the queue is full."""
         if self._thread is None:
             return False
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if len(self._pending) >= self.queue_size:
             self.dropped += 1
             if not self._drop_logged:
                 self._drop_logged = True
                 log.warning(
                     "usage ledger queue is full (%d rows): dropping rows until it drains; %d dropped so far",
-                    self._queue.maxsize,
+                    self.queue_size,
                     self.dropped,
                 )
             return False
-        with self._done:
-            self._enqueued += 1
+        self._pending.append(record)
+        self._enqueued += 1
         return True
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every row queued before this call is in the file (for readers that must see it)."""
         if not self.running:
             return True
+        target = self._enqueued
         with self._done:
-            target = self._enqueued
+            self._wake.set()
             return self._done.wait_for(lambda: self.written + self.failed >= target, timeout)
 
     def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
         if self._thread is None:
             return
-        self._queue.put(_STOP)  # blocks only while the writer drains a full queue
+        self._stop = True
+        self._wake.set()
         self._thread.join(timeout)
         self._thread = None
 
@@ -161,18 +176,14 @@ class Ledger:
                 if now >= next_purge:
                     self._purge(conn, now)
                     next_purge = now + PURGE_EVERY
-                try:
-                    first = self._queue.get(timeout=min(PURGE_EVERY, max(next_purge - now, 0.1)))
-                except queue.Empty:
-                    continue
-                batch = [first]
-                while len(batch) < BATCH:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                stop = self._stop
+                while True:  # everything queued, in transactions of at most BATCH rows
+                    batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
+                    self._write(conn, batch)
+                    if len(batch) < BATCH:
                         break
-                stop = _STOP in batch
-                self._write(conn, [r for r in batch if isinstance(r, UsageRecord)])
                 if stop:
                     return
         finally:

@@ -43,11 +43,13 @@ async def test_ccr_config_routes_default_and_think_through_the_real_server(
     assert sent.headers["authorization"] == "Bearer sk-deep"
     assert sent.json()["model"] == "deepseek-chat"
 
+    # `think` takes a request that asks to think hard: here an effort above Claude Code's default
     thinking = await client.messages.create(
         model="claude-sonnet-4-20250514",
         max_tokens=2000,
-        thinking={"type": "enabled", "budget_tokens": 1024},
+        thinking={"type": "adaptive"},
         messages=[{"role": "user", "content": "think"}],
+        extra_body={"output_config": {"effort": "max"}},
     )
     assert thinking.content
     (sent,) = claude.requests

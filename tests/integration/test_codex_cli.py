@@ -34,6 +34,8 @@ CODEX = shutil.which("codex", path=str(CODEX_DIR / "node_modules" / ".bin")) or 
 COMMAND = "echo codex-ran-$((6*7))"
 PROMPT = f"Run this shell command and tell me its output: {COMMAND}"
 EXPECTED = "codex-ran-42"
+THOUGHT = "The user wants the output of a shell command; I will run it."
+SIGNATURE = "EqQBCkgIARABGAIiQsignedByAnthropic=="
 # A safety net for a wedged subprocess, not a performance limit: a run takes about a second.
 RUN_LIMIT = 180.0
 
@@ -100,20 +102,34 @@ class ScriptedProvider:
             "usage": {"input_tokens": 120, "output_tokens": 1, "cache_read_input_tokens": 100},
         }
         events = [_sse("message_start", {"type": "message_start", "message": message})]
-        if output is None:
+        if output is None:  # think (signed), then call the shell
             arguments = orjson.dumps({"cmd": COMMAND}).decode()
-            block = {"type": "tool_use", "id": "toolu_scripted_1", "name": "exec_command", "input": {}}
-            deltas = [
-                {"type": "input_json_delta", "partial_json": part} for part in ("", arguments[:12], arguments[12:])
+            blocks = [
+                (
+                    {"type": "thinking", "thinking": "", "signature": ""},
+                    [
+                        {"type": "thinking_delta", "thinking": THOUGHT},
+                        {"type": "signature_delta", "signature": SIGNATURE},
+                    ],
+                ),
+                (
+                    {"type": "tool_use", "id": "toolu_scripted_1", "name": "exec_command", "input": {}},
+                    [{"type": "input_json_delta", "partial_json": p} for p in ("", arguments[:12], arguments[12:])],
+                ),
             ]
             stop = "tool_use"
         else:
-            block = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": part} for part in ("FINAL: the tool returned: ", output.strip())]
+            parts = ("FINAL: the tool returned: ", output.strip())
+            blocks = [({"type": "text", "text": ""}, [{"type": "text_delta", "text": p} for p in parts])]
             stop = "end_turn"
-        events.append(_sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}))
-        events += [_sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": d}) for d in deltas]
-        events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        for index, (block, deltas) in enumerate(blocks):
+            events.append(
+                _sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+            )
+            events += [
+                _sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas
+            ]
+            events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
         events.append(
             _sse(
                 "message_delta",
@@ -267,6 +283,63 @@ async def test_codex_runs_a_shell_command_through_ccproxy(
     # Codex hangs up right after response.completed: a normal end, nothing logged as an error.
     assert not [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
     if scripted.kind == "anthropic":
+        # Codex sent the reasoning item back (store: false); the thinking block came back exactly.
+        assert second["messages"][1]["content"][0] == {"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE}
         # Codex's developer messages became the system prompt; its hosted web_search was left out.
         assert "Codex" in first["system"][0]["text"]
         assert all(tool["name"] != "web_search" and "type" not in tool for tool in first["tools"])
+
+
+async def _overloaded(request: web.Request) -> web.StreamResponse:
+    """529 before the first byte."""
+    body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded right now"}}
+    return web.json_response(body, status=529)
+
+
+async def _breaks_off(request: web.Request) -> web.StreamResponse:
+    """An answer that starts, then fails in-band with Anthropic's `error` event."""
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    message: JSON = {
+        "id": "msg_x",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1},
+    }
+    await response.write(_sse("message_start", {"type": "message_start", "message": message}))
+    await response.write(
+        _sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
+    )
+    await response.write(
+        _sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me"}},
+        )
+    )
+    await response.write(
+        _sse("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded right now"}})
+    )
+    await response.write_eof()
+    return response
+
+
+@pytest.mark.parametrize("answer", [_overloaded, _breaks_off], ids=["before the first byte", "mid-stream"])
+async def test_codex_shows_a_provider_error(
+    answer: Any, make_proxy: ProxyFactory, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """A provider's error reaches Codex (an HTTP error, or response.failed mid-stream) and Codex prints it."""
+    app = web.Application()
+    app.router.add_post("/v1/messages", answer)
+    server: TestServer = await aiohttp_server(app)
+    upstream = {"name": "up", "kind": "anthropic", "api_base_url": str(server.make_url("")).rstrip("/"), "api_key": "k"}
+    proxy = await make_proxy({"providers": [upstream], "routes": {"default": {"provider": "up", "model": "m"}}})
+    code, _, stderr = await run_codex(proxy, tmp_path / "codex-home")
+    assert code != 0
+    assert "Overloaded right now" in stderr, stderr[-3000:]

@@ -9,10 +9,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
+import os
+import signal
+import socket
+import sys
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -234,6 +240,17 @@ async def test_framing_errors_answer_in_the_dialect_of_the_request_line(fake: Fa
     assert_anthropic_error(unknown.json(), "invalid_request_error")
 
 
+async def test_a_credential_in_a_malformed_header_line_is_not_echoed_or_logged(fake: FakeUpstream) -> None:
+    """aiohttp quotes the bad header line; a key in it is redacted in both the answer and the log."""
+    raw = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-ant-secret\x01\r\nContent-Length: 2\r\n\r\n{}"
+    with trapped_logs() as logs:
+        async with serving(config(fake)) as port:
+            answer = parse_answer(await exchange(port, raw))
+    assert answer.status == 400
+    assert b"sk-ant-secret" not in answer.body and b"[redacted]" in answer.body
+    assert not [r for r in logs.records if "sk-ant-secret" in r.getMessage()]
+
+
 @pytest.mark.parametrize("coding", ["br", "zstd", "gzip, br", "compress"])
 async def test_request_bodies_in_codings_without_a_decoder_get_415(fake: FakeUpstream, coding: str) -> None:
     """br, zstd and other codings get a JSON 415 naming the codings that work, in the client's dialect."""
@@ -330,10 +347,11 @@ async def test_expect_continue_without_the_key_is_refused_before_the_body(fake: 
         b"Content-Encoding: gzip\r\n\r\n"
     )
     async with serving(config(fake, apikey="secret", limits={"max_request_body_size": 1_000_000})) as port:
-        answer = parse_answer(await exchange(port, head))
+        raw = await exchange(port, head)
+        answer = parse_answer(raw)
         too_big = parse_answer(await exchange(port, head.replace(b"Host: x\r\n", b"Host: x\r\nx-api-key: secret\r\n")))
     assert answer.status == 401
-    assert b"100 Continue" not in answer.body
+    assert not raw.startswith(b"HTTP/1.1 100"), "the client was told to send its body"
     assert too_big.status == 413
 
 
@@ -368,3 +386,43 @@ def test_the_log_trap_sees_ccproxy_records() -> None:
         logging.getLogger("aiohttp.server").error("probe")
     assert [r.getMessage() for r in logs.warnings()] == ["probe"]
     assert logs.tracebacks() == ["ERROR aiohttp.server: probe"]
+
+
+# -- the same through `ccproxy serve` --------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_ccproxy_serve_answers_bad_framing_in_json_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    """The real command serves through ccproxy's protocol: bad framing gets JSON, one WARNING line,
+    no traceback; SIGTERM still drains and exits 0."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "config.json"
+    config.write_text(orjson.dumps({"port": port, "log": {"level": "info"}}).decode())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CCPROXY_", "ANTHROPIC_"))}
+    argv = [sys.executable, str(Path(__file__).resolve().parents[2] / "ccproxy.py"), "serve", "--config", str(config)]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        assert proc.stdout is not None
+        while b"listening" not in await asyncio.wait_for(proc.stdout.readline(), 60):
+            pass
+        answer = parse_answer(await exchange(port, FRAMING["conflicting content-length"]))
+        chat = parse_answer(
+            await exchange(port, FRAMING["bad chunk size"].replace(b"/v1/messages", b"/v1/chat/completions"))
+        )
+        proc.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(proc.stdout.read(), 60)).decode()
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert answer.status == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    assert_openai_error(chat.json())
+    assert output.count("WARNING ccproxy: refused malformed HTTP request") == 2, output
+    assert "Traceback" not in output and " ERROR " not in output, output

@@ -173,3 +173,23 @@ async def test_ccproxy_usage_reads_the_running_server(start: Start, fake: FakeUp
     assert table[1].split()[0] == "MODEL" and table[-1].split()[:2] == ["TOTAL", "2"]
     with pytest.raises(usage_cmd.UsageError, match="refused: since"):
         await asyncio.to_thread(usage_cmd.from_server, proxy, KEY, "soon", "model")
+
+
+async def test_metrics_carry_tokens_attempts_and_header_utilization(start: Start, fake: FakeUpstream) -> None:
+    """Tokens as the provider reported them, one attempt per upstream call, and the token window's use."""
+    proxy = await start()
+    fake.default = Reply(
+        body=orjson.dumps(MESSAGE),
+        headers={"anthropic-ratelimit-tokens-limit": "1000", "anthropic-ratelimit-tokens-remaining": "400"},
+    )
+    await fetch(f"{proxy}/v1/messages", method="POST", json=BODY)
+    s = samples((await fetch(f"{proxy}/metrics"))[2].decode())
+    tokens = {x.labels["type"]: x.value for x in s["ccproxy_tokens_total"]}
+    assert tokens == {"input": 5.0, "output": 3.0, "cache_read": 0.0, "cache_creation": 0.0}
+    assert all(x.labels["provider"] == "claude" and x.labels["model"] == MODEL for x in s["ccproxy_tokens_total"])
+    assert [(x.labels["credential"], x.labels["outcome"], x.value) for x in s["ccproxy_upstream_attempts_total"]] == [
+        ("key-1", "ok", 1.0)
+    ]
+    util = {x.labels["window"]: x.value for x in s["ccproxy_credential_utilization_ratio"]}
+    assert util["tokens"] == 0.6
+    assert sum(x.value for x in s["ccproxy_cost_usd_total"]) > 0

@@ -231,6 +231,15 @@ async def test_previous_response_id_is_refused_by_name(sdk: Sdk, proxy: str, fak
     assert "resp_abc123" in str(caught.value) and not fake.requests
 
 
+async def test_stored_responses_are_not_found_by_name(sdk: Sdk, proxy: str) -> None:
+    """Retrieving, deleting or cancelling a response is a 404 that names it: ccproxy keeps none."""
+    client = sdk(proxy)
+    for call in (client.responses.retrieve, client.responses.delete, client.responses.cancel):
+        with pytest.raises(openai.NotFoundError) as caught:
+            await call("resp_abc123")
+        assert "resp_abc123" in str(caught.value)
+
+
 async def test_hosted_tools_are_dropped_named_and_do_not_route(make_proxy: ProxyFactory, make_fake: Any) -> None:
     """web_search is left out, named in x-ccproxy-dropped-tools, and the webSearch route does not fire."""
     main, search = await make_fake(), await make_fake()
@@ -250,6 +259,30 @@ async def test_hosted_tools_are_dropped_named_and_do_not_route(make_proxy: Proxy
         assert resp.headers["x-ccproxy-dropped-tools"] == "web_search"
     assert len(main.requests) == 1 and not search.requests
     assert [t["name"] for t in main.requests[0].json()["tools"]] == ["get_weather", "fixed_version"]
+
+
+@pytest.mark.parametrize(("effort", "routed_to"), [("xhigh", "thinker"), ("low", "anthropic"), (None, "anthropic")])
+async def test_a_high_reasoning_effort_takes_the_think_route(
+    make_proxy: ProxyFactory, make_fake: Any, effort: str | None, routed_to: str
+) -> None:
+    """reasoning.effort at or above router.think_effort routes like a Messages client thinking hard."""
+    main, thinker = await make_fake(), await make_fake()
+    main.default = thinker.default = json_reply("anthropic/message_tool_use.json")
+    proxy = await make_proxy(
+        {
+            "providers": [anthropic_provider(main), {**anthropic_provider(thinker), "name": "thinker"}],
+            "routes": {
+                "default": {"provider": "anthropic", "model": MODEL},
+                "think": {"provider": "thinker", "model": "claude-opus-4-8"},
+            },
+        }
+    )
+    body: JSON = {"model": MODEL, "input": "hi", **({"reasoning": {"effort": effort}} if effort else {})}
+    async with aiohttp.ClientSession() as session, session.post(proxy + "/v1/responses", json=body) as resp:
+        assert resp.status == 200
+        assert resp.headers["x-ccproxy-route"].startswith(routed_to + ",")
+    sent = (thinker if routed_to == "thinker" else main).requests[0].json()
+    assert "output_config" not in sent  # routed on, never sent: not every model takes an effort
 
 
 @pytest.mark.parametrize("path", ["/api/v1", "/api/codex", "/api/codex/v1", "/api/codex/sess-42"])
@@ -288,7 +321,10 @@ async def test_client_hanging_up_after_completed_is_a_normal_end(
     proxy: str, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A client that closes right after response.completed (Codex does) leaves no error behind."""
-    fake.queue(anthropic_stream("stream_text.sse"), json_reply("anthropic/message_tool_use.json"))
+    events = sse_events("anthropic/stream_text.sse")
+    # The provider ends its body a moment after message_stop: the client is gone by then.
+    late = Stream([*events, b": late\n\n"], pause_after=len(events), pause=0.5)
+    fake.queue(late, json_reply("anthropic/message_tool_use.json"))
     body = {"model": MODEL, "input": "hi", "stream": True}
     async with aiohttp.ClientSession() as session:
         async with session.post(proxy + "/v1/responses", json=body) as resp:
@@ -424,9 +460,14 @@ def reasoning_chat_stream() -> Stream:
     return Stream([*events, b"data: [DONE]\n\n"])
 
 
-async def test_reasoning_through_chat(sdk: Sdk, chat_proxy: str, fake: FakeUpstream) -> None:
+async def test_reasoning_through_chat(sdk: Sdk, make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
     """A Chat provider's reasoning_content streams as reasoning summary text; effort goes up as reasoning_effort."""
     fake.default = reasoning_chat_stream()
+    # a reasoning model: gpt-4.1 refuses reasoning_effort, so the proxy sends it only to those that take it
+    route = {"default": {"provider": "openai", "model": "o3"}}
+    chat_proxy = await make_proxy(
+        {"providers": [{"name": "openai", "api_base_url": fake.url + "/v1", "api_key": "sk-up"}], "routes": route}
+    )
     async with sdk(chat_proxy).responses.stream(model=MODEL, input="hi", reasoning={"effort": "high"}) as stream:
         summary = "".join([e.delta async for e in stream if e.type == "response.reasoning_summary_text.delta"])
         final = await stream.get_final_response()

@@ -9,6 +9,7 @@ ccproxy's `/claude/v1/...` and `/sdk/v1/...`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -393,3 +394,24 @@ async def test_disconnect_during_a_tool_run_kills_the_tool_too(make_sdk_proxy: S
         started = processes_in(proxy.cwd)
         response.close()
     await wait_until(lambda: all(pid_gone(pid) for pid in started), f"processes {sorted(started)} ended")
+
+
+async def test_each_turns_usage_reaches_the_request_log(sdk_proxy: SdkProxy, caplog: pytest.LogCaptureFixture) -> None:
+    """A turn is logged (and metered) under provider claude-code, the model the CLI ran, and the CLI's token counts."""
+    caplog.set_level(logging.INFO, logger="ccproxy.access")
+    await sdk_proxy.anthropic().messages.create(
+        model="sonnet", max_tokens=50, messages=[{"role": "user", "content": "count this"}]
+    )
+
+    def line() -> str:
+        return next(
+            (
+                r.getMessage()
+                for r in caplog.records
+                if r.name == "ccproxy.access" and "/claude/v1/messages" in r.getMessage()
+            ),
+            "",
+        )
+
+    await wait_until(lambda: bool(line()), "the access log line")
+    assert "route=claude-code,claude-" in line() and "tokens=in:11,out:7" in line()

@@ -9,7 +9,10 @@ errors and the raw error bodies in both dialects, streaming and not, every log r
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import anthropic
 import openai
 import orjson
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ccproxy_core.cli.main import main
@@ -164,6 +168,7 @@ async def test_no_secret_leaves_the_process_in_200_captured_outputs(
         for path in paths:
             async with session.get(f"{url}{path}") as r:
                 outputs.append(await r.text())
+        assert "gsk_…" in outputs[-len(paths) + 2], "lastError quotes the keys, masked"
 
     config_file = tmp_path / "config.json"
     config_file.write_bytes(orjson.dumps(raw))
@@ -211,3 +216,66 @@ async def test_provider_headers_are_masked_and_a_get_put_round_trip_keeps_them(
             assert r.status == 200
     assert orjson.loads(path.read_bytes())["providers"][0]["headers"]["X-Tenant-Key"] == HEADER
     assert fake.requests[-1].headers["x-tenant-key"] == HEADER
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+async def test_ccproxy_serve_logs_no_secret_at_debug(make_fake: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    """`ccproxy serve` as a process at DEBUG; a provider and a token endpoint quoting secrets: the log has none."""
+    fake = await make_fake()
+    fake.default = quoting((PROXY_KEY, GSK, HEADER))[0]
+
+    async def refuse(request: web.Request) -> web.Response:  # quotes the refresh token and the keys
+        quote = f"client not allowed for {OAUTH_REFRESH} ({GSK}, {HEADER})"
+        return web.json_response({"error": "invalid_client", "error_description": quote}, status=400)
+
+    endpoint = web.Application()
+    endpoint.router.add_post("/v1/oauth/token", refuse)
+    token_server: TestServer = await aiohttp_server(endpoint)
+    accounts = tmp_path / "accounts.json"
+    due = {
+        "accessToken": OAUTH_ACCESS,
+        "refreshToken": OAUTH_REFRESH,
+        "expiresAt": 1_000,
+    }  # expired: refreshed at start
+    accounts.write_bytes(orjson.dumps({"version": 1, "accounts": {"a": due}}))
+    port = free_port()
+    log = tmp_path / "serve.log"
+    groq: dict[str, Any] = {"name": "groq", "kind": "openai", "api_base_url": f"{fake.url}/v1", "api_key": GSK}
+    groq["headers"] = {"X-Tenant-Key": HEADER}
+    claude = {"name": "claude", "kind": "anthropic", "auth": "oauth", "accounts_path": str(accounts)}
+    config_file = tmp_path / "config.json"
+    config_file.write_bytes(
+        orjson.dumps(
+            {
+                "port": port,
+                "apikey": PROXY_KEY,
+                "log": {"level": "debug", "file": str(log)},
+                "providers": [groq, claude],
+                "oauth": {"token_url": str(token_server.make_url("/v1/oauth/token"))},
+            }
+        )
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccproxy_core", "serve", "--config", str(config_file), cwd=Path(__file__).parents[2]
+    )
+    try:
+        for _ in range(200):  # until it listens and has tried the refresh: up to ~10 s on a busy machine
+            if log.exists() and "listening" in log.read_text() and "token refresh" in log.read_text():
+                break
+            await asyncio.sleep(0.05)
+        oai = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=PROXY_KEY, max_retries=0)
+        with pytest.raises(openai.BadRequestError) as caught:
+            await oai.chat.completions.create(model="groq,m", messages=[{"role": "user", "content": "hi"}])
+        await oai.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    text = log.read_text()
+    assert "client not allowed for" in text and "gsk_" in caught.value.response.text  # the quotes arrived
+    assert secrets_in(text + caught.value.response.text) == 0

@@ -6,11 +6,12 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ccproxy_core.core import inbound
 from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge
 from ccproxy_core.core.wire import JSON
-from ccproxy_core.server import reqlog
+from ccproxy_core.server import keyguard, reqlog, sessions
 from ccproxy_core.server.state import STATE
 
 
@@ -45,20 +46,24 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     too_large = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    if coding is None:
-        try:
+    try:
+        if coding is None:
             return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise too_large from None
-    inflater, received, pieces = inbound.Inflater(coding, limit), 0, []
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
-        if received > limit:
-            raise too_large
-        pieces.append(inflater.feed(chunk))
-    if received:
-        inflater.finish()
-    return b"".join(pieces)
+        inflater, received, pieces = inbound.Inflater(coding, limit), 0, []
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+            if received > limit:
+                raise too_large
+            pieces.append(inflater.feed(chunk))
+        if received:
+            inflater.finish()
+        return b"".join(pieces)
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    except HttpProcessingError as exc:  # the body's own framing broke: cut short, a bad chunk
+        raise InvalidRequest(f"the request body is malformed: {' '.join(exc.message.split())[:200]}") from None
+    except ConnectionResetError:  # the client went away mid-body; nobody reads this answer
+        raise InvalidRequest("the client closed the connection before its whole body arrived") from None
 
 
 async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bool]:
@@ -68,6 +73,8 @@ async def read_model_request(request: web.Request) -> tuple[bytes, JSON, str, bo
     require_list(body, "messages")
     stream = body.get("stream") is True
     reqlog.requested(model, stream)
+    keyguard.check_model(model)  # a client key's model list: 403 naming what it may use
+    sessions.note(request, body)  # the conversation, for its sticky credential
     return raw, body, model, stream
 
 

@@ -22,12 +22,14 @@ from collections.abc import Callable, Iterable
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON, ProxyError
+from ccproxy_core.core.errors import JSON, NotFound, ProxyError, openai_status_and_body
+from ccproxy_core.core.headers import X_DROPPED_TOOLS
 from ccproxy_core.core.sse import SSEEvent, event_json
 from ccproxy_core.core.tokens import estimate_tokens
-from ccproxy_core.server import calls, dispatch
+from ccproxy_core.server import calls, dispatch, sessions
 from ccproxy_core.server.handlers import chat, models
 from ccproxy_core.server.handlers.common import json_response, read_json, require_str
+from ccproxy_core.server.keyguard import check_model as keyguard_check_model
 from ccproxy_core.server.relay import Translate, pump_events
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.chat_request import messages_to_chat, strip_synthetic_thinking
@@ -37,8 +39,6 @@ from ccproxy_core.translate.responses_request import responses_to_messages
 from ccproxy_core.translate.responses_response import ResponsesPlan, message_to_response
 from ccproxy_core.translate.responses_stream import ResponsesStreamTranslator, encode_event
 
-# Names the hosted tools (web_search, ...) that were left out because no provider here runs them.
-DROPPED_TOOLS_HEADER = "x-ccproxy-dropped-tools"
 # Responses streams have no ping event; an SSE comment keeps idle connections open.
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -47,10 +47,14 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     _, body = await read_json(request)
     model = require_str(body, "model")
+    keyguard_check_model(model)  # a client key's model list
+    sessions.note(request, body)  # the conversation, for its sticky credential
     stream = body.get("stream") is True
     messages_body, plan = responses_to_messages(body, model=model)
-    candidates = dispatch.plan_request(state, state.runtime, messages_body, request.headers)
-    dropped = {DROPPED_TOOLS_HEADER: ", ".join(plan.dropped_tools)} if plan.dropped_tools else {}
+    # The router's think rule reads the effort the client named, which the budget alone would hide.
+    routed = {**messages_body, "output_config": {"effort": plan.effort}} if plan.effort else messages_body
+    candidates = dispatch.plan_request(state, state.runtime, routed, request.headers)
+    dropped = {X_DROPPED_TOOLS: ", ".join(plan.dropped_tools)} if plan.dropped_tools else {}
     call = _Call(request, plan, messages_body, model, stream, int(time.time()))
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
@@ -179,6 +183,17 @@ class _Call:
             return web.Response(status=200)
 
 
+async def stored_response(request: web.Request) -> web.Response:
+    """Retrieve, delete, cancel, list input items: each needs a stored response, and ccproxy keeps none."""
+    wanted = request.match_info["response_id"]
+    err = NotFound(
+        f"response_id: ccproxy keeps no responses, so {wanted!r} cannot be found; "
+        "a stream's final event (response.completed) carries the whole response"
+    )
+    status, body = openai_status_and_body(err)
+    return json_response(body, status=status)
+
+
 def _encode(events: list[JSON]) -> list[bytes]:
     return [encode_event(event) for event in events]
 
@@ -189,6 +204,16 @@ ROUTES = [
     web.post("/api/codex/responses", create_response),
     web.post("/api/codex/v1/responses", create_response),
     web.post("/api/codex/{session_id}/responses", create_response),
+    *[
+        route
+        for prefix in ("/v1", "/api/v1")
+        for route in (
+            web.get(f"{prefix}/responses/{{response_id}}", stored_response),
+            web.delete(f"{prefix}/responses/{{response_id}}", stored_response),
+            web.post(f"{prefix}/responses/{{response_id}}/cancel", stored_response),
+            web.get(f"{prefix}/responses/{{response_id}}/input_items", stored_response),
+        )
+    ],
     # The replaced product's Codex plugin also served these; they are the /v1 surfaces.
     web.post("/api/codex/chat/completions", chat.create_completion),
     web.post("/api/codex/v1/chat/completions", chat.create_completion),

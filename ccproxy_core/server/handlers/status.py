@@ -75,7 +75,9 @@ def _find(request: web.Request, name: str) -> tuple[ProviderPool, JSON]:
     now = time.time()
     for owner in _pools(request):
         if name in _pool(owner).names:
-            return owner, {"provider": owner.name, **_pool(owner).account_json(name, now)}
+            account = _pool(owner).account_json(name, now)
+            # Live sticky conversations on this credential (core/sticky.py).
+            return owner, {"provider": owner.name, **account, "sessions": owner.sessions(now).get(name, 0)}
     known = ", ".join(f"{o.name}/{n}" for o in _pools(request) for n in _pool(o).names) or "none"
     raise NotFound(f"no account named {name!r} (known: {known})")
 

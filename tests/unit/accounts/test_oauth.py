@@ -29,7 +29,7 @@ from ccproxy_core.accounts.oauth import (
     refresh_due_at,
 )
 from ccproxy_core.accounts.store import load_accounts, save_accounts
-from ccproxy_core.config.model import OAuthSettings
+from ccproxy_core.config.model import OAuthSettings, Seconds
 from ccproxy_core.core.outcome import Outcome, OutcomeKind
 from ccproxy_core.core.pool import Credential, CredentialPool, CredentialState
 from tests.fakes import FakeTokenEndpoint
@@ -199,7 +199,7 @@ async def test_unreachable_token_endpoint_is_transient(session: aiohttp.ClientSe
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = OAuthSettings(token_url=f"http://127.0.0.1:{port}/v1/oauth/token", timeout_seconds=2)
+    settings = OAuthSettings(token_url=f"http://127.0.0.1:{port}/v1/oauth/token", timeout_seconds=Seconds(2))
     with pytest.raises(TransientRefreshError, match="unreachable"):
         await refresh(session, settings, "sk-ant-ort01-whatever")
 
@@ -453,3 +453,31 @@ async def test_unknown_account_is_not_found(
     s = Setup(tmp_path, token_endpoint, session)
     with pytest.raises(NotFound):
         await s.scheduler.refresh_now("zed")
+
+
+async def test_a_poke_writes_newer_pool_tokens_back_over_a_stale_file(
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    """After a reload of a file older than the pool (an edit from a stale copy), the pool's tokens go back to disk."""
+    s = Setup(tmp_path, token_endpoint, session)
+    new = await s.scheduler.refresh_now("a")
+    save_accounts(s.path, [s.cred, s.other])  # an editor saves the copy it read before the refresh
+    s.scheduler.start()
+    try:
+        s.scheduler.poke()
+        await eventually(lambda: s.on_disk() == new)
+        assert s.on_disk("b") == s.other
+    finally:
+        await s.scheduler.stop()
+
+
+async def test_retry_in_says_when_a_failed_refresh_is_tried_again(
+    tmp_path: Path, token_endpoint: FakeTokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    """After a transient failure the scheduler's backoff is the wait a client is told."""
+    token_endpoint.fail_with.append(503)
+    s = Setup(tmp_path, token_endpoint, session)
+    assert s.scheduler.retry_in("a", s.clock.now) == 0.0
+    with pytest.raises(TransientRefreshError):
+        await s.scheduler.refresh_now("a")
+    assert s.scheduler.retry_in("a", s.clock.now) == pytest.approx(5.0)  # backoff base, full jitter

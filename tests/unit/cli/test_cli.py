@@ -34,7 +34,7 @@ def test_code_flags_reach_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("ccproxy_core.cli.launch.code", fake_code)
     assert main(["code", "--port", "4000", "--model", "sonnet", "-p", "hi"]) == 7
-    assert seen == {"args": ["--model", "sonnet", "-p", "hi"], "host": None, "port": 4000, "config": None}
+    assert seen == {"args": ["--model", "sonnet", "-p", "hi"], "host": None, "port": 4000, "config": None, "key": None}
 
 
 @pytest.mark.parametrize(

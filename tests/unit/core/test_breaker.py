@@ -148,12 +148,6 @@ def test_disabled_breaker_never_opens() -> None:
     assert (b.state(0.0), b.allow(0.0)) == ("closed", True)
 
 
-def test_settings_from_the_config_block() -> None:
-    """The config's breaker block sets the fields it names; unknown keys are ignored."""
-    s = BreakerSettings.from_config({"consecutive_failures": 7, "open_seconds": 5, "unrelated": 1})
-    assert (s.consecutive_failures, s.open_seconds, s.min_requests) == (7, 5, 10)
-
-
 @pytest.mark.parametrize(
     ("status", "failure"),
     [

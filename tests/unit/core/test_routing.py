@@ -11,6 +11,7 @@ import pytest
 from ccproxy_core.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from ccproxy_core.core.routing import RequestView, Route, RoutingTable, fallback_chain, route
 
+JSON = dict[str, Any]
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "claude-code"
 
 CONFIG: dict[str, Any] = {
@@ -63,19 +64,21 @@ def test_table_keeps_enabled_providers_in_config_order() -> None:
 
 
 @pytest.mark.parametrize(
-    ("thinking", "expected"),
+    ("body", "budget", "effort", "flag"),
     [
-        ({"type": "enabled", "budget_tokens": 31999}, True),
-        ({"type": "adaptive"}, True),
-        ({"type": "disabled"}, False),
-        (True, False),  # Go ccproxy's boolean form is not what Claude Code sends
-        (None, False),
+        ({"thinking": {"type": "enabled", "budget_tokens": 31999}}, 31999, "", False),
+        ({"thinking": {"type": "enabled", "budget_tokens": True}}, 0, "", False),
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, 0, "max", False),
+        ({"thinking": {"type": "disabled"}, "output_config": {"effort": "max"}}, 0, "", False),
+        ({"thinking": {"type": "adaptive", "budget_tokens": 50000}}, 0, "", False),
+        ({"thinking": True}, 0, "", True),  # Go ccproxy's clients send the boolean
+        ({"thinking": None, "output_config": {"effort": "max"}}, 0, "", False),
     ],
 )
-def test_thinking_is_an_object_of_type_enabled_or_adaptive(thinking: Any, expected: bool) -> None:
-    """Only a thinking object of type enabled or adaptive counts as thinking."""
-    body = {"model": "m", "thinking": thinking}
-    assert RequestView.from_anthropic(body, {}, 0).thinking is expected
+def test_the_view_reads_budget_effort_and_the_boolean(body: JSON, budget: int, effort: str, flag: bool) -> None:
+    """A budget counts only on enabled thinking, an effort only while thinking is on, `true` as itself."""
+    got = RequestView.from_anthropic({"model": "m", **body}, {}, 0)
+    assert (got.thinking_budget, got.effort, got.think_flag) == (budget, effort, flag)
 
 
 @pytest.mark.parametrize(
@@ -99,15 +102,65 @@ def test_view_reads_the_provider_header_in_any_case() -> None:
     assert RequestView.from_anthropic({"model": "m"}, {"x-provider": " "}, 5).provider_header is None
 
 
+def capture(name: str) -> JSON:
+    body: JSON = json.loads((FIXTURES / name).read_text())["body"]
+    return body
+
+
 def test_real_claude_code_captures() -> None:
-    """Claude Code's own haiku and main requests carry thinking objects, and no web search."""
-    haiku = json.loads((FIXTURES / "model-haiku-0001.json").read_text())["body"]
-    main = json.loads((FIXTURES / "text-0001.json").read_text())["body"]
-    haiku_view = RequestView.from_anthropic(haiku, {}, 1000)
-    assert (haiku_view.model, haiku_view.thinking) == ("claude-haiku-4-5-20251001", True)
-    assert RequestView.from_anthropic(main, {}, 1000).thinking is True
+    """Claude Code's own haiku and main requests carry thinking at its defaults, and no web search."""
+    haiku_view = RequestView.from_anthropic(capture("model-haiku-0001.json"), {}, 1000)
+    assert (haiku_view.model, haiku_view.thinking_budget) == ("claude-haiku-4-5-20251001", 31999)
+    main_view = RequestView.from_anthropic(capture("text-0001.json"), {}, 1000)
+    assert (main_view.thinking_budget, main_view.effort, main_view.has_web_search) == (0, "high", False)
     # The haiku request has thinking enabled, and still goes to background.
     assert route(haiku_view, table(routes=SCENARIO_ROUTES)).scenario == "background"
+
+
+@pytest.mark.parametrize("name", ["text-0001.json", "tool-read-0001.json", "interactive-tui-0003.json"])
+def test_claude_code_main_requests_at_its_default_thinking_go_to_default(name: str) -> None:
+    """Adaptive thinking at effort "high", sent on every main request, is not "thinking hard"."""
+    got = route(RequestView.from_anthropic(capture(name), {}, 1000), table(routes=SCENARIO_ROUTES))
+    assert (got.scenario, got.provider) == ("default", "anthropic")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"thinking": {"type": "enabled", "budget_tokens": 63999}}, "think: budget_tokens 63999 >= 32000"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 32000}}, "think: budget_tokens 32000 >= 32000"),
+        ({"output_config": {"effort": "max"}}, "think: effort max >= xhigh"),
+        ({"output_config": {"effort": "xhigh"}}, "think: effort xhigh >= xhigh"),
+        ({"thinking": True}, "think: thinking: true"),
+    ],
+)
+def test_a_claude_code_request_that_asks_to_think_hard_goes_to_think(change: JSON, reason: str) -> None:
+    """The recorded main request with a high explicit budget, a higher effort, or `thinking: true` goes to think."""
+    view_ = RequestView.from_anthropic({**capture("text-0001.json"), **change}, {}, 1000)
+    assert route(view_, table(routes=SCENARIO_ROUTES)) == Route("deepseek", "deepseek-reasoner", reason, "think")
+
+
+@pytest.mark.parametrize(
+    ("router", "change", "scenario"),
+    [
+        ({}, {"thinking": {"type": "enabled", "budget_tokens": 31999}}, "default"),  # Claude Code's default
+        ({"think_budget_threshold": 16000}, {"thinking": {"type": "enabled", "budget_tokens": 31999}}, "think"),
+        ({"think_budget_threshold": 16000}, {"thinking": {"type": "enabled", "budget_tokens": 8000}}, "default"),
+        ({"think_effort": "high"}, {}, "think"),  # effort "high", as recorded
+        ({"think_effort": "max"}, {"output_config": {"effort": "xhigh"}}, "default"),
+        ({"think_effort": "low"}, {"thinking": {"type": "disabled"}}, "default"),
+    ],
+)
+def test_the_think_thresholds_are_configurable(router: JSON, change: JSON, scenario: str) -> None:
+    """`router.think_budget_threshold` and `router.think_effort` move the line; disabled thinking never thinks."""
+    t = table(routes=SCENARIO_ROUTES, router=router)
+    assert route(RequestView.from_anthropic({**capture("text-0001.json"), **change}, {}, 1000), t).scenario == scenario
+
+
+def test_an_unknown_think_effort_is_refused() -> None:
+    """The table takes only Anthropic's effort levels."""
+    with pytest.raises(ValueError, match="think_effort"):
+        table(router={"think_effort": "huge"})
 
 
 # --- the rules, one by one -------------------------------------------------------------------------
@@ -139,7 +192,13 @@ def test_real_claude_code_captures() -> None:
         ),
         (view("glm", has_web_search=True), "openai", "gpt-4.1", "webSearch: web_search tool", "webSearch"),
         (view("glm-haiku"), "openai", "gpt-4.1-mini", "background: haiku model", "background"),
-        (view("glm", thinking=True), "deepseek", "deepseek-reasoner", "think: thinking enabled", "think"),
+        (
+            view("glm", thinking_budget=40000),
+            "deepseek",
+            "deepseek-reasoner",
+            "think: budget_tokens 40000 >= 32000",
+            "think",
+        ),
         (view("glm"), "anthropic", "claude-sonnet-4-5", "default", "default"),
     ],
 )
@@ -221,15 +280,15 @@ def test_explicit_is_never_rerouted_by_an_open_circuit() -> None:
         # explicit beats a model route
         (view("openai,claude-opus-4-5"), "explicit"),
         # a model route beats long context, web search, haiku and thinking
-        (view("gpt-4.1", token_estimate=999_999, has_web_search=True, thinking=True), "gpt-4.1"),
+        (view("gpt-4.1", token_estimate=999_999, has_web_search=True, think_flag=True), "gpt-4.1"),
         # long context beats web search, background and think
-        (view("glm-haiku", token_estimate=60001, has_web_search=True, thinking=True), "longContext"),
+        (view("glm-haiku", token_estimate=60001, has_web_search=True, think_flag=True), "longContext"),
         # the threshold itself is not above the threshold
         (view("glm", token_estimate=60000), "default"),
         # web search beats background and think
-        (view("glm-haiku", has_web_search=True, thinking=True), "webSearch"),
+        (view("glm-haiku", has_web_search=True, think_flag=True), "webSearch"),
         # background beats think: Claude Code's haiku requests have thinking enabled
-        (view("glm-HAIKU", thinking=True), "background"),
+        (view("glm-HAIKU", think_flag=True), "background"),
     ],
 )
 def test_precedence(request_view: RequestView, scenario: str) -> None:
@@ -313,14 +372,14 @@ def test_scenario_routes_beat_big_small_mapping() -> None:
 
 def test_open_circuit_skips_to_the_next_rule() -> None:
     """A route whose provider's circuit is open is skipped; the next rule answers and says so."""
-    got = route(view("glm", thinking=True), TABLE, frozenset({"deepseek"}))
+    got = route(view("glm", think_flag=True), TABLE, frozenset({"deepseek"}))
     assert (got.provider, got.scenario) == ("anthropic", "default")
     assert got.reason == "default (deepseek unavailable)"
 
 
 def test_everything_open_falls_back_to_the_fallback_chain() -> None:
     """When every rule's provider is unavailable, the first route's fallback list answers."""
-    got = route(view("glm", thinking=True), TABLE, frozenset({"deepseek", "anthropic"}))
+    got = route(view("glm", think_flag=True), TABLE, frozenset({"deepseek", "anthropic"}))
     assert got.provider == "openai"
     assert got.reason.endswith("deepseek unavailable -> fallback openai")
 

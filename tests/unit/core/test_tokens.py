@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -13,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccproxy_core.core.errors import JSON
-from ccproxy_core.core.tokens import IMAGE_TOKENS, estimate_chat_tokens, estimate_tokens
-from ccproxy_core.translate.messages_request import chat_to_messages
+from ccproxy_core.core.tokens import IMAGE_TOKENS, estimate_tokens
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 ANTHROPIC = FIXTURES / "recorded" / "anthropic"
@@ -167,39 +165,6 @@ def test_system_tools_and_thinking_all_count() -> None:
 def test_odd_shapes_never_raise(body: JSON) -> None:
     """The estimate runs before validation, so malformed bodies get a number, not an exception."""
     assert estimate_tokens(body) >= 0
-    assert estimate_chat_tokens(body) >= 0
-
-
-@pytest.mark.parametrize(
-    "path", sorted((FIXTURES / "recorded" / "openai").glob("*.request.json")), ids=lambda p: p.name
-)
-def test_an_openai_request_estimates_like_its_anthropic_translation(path: Path) -> None:
-    """The OpenAI-shaped estimate agrees (within 5%) with the estimate of the translated request."""
-    body = orjson.loads(path.read_bytes())
-    translated, _ = chat_to_messages(body, model=body["model"])
-    assert estimate_chat_tokens(body) == pytest.approx(estimate_tokens(translated), rel=0.05)
-
-
-def test_openai_images_files_and_tool_calls_count() -> None:
-    """image_url parts, PDF files and assistant tool calls add to the OpenAI-shaped estimate."""
-    base: list[JSON] = [{"role": "user", "content": "hi"}]
-    plain = estimate_chat_tokens({"messages": base})
-    parts = [
-        {"type": "text", "text": "hi"},
-        {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
-        {"type": "file", "file": {"file_data": "data:application/pdf;base64," + "A" * 1000}},
-    ]
-    assert estimate_chat_tokens({"messages": [{"role": "user", "content": parts}]}) >= plain + IMAGE_TOKENS
-    with_call = [
-        *base,
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "done"},
-    ]
-    assert estimate_chat_tokens({"messages": with_call}) > plain + 20
 
 
 # -- monotonicity -------------------------------------------------------------------------
@@ -231,29 +196,3 @@ def test_adding_a_message_or_a_tool_never_lowers_the_estimate(
     more_messages = [*messages[:at], extra, *messages[at:]]
     assert estimate_tokens({**body, "messages": more_messages}) >= before
     assert estimate_tokens({**body, "tools": [*tools[:at], extra_tool, *tools[at:]]}) >= before
-
-
-_chat_message = st.one_of(
-    st.builds(lambda t: {"role": "user", "content": t}, _text),
-    st.builds(lambda t: {"role": "system", "content": [{"type": "text", "text": t}]}, _text),
-    st.builds(
-        lambda a: {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": a}}],
-        },
-        _text,
-    ),
-    st.builds(lambda t: {"role": "tool", "tool_call_id": "c", "content": t}, _text),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(_chat_message, max_size=6), _chat_message, st.integers(0, 6), _text)
-def test_the_openai_estimate_is_monotonic_too(messages: list[JSON], extra: JSON, at: int, name: str) -> None:
-    """Same property for Chat Completions bodies: a message or a tool never lowers it."""
-    body: dict[str, Any] = {"messages": messages}
-    before = estimate_chat_tokens(body)
-    assert estimate_chat_tokens({"messages": [*messages[:at], extra, *messages[at:]]}) >= before
-    tools = [{"type": "function", "function": {"name": name}}]
-    assert estimate_chat_tokens({**body, "tools": tools}) >= before

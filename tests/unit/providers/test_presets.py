@@ -12,10 +12,11 @@ import pytest
 from ccproxy_core.providers.presets import (
     PRESETS,
     apply_preset,
-    auth_headers,
     clean_schema,
+    key_headers,
     preset_for,
     preset_for_provider,
+    takes_reasoning,
     upstream_url,
 )
 
@@ -447,9 +448,9 @@ def test_upstream_url_errors(preset: str, base: str, kind: Any, message: str) ->
         ("openai", "", {}),
     ],
 )
-def test_auth_headers(preset: str, key: str, expected: dict[str, str]) -> None:
+def test_each_preset_key_header(preset: str, key: str, expected: dict[str, str]) -> None:
     """Each preset carries its key in its own header; no key, no header."""
-    assert auth_headers(PRESETS[preset], key) == expected
+    assert key_headers(PRESETS[preset].auth_header, key) == expected
 
 
 @pytest.mark.parametrize(
@@ -480,3 +481,51 @@ def test_every_anthropic_speaking_provider_sends_anthropic_version() -> None:
         preset = preset_for_provider(provider)
         assert preset.kind == "anthropic"
         assert preset.extra_headers["anthropic-version"] == "2023-06-01"
+
+
+@pytest.mark.parametrize(
+    ("model", "takes"),
+    [
+        ("o3", True),
+        ("o3-mini", True),
+        ("o4-mini-2025-04-16", True),
+        ("o1", True),
+        ("o1-mini", False),
+        ("gpt-5", True),
+        ("gpt-5-chat-latest", False),
+        ("gpt-4.1", False),
+        ("gpt-4o-mini", False),
+        ("openai/o3", True),
+        ("models/gemini-2.5-pro", True),
+        ("gemini-2.0-flash", False),
+        ("grok-3-mini", True),
+        ("grok-4", False),
+        ("gpt-oss-120b", True),
+        ("llama-3.3-70b", False),
+    ],
+)
+def test_the_reasoning_table(model: str, takes: bool) -> None:
+    """One table says which models take a reasoning effort; a vendor prefix does not hide the name."""
+    assert takes_reasoning(model) is takes
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "style"),
+    [
+        ({"name": "openai"}, "gpt-4.1", "none"),
+        ({"name": "openai"}, "o3", "effort"),
+        ({"name": "openai", "reasoning": True}, "gpt-4.1", "effort"),
+        ({"name": "openai", "reasoning": False}, "o3", "none"),
+        ({"name": "openrouter"}, "openai/gpt-4.1", "openrouter"),
+        ({"name": "openrouter", "reasoning": False}, "openai/o3", "none"),
+        ({"name": "deepseek"}, "deepseek-reasoner", "none"),
+        ({"name": "deepseek", "reasoning": True}, "deepseek-reasoner", "effort"),
+        ({"name": "gemini"}, "gemini-2.0-flash", "none"),
+        ({"name": "gemini"}, "gemini-2.5-flash", "effort"),
+    ],
+)
+def test_reasoning_controls_follow_the_table_unless_the_provider_says(
+    provider: dict[str, Any], model: str, style: str
+) -> None:
+    """The dialect sends reasoning only where the table (or the provider's `reasoning` setting) allows."""
+    assert preset_for_provider(provider).dialect_for(model).reasoning == style

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,27 @@ def test_openrouter_error_code_becomes_the_status() -> None:
         translate({"error": {"message": "slow down", "code": 429}})
     assert caught.value.http_status == 429
     assert caught.value.type == "rate_limit_error"
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=st.dictionaries(st.text(max_size=4), _json_values, max_size=4), cut=st.integers(0, 300), ascii=st.booleans())
+def test_any_cut_of_an_object_closes_to_an_object(obj: dict[str, Any], cut: int, ascii: bool) -> None:
+    """Whatever a stream cut off, appending the suffix gives an object; the whole text parses as itself."""
+    text = json.dumps(obj, ensure_ascii=ascii)
+    prefix = text[:cut]
+    suffix = close_json_object(prefix)
+    if suffix is not None:
+        assert isinstance(orjson.loads(prefix + suffix), dict)
+    assert isinstance(parse_tool_arguments(prefix), dict)
+    assert parse_tool_arguments(text) == obj

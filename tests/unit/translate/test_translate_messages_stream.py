@@ -491,3 +491,47 @@ def test_pings_and_unknown_events_anywhere_change_nothing(name: str, extra: list
     events = events_of((ANTHROPIC / name).read_bytes())
     at = min(at, len(events) - 1)
     assert translate([*events[:at], *extra, *events[at:]]) == translate(events)
+
+
+_ANY_EVENT = st.sampled_from(
+    [
+        ("message_start", {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3}}}),
+        ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("content_block_start", {"index": 1, "content_block": {"type": "text", "text": "hi"}}),
+        ("content_block_start", {"index": 1, "content_block": {"type": "thinking", "thinking": ""}}),
+        ("content_block_start", {"index": 2, "content_block": {"type": "tool_use", "id": "t", "name": "f"}}),
+        ("content_block_start", {"index": 2, "content_block": {"type": "tool_use", "name": "json_tool_call"}}),
+        ("content_block_start", {"index": 3, "content_block": {"type": "redacted_thinking", "data": "x"}}),
+        ("content_block_start", {"index": 3, "content_block": {"type": "server_tool_use"}}),
+        ("content_block_delta", {"delta": {"type": "text_delta", "text": "\n\n"}}),
+        ("content_block_delta", {"delta": {"type": "text_delta", "text": "word"}}),
+        ("content_block_delta", {"delta": {"type": "thinking_delta", "thinking": "hmm"}}),
+        ("content_block_delta", {"delta": {"type": "signature_delta", "signature": "sig"}}),
+        ("content_block_delta", {"delta": {"type": "input_json_delta", "partial_json": ""}}),
+        ("content_block_delta", {"delta": {"type": "input_json_delta", "partial_json": '{"a":1}'}}),
+        ("content_block_stop", {"index": 0}),
+        ("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
+        ("message_stop", {}),
+        ("ping", {}),
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(_ANY_EVENT, max_size=25), json_mode=st.booleans(), end=st.sampled_from(["finish", "fail"]))
+def test_any_order_of_events_follows_the_transition_table(
+    events: list[tuple[str, JSON]], json_mode: bool, end: str
+) -> None:
+    """Events in any order never raise; after the end or an error the translator sends nothing more."""
+    translator = MessagesStreamTranslator(model=MODEL, include_usage=True, json_mode=json_mode, created=CREATED)
+    for event, payload in events:
+        translator.feed(event, payload)
+    if end == "finish":
+        translator.finish()
+    else:
+        out = translator.fail(RateLimited("slow down"))  # one error chunk, unless already closed
+        assert translator.complete and translator.failed is (len(out) == 1)
+    assert translator.feed("content_block_delta", {"delta": {"type": "text_delta", "text": "late"}}) == []
+    assert translator.finish() == []
+    if translator.complete:  # a stream that never started may still fail
+        assert translator.fail(RateLimited("again")) == []

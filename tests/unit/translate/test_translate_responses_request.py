@@ -175,6 +175,30 @@ def test_a_call_without_output_gets_a_placeholder_result() -> None:
     assert out["messages"][2]["content"][1]["text"] == "and?"
 
 
+def test_an_output_without_its_call_becomes_text() -> None:
+    """A history trimmed by the client keeps an output whose call is gone: it reaches the model as text."""
+    out, _ = translate(
+        {
+            "tools": [fn("a")],
+            "input": [
+                {"type": "function_call_output", "call_id": "gone", "output": "old result"},
+                {"role": "user", "content": "go"},
+                {"type": "function_call", "call_id": "c1", "name": "a", "arguments": "{}"},
+                {
+                    "type": "function_call_output",
+                    "call_id": "gone2",
+                    "output": [{"type": "input_text", "text": "older"}],
+                },
+                {"type": "function_call_output", "call_id": "c1", "output": "new"},
+            ],
+        }
+    )
+    first, _, last = out["messages"]
+    assert first["content"][0] == {"type": "text", "text": "[output of tool call gone]\nold result"}
+    assert [b["type"] for b in last["content"]] == ["tool_result", "text"]
+    assert last["content"][1]["text"] == "[output of tool call gone2]\nolder"
+
+
 def test_reasoning_items_restore_signed_thinking_and_drop_the_rest() -> None:
     """ccproxy's own encrypted_content restores the thinking block exactly; OpenAI's opaque items are dropped."""
     thinking = {"type": "thinking", "thinking": "Let me see.", "signature": "EoQDsig=="}
@@ -324,6 +348,7 @@ def test_json_schema_format_is_the_forced_json_tool() -> None:
         ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "hi", "tools": [fn("a")], "tool_choice": {"type": "function", "name": "b"}}, "tool_choice.name"),
         ({"input": "hi", "tools": [{"type": "namespace", "name": "n", "tools": "x"}]}, "tools.0.tools"),
+        ({"input": "hi", "tools": [{"name": "f", "parameters": {}}]}, "tools.0.type"),
         ({"input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
     ],
 )

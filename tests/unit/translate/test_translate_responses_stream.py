@@ -333,6 +333,7 @@ def test_custom_and_namespaced_tools_come_back_as_the_client_named_them() -> Non
         plan,
     )
     assert "custom_tool_call_input.done" in types(events)
+    assert [item.type for item in final_response(events).output] == ["custom_tool_call", "function_call"]
     custom, spawn = events[-1]["response"]["output"]
     assert custom == {**custom, "type": "custom_tool_call", "name": "apply_patch", "input": "*** Begin Patch"}
     assert spawn == {**spawn, "type": "function_call", "name": "spawn", "namespace": "agents", "arguments": "{}"}
