@@ -36,6 +36,7 @@ from ccproxy_core.server.replies import is_openai_dialect, openai_dialect, rende
 log = logging.getLogger("ccproxy")
 
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ (/[^ ?#\r\n]*)")
+_SNIFF = 8192  # bytes of a connection's latest chunk kept: a request line and the headers that follow
 _SHOWN = 200  # characters of aiohttp's parse message kept in the answer and the log
 
 
@@ -45,7 +46,7 @@ def dialect_of(data: bytes) -> bool | None:
     if match is None:
         return None
     path = match.group(1).decode("latin-1")
-    return openai_dialect(path, b"\n" + ANTHROPIC_VERSION.encode() + b":" in data[:65536].lower())
+    return openai_dialect(path, b"\n" + ANTHROPIC_VERSION.encode() + b":" in data.lower())
 
 
 # aiohttp quotes the offending header line; a credential in it goes neither to the log nor back.
@@ -64,7 +65,9 @@ class ProxyRequestHandler(RequestHandler):
     _last_data: bytes = b""
 
     def data_received(self, data: bytes) -> None:
-        self._last_data = data  # a reference, no copy: read only when a request fails to parse
+        # Kept for naming the dialect if this chunk's request fails to parse; a bounded copy, so
+        # an idle keep-alive connection holds no large buffer.
+        self._last_data = data[:_SNIFF]
         super().data_received(data)
 
     def handle_error(

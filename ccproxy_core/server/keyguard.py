@@ -145,12 +145,19 @@ async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = request.get(CLIENT_KEY)
     if key is None:
         return await handler(request)
-    if request.path.startswith("/admin/"):
+    path = request.path
+    if path.startswith("/admin/"):
         raise PermissionDenied(
             f"client key {key.name!r} cannot manage keys; the admin API needs the admin key (the config's apikey)"
         )
-    if not request.path.endswith(PROXIED_SUFFIXES):
-        return await handler(request)
+    if not path.endswith(PROXIED_SUFFIXES):
+        if path.endswith("/models") or "/responses/" in path:  # model lists, stored-response lookups
+            return await handler(request)
+        # /providers, /status, /usage, /metrics change the proxy or show everyone's use: the operator's.
+        raise PermissionDenied(
+            f"client key {key.name!r} may call the model endpoints only; {path} needs the admin key "
+            "(the config's apikey)"
+        )
     counters = request.app[KEYS].counters_of(key.name)
     refusal = limits.admit(key, counters, time.time())
     if refusal is not None:

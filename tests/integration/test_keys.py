@@ -88,13 +88,23 @@ async def test_a_key_is_needed_once_keys_exist_loopback_included(make_proxy: Pro
 
 
 async def test_a_client_key_gets_403_on_the_admin_api(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
-    """The admin API answers the admin key only: a client key gets 403 on every admin route."""
+    """The admin API, and every operator endpoint (providers, status, usage, metrics), answer the admin key only."""
     url = await make_proxy(config(fake))
     key = await create(url, "alice")
-    for method, path in (("GET", "/admin/keys"), ("POST", "/admin/keys"), ("DELETE", "/admin/keys/alice")):
+    for method, path in (
+        ("GET", "/admin/keys"),
+        ("POST", "/admin/keys"),
+        ("DELETE", "/admin/keys/alice"),
+        ("GET", "/providers"),
+        ("POST", "/status/accounts/key-1/disable"),
+        ("GET", "/usage"),
+        ("GET", "/metrics"),
+    ):
         status, _, doc = await call(url, method, path, key, {"name": "bob"} if method == "POST" else None)
         assert status == 403, (method, path)
         assert "admin key" in doc["error"]["message"]
+    assert (await call(url, "GET", "/v1/models", key))[0] == 200
+    assert (await call(url, "GET", "/providers", ADMIN))[0] == 200
 
 
 async def test_rpm_refuses_with_retry_after(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
