@@ -66,3 +66,18 @@ async def test_through_the_admin_api(aiohttp_server: Any, capsys: pytest.Capture
     bad = keys_cmd.Server(str(server.make_url("")), "wrong")
     code = await asyncio.to_thread(keys_cmd.run, "list", None, {}, as_json=False, server=bad, store=KeyStore())
     assert code == 1 and "refused" in capsys.readouterr().err
+
+
+def test_env_and_code_take_a_client_key(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ccproxy env --key KEY` prints it as the client's token; `ccproxy code --key KEY` hands it to the launcher."""
+    assert main(["env", "--key", "ccp-test-key-123"]) == 0
+    assert "ANTHROPIC_AUTH_TOKEN='ccp-test-key-123'" in capsys.readouterr().out.replace('"', "'")
+    seen: dict[str, object] = {}
+
+    def fake_code(args: list[str], **kw: object) -> int:
+        seen.update(args=args, **kw)
+        return 0
+
+    monkeypatch.setattr("ccproxy_core.cli.launch.code", fake_code)
+    assert main(["code", "--key", "ccp-k", "--model", "sonnet"]) == 0
+    assert seen["key"] == "ccp-k" and seen["args"] == ["--model", "sonnet"]
