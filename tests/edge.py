@@ -21,14 +21,18 @@ from attrs import frozen
 from ccproxy_core.config.model import Config, structure
 from ccproxy_core.server.app import create_app
 from ccproxy_core.server.framing import ProxyRunner
+from tests.conftest import anthropic_provider
+from tests.fakes import FakeUpstream
+from tests.specs import validator
 
+MESSAGES = {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
 IO_GUARD = 30.0  # seconds: only so a hung socket fails the test instead of hanging the suite
 
 
 @asynccontextmanager
-async def serving(config: dict[str, Any] | Config) -> AsyncIterator[int]:
-    """The proxy for `config` on a loopback port, with the runner and settings `run()` uses."""
-    cfg = config if isinstance(config, Config) else structure(config)
+async def serving(configuration: dict[str, Any] | Config) -> AsyncIterator[int]:
+    """The proxy for `configuration` on a loopback port, with the runner and settings `run()` uses."""
+    cfg = configuration if isinstance(configuration, Config) else structure(configuration)
     runner = ProxyRunner(create_app(cfg), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     try:
@@ -183,3 +187,31 @@ def trapped_logs() -> Iterator[LogTrap]:
         for lg, level in zip(loggers, levels, strict=True):
             lg.removeHandler(trap)
             lg.setLevel(level)
+
+
+def config(fake: FakeUpstream, **extra: Any) -> dict[str, Any]:
+    """An Anthropic provider and an OpenAI one on the same fake; `gpt-4.1` and `alias` are routes."""
+    return {
+        "providers": [
+            anthropic_provider(fake),
+            {"name": "openai", "kind": "openai", "api_base_url": fake.url + "/v1", "api_key": "sk-up"},
+        ],
+        "routes": {
+            "gpt-4.1": {"provider": "openai", "model": "gpt-4.1"},
+            "alias": {"provider": "anthropic", "model": "claude-sonnet-4-6"},
+            "to-openai": {"provider": "openai", "model": "gpt-4.1"},
+        },
+        **extra,
+    }
+
+
+def assert_anthropic_error(body: Any, error_type: str) -> None:
+    """An Anthropic error body (the spec's ErrorResponse but for `request_id`, which ccproxy sends as a header)."""
+    assert body["type"] == "error" and body["error"]["type"] == error_type, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    # 413's type is documented (docs.claude.com/en/api/errors) but missing from the spec's enum.
+    assert error_type == "request_too_large" or not list(validator("anthropic", "ErrorType").iter_errors(error_type))
+
+
+def assert_openai_error(body: Any) -> None:
+    assert not list(validator("openai", "ErrorResponse", nullable_as_union=True).iter_errors(body)), body
