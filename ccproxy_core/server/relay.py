@@ -273,13 +273,16 @@ async def pump_events(
     on_error: Encoder,
     keepalive: bytes | None = None,
     keepalive_interval: float = 0.0,
+    done: Callable[[], bool] | None = None,
 ) -> web.StreamResponse:
     """Decode the provider's SSE, translate each event, write what it gives at once.
 
     `finish` is called when the provider's body ends (the handler knows from its translator
     whether the provider finished the answer, and ends it with an error if not); `fail` turns
     an error into the client's closing events. `on_error` is the last resort when the
-    translator itself cannot be trusted any more: one bare error event in the client's dialect."""
+    translator itself cannot be trusted any more: one bare error event in the client's dialect.
+    `done`, when given, says the client has its whole answer: the pump stops reading there, and a
+    client that hangs up from then on (Codex does, right after `response.completed`) is no fault."""
     opening = await first_chunk(answer, provider)
     response = web.StreamResponse(status=200, headers=stream_headers(None, extra_headers))
     await response.prepare(request)
@@ -292,14 +295,20 @@ async def pump_events(
         for event in decoder.feed(opening):
             await out.write(translate(event))
         feed = reqlog.feeder()
-        async with contextlib.aclosing(answer.chunks()) as chunks:
-            async for chunk in chunks:
-                feed(chunk)
-                for event in decoder.feed(chunk):
-                    await out.write(translate(event))
-        for event in decoder.flush():
-            await out.write(translate(event))
-        await out.write(finish())
+        finished = done is not None and done()
+        if not finished:
+            async with contextlib.aclosing(answer.chunks()) as chunks:
+                async for chunk in chunks:
+                    feed(chunk)
+                    for event in decoder.feed(chunk):
+                        await out.write(translate(event))
+                    if done is not None and done():
+                        finished = True
+                        break
+        if not finished:
+            for event in decoder.flush():
+                await out.write(translate(event))
+            await out.write(finish())
     except ProxyError as err:
         failure = err
     except ConnectionError:
@@ -324,5 +333,9 @@ async def pump_events(
         if closing:
             with contextlib.suppress(ConnectionError):
                 await response.write(closing)
-    await response.write_eof()
+    try:
+        await response.write_eof()
+    except ConnectionError:
+        if done is None or not done():
+            raise  # the client left before its answer was whole
     return response

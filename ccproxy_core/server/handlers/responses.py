@@ -174,6 +174,7 @@ class _Call:
                 on_error=lambda err: b"".join(fail(err)),
                 keepalive=KEEPALIVE,
                 keepalive_interval=self.request.app[STATE].config.limits.keepalive_interval,
+                done=lambda: translator.done,
             )
         except ConnectionResetError:
             if not translator.done:
