@@ -1,12 +1,17 @@
-"""The aiohttp application: a literal route table, two middlewares, startup and shutdown.
+"""The aiohttp application: a literal route table, the middlewares, startup and shutdown.
 
 Middlewares, outermost first:
+- `observability.observe`: a request id on every response, one access-log line, the usage
+  ledger row and the metrics of each request (499 when the client goes away).
 - `errors`: every `ProxyError` (and every aiohttp HTTP error, and anything unexpected) becomes
-  an answer in the client's own dialect; no traceback ever reaches a client.
+  an answer in the client's own dialect, scrubbed of secrets; no traceback ever reaches a
+  client. Once a stream has started, errors are the pumps' business (server/relay.py): they end
+  it with one error event; nothing here ever writes a second response into an open body.
 - `client_auth`: with `apikey` set, every request but `/health` and the `HEAD /` warm-up must
   carry it (`x-api-key` or `Authorization: Bearer`), compared in constant time; without it,
   only loopback clients are served. It runs before any handler reads (or inflates) a body, and
   first refuses header values that are not UTF-8, so no later step meets an unencodable one.
+- `keyguard.enforce`: with client keys defined, each request's key, its limits and budgets.
 
 A client that sends `Expect: 100-continue` is checked the same way (and against the body
 size limit) before it is told to send its body (`expect_continue`). Requests aiohttp cannot
@@ -101,6 +106,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception:
         log.exception("unexpected error while serving %s %s", request.method, request.path)
+        if request.writer is not None and request.writer.output_size > 0:
+            # A response has started: a second one would land inside its body. aiohttp closes the
+            # connection on the re-raise, so the client sees a broken answer, never a wrong one.
+            raise
         return error_response(request, ProxyError("internal error in ccproxy; the details are in its log"))
     if response.status >= 400 and isinstance(response, web.Response) and isinstance(response.body, bytes):
         # A provider's error answer relayed as it came (passthrough) may quote the key it refused.
