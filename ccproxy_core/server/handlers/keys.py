@@ -55,7 +55,7 @@ async def _store_call(request: web.Request, func: Any, *args: Any) -> Any:
         raise Conflict(str(exc)) from None
     except KeySettingError as exc:
         raise InvalidRequest(str(exc)) from None
-    guard.reload()
+    await asyncio.to_thread(guard.reload)  # the change holds from the next request
     return result
 
 
