@@ -80,13 +80,13 @@ _PIECE = 64 * 1024  # inflated bytes per decompress call: the most that can over
 class UnsupportedEncoding(InvalidRequest):
     """A request body in a content coding ccproxy cannot read (HTTP 415)."""
 
-    status = 415
+    _status = 415
 
 
 class ExpectationFailed(InvalidRequest):
     """An `Expect` header other than `100-continue` (HTTP 417)."""
 
-    status = 417
+    _status = 417
 
 
 def body_coding(header: str | None) -> str | None:

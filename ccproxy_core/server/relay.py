@@ -28,7 +28,14 @@ from collections.abc import Callable, Iterable
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import AttemptFailed, ProxyError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ccproxy_core.core.errors import (
+    AttemptFailed,
+    ProxyError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    status_for_anthropic_type,
+)
 from ccproxy_core.core.headers import STREAM_HEADERS, client_response_headers
 from ccproxy_core.core.outcome import classify, no_answer
 from ccproxy_core.core.redaction import Redactor
@@ -124,7 +131,10 @@ def _opening_error(chunk: bytes, provider: str) -> ProxyError:
         except orjson.JSONDecodeError:
             break
         if event.event == "error":
-            return UpstreamError.from_anthropic(529 if "overloaded" in event.data else 500, payload)
+            error = payload.get("error") if isinstance(payload, dict) else None
+            etype = error.get("type") if isinstance(error, dict) else None
+            status = status_for_anthropic_type(etype) if isinstance(etype, str) else 500
+            return UpstreamError.from_anthropic(status, payload)
         return in_band_error(payload)
     return UpstreamUnreachable(f"provider {provider!r} opened its stream with an error")
 

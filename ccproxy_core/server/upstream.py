@@ -31,7 +31,7 @@ from ccproxy_core.core.errors import ProxyError, UpstreamTimeout, UpstreamUnreac
 class StreamStalled(UpstreamTimeout):
     """The provider sent nothing for `stream_idle_timeout` seconds in the middle of a stream."""
 
-    error_type = "overloaded_error"  # what makes Claude Code retry
+    _type = "overloaded_error"  # what makes Claude Code retry
 
 
 class Answer(Protocol):

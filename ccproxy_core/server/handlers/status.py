@@ -40,8 +40,8 @@ _COUNTS = (
 class AccountNeedsLogin(ProxyError):
     """The account's refresh token is spent or revoked: only a new login brings it back."""
 
-    status = 409
-    error_type = "invalid_request_error"
+    _status = 409
+    _type = "invalid_request_error"
 
 
 def json_response(request: web.Request, data: Any) -> web.Response:
