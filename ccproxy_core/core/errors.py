@@ -107,16 +107,6 @@ class ProxyError(Exception):
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Bridge for subclasses outside core still spelling the defaults `status` / `error_type`
-        # (handlers/status.py, server/upstream.py, core/inbound.py): moved to the one private
-        # name, so `http_status` and `type` stay the only way to read them.
-        super().__init_subclass__(**kwargs)
-        for legacy, private in (("status", "_status"), ("error_type", "_type")):
-            if legacy in cls.__dict__:
-                setattr(cls, private, cls.__dict__[legacy])
-                delattr(cls, legacy)
-
     @property
     def http_status(self) -> int:
         return self._status

@@ -27,8 +27,8 @@ from ccproxy_core.server.state import STATE
 
 
 class Conflict(ProxyError):
-    status = 409
-    error_type = "invalid_request_error"
+    _status = 409
+    _type = "invalid_request_error"
 
 
 def _admin(request: web.Request) -> None:

@@ -7,7 +7,6 @@ import pytest
 from ccproxy_core.core.errors import (
     InvalidRequest,
     Overloaded,
-    ProxyError,
     ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
@@ -75,15 +74,3 @@ def test_each_fact_has_one_read_name() -> None:
     assert (err.http_status, err.type) == (400, "invalid_request_error")
     assert not hasattr(err, "status") and not hasattr(err, "error_type")
     assert anthropic_body(err)["error"] == {"type": "invalid_request_error", "message": "bad"}
-
-
-def test_a_subclass_spelling_the_old_names_still_sets_its_status() -> None:
-    """A subclass not yet moved to `_status`/`_type` keeps working through the bridge."""
-
-    class Legacy(ProxyError):
-        status = 409
-        error_type = "invalid_request_error"
-
-    err = Legacy("x")
-    assert (err.http_status, err.type) == (409, "invalid_request_error")
-    assert not hasattr(Legacy, "status")
