@@ -12,20 +12,26 @@ this list, never from a layer below:
     providers/   pure facts about provider kinds and presets (URLs, auth headers, quirks).
     files.py     atomic file writes, shared by the I/O layers below.
     config/      the configuration model (attrs + cattrs), how its layers load, foreign formats.
-    accounts/    accounts.json (store, watch) and Claude OAuth (login, refresh scheduler).
+    accounts/    accounts.json (one writer per file, watch) and Claude OAuth (login, refresh).
+    usage/       the usage ledger (SQLite, written in batches off the event loop) and its queries.
+    keys/        client keys: their model and their store (hashed, SQLite).
+    sdk/         SDK mode: the local Claude Code CLI driven over its stream-json protocol.
     server/      the aiohttp shell: app and middlewares, run-time state, dispatch over routes,
                  upstream calls with their credentials, the byte and event pumps, handlers/.
-    cli/         the `ccproxy` command: argparse over plain functions, the daemon, launchers.
+    cli/         the `ccproxy` command: argparse over plain functions, the daemon, the service.
 
 The path of one request (`POST /v1/messages` from Claude Code):
 
-    server.app (middlewares: errors, client auth)
-      -> server.handlers.messages        read the body once
+    server.app (middlewares: observe, errors, client auth, client keys)
+      -> server.handlers.messages        read the body once (bounded, after auth)
       -> server.dispatch.plan_request    core.routing.route -> candidates (primary + fallbacks)
       -> server.dispatch.run             per candidate: breaker gate, provider bucket
          -> server.calls.anthropic_call  per credential: core.failover plan over core.pool,
-                                         core.outcome.classify of each error answer
+                                         core.outcome.classify of each error answer, one
+                                         Outcome read by the pool, the failover and the breaker
+         -> server.upstream              the Upstream interface (aiohttp; in memory in tests)
          -> server.relay.pump_bytes      stream the provider's bytes to the client as they come
+      <- server.observability            the access-log line, the ledger row, the metrics
 """
 
 __version__ = "0.1.0"
