@@ -67,18 +67,24 @@ OAUTH_BETA = "oauth-2025-04-20"
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
     listed: set[str] = set()
     for name, value in headers:
-        if name.lower() == "connection":
+        if len(name) == 10 and name.lower() == "connection":  # one length test per header on the happy path
             listed.update(token.strip().lower() for token in value.split(","))
     return frozenset(listed)
 
 
+# What never goes upstream from a passthrough client, precomputed for either credential rule.
+# The body goes upstream as read_json left it, already inflated: its coding no longer applies.
+_REQUEST_DROP = HOP_BY_HOP | CONTROL_HEADERS | {ACCEPT_ENCODING, CONTENT_ENCODING}
+_REQUEST_DROP_CREDENTIALS = _REQUEST_DROP | CREDENTIAL_HEADERS
+
+
 def upstream_request_headers(client: Iterable[tuple[str, str]], *, keep_credentials: bool) -> dict[str, str]:
     """The client's end-to-end headers, as they go to an Anthropic-speaking provider."""
-    items = list(client)
-    # The body goes upstream as read_json left it, already inflated: its coding no longer applies.
-    drop = HOP_BY_HOP | CONTROL_HEADERS | _connection_listed(items) | {ACCEPT_ENCODING, CONTENT_ENCODING}
-    if not keep_credentials:
-        drop = drop | CREDENTIAL_HEADERS
+    items = client if isinstance(client, (list, tuple)) else list(client)
+    drop = _REQUEST_DROP if keep_credentials else _REQUEST_DROP_CREDENTIALS
+    listed = _connection_listed(items)
+    if listed:
+        drop = drop | listed
     out: dict[str, str] = {}
     for name, value in items:
         low = name.lower()
@@ -91,8 +97,9 @@ def upstream_request_headers(client: Iterable[tuple[str, str]], *, keep_credenti
 
 def client_response_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The provider's response headers as they go back to the client."""
-    items = list(upstream)
-    drop = RESPONSE_DROP | _connection_listed(items)
+    items = upstream if isinstance(upstream, (list, tuple)) else list(upstream)
+    listed = _connection_listed(items)
+    drop = RESPONSE_DROP | listed if listed else RESPONSE_DROP
     return {name: value for name, value in items if name.lower() not in drop}
 
 

@@ -17,6 +17,7 @@ that names the limit:
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -31,6 +32,22 @@ MAX_JSON_DEPTH = 128
 ORJSON_MAX_DEPTH = 254
 
 
+class _Nest(threading.local):
+    """Per thread: `ORJSON_MAX_DEPTH - MAX_JSON_DEPTH` nested lists built once, and the innermost one,
+    where the value under test is put for one encode (building the lists per call cost more than
+    the encode itself on a typical request)."""
+
+    def __init__(self) -> None:
+        self.hole: list[Any] = [None]
+        outer: list[Any] = self.hole
+        for _ in range(ORJSON_MAX_DEPTH - MAX_JSON_DEPTH - 1):
+            outer = [outer]
+        self.outer = outer
+
+
+_NEST = _Nest()
+
+
 def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether `value` nests more than `limit` arrays/objects.
 
@@ -38,13 +55,21 @@ def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     lists encodes exactly when `value` itself is at most `limit` deep. That costs one
     encode (about a tenth of the parse) and no Python-level walk.
     """
-    wrapped: Any = value
-    for _ in range(ORJSON_MAX_DEPTH - limit):
-        wrapped = [wrapped]
+    if limit == MAX_JSON_DEPTH:
+        nest = _NEST
+        nest.hole[0] = value
+        wrapped: Any = nest.outer
+    else:
+        wrapped = value
+        for _ in range(ORJSON_MAX_DEPTH - limit):
+            wrapped = [wrapped]
     try:
         orjson.dumps(wrapped)
     except orjson.JSONEncodeError:
         return True
+    finally:
+        if limit == MAX_JSON_DEPTH:
+            nest.hole[0] = None  # hold no reference to the body after the check
     return False
 
 

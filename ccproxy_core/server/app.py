@@ -11,7 +11,8 @@ Middlewares, outermost first:
   carry it (`x-api-key` or `Authorization: Bearer`), compared in constant time; without it,
   only loopback clients are served. It runs before any handler reads (or inflates) a body, and
   first refuses header values that are not UTF-8, so no later step meets an unencodable one.
-- `keyguard.enforce`: with client keys defined, each request's key, its limits and budgets.
+- `keyguard.enforce` (run by `client_auth` for a request that presented a client key, so a
+  request without one pays no extra layer): each request's key, its limits and budgets.
 
 A client that sends `Expect: 100-continue` is checked the same way (and against the body
 size limit) before it is told to send its body (`expect_continue`). Requests aiohttp cannot
@@ -164,7 +165,9 @@ async def client_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     err = refusal(request)
     if err is not None:
         raise err
-    return await handler(request)
+    if request.get(keyguard.CLIENT_KEY) is None:  # no client key: nothing for the key guard to hold
+        return await handler(request)
+    return await keyguard.enforce(request, handler)  # one middleware layer fewer on every other request
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
@@ -232,7 +235,7 @@ def create_app(
 
     `upstreams` builds each provider's `Upstream`: aiohttp by default, an in-memory fake in tests."""
     app = web.Application(
-        middlewares=[observability.observe, errors, client_auth, keyguard.enforce],
+        middlewares=[observability.observe, errors, client_auth],  # client_auth runs keyguard.enforce
         client_max_size=config.limits.max_request_body_size,
         # Request bodies are inflated by read_json, after client auth and within the size limit.
         handler_args={"max_field_size": 65536, "auto_decompress": False},

@@ -14,6 +14,7 @@ debug level, so a dashboard polling every few seconds does not drown the log.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 import time
@@ -43,8 +44,14 @@ _QUIET_PREFIXES = ("/health", "/metrics", "/usage", "/status", "/dashboard")
 _ERROR_BODY_LIMIT = 65536
 
 
+# A request id is a random per-process prefix and a counter: unique across processes and
+# restarts like a random id, without a system call per request.
+_ID_PREFIX = secrets.token_hex(6)
+_ids = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    return f"req_{_ID_PREFIX}{next(_ids):012x}"
 
 
 def endpoint_of(request: web.Request) -> str:
