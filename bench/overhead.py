@@ -8,9 +8,12 @@ a fixed number of requests per scenario with an aiohttp client and prints, per s
 requests/s, p50/p99 latency, and the proxy process's CPU time per request, read from
 /proc/PID/stat before and after the run. CPU per request is the figure that holds on a noisy
 2-core machine; latency is shown for scale. Ratios compare each proxied row with the same load
-sent to the fake directly. Passthrough rows also show the floor: `bench/bare_forwarder.py`, an
-aiohttp + uvloop forwarder that does nothing else, under the same load. Finally it measures
-per-event translation cost in-process.
+sent to the fake directly. Every row also shows the floor: `bench/bare_forwarder.py`, an
+aiohttp + uvloop forwarder that does nothing else, carrying the provider's own answer for that
+row under the same load, and the proxy's CPU per request as a multiple of it. Then it measures
+per-event translation cost in-process, `ccproxy serve` to its first 200 (bench/startup.py), the
+proxy's idle and peak RSS, and prints the rows against the targets of issue #18 and a one-line
+verdict.
 """
 
 from __future__ import annotations
@@ -180,6 +183,63 @@ def translation_cost() -> list[tuple[str, float]]:
     return results
 
 
+# The issue's targets (#18): proxy CPU per request over the floor's, per row kind, at c >= 16.
+TARGETS = {
+    "anthropic JSON passthrough": 1.3,
+    "anthropic SSE-50 passthrough": 1.15,
+    "anthropic client -> openai JSON": 1.5,
+    "openai client -> anthropic JSON": 1.5,
+    "anthropic client -> openai SSE-50": 1.5,
+    "openai client -> anthropic SSE-50": 1.5,
+}
+START_TARGET_S = 0.4
+IDLE_RSS_TARGET_MB = 45.0
+
+
+async def cpu_per_request(url: str, body: dict[str, Any], pid: int, requests: int, conc: int) -> tuple[float, Any]:
+    """Warm up, then (CPU ms per request of `pid`, (seconds, latencies)) for `requests` requests."""
+    await drive(url, body, min(100, requests), conc)
+    c0 = cpu_seconds(pid)
+    timing = await drive(url, body, requests, conc)
+    return (cpu_seconds(pid) - c0) / requests * 1000, timing
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """One line: every target met, or which were missed and by how much."""
+    misses = []
+    for row in report["rows"]:
+        target = TARGETS.get(row["scenario"])
+        if target is not None and row["concurrency"] >= 16 and row["floor_ratio"] > target:
+            misses.append(f"{row['scenario']} c={row['concurrency']} {row['floor_ratio']:.2f}x > {target}x")
+    start = report.get("startup", {}).get("median_s")
+    if start is not None and start > START_TARGET_S:
+        misses.append(f"start to first 200 {start:.3f} s > {START_TARGET_S} s")
+    if report["idle_rss_mb"] > IDLE_RSS_TARGET_MB:
+        misses.append(f"idle RSS {report['idle_rss_mb']:.1f} MB > {IDLE_RSS_TARGET_MB:.0f} MB")
+    if not misses:
+        return "verdict: every target of issue #18 met"
+    return f"verdict: {len(misses)} target(s) of issue #18 missed: " + "; ".join(misses)
+
+
+def summary(report: dict[str, Any]) -> None:
+    print("\nproxy CPU per request against the floor (bare aiohttp + uvloop forwarder, same load, same run):")
+    print(f"  {'scenario':38} {'conc':>4} {'floor ms':>8} {'proxy ms':>8} {'ratio':>6} {'target':>6}")
+    for row in report["rows"]:
+        target = TARGETS.get(row["scenario"])
+        shown = f"{target:.2f}" if target is not None and row["concurrency"] >= 16 else "-"
+        print(
+            f"  {row['scenario']:38} {row['concurrency']:>4} {row['floor_cpu_ms']:>8.3f} {row['proxy_cpu_ms']:>8.3f} "
+            f"{row['floor_ratio']:>5.2f}x {shown:>6}"
+        )
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fake_port, proxy_port, bare_port = free_port(), free_port(), free_port()
     fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
@@ -209,7 +269,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     bare = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "bare_forwarder.py"), str(bare_port), fake_url], env=env
     )
-    report: dict[str, Any] = {"rows": []}
+    report: dict[str, Any] = {"rows": [], "requests": args.requests, "python": sys.version.split()[0]}
     try:
         pin(proxy.pid, 1)
         pin(bare.pid, 1)
@@ -226,7 +286,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
         header = (
             f"{'scenario':38} {'conc':>4} {'target':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'CPU ms/req':>10} {'p50 +ms':>8}"
+            f"{'CPU ms/req':>10} {'x floor':>7}"
         )
         print(header)
         print("-" * len(header))
@@ -236,46 +296,42 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for conc in args.concurrency:
                 direct_body = {**body, "model": str(body["model"]).split(",")[-1]}
                 direct_body.pop("stream_options", None) if provider == "claude" else None
-                await drive(fake_url + DIRECT_PATH[provider], direct_body, min(50, args.requests), conc)  # warm
-                d_time, d_lat = await drive(fake_url + DIRECT_PATH[provider], direct_body, args.requests, conc)
-                await drive(proxy_url + path, body, min(100, args.requests), conc)  # warm up the proxy
-                c0 = cpu_seconds(proxy.pid)
-                p_time, p_lat = await drive(proxy_url + path, body, args.requests, conc)
-                cpu_ms = (cpu_seconds(proxy.pid) - c0) / args.requests * 1000
+                direct = fake_url + DIRECT_PATH[provider]
+                await drive(direct, direct_body, min(50, args.requests), conc)  # warm
+                d_time, d_lat = await drive(direct, direct_body, args.requests, conc)
+                cpu_ms, (p_time, p_lat) = await cpu_per_request(proxy_url + path, body, proxy.pid, args.requests, conc)
+                # The floor: the bare forwarder carrying the provider's own answer for this row.
+                floor_ms, (f_time, f_lat) = await cpu_per_request(
+                    bare_url + DIRECT_PATH[provider], direct_body, bare.pid, args.requests, conc
+                )
                 row = {
                     "scenario": name,
                     "concurrency": conc,
                     "direct_rps": args.requests / d_time,
                     "proxy_rps": args.requests / p_time,
+                    "floor_rps": args.requests / f_time,
                     "direct_p50": pct(d_lat, 0.5),
                     "proxy_p50": pct(p_lat, 0.5),
+                    "floor_p50": pct(f_lat, 0.5),
                     "direct_p99": pct(d_lat, 0.99),
                     "proxy_p99": pct(p_lat, 0.99),
+                    "floor_p99": pct(f_lat, 0.99),
                     "proxy_cpu_ms": cpu_ms,
+                    "floor_cpu_ms": floor_ms,
+                    "floor_ratio": cpu_ms / floor_ms if floor_ms else float("inf"),
                 }
                 report["rows"].append(row)
-                print(
-                    f"{name:38} {conc:>4} {'direct':>7} {row['direct_rps']:>8.0f} {row['direct_p50']:>7.2f} "
-                    f"{row['direct_p99']:>7.2f} {'':>10} {'':>8}"
-                )
-                print(
-                    f"{'':38} {'':>4} {'proxy':>7} {row['proxy_rps']:>8.0f} {row['proxy_p50']:>7.2f} "
-                    f"{row['proxy_p99']:>7.2f} {cpu_ms:>10.3f} {row['proxy_p50'] - row['direct_p50']:>8.2f}"
-                )
-                print(
-                    f"{'':38} {'':>4} {'ratio':>7} {row['proxy_rps'] / row['direct_rps']:>8.2f} "
-                    f"{row['proxy_p50'] / row['direct_p50']:>7.2f} {row['proxy_p99'] / row['direct_p99']:>7.2f}"
-                )
-                if path == DIRECT_PATH[provider] and body == direct_body:  # passthrough: the floor applies
-                    await drive(bare_url + path, body, min(100, args.requests), conc)
-                    b0 = cpu_seconds(bare.pid)
-                    f_time, f_lat = await drive(bare_url + path, body, args.requests, conc)
-                    floor_cpu = (cpu_seconds(bare.pid) - b0) / args.requests * 1000
-                    row.update(floor_rps=args.requests / f_time, floor_p50=pct(f_lat, 0.5), floor_cpu_ms=floor_cpu)
+                for label, rps, p50, p99, cpu, ratio in (
+                    ("direct", row["direct_rps"], row["direct_p50"], row["direct_p99"], "", ""),
+                    ("floor", row["floor_rps"], row["floor_p50"], row["floor_p99"], f"{floor_ms:.3f}", ""),
+                    ("proxy", row["proxy_rps"], row["proxy_p50"], row["proxy_p99"], f"{cpu_ms:.3f}",
+                     f"{row['floor_ratio']:.2f}x"),
+                ):  # fmt: skip
                     print(
-                        f"{'':38} {'':>4} {'floor':>7} {row['floor_rps']:>8.0f} {row['floor_p50']:>7.2f} "
-                        f"{pct(f_lat, 0.99):>7.2f} {floor_cpu:>10.3f} {row['floor_p50'] - row['direct_p50']:>8.2f}"
+                        f"{name if label == 'direct' else '':38} {conc if label == 'direct' else '':>4} {label:>7} "
+                        f"{rps:>8.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>10} {ratio:>7}"
                     )
+        report["peak_rss_mb"] = peak_rss_mb(proxy.pid)
         if not args.only or args.only in "observability":
             from bench import observability
 
@@ -295,8 +351,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(ledger_path + suffix)
     print("\nper-event translation cost (in-process, decode + translate + encode):")
+    report["translation_us"] = {}
     for label, micros in translation_cost():
+        report["translation_us"][label] = micros
         print(f"  {label:62} {micros:6.1f} µs/event")
+    if args.startup_runs:
+        from bench import startup
+
+        report["startup"] = m = startup.measure(startup.installed_entry(), args.startup_runs)
+        print(
+            f"\nstart to first 200 (pip install, bytecode cached, {args.startup_runs} runs): "
+            f"{m['min_s']:.3f}-{m['max_s']:.3f} s, median {m['median_s']:.3f} s"
+        )
+    print(f"proxy RSS: idle {report['idle_rss_mb']:.1f} MB, peak {report.get('peak_rss_mb', float('nan')):.1f} MB")
+    summary(report)
+    report["verdict"] = verdict(report)
+    print("\n" + report["verdict"])
     return report
 
 
@@ -306,12 +376,15 @@ def main() -> None:
     parser.add_argument(
         "--concurrency",
         type=lambda s: [int(x) for x in s.split(",")],
-        default=[1, 64],
-        help="comma-separated concurrency levels (default 1,64)",
+        default=[1, 16, 64],
+        help="comma-separated concurrency levels (default 1,16,64)",
     )
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     parser.add_argument("--log-level", default="warning", help="the proxy's log level (default warning)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--startup-runs", type=int, default=5, help="times `ccproxy serve` is started and timed (0: skip)"
+    )
     args = parser.parse_args()
     report = asyncio.run(main_async(args))
     if args.json:
