@@ -12,12 +12,13 @@ Label values come from configuration (provider, credential, upstream model) or f
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ccproxy_core.core import ratelimit_headers
@@ -62,14 +63,96 @@ def outcome_of(status: int | None) -> str:
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
 
 
-class _Series(NamedTuple):
-    """The children of one label set, kept so a request does not pay for `labels()` each time."""
+class _Histogram:
+    """One histogram child's counts, in plain Python: bumped on the event loop, read at scrape time."""
 
-    requests: Any
-    duration: Any
-    ttfb: Any
-    tokens: tuple[Any, ...]
-    cost: Any
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)  # per bucket, not cumulative
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        i = bisect.bisect_left(self.bounds, value)  # the first bound >= value, as `le` means
+        if i < len(self.counts):
+            self.counts[i] += 1
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, n in zip(self.bounds, self.counts, strict=True):
+            running += n
+            out.append((repr(float(bound)), float(running)))  # how prometheus_client writes `le`
+        out.append(("+Inf", float(self.count)))
+        return out
+
+
+class _Series:
+    """What one request adds to, per label set: looked up once per label set, then plain arithmetic."""
+
+    __slots__ = ("client", "client_cost", "cost", "duration", "requests", "tokens", "ttfb")
+
+    def __init__(self, m: Metrics, rec: UsageRecord, provider: str, model: str) -> None:
+        self.requests = m._tally(m._requests, (rec.endpoint, provider, model, str(rec.status)), [0.0])
+        self.duration = m._hist(m._duration, (rec.endpoint, provider), LATENCY_BUCKETS)
+        self.ttfb = m._hist(m._ttfb, (rec.endpoint, provider), TTFB_BUCKETS)
+        self.tokens = m._tally(m._tokens, (provider, model), [0.0] * len(TOKEN_TYPES))
+        self.cost = m._tally(m._cost, (provider, model), [0.0])
+        self.client = m._tally(m._client_requests, (rec.client, str(rec.status)), [0.0])
+        self.client_cost = m._tally(m._client_cost, (rec.client,), [0.0])
+
+
+class _RequestCollector(Collector):
+    """The per-request counters and histograms, as Prometheus families built at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        yield _counter("ccproxy_requests", _REQUESTS_HELP, ["endpoint", "provider", "model", "status"], m._requests)
+        for name, doc, table in (
+            ("ccproxy_request_duration_seconds", "Proxied request latency, to the last byte", m._duration),
+            ("ccproxy_time_to_first_byte_seconds", "Time until the client got its first byte", m._ttfb),
+        ):
+            family = HistogramMetricFamily(name, doc, labels=["endpoint", "provider"])
+            for labels, hist in table.items():
+                family.add_metric(list(labels), hist.buckets(), hist.total)
+            yield family
+        tokens = CounterMetricFamily(
+            "ccproxy_tokens",
+            "Tokens the providers reported (input excludes cached)",
+            labels=["provider", "model", "type"],
+        )
+        for (provider, model), counts in m._tokens.items():
+            for kind, count in zip(TOKEN_TYPES, counts, strict=True):
+                tokens.add_metric([provider, model, kind], count)
+        yield tokens
+        yield _counter("ccproxy_cost_usd", "Cost of priced requests in USD", ["provider", "model"], m._cost)
+        yield _counter(
+            "ccproxy_upstream_attempts",
+            "Calls to a provider, one per credential tried",
+            ["provider", "credential", "outcome"],
+            m._attempts,
+        )
+        # Per client (a client key's name, `admin`, or `anonymous`; never the key itself).
+        yield _counter(
+            "ccproxy_client_requests", "Proxied requests per client key name", ["client", "status"], m._client_requests
+        )
+        yield _counter("ccproxy_client_cost_usd", "Cost per client key name in USD", ["client"], m._client_cost)
+
+
+_REQUESTS_HELP = "Proxied requests (messages, count_tokens, chat, responses)"
+
+
+def _counter(name: str, doc: str, labels: list[str], table: Mapping[tuple[str, ...], list[float]]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for values, cell in table.items():
+        family.add_metric(list(values), cell[0])
+    return family
 
 
 class _LiveCollector(Collector):
@@ -107,98 +190,70 @@ class _LiveCollector(Collector):
 
 
 class Metrics:
+    """The server's metrics. The per-request series are plain Python tallies (the request path runs
+    on one event loop, so they need no locks): a request adds to a few numbers, and the Prometheus
+    families are built from them only when `/metrics` is scraped (`_RequestCollector`)."""
+
     def __init__(self, credentials: CredentialView, breakers: BreakerView) -> None:
         self.credentials = credentials
         self.breakers = breakers
         self.header_utilization: dict[tuple[str, str], dict[str, float]] = {}
-        self._series: dict[tuple[str, str, str, int], _Series] = {}
-        self._attempts: dict[tuple[str, str, str], Any] = {}
+        self._series: dict[tuple[str, str, str, str, int], _Series] = {}
+        self._requests: dict[tuple[str, ...], list[float]] = {}
+        self._duration: dict[tuple[str, ...], _Histogram] = {}
+        self._ttfb: dict[tuple[str, ...], _Histogram] = {}
+        self._tokens: dict[tuple[str, ...], list[float]] = {}
+        self._cost: dict[tuple[str, ...], list[float]] = {}
+        self._attempts: dict[tuple[str, ...], list[float]] = {}
+        self._client_requests: dict[tuple[str, ...], list[float]] = {}
+        self._client_cost: dict[tuple[str, ...], list[float]] = {}
         self._header_read: dict[tuple[str, str], float] = {}
         r = self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter(
-            "ccproxy_requests",
-            "Proxied requests (messages, count_tokens, chat, responses)",
-            ["endpoint", "provider", "model", "status"],
-            registry=r,
-        )
-        self.duration = Histogram(
-            "ccproxy_request_duration_seconds",
-            "Proxied request latency, to the last byte",
-            ["endpoint", "provider"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttfb = Histogram(
-            "ccproxy_time_to_first_byte_seconds",
-            "Time until the client got its first byte",
-            ["endpoint", "provider"],
-            buckets=TTFB_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Counter(
-            "ccproxy_tokens",
-            "Tokens the providers reported (input excludes cached)",
-            ["provider", "model", "type"],
-            registry=r,
-        )
-        self.cost = Counter("ccproxy_cost_usd", "Cost of priced requests in USD", ["provider", "model"], registry=r)
-        self.attempts = Counter(
-            "ccproxy_upstream_attempts",
-            "Calls to a provider, one per credential tried",
-            ["provider", "credential", "outcome"],
-            registry=r,
-        )
-        # Per client (a client key's name, `admin`, or `anonymous`; never the key itself).
-        self.client_requests = Counter(
-            "ccproxy_client_requests", "Proxied requests per client key name", ["client", "status"], registry=r
-        )
-        self.client_cost = Counter("ccproxy_client_cost_usd", "Cost per client key name in USD", ["client"], registry=r)
-        self._clients: dict[tuple[str, int], tuple[Any, Any]] = {}
+        r.register(_RequestCollector(self))
         self.streams = Gauge("ccproxy_streams_in_flight", "Streaming answers being sent right now", registry=r)
         self.dropped = Counter(
             "ccproxy_ledger_dropped_rows", "Ledger rows dropped because its queue was full", registry=r
         )
         r.register(_LiveCollector(self))
 
+    @staticmethod
+    def _tally(table: dict[tuple[str, ...], list[float]], key: tuple[str, ...], empty: list[float]) -> list[float]:
+        return table.setdefault(key, empty)
+
+    @staticmethod
+    def _hist(table: dict[tuple[str, ...], _Histogram], key: tuple[str, ...], bounds: tuple[float, ...]) -> _Histogram:
+        hist = table.get(key)
+        if hist is None:
+            hist = table[key] = _Histogram(bounds)
+        return hist
+
     def observe(self, rec: UsageRecord) -> None:
         """One proxied request ended."""
         provider, model = rec.provider or "none", rec.upstream_model or rec.model or "none"
-        key = (rec.endpoint, provider, model, rec.status)
+        key = (rec.endpoint, provider, model, rec.client, rec.status)
         series = self._series.get(key)
-        if series is None:  # `labels()` validates and locks: look each label set up once
-            series = self._series[key] = _Series(
-                self.requests.labels(rec.endpoint, provider, model, str(rec.status)),
-                self.duration.labels(rec.endpoint, provider),
-                self.ttfb.labels(rec.endpoint, provider),
-                tuple(self.tokens.labels(provider, model, kind) for kind in TOKEN_TYPES),
-                self.cost.labels(provider, model),
-            )
-        series.requests.inc()
+        if series is None:
+            series = self._series[key] = _Series(self, rec, provider, model)
+        series.requests[0] += 1
         series.duration.observe(rec.latency_ms / 1000.0)
         if rec.ttfb_ms is not None:
             series.ttfb.observe(rec.ttfb_ms / 1000.0)
-        counts = (rec.input_tokens, rec.output_tokens, rec.cache_read_tokens, rec.cache_creation_tokens)
-        for child, count in zip(series.tokens, counts, strict=True):
-            if count:
-                child.inc(count)
+        tokens = series.tokens
+        tokens[0] += rec.input_tokens
+        tokens[1] += rec.output_tokens
+        tokens[2] += rec.cache_read_tokens
+        tokens[3] += rec.cache_creation_tokens
+        series.client[0] += 1
         if rec.cost_usd:
-            series.cost.inc(rec.cost_usd)
-        client = self._clients.get((rec.client, rec.status))
-        if client is None:
-            client = self._clients[(rec.client, rec.status)] = (
-                self.client_requests.labels(rec.client, str(rec.status)),
-                self.client_cost.labels(rec.client),
-            )
-        client[0].inc()
-        if rec.cost_usd:
-            client[1].inc(rec.cost_usd)
+            series.cost[0] += rec.cost_usd
+            series.client_cost[0] += rec.cost_usd
 
     def attempt(self, provider: str, credential: str, status: int | None) -> None:
         key = (provider, credential or "-", outcome_of(status))
-        child = self._attempts.get(key)
-        if child is None:
-            child = self._attempts[key] = self.attempts.labels(*key)
-        child.inc()
+        cell = self._attempts.get(key)
+        if cell is None:
+            cell = self._attempts[key] = [0.0]
+        cell[0] += 1
 
     def rate_headers(self, provider: str, credential: str, headers: Mapping[str, str], now: float) -> None:
         """Token and request window use from a provider's rate-limit headers (read at most once a second)."""
