@@ -141,6 +141,8 @@ def _opening_error(chunk: bytes, provider: str) -> ProxyError:
 
 def _boundary(data: bytes) -> int:
     """Where the last whole SSE event in `data` ends (0: none ends in it)."""
+    if data.endswith((b"\n\n", b"\r\n\r\n")):  # the usual chunk: whole events, nothing to search
+        return len(data)
     lf = data.rfind(b"\n\n")
     crlf = data.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
@@ -155,7 +157,10 @@ def _ends(data: bytes, markers: EndMarkers) -> bool:
             if at == 0 or data[at - 1] in b"\r\n":
                 return True
             at = data.find(marker, at + 1)
-    return any(fragment in data for fragment in fragments)
+    for fragment in fragments:  # noqa: SIM110 (a loop, not any(): no generator per chunk)
+        if fragment in data:
+            return True
+    return False
 
 
 def _has_error_event(data: bytes) -> bool:
