@@ -15,7 +15,7 @@ provider failover and the breaker all read that one `Outcome`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -99,10 +99,13 @@ def _base_headers(request: web.Request, provider: ProviderRuntime, passthrough: 
     return base
 
 
-@asynccontextmanager
-async def anthropic_call(
+# anthropic_call and chat_call hand back `_call`'s own context manager rather than wrapping it in
+# a second one: one generator-based context manager per request instead of two.
+
+
+def anthropic_call(
     request: web.Request, candidate: Candidate, payload: bytes, endpoint: str, *, stream: bool, passthrough: bool = True
-) -> AsyncIterator[UpstreamReply]:
+) -> AbstractAsyncContextManager[UpstreamReply]:
     """Send a Messages-API request to an `anthropic` provider.
 
     `passthrough`: an Anthropic client is talking, so its headers go along and the provider's own
@@ -110,7 +113,7 @@ async def anthropic_call(
     provider = candidate.provider
     base = _base_headers(request, provider, passthrough)
     url = provider.url(endpoint) + _query(request)
-    async with _call(
+    return _call(
         request,
         candidate,
         url,
@@ -119,14 +122,12 @@ async def anthropic_call(
         stream=stream,
         relay_errors=passthrough,
         read_error=UpstreamError.from_anthropic,
-    ) as reply:
-        yield reply
+    )
 
 
-@asynccontextmanager
-async def chat_call(
+def chat_call(
     request: web.Request, candidate: Candidate, chat: JSON, *, stream: bool, passthrough: bool = False
-) -> AsyncIterator[UpstreamReply]:
+) -> AbstractAsyncContextManager[UpstreamReply]:
     """Send a Chat Completions request to an `openai` provider, with the provider's quirks applied.
 
     `passthrough`: an OpenAI client is talking, so its headers go along and the provider's own
@@ -135,7 +136,7 @@ async def chat_call(
     body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
     base = _base_headers(request, provider, passthrough)
     base.update({"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"})
-    async with _call(
+    return _call(
         request,
         candidate,
         provider.url("chat"),
@@ -144,8 +145,7 @@ async def chat_call(
         stream=stream,
         relay_errors=passthrough,
         read_error=UpstreamError.from_openai,
-    ) as reply:
-        yield reply
+    )
 
 
 ErrorReader = Callable[[int, Any, "dict[str, str] | None"], UpstreamError]
