@@ -14,8 +14,8 @@ provider failover and the breaker all read that one `Outcome`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -151,8 +151,7 @@ def chat_call(
 ErrorReader = Callable[[int, Any, "dict[str, str] | None"], UpstreamError]
 
 
-@asynccontextmanager
-async def _call(
+def _call(
     request: web.Request,
     candidate: Candidate,
     url: str,
@@ -162,8 +161,54 @@ async def _call(
     stream: bool,
     relay_errors: bool,
     read_error: ErrorReader,
-) -> AsyncIterator[UpstreamReply]:
+) -> AbstractAsyncContextManager[UpstreamReply]:
     """The attempt loop over a provider's credentials: one upstream call per attempt."""
+    return _Call(request, candidate, url, base, body, stream, relay_errors, read_error)
+
+
+class _Call:
+    """`_call`'s context manager: entering runs the attempt loop and holds the answer that
+    succeeded; leaving closes it. A class rather than a generator-based context manager, which
+    costs a generator and its frames on every request."""
+
+    __slots__ = ("_answer", "_args", "_candidate", "_request")
+
+    def __init__(
+        self,
+        request: web.Request,
+        candidate: Candidate,
+        url: str,
+        base: dict[str, str],
+        body: bytes,
+        stream: bool,
+        relay_errors: bool,
+        read_error: ErrorReader,
+    ) -> None:
+        self._request = request
+        self._candidate = candidate
+        self._args = (url, base, body, stream, relay_errors, read_error)
+        self._answer: Answer | None = None
+
+    async def __aenter__(self) -> UpstreamReply:
+        self._answer = await _attempt_loop(self._request, self._candidate, *self._args)
+        return UpstreamReply(self._candidate.provider, self._answer)
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._answer is not None:
+            self._answer.close()
+
+
+async def _attempt_loop(
+    request: web.Request,
+    candidate: Candidate,
+    url: str,
+    base: dict[str, str],
+    body: bytes,
+    stream: bool,
+    relay_errors: bool,
+    read_error: ErrorReader,
+) -> Answer:
+    """The upstream answer that succeeded (its body still to read), or `AttemptFailed`."""
     provider = candidate.provider
     upstream = provider.upstream
     _add_missing(base, provider.preset.extra_headers)
@@ -184,11 +229,7 @@ async def _call(
         reqlog.attempt(credential.name, answer.status, answer.headers)
         if answer.status < 400:
             attempts.succeeded(answer.headers)
-            try:
-                yield UpstreamReply(provider, answer)
-            finally:
-                answer.close()
-            return
+            return answer
         outcome = classify(answer.status, answer.headers, data)
         step = attempts.failed(outcome, answer.headers)
         if step is Step.RELAY and not resigned and (stripped := _without_thinking(answer.status, data, body)):
