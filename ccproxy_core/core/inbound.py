@@ -17,7 +17,6 @@ that names the limit:
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -32,10 +31,12 @@ MAX_JSON_DEPTH = 128
 ORJSON_MAX_DEPTH = 254
 
 
-class _Nest(threading.local):
-    """Per thread: `ORJSON_MAX_DEPTH - MAX_JSON_DEPTH` nested lists built once, and the innermost one,
-    where the value under test is put for one encode (building the lists per call cost more than
-    the encode itself on a typical request)."""
+class _Nest:
+    """`ORJSON_MAX_DEPTH - MAX_JSON_DEPTH` nested lists built once, and the innermost one, where the
+    value under test is put for one encode (building the lists per call cost more than the encode
+    itself on a typical request)."""
+
+    __slots__ = ("hole", "outer")
 
     def __init__(self) -> None:
         self.hole: list[Any] = [None]
@@ -45,7 +46,9 @@ class _Nest(threading.local):
         self.outer = outer
 
 
-_NEST = _Nest()
+# Free nests: each check takes one for itself (list.pop and append are atomic), so two threads
+# never share one; there are never more than the checks ever run at once.
+_NESTS: list[_Nest] = []
 
 
 def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -55,21 +58,28 @@ def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     lists encodes exactly when `value` itself is at most `limit` deep. That costs one
     encode (about a tenth of the parse) and no Python-level walk.
     """
-    if limit == MAX_JSON_DEPTH:
-        nest = _NEST
-        nest.hole[0] = value
-        wrapped: Any = nest.outer
-    else:
-        wrapped = value
+    if limit != MAX_JSON_DEPTH:
+        wrapped: Any = value
         for _ in range(ORJSON_MAX_DEPTH - limit):
             wrapped = [wrapped]
+        return _too_deep(wrapped)
+    try:
+        nest = _NESTS.pop()
+    except IndexError:
+        nest = _Nest()
+    nest.hole[0] = value
+    try:
+        return _too_deep(nest.outer)
+    finally:
+        nest.hole[0] = None  # hold no reference to the body after the check
+        _NESTS.append(nest)
+
+
+def _too_deep(wrapped: Any) -> bool:
     try:
         orjson.dumps(wrapped)
     except orjson.JSONEncodeError:
         return True
-    finally:
-        if limit == MAX_JSON_DEPTH:
-            nest.hole[0] = None  # hold no reference to the body after the check
     return False
 
 
