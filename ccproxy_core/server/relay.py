@@ -275,6 +275,22 @@ class _Writer:
                 await self._task
 
 
+async def _translated(
+    out: _Writer, events: Iterable[SSEEvent], translate: Translate, head: Iterable[bytes] = ()
+) -> list[bytes]:
+    """What the events of one chunk translate to, for one write: events that arrived together go
+    out together. If one of them cannot be translated, what the earlier ones gave is written
+    first, so the client has every event the translator believes it sent before the error."""
+    pieces = list(head)
+    try:
+        for event in events:
+            pieces.extend(translate(event))
+    except Exception:  # translate is synchronous: nothing but its own errors can arrive here
+        await out.write(pieces)
+        raise
+    return pieces
+
+
 async def pump_events(
     request: web.Request,
     answer: Answer,
@@ -306,17 +322,14 @@ async def pump_events(
     failure: ProxyError | None = None
     broken = False
     try:
-        await out.write(first)
-        for event in decoder.feed(opening):
-            await out.write(translate(event))
+        await out.write(await _translated(out, decoder.feed(opening), translate, head=first))
         feed = reqlog.feeder()
         finished = done is not None and done()
         if not finished:
             async with contextlib.aclosing(answer.chunks()) as chunks:
                 async for chunk in chunks:
                     feed(chunk)
-                    for event in decoder.feed(chunk):
-                        await out.write(translate(event))
+                    await out.write(await _translated(out, decoder.feed(chunk), translate))
                     if done is not None and done():
                         finished = True
                         break
