@@ -77,12 +77,28 @@ def takes_reasoning(model: str) -> bool:
 
 
 def _by_specificity(patterns: Mapping[str, Any], model: str) -> Any:
-    """The value of the longest glob matching `model` (case-insensitive), else None."""
+    """The value of the longest glob matching `model` (case-insensitive), else None.
+
+    Asked on every translated request with the same few (table, model) pairs, so the answer is
+    remembered; an entry holds its table, so a table that is gone is never mistaken for a new one."""
+    key = (id(patterns), model)
+    found = _SPECIFIC.get(key)
+    if found is not None and found[0] is patterns:
+        return found[1]
     lowered = model.lower()
+    value = None
     for pattern in sorted(patterns, key=len, reverse=True):
         if fnmatch.fnmatchcase(lowered, pattern.lower()):
-            return patterns[pattern]
-    return None
+            value = patterns[pattern]
+            break
+    if len(_SPECIFIC) >= _SPECIFIC_MAX:
+        _SPECIFIC.clear()
+    _SPECIFIC[key] = (patterns, value)
+    return value
+
+
+_SPECIFIC: dict[tuple[int, str], tuple[Mapping[str, Any], Any]] = {}
+_SPECIFIC_MAX = 4096
 
 
 @frozen
