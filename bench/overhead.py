@@ -332,7 +332,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         f"{rps:>8.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>10} {ratio:>7}"
                     )
         report["peak_rss_mb"] = peak_rss_mb(proxy.pid)
-        if not args.only or args.only in "observability":
+        if not args.skip_observability and (not args.only or args.only in "observability"):
             from bench import observability
 
             report["observability"] = await observability.overhead_rows(
@@ -382,6 +382,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     parser.add_argument("--log-level", default="warning", help="the proxy's log level (default warning)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--skip-observability", action="store_true", help="leave out the ledger/metrics on-off rows")
     parser.add_argument(
         "--startup-runs", type=int, default=5, help="times `ccproxy serve` is started and timed (0: skip)"
     )
