@@ -45,7 +45,7 @@ from attrs import frozen
 from ccproxy_core.accounts.filelock import locked
 from ccproxy_core.core.pool import Credential
 from ccproxy_core.core.wire import JSON
-from ccproxy_core.files import atomic_write
+from ccproxy_core.files import atomic_write, swap_in
 
 log = logging.getLogger("ccproxy.accounts")
 
@@ -186,11 +186,14 @@ def update_accounts(
     A broken file is refused (`AccountsError`) unless `fallback` is given: then its bytes are kept
     in `NAME.broken` and it is rebuilt from `fallback` (a refreshed token must be saved)."""
     with locked(path):
+        theirs: bytes | None = None  # an editor's save our exchange took out of place: merge into it
+        expected = None  # the identity of the file our merge is based on
         for attempt in range(_ATTEMPTS):
-            before = _identity(path)
+            if theirs is None:
+                expected = _identity(path)
             warnings: list[str] = []
             try:
-                data = _decode(_read(path), path)
+                data = _decode(theirs if theirs is not None else _read(path), path)
                 if not isinstance(data.get("accounts"), dict):
                     raise AccountsError(f"{path}: 'accounts' is not an object")
             except AccountsFileMissing:
@@ -200,6 +203,7 @@ def update_accounts(
             except AccountsError as e:
                 if attempt < _ATTEMPTS - 1:
                     time.sleep(_EDIT_PAUSE)  # perhaps an editor caught mid-save
+                    theirs = None
                     continue
                 if fallback is None:
                     raise
@@ -207,24 +211,20 @@ def update_accounts(
                     atomic_write(path.with_name(path.name + ".broken"), path.read_bytes())
                 warnings.append(f"{e}; rewrote it from the last good accounts (old bytes in {path.name}.broken)")
                 data = {"version": 1, "accounts": {c.name: _entry(c) for c in fallback}}
-            changed = change(data["accounts"]) or bool(warnings)
+            changed = change(data["accounts"]) or bool(warnings) or theirs is not None
             if not changed:
                 return warnings
-
-            def unchanged(before: tuple[int, int, int] | None = before) -> None:
-                if _identity(path) != before:
-                    raise _ChangedMeanwhile
-
-            try:  # the last attempt writes whatever happens: a refreshed token must be saved
-                atomic_write(path, _dump(data), before_replace=unchanged if attempt < _ATTEMPTS - 1 else None)
-            except _ChangedMeanwhile:
-                continue  # saved by someone who takes no lock (an editor): merge into theirs
+            if attempt == _ATTEMPTS - 1:  # the last attempt writes whatever happens: a refreshed token must be saved
+                atomic_write(path, _dump(data))
+                return warnings
+            replaced = swap_in(path, _dump(data))
+            if replaced is not None and replaced.identity != expected:
+                # Saved by someone who takes no lock (an editor) between our read and our write: the
+                # exchange kept their bytes, so their edit is merged in rather than lost.
+                theirs, expected = replaced.data, _identity(path)
+                continue
             return warnings
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-class _ChangedMeanwhile(Exception):
-    pass
 
 
 def save_accounts(path: Path, creds: Sequence[Credential]) -> None:

@@ -158,6 +158,30 @@ def test_an_editor_save_between_read_and_write_is_merged_not_overwritten(tmp_pat
     assert on_disk(path)["a"]["refreshToken"] == "sk-ant-ort01-a-2"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the atomic exchange (renameat2) is Linux's")
+def test_an_editor_save_landing_at_the_very_moment_of_the_write_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editor's rename that lands after every check and just before ours is not destroyed: the
+    atomic exchange hands its bytes back and the writer merges them (a plain rename lost them)."""
+    path = tmp_path / "accounts.json"
+    save_accounts(path, [cred("a")])
+    real_swap_in = store.swap_in
+    saves = 0
+
+    def racing_swap_in(target: Path, data: bytes, **kwargs: Any) -> Any:
+        nonlocal saves
+        if saves == 0:
+            saves += 1
+            editor_save(path, lambda acc: acc.update(hand=store._entry(cred("hand"))))
+        return real_swap_in(target, data, **kwargs)
+
+    monkeypatch.setattr(store, "swap_in", racing_swap_in)
+    update_accounts(path, lambda accounts: accounts.update(a=store._entry(cred("a", 2))) or True)
+    assert sorted(on_disk(path)) == ["a", "hand"]
+    assert on_disk(path)["a"]["refreshToken"] == "sk-ant-ort01-a-2"
+
+
 def test_a_file_caught_mid_edit_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A half-written file (an editor writing in place) is read again before it is called broken."""
     path = tmp_path / "accounts.json"
