@@ -53,14 +53,14 @@ Encoder = Callable[[ProxyError], bytes]
 # What a translated Anthropic stream sends after each silence of `limits.keepalive_interval`.
 PING = anthropic_event("ping", {"type": "ping"})
 
-# How a passthrough stream says it is finished, per dialect: markers that start a line (an SSE
-# field), and JSON fragments that only occur as structure (inside a JSON string a quote is escaped).
-ANTHROPIC_END = ((b"event: message_stop", b"event: error"), (b'"type":"message_stop"', b'"type": "message_stop"'))
-OPENAI_END = (
-    (b"data: [DONE]", b"data:[DONE]", b'data: {"error"', b'data:{"error"'),
-    (b'"finish_reason":"', b'"finish_reason": "'),
-)
+# How an event says it is an error, in either dialect (each starts a line: an SSE field).
+ERROR_LINES = (b"event: error", b'data: {"error"', b'data:{"error"')
+# How a passthrough stream says it is finished, per dialect: markers that start a line, and JSON
+# fragments that only occur as structure (inside a JSON string a quote is escaped).
+ANTHROPIC_END = ((b"event: message_stop", ERROR_LINES[0]), (b'"type":"message_stop"', b'"type": "message_stop"'))
+OPENAI_END = ((b"data: [DONE]", b"data:[DONE]", *ERROR_LINES[1:]), (b'"finish_reason":"', b'"finish_reason": "'))
 EndMarkers = tuple[tuple[bytes, ...], tuple[bytes, ...]]
+_ERRORS: EndMarkers = (ERROR_LINES, ())
 
 
 def anthropic_stream_error(err: ProxyError) -> bytes:
@@ -116,7 +116,7 @@ async def first_chunk(answer: Answer, provider: str) -> bytes:
     if not chunk:
         silent = UpstreamUnreachable(f"provider {provider!r} ended the stream before sending anything")
         raise AttemptFailed(silent, outcome=no_answer(silent.message))
-    if chunk.startswith((b"event: error", b'data: {"error"', b'data:{"error"')):
+    if chunk.startswith(ERROR_LINES):
         opening = _opening_error(chunk, provider)
         raise AttemptFailed(opening, outcome=classify(opening.http_status, {}, chunk))
     reqlog.upstream(chunk)
@@ -163,10 +163,6 @@ def _ends(data: bytes, markers: EndMarkers) -> bool:
     return False
 
 
-def _has_error_event(data: bytes) -> bool:
-    return _ends(data, ((b"event: error", b'data: {"error"', b'data:{"error"'), ()))
-
-
 async def _end_with_error(response: web.StreamResponse, error: bytes) -> None:
     """The last word of a broken stream; the connection closes after the chunked terminator."""
     response.force_close()
@@ -204,6 +200,8 @@ async def pump_bytes(
                     whole = data[:cut] if cut < len(data) else data
                     if not finished:
                         finished = _ends(whole, end)
+                    if b"error" in whole and _ends(whole, _ERRORS):
+                        whole = redactor.scrub_bytes(whole)  # a provider quoting a key in its error
                     await response.write(whole)
                     pending = data[cut:]
                 else:

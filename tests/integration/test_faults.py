@@ -287,3 +287,18 @@ async def test_a_rejected_key_comes_back_by_itself(make_proxy: ProxyFactory, fak
             assert r.status == 200
         async with s.get(f"{url}/status/accounts/key-1") as r:
             assert (await r.json())["state"] == "available"
+
+
+async def test_a_providers_error_event_quoting_the_key_is_masked_on_passthrough(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    """The bytes of a passthrough stream are the provider's, except a secret its error event quotes."""
+    key = "sk-ant-api03-quoted-secret-0123456789"
+    quoting = b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"bad key ' + key.encode()
+    fake.default = Stream([*STREAM[:3], quoting + b'"}}\n\n'])
+    config = passthrough(fake)
+    config["providers"][0]["api_key"] = key
+    url = await make_proxy(config)
+    _, raw = await raw_stream(url, "/v1/messages", ANTHROPIC)
+    assert raw.startswith(b"".join(STREAM[:3]))
+    assert key.encode() not in raw and b"event: error" in raw
