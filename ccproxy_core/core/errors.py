@@ -134,10 +134,6 @@ class PermissionDenied(ProxyError):
 class CredentialsRejected(PermissionDenied):
     """The provider refused every credential ccproxy holds for it: an operator must act."""
 
-    def __init__(self, message: str, *, provider: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message, headers=headers)
-        self.provider = provider
-
 
 class NotFound(ProxyError):
     _status = 404

@@ -282,9 +282,7 @@ class CredentialPool:
             if any(c.kind == "oauth" for c in rejected)
             else "fix the key in the config (providers[].api_key / api_keys)"
         )
-        return CredentialsRejected(
-            f"provider '{self.provider}' rejected its credentials ({named}); {fix}{again}", provider=self.provider
-        )
+        return CredentialsRejected(f"provider '{self.provider}' rejected its credentials ({named}); {fix}{again}")
 
     def _explain(self, cred: Credential, st: CredentialState, now: float) -> str:
         state = state_of(cred, st, now)

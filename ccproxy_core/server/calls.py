@@ -99,10 +99,6 @@ def _base_headers(request: web.Request, provider: ProviderRuntime, passthrough: 
     return base
 
 
-# anthropic_call and chat_call hand back `_call`'s own context manager rather than wrapping it in
-# a second one: one generator-based context manager per request instead of two.
-
-
 def anthropic_call(
     request: web.Request, candidate: Candidate, payload: bytes, endpoint: str, *, stream: bool, passthrough: bool = True
 ) -> AbstractAsyncContextManager[UpstreamReply]:
@@ -113,7 +109,7 @@ def anthropic_call(
     provider = candidate.provider
     base = _base_headers(request, provider, passthrough)
     url = provider.url(endpoint) + _query(request)
-    return _call(
+    return _Call(
         request,
         candidate,
         url,
@@ -136,7 +132,7 @@ def chat_call(
     body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
     base = _base_headers(request, provider, passthrough)
     base.update({"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"})
-    return _call(
+    return _Call(
         request,
         candidate,
         provider.url("chat"),
@@ -151,25 +147,10 @@ def chat_call(
 ErrorReader = Callable[[int, Any, "dict[str, str] | None"], UpstreamError]
 
 
-def _call(
-    request: web.Request,
-    candidate: Candidate,
-    url: str,
-    base: dict[str, str],
-    body: bytes,
-    *,
-    stream: bool,
-    relay_errors: bool,
-    read_error: ErrorReader,
-) -> AbstractAsyncContextManager[UpstreamReply]:
-    """The attempt loop over a provider's credentials: one upstream call per attempt."""
-    return _Call(request, candidate, url, base, body, stream, relay_errors, read_error)
-
-
 class _Call:
-    """`_call`'s context manager: entering runs the attempt loop and holds the answer that
-    succeeded; leaving closes it. A class rather than a generator-based context manager, which
-    costs a generator and its frames on every request."""
+    """One call to a provider: entering runs the attempt loop over its credentials (one upstream
+    call per attempt) and holds the answer that succeeded; leaving closes it. A class rather than
+    a generator-based context manager, which costs a generator and its frames on every request."""
 
     __slots__ = ("_answer", "_args", "_candidate", "_request")
 
@@ -180,6 +161,7 @@ class _Call:
         url: str,
         base: dict[str, str],
         body: bytes,
+        *,
         stream: bool,
         relay_errors: bool,
         read_error: ErrorReader,
