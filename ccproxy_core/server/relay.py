@@ -349,12 +349,15 @@ async def pump_events(
     if failure is not None:
         failure.message = request.app[STATE].redactor.scrub(failure.message)
         log.warning("%s", failure.message)
-        closing = on_error(failure)
+        closing = b""
         if not broken:
             try:
                 closing = b"".join(fail(failure))
             except Exception:
                 log.exception("ending the stream of provider %r failed", provider)
+                broken = True
+        if broken:  # only then: `on_error` may share the translator's state (the Responses one does)
+            closing = on_error(failure)
         response.force_close()
         if closing:
             with contextlib.suppress(ConnectionError):

@@ -302,3 +302,22 @@ async def test_a_providers_error_event_quoting_the_key_is_masked_on_passthrough(
     _, raw = await raw_stream(url, "/v1/messages", ANTHROPIC)
     assert raw.startswith(b"".join(STREAM[:3]))
     assert key.encode() not in raw and b"event: error" in raw
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    [
+        pytest.param(Stream([e for e in OPENAI_TEXT if b'finish_reason":"' not in e][:3]), id="clean-early-end"),
+        pytest.param(Stream([*OPENAI_TEXT[:2], b"data: {not json\n\n", *OPENAI_TEXT[2:]]), id="malformed-data"),
+    ],
+)
+async def test_a_broken_openai_stream_reaches_a_responses_client_as_failed(
+    make_proxy: ProxyFactory, fake: FakeUpstream, upstream: Stream
+) -> None:
+    """Through the Responses dialect too: `response.failed`, never `response.completed`, for an
+    answer the Chat provider did not finish or sent garbage in."""
+    fake.default = upstream
+    url = await make_proxy(to_openai(fake))
+    _, raw = await raw_stream(url, "/v1/responses", {"model": "gpt-x", "input": "hi"})
+    names = events_of(raw)
+    assert names[-1] == "response.failed" and "response.completed" not in names, names

@@ -24,13 +24,13 @@ from aiohttp import web
 
 from ccproxy_core.core.errors import JSON, NotFound, ProxyError, openai_status_and_body
 from ccproxy_core.core.headers import X_DROPPED_TOOLS
-from ccproxy_core.core.sse import SSEEvent, event_json
+from ccproxy_core.core.sse import SSEEvent
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.server import calls, dispatch, sessions
 from ccproxy_core.server.handlers import chat, models
 from ccproxy_core.server.handlers.common import json_response, read_json, require_str
 from ccproxy_core.server.keyguard import check_model as keyguard_check_model
-from ccproxy_core.server.relay import Translate, pump_events
+from ccproxy_core.server.relay import Translate, event_payload, pump_events, truncated
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.chat_request import messages_to_chat, strip_synthetic_thinking
 from ccproxy_core.translate.chat_response import chat_to_message
@@ -97,9 +97,10 @@ class _Call:
             if not self.stream:
                 return self._answer(await upstream.json_body(), headers)
             translator = self._translator()
+            provider = candidate.provider.name
 
             def translate(event: SSEEvent) -> list[bytes]:
-                data = event_json(event)
+                data = event_payload(event, provider)
                 if data is None:
                     return []
                 return _encode(translator.feed(event.event or str(data.get("type", "")), data))
@@ -127,6 +128,7 @@ class _Call:
             # Chat chunks -> Anthropic events -> Responses events: one translator per direction.
             to_messages = ChatStreamTranslator(model=self.model, names=names, input_tokens=estimate_tokens(self.body))
             translator = self._translator()
+            provider = candidate.provider.name
 
             def relay(events: Iterable[tuple[str, JSON]]) -> list[bytes]:
                 return [encode_event(out) for name, payload in events for out in translator.feed(name, payload)]
@@ -134,8 +136,13 @@ class _Call:
             def translate(event: SSEEvent) -> list[bytes]:
                 if event.data == "[DONE]":
                     return relay(to_messages.finish())
-                chunk = event_json(event)  # None: keep-alive noise some providers send
+                chunk = event_payload(event, provider)
                 return relay(to_messages.feed(chunk)) if chunk is not None else []
+
+            def finish() -> list[bytes]:
+                if not to_messages.complete:  # the provider never finished its answer
+                    return _encode(translator.fail(truncated(provider)))
+                return [*relay(to_messages.finish()), *_encode(translator.finish())]
 
             return await self._pump(
                 upstream,
@@ -144,7 +151,7 @@ class _Call:
                 translator,
                 first=relay(to_messages.start()),
                 translate=translate,
-                finish=lambda: [*relay(to_messages.finish()), *_encode(translator.finish())],
+                finish=finish,
             )
 
     async def _pump(
