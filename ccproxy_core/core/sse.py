@@ -80,15 +80,6 @@ class SSEDecoder:
         # `id` and `retry` mean nothing to a proxy; unknown fields are ignored by the spec.
 
 
-def event_json(event: SSEEvent) -> dict[str, Any] | None:
-    """The event's data as a JSON object, or None for anything else (keep-alive noise, `[DONE]`)."""
-    try:
-        payload = orjson.loads(event.data)
-    except orjson.JSONDecodeError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 def anthropic_event(name: str, payload: Any) -> bytes:
     """One Anthropic SSE event: `event: NAME` and the JSON payload, then a blank line."""
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"

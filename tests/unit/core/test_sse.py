@@ -81,19 +81,3 @@ def test_writers_produce_the_wire_format() -> None:
     assert anthropic_event("ping", {"type": "ping"}) == b'event: ping\ndata: {"type":"ping"}\n\n'
     assert data_event({"a": 1}) == b'data: {"a":1}\n\n'
     assert DONE == b"data: [DONE]\n\n"
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        ('{"type":"ping"}', {"type": "ping"}),
-        ("[DONE]", None),
-        ("[1, 2]", None),
-        ("", None),
-        ("{broken", None),
-    ],
-)
-def test_event_json_is_an_object_or_nothing(data: str, expected: object) -> None:
-    from ccproxy_core.core.sse import event_json
-
-    assert event_json(SSEEvent("", data)) == expected
