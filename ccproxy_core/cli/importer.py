@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-JSON = dict[str, Any]
+from ccproxy_core.core.wire import JSON
 
 # What each top-level key is, said once above it in the output.
 _ABOUT = {

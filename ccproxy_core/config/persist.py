@@ -18,15 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from attrs import frozen
 
 from ccproxy_core.config import jsonc
 from ccproxy_core.config.load import LoadedConfig, parse_text, read_text
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.files import atomic_write
-
-JSON = dict[str, Any]
 
 
 class NotWritable(Exception):

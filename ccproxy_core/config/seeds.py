@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-JSON = dict[str, Any]
+from ccproxy_core.core.wire import JSON
 
 DEFAULT_LOG_FILE = "~/.ccproxy/ccproxy.log"  # the Go proxy's default, taken as is
 

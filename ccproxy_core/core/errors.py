@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from ccproxy_core.core.wire import JSON as JSON  # re-exported until every module imports it from wire
+from ccproxy_core.core.wire import JSON
 
 if TYPE_CHECKING:
     from aiohttp import web

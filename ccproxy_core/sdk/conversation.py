@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 from attrs import frozen
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 
 TOOLS_REFUSED = (
     "tools: SDK mode runs Claude Code's own tools (set sdk.allowed_tools on the proxy) and cannot call "

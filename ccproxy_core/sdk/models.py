@@ -8,7 +8,7 @@ any other full name is passed to the CLI as well, which answers for itself.
 
 from __future__ import annotations
 
-from ccproxy_core.core.errors import JSON
+from ccproxy_core.core.wire import JSON
 
 ALIASES: tuple[str, ...] = ("default", "sonnet", "opus", "haiku", "fable", "best", "sonnet[1m]", "opus[1m]", "opusplan")
 FULL_NAMES: tuple[str, ...] = (

@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from ccproxy_core.core.errors import JSON, UpstreamError
+from ccproxy_core.core.errors import UpstreamError
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.sdk.command import CliOptions, Launch
 
 LINE_LIMIT = 64 * 1024 * 1024  # one NDJSON line (a big tool result) may be large

@@ -37,7 +37,8 @@ from typing import Any
 import orjson
 from attrs import define, field, frozen
 
-from ccproxy_core.core.errors import JSON, ProxyError, UpstreamError, anthropic_body, anthropic_type_for_status
+from ccproxy_core.core.errors import ProxyError, UpstreamError, anthropic_body, anthropic_type_for_status
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.chat_response import new_message_id
 
 Event = tuple[str, JSON]

@@ -35,7 +35,8 @@ from typing import Any
 from attrs import evolve
 
 from ccproxy_core.config.model import SdkConfig
-from ccproxy_core.core.errors import JSON, Overloaded, ServiceUnavailable, UpstreamError
+from ccproxy_core.core.errors import Overloaded, ServiceUnavailable, UpstreamError
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.sdk import command, conversation, sessions
 from ccproxy_core.sdk.command import CliOptions, Launch
 from ccproxy_core.sdk.models import cli_model

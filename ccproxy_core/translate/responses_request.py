@@ -40,7 +40,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_content import parse_arguments, tool_result_block, user_blocks
 from ccproxy_core.translate.messages_request import THINKING_BUDGETS, tool_loop_without_thinking
 from ccproxy_core.translate.messages_response import JSON_TOOL_NAME

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from attrs import field, frozen
 
-from ccproxy_core.core.errors import JSON
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_response import JSON_TOOL_NAME, dumps_compact, leading_blank
 
 THINKING_PREFIX = "ccproxy-thinking-v1:"

@@ -47,7 +47,8 @@ from typing import Any
 import orjson
 from attrs import define, field
 
-from ccproxy_core.core.errors import JSON, ProxyError, UpstreamError, UpstreamUnreachable
+from ccproxy_core.core.errors import ProxyError, UpstreamError, UpstreamUnreachable
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.chat_response import parse_tool_arguments
 from ccproxy_core.translate.messages_response import dumps_compact
 from ccproxy_core.translate.responses_response import (

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.responses_response import CallTarget
 from ccproxy_core.translate.tool_names import safe_tool_name
 

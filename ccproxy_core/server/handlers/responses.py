@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterable
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON, NotFound, ProxyError, openai_status_and_body
+from ccproxy_core.core.errors import NotFound, ProxyError, openai_status_and_body
 from ccproxy_core.core.headers import X_DROPPED_TOOLS
 from ccproxy_core.core.sse import SSEEvent
 from ccproxy_core.core.tokens import estimate_tokens
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch, sessions
 from ccproxy_core.server.handlers import chat, models
 from ccproxy_core.server.handlers.common import json_response, read_json, require_str

@@ -30,9 +30,10 @@ from pathlib import Path
 import platformdirs
 from aiohttp import web
 
-from ccproxy_core.core.errors import JSON, InvalidRequest, ProxyError, UpstreamTimeout
+from ccproxy_core.core.errors import InvalidRequest, ProxyError, UpstreamTimeout
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, STREAM_HEADERS
 from ccproxy_core.core.sse import DONE, anthropic_event, data_event
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.sdk import models
 from ccproxy_core.sdk.conversation import refuse_client_tools
 from ccproxy_core.sdk.process import Turn

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccproxy_core.core.errors import JSON
 from ccproxy_core.core.tokens import IMAGE_TOKENS, estimate_tokens
+from ccproxy_core.core.wire import JSON
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 ANTHROPIC = FIXTURES / "recorded" / "anthropic"

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_request import THINKING_BUDGETS, chat_to_messages
 from tests.specs import validator
 

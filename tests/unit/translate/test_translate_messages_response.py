@@ -9,7 +9,7 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletion
 
-from ccproxy_core.core.errors import JSON
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_response import chat_usage, finish_reason, message_to_chat
 from tests.grammar import assert_anthropic_stream_grammar
 from tests.specs import validator

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from ccproxy_core.core.errors import JSON, RateLimited
+from ccproxy_core.core.errors import RateLimited
 from ccproxy_core.core.sse import SSEDecoder
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_stream import MessagesStreamTranslator
 from tests.specs import validator
 

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ccproxy_core.core.errors import JSON, InvalidRequest
+from ccproxy_core.core.errors import InvalidRequest
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_request import THINKING_BUDGETS
 from ccproxy_core.translate.responses_request import responses_to_messages
 from ccproxy_core.translate.responses_response import (

@@ -20,8 +20,9 @@ from openai._models import construct_type
 from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import ResponseStreamEvent
 
-from ccproxy_core.core.errors import JSON, RateLimited
+from ccproxy_core.core.errors import RateLimited
 from ccproxy_core.core.sse import SSEDecoder
+from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.responses_request import responses_to_messages
 from ccproxy_core.translate.responses_response import ResponsesPlan, decode_thinking, message_to_response
 from ccproxy_core.translate.responses_stream import Phase, ResponsesStreamTranslator
