@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+import orjson
 from attrs import define, field, frozen
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -114,8 +115,6 @@ class MemoryUpstreams:
 
 
 def anthropic_message(text: str = "hi") -> bytes:
-    import orjson
-
     doc: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
