@@ -149,6 +149,8 @@ def env_layers(env: Mapping[str, str]) -> tuple[list[tuple[str, dict[str, Any]]]
     for var, path in _SIMPLE_ENV.items():
         if var in env:
             layers.append((f"env {var}", _nested(path, env[var])))
+    if env.get("CCPROXY_REDIS_URL"):  # alone, it selects the Redis backend
+        layers.append(("env CCPROXY_REDIS_URL", {"state": {"backend": "redis", "redis_url": env["CCPROXY_REDIS_URL"]}}))
     for var in ("LOG", "CCPROXY_LOG"):  # the Go proxy's switch (LOG=true), or a level (CCPROXY_LOG=debug)
         if var not in env:
             continue

@@ -178,6 +178,23 @@ class SdkConfig:
     queue_timeout: Seconds = Seconds(30.0)
 
 
+def _redis_url(instance: Any, attribute: Any, value: str) -> None:
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"expected a URL such as redis://HOST:6379/0 (or rediss://, unix://), got {value!r}")
+
+
+@frozen
+class StateConfig:
+    """Where state that instances share lives: credential cooldowns and flags, sticky sessions,
+    rate-limit buckets, client-key counters and budgets, breakers, OAuth refresh (issue 14).
+    `memory` keeps it in the process (one instance); `redis` shares it through `redis_url`
+    (`CCPROXY_REDIS_URL` alone selects it)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = field(default="", validator=_redis_url)
+    key_prefix: str = "ccproxy"  # every Redis key starts with this and a colon
+
+
 @frozen
 class Config:
     host: str = "127.0.0.1"
@@ -195,6 +212,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     pricing: dict[str, PriceSetting] = Factory(dict)  # "MODEL or glob" -> USD per million tokens
     sdk: SdkConfig = SdkConfig()
+    state: StateConfig = StateConfig()
 
     def __attrs_post_init__(self) -> None:
         if not self.providers:
@@ -215,9 +233,16 @@ class Config:
         (where custom providers put their credential). The redactor masks these wherever they appear."""
         headers = [v.strip() for p in self.providers for v in p.headers.values()]
         values = [self.apikey, *(k for p in self.providers for k in p.keys), *headers]
+        values.append(_url_password(self.state.redis_url))
         # "Bearer TOKEN" in a header: a provider quoting it back quotes the token alone
         values += [v.split(" ", 1)[1].strip() for v in headers if " " in v]
         return tuple(v for v in values if v and not v.startswith("$"))
+
+
+def _url_password(url: str) -> str:
+    """The password in a `redis://user:password@host` URL, or ""."""
+    userinfo = url.partition("://")[2].partition("@")
+    return userinfo[0].rpartition(":")[2] if userinfo[1] else ""
 
 
 # --- building the classes from dicts ----------------------------------------------------------
@@ -401,6 +426,11 @@ def _check_references(config: Config, source: str) -> None:
         for n in sorted({n for n in names if names.count(n) > 1})
     ]
     problems += _check_providers(config, source) + _check_route_names(config, source)
+    if config.state.backend == "redis" and not config.state.redis_url:
+        problems.append(
+            f"{source}: state.redis_url: state.backend is redis but no URL is set; set state.redis_url "
+            '(e.g. "redis://127.0.0.1:6379/0") or the CCPROXY_REDIS_URL environment variable'
+        )
     for key, route in config.routes.items():
         if route.provider not in names:
             problems.append(
