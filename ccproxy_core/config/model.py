@@ -69,7 +69,7 @@ class MetricsConfig:
 @frozen
 class ProviderConfig:
     name: str
-    kind: Literal["anthropic", "openai", ""] = ""  # "" = from the preset
+    kind: Literal["anthropic", "openai", "responses", ""] = ""  # "" = from the preset
     preset: str = ""
     api_base_url: str = ""
     api_key: str = ""
@@ -388,7 +388,7 @@ def _check_providers(config: Config, source: str) -> list[str]:
                 f"{source}: providers.{i}.preset: unknown preset {p.preset!r}; known presets: {', '.join(PRESETS)}"
             )
             continue
-        if preset.kind == "openai" and not preset.default_base_url:
+        if preset.kind in ("openai", "responses") and not preset.default_base_url:
             problems.append(
                 f"{source}: providers.{i}.api_base_url: provider {p.name!r} (kind {preset.kind!r}) needs "
                 'api_base_url, its endpoint such as "https://api.example.com/v1", or a preset that knows '
