@@ -28,7 +28,7 @@ from ccproxy_core.core.errors import ProxyError
 from ccproxy_core.core.splice import with_string_field
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch
-from ccproxy_core.server.relay import ERROR_LINES, pump_bytes
+from ccproxy_core.server.relay import pump_bytes
 from ccproxy_core.server.upstream import Answer
 from ccproxy_core.translate.responses_response import response_object
 from ccproxy_core.translate.responses_stream import encode_event, failed_error
@@ -36,10 +36,11 @@ from ccproxy_core.translate.responses_stream import encode_event, failed_error
 # Provider kinds whose upstream speaks Responses: a Responses client's body passes straight through.
 PASSTHROUGH_KINDS = frozenset({"responses", "codex"})
 
-# How a Responses stream says it is finished: its final event, or an error event.
+# How a Responses stream says it is finished: its final event. A bare `error` event is not one
+# (Codex ignores it): a stream that ends after it gets ccproxy's `response.failed`.
 _FINAL = (b"response.completed", b"response.failed", b"response.incomplete")
 RESPONSES_END = (
-    (*(b"event: " + name for name in _FINAL), *ERROR_LINES),
+    tuple(b"event: " + name for name in _FINAL),
     tuple(f'"type"{sep}"{name.decode()}"'.encode() for name in _FINAL for sep in (":", ": ")),
 )
 
