@@ -62,6 +62,26 @@ def _port(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of worker processes, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"the number of workers is between 1 and 256, got {value}")
+    return value
+
+
+def _workers_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="run N server processes on the port (SO_REUSEPORT), one per core; more than 1 needs "
+        "state.backend redis (or CCPROXY_REDIS_URL) so they share cooldowns and limits (default 1)",
+    )
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -100,11 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--reload", action="store_true", help="development: restart the server when ccproxy's code or config changes"
     )
-    _server_flags(command("start", "start the proxy in the background and wait until it answers", _start))
+    _workers_flag(serve)
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor (cli/workers.py)
+    start = command("start", "start the proxy in the background and wait until it answers", _start)
+    _server_flags(start)
+    _workers_flag(start)
     command("stop", "stop the background proxy, letting streams in flight finish", _stop).add_argument(
         "--timeout", type=_seconds, default=10.0, help="seconds to wait before killing it (default 10)"
     )
-    _server_flags(command("restart", "stop, then start the background proxy", _restart))
+    restart = command("restart", "stop, then start the background proxy", _restart)
+    _server_flags(restart)
+    _workers_flag(restart)
     command("status", "show whether the background proxy runs, and its health", _status).add_argument(
         "--json", action="store_true", help="print the status as JSON"
     )
@@ -220,6 +246,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     ops_commands.guard_serve(loaded.config)  # the container's CCPROXY_REQUIRE_APIKEY
+    if args.worker_index is not None or (args.workers or 1) > 1:
+        return _serve_workers(args, loaded)
     if args.reload:
         from ccproxy_core.cli import reload
 
@@ -236,6 +264,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_workers(args: argparse.Namespace, loaded: Any) -> int:
+    """`serve --workers N`: the supervisor (cli/workers.py), or one of its workers (`--worker-index`)."""
+    import os
+
+    from ccproxy_core.cli import ports, workers
+    from ccproxy_core.config.model import ConfigError
+
+    config, count = loaded.config, args.workers or 1
+    if args.worker_index is not None:
+        from ccproxy_core.server import app as server
+        from ccproxy_core.server.workers import WorkerSlot
+
+        slot = WorkerSlot(args.worker_index, count, os.getppid())
+        server.run(config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded, worker=slot)
+        return 0
+    if args.reload:
+        raise CommandError("--reload runs one server process; drop --workers to use it")
+    problem = workers.refusal(config, count, workers.has_reuse_port())
+    if problem:
+        raise ConfigError([problem])
+    if workers.port_taken(config.host, config.port) is not None:
+        raise CommandError(ports.in_use_message(config.host, config.port, ports.holder(config.port)))
+    return workers.supervise(config, count, config_file=args.config, log_level=args.log_level)
+
+
 def _serve_argv(args: argparse.Namespace) -> list[str]:
     """`serve`'s own flags again, for the child that `--reload` runs."""
     argv = ["serve"]
@@ -246,7 +299,13 @@ def _serve_argv(args: argparse.Namespace) -> list[str]:
 
 
 def _daemon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"host": args.host, "port": args.port, "config": args.config, "log_level": getattr(args, "log_level", None)}
+    return {
+        "host": args.host,
+        "port": args.port,
+        "config": args.config,
+        "log_level": getattr(args, "log_level", None),
+        "workers": args.workers,
+    }
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from aiohttp import web
 
 from ccproxy_core import __version__
 from ccproxy_core.server.handlers.common import json_response
 from ccproxy_core.server.state import STATE
+from ccproxy_core.server.workers import WORKER
 
 
 async def health(request: web.Request) -> web.Response:
@@ -17,12 +19,14 @@ async def health(request: web.Request) -> web.Response:
     now = time.monotonic()
     providers = [state.provider_health(p, now) for p in state.runtime.providers.values()]
     degraded = any(p["enabled"] and not p["usable"] for p in providers)
-    return json_response(
-        {
-            "status": "degraded" if degraded else "ok",
-            "version": __version__,
-            "pid": os.getpid(),
-            "uptime": round(time.time() - state.started_at, 3),
-            "providers": providers,
-        }
-    )
+    body: dict[str, Any] = {
+        "status": "degraded" if degraded else "ok",
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime": round(time.time() - state.started_at, 3),
+        "providers": providers,
+    }
+    worker = request.app.get(WORKER)
+    if worker is not None:  # one of `serve --workers N`: which one answered, and its supervisor
+        body["worker"] = worker.health()
+    return json_response(body)
