@@ -181,7 +181,7 @@ def reasoning_text(item: Mapping[str, Any]) -> str:
         if isinstance(parts, list):
             texts = [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
             if any(texts):
-                return "\n\n".join(texts)
+                return "\n\n".join(text for text in texts if text)
     return ""
 
 
