@@ -31,7 +31,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -198,6 +198,22 @@ def _oauth_error(doc: Any, raw: bytes) -> tuple[str, str]:
     return "", scrub(raw[:200].decode("utf-8", "replace").strip())
 
 
+@frozen
+class Refresher:
+    """How one kind of account gets new tokens: the HTTP grant (Claude's by default; ChatGPT's in
+    accounts/codex.py), and the command that logs an account in anew when its refresh token is dead."""
+
+    grant: Callable[[aiohttp.ClientSession, str, Clock], Awaitable[TokenSet]]
+    relogin: str = "ccproxy auth login --name {name}"
+
+
+def claude_refresher(settings: OAuthSettings) -> Refresher:
+    async def grant(session: aiohttp.ClientSession, refresh_token: str, clock: Clock) -> TokenSet:
+        return await refresh(session, settings, refresh_token, clock=clock)
+
+    return Refresher(grant)
+
+
 # --- the scheduler ----------------------------------------------------------------------------
 
 
@@ -238,8 +254,10 @@ class RefreshScheduler:
         backoff_max: float = 600.0,
         min_interval: float = 30.0,
         max_sleep: float = 60.0,
+        refresher: Refresher | None = None,
     ) -> None:
         self.pool, self.session, self.settings = pool, session, settings
+        self.refresher = refresher if refresher is not None else claude_refresher(settings)
         self.accounts_path = accounts_path
         self.buffer = refresh_buffer_seconds
         self.clock, self._rng = clock, rng
@@ -371,10 +389,10 @@ class RefreshScheduler:
             self.pool.set_refreshing(name, True)
             try:
                 try:
-                    tokens = await refresh(self.session, self.settings, refresh_token, clock=self.clock)
+                    tokens = await self.refresher.grant(self.session, refresh_token, self.clock)
                 except InvalidGrant as e:
                     self._failures.pop(name, None)
-                    self.pool.mark_auth_error(name, f"{e}; run `ccproxy auth login --name {name}`")
+                    self.pool.mark_auth_error(name, f"{e}; run `{self.refresher.relogin.format(name=name)}`")
                     raise
                 except Exception as e:
                     self._note_failure(name, e)

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
 
-    auth = command("auth", "manage Claude subscription accounts in accounts.json", _auth_help)
+    auth = command("auth", "manage Claude and ChatGPT subscription accounts", _auth_help)
     auth_sub = auth.add_subparsers(dest="auth_command", metavar="ACTION", parser_class=_Parser)
     imp = auth_sub.add_parser(
         "import",
@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: ccproxy auth import --name work",
     )
     imp.add_argument("--from", dest="from_path", metavar="FILE", help="credentials file to import")
+    imp.add_argument(
+        "--codex",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="import the Codex CLI's ChatGPT login instead (default ~/.codex/auth.json) into a codex provider's file",
+    )
     imp.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
     imp.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     imp.add_argument(
@@ -179,11 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     login.add_argument("--accounts", metavar="FILE", help="accounts.json path")
     login.set_defaults(func=_auth_login)
+    login_openai = auth_sub.add_parser(
+        "login-openai",
+        help="log in with a ChatGPT account for a codex provider (paste the address the browser ends on)",
+        epilog="example: ccproxy auth login-openai --provider chatgpt work",
+    )
+    login_openai.add_argument("name", nargs="?", help="account name (a-z, 0-9, _ and -; default: default)")
+    login_openai.add_argument("--provider", help="the codex provider whose accounts file to use")
+    login_openai.add_argument("--accounts", metavar="FILE", help="accounts file path")
+    login_openai.set_defaults(func=_auth_login_openai, codex=None)
     st = auth_sub.add_parser(
         "status", help="list accounts with their state and expiry (never tokens)", epilog="example: ccproxy auth status"
     )
     st.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     st.add_argument("--accounts", metavar="FILE", help="accounts.json path")
+    st.add_argument("--codex", action="store_const", const="", help="the ChatGPT accounts of a codex provider")
     st.set_defaults(func=_auth_status)
 
     cfg = command("config", "inspect the configuration", _config_help)
@@ -357,7 +374,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _auth_help(args: argparse.Namespace) -> int:
-    print("usage: ccproxy auth {import,login,status} [--help]", file=sys.stderr)
+    print("usage: ccproxy auth {import,login,login-openai,status} [--help]", file=sys.stderr)
     return 2
 
 
@@ -385,7 +402,8 @@ def _accounts_path(args: argparse.Namespace) -> Any:
     """--accounts, else the accounts_path of the configured OAuth provider, else ~/.claude/accounts.json."""
     from ccproxy_core.cli import auth as auth_cmds
 
-    path, note = auth_cmds.accounts_path(args.accounts, args.provider)
+    chatgpt = getattr(args, "codex", None) is not None or args.func is _auth_login_openai
+    path, note = auth_cmds.accounts_path(args.accounts, args.provider, chatgpt=chatgpt)
     if note:
         print(f"ccproxy: {note}", file=sys.stderr)
     return path
@@ -397,6 +415,14 @@ def _auth_import(args: argparse.Namespace) -> int:
 
     from ccproxy_core.cli import auth as auth_cmds
 
+    if args.codex is not None:
+        import time
+
+        from ccproxy_core.accounts.codex import default_codex_auth_path
+
+        codex_source = Path(args.codex).expanduser() if args.codex else default_codex_auth_path()
+        print(auth_cmds.auth_import_codex(_accounts_path(args), codex_source, args.name, time.time()))
+        return 0
     source = Path(args.from_path).expanduser() if args.from_path else Path.home() / ".claude" / ".credentials.json"
     keychain = None if args.from_path else auth_cmds.keychain_login  # macOS keeps the login there
     print(auth_cmds.auth_import(_accounts_path(args), source, args.name, keychain))
@@ -409,6 +435,15 @@ def _auth_login(args: argparse.Namespace) -> int:
     from ccproxy_core.config.load import load
 
     return auth_cmds.auth_login(_accounts_path(args), args.name, load().config.oauth, input, print)
+
+
+@_auth_errors
+def _auth_login_openai(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import auth as auth_cmds
+    from ccproxy_core.config.load import load
+
+    path = _accounts_path(args)
+    return auth_cmds.auth_login_openai(path, args.name, load().config.openai_oauth, input, print)
 
 
 @_auth_errors

@@ -32,7 +32,7 @@ from ccproxy_core.core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAU
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
 
-Kind = Literal["anthropic", "openai", "responses"]
+Kind = Literal["anthropic", "openai", "responses", "codex"]
 AuthHeader = Literal["x-api-key", "authorization-bearer", "none"]
 SchemaDialect = Literal["openai", "gemini", "groq"]
 PathKind = Literal["chat", "messages", "count_tokens", "models", "responses"]
@@ -283,6 +283,16 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 env_keys=("OPENAI_API_KEY",),
                 max_output_tokens=_OPENAI_MAX_OUTPUT,
             ),
+            Preset(
+                # ChatGPT subscription accounts (`auth: "oauth"`): the Codex backend serves Responses
+                # traffic only, passed through as the client sent it (the scope rule, accounts/codex.py).
+                name="codex",
+                kind="codex",
+                default_base_url="https://chatgpt.com/backend-api/codex",
+                chat_path="",
+                models_path="",
+                responses_path="/responses",
+            ),
             Preset(name="custom", kind="openai"),
         )
     }
@@ -304,7 +314,7 @@ def preset_for(name: str, preset: str = "") -> Preset:
 
 
 # The preset whose endpoints and auth a provider of each `kind` takes when its preset is of another kind.
-_KIND_TEMPLATES = {"anthropic": "anthropic", "openai": "custom", "responses": "openai-responses"}
+_KIND_TEMPLATES = {"anthropic": "anthropic", "openai": "custom", "responses": "openai-responses", "codex": "codex"}
 
 
 def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
@@ -325,6 +335,8 @@ def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
     kind = provider.get("kind") or found.kind
     if found.name == "custom" and kind == "responses":
         found = PRESETS["openai-responses"]  # `kind: "responses"` alone is OpenAI's Responses API
+    if found.name == "custom" and kind == "codex":
+        found = PRESETS["codex"]  # `kind: "codex"` alone is the ChatGPT Codex backend
     if kind in _KIND_TEMPLATES and kind != found.kind:
         # An Anthropic-compatible endpoint of an OpenAI-style vendor (DeepSeek's /anthropic,
         # Ollama's /v1/messages) speaks Messages with an x-api-key, and the reverse; OpenAI's

@@ -13,9 +13,10 @@ import time
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import ProxyError, openai_status_and_body
+from ccproxy_core.core.errors import AttemptFailed, ProxyError, openai_status_and_body
 from ccproxy_core.core.sse import DONE, SSEEvent, data_event
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import OPENAI_END, event_payload, pump_bytes, pump_events, truncated
@@ -39,6 +40,8 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
     candidates = dispatch.plan_request(state, runtime, messages_body, request.headers)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        if candidate.provider.kind == "codex":  # Responses clients only (the scope rule)
+            raise AttemptFailed(codex.refusal(candidate.provider.name, "chat"))
         if candidate.provider.kind == "openai":
             return await _passthrough(request, candidate, body, stream)
         return await _to_anthropic(request, candidate, messages_body, model, stream, include_usage, json_mode)

@@ -14,6 +14,7 @@ from ccproxy_core.core.errors import AttemptFailed
 from ccproxy_core.core.sse import SSEEvent, anthropic_event
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import (
@@ -40,6 +41,8 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     candidates = dispatch.plan_request(state, runtime, body, request.headers)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        if candidate.provider.kind == "codex":  # Responses clients only (the scope rule)
+            raise AttemptFailed(codex.refusal(candidate.provider.name, "messages"))
         if candidate.provider.kind == "anthropic":
             return await _to_anthropic(request, candidate, raw, body, stream)
         return await _to_chat(request, candidate, body, model, stream)
