@@ -600,3 +600,18 @@ def apply_preset(request: JSON, preset: Preset, model: str) -> JSON:
         # Without forcing, the model may still call the tool; with it, the request fails.
         del out["tool_choice"]
     return out
+
+
+def fit_responses_request(request: JSON, preset: Preset, model: str) -> JSON:
+    """A translated Responses request fitted to this provider's model (a new dict): reasoning only
+    where the model takes it (`dialect_for`, one rule with the Chat path), `max_output_tokens`
+    within the model's limit."""
+    out = dict(request)
+    if preset.dialect_for(model).reasoning == "none":
+        out.pop("reasoning", None)
+        out.pop("include", None)  # it asks only for the reasoning's encrypted content
+    limit = preset.max_output_for(model)
+    value = out.get("max_output_tokens")
+    if limit is not None and isinstance(value, int) and value > limit:
+        out["max_output_tokens"] = limit
+    return out

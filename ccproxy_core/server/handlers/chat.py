@@ -18,6 +18,7 @@ from ccproxy_core.core.sse import DONE, SSEEvent, data_event
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
+from ccproxy_core.server.handlers import responses_translated
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import OPENAI_END, event_payload, pump_bytes, pump_events, truncated
 from ccproxy_core.server.state import STATE
@@ -44,6 +45,18 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
             raise AttemptFailed(codex.refusal(candidate.provider.name, "chat"))
         if candidate.provider.kind == "openai":
             return await _passthrough(request, candidate, body, stream)
+        if candidate.provider.kind == "responses":
+            return await responses_translated.for_chat_client(
+                request,
+                candidate,
+                messages_body,
+                model,
+                stream,
+                include_usage=include_usage,
+                json_mode=json_mode,
+                effort=body.get("reasoning_effort"),
+                on_error=openai_stream_error,
+            )
         return await _to_anthropic(request, candidate, messages_body, model, stream, include_usage, json_mode)
 
     return await dispatch.run(state, candidates, attempt)
