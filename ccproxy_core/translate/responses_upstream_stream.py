@@ -1,11 +1,11 @@
 """OpenAI Responses stream events -> Anthropic Messages stream events, as a state machine.
 
-One `ResponsesToMessagesStream` per stream, shaped like `chat_stream.ChatStreamTranslator` so
-the shell drives it the same way: `start()` on the upstream's 200 (optional: without it the
-message starts at the first event, and its id is then derived from the response id, as
+One `ResponsesToMessagesStream(model=, names=, input_tokens=)` per stream, driven like
+`chat_stream.ChatStreamTranslator`: `start()` on the upstream's 200 (optional: without it the
+message starts at the first event, with its id derived from the response id as
 `response_to_message` derives it), `feed(event)` with each parsed `data:` payload (its `type`
-names the event), `finish()` when the body ends, `fail(err)` for an error, and `complete`
-to tell a finished answer from a cut one (`finish()` if complete, else `fail(truncated)`).
+names the event), `finish()` when the body ends, `fail(err)`, and `complete` to tell a
+finished answer from a cut one (`finish()` if complete, else `fail(truncated)`).
 
     NEW --start--> STREAMING --response.completed / .incomplete--> CLOSED
      |                 |
@@ -26,9 +26,8 @@ message equals the non-streamed one:
                    arguments lack to be a JSON object is appended (`close_json_object`).
     anything else  hosted tool calls: nothing (the client has nothing to run).
 
-At most one block is open. `response.completed` / `response.incomplete` give the stop reason
-and the usage (`message_delta`) and end the message; `response.failed` and `error` end it with
-an Anthropic `error` event, typed from the Responses error code (`response_error`).
+At most one block is open. `response.completed` / `.incomplete` give the stop reason and usage
+(`message_delta`) and end the message; `response.failed` and `error` end it with an `error`.
 """
 
 from __future__ import annotations
@@ -39,8 +38,9 @@ from typing import Any
 
 from attrs import define, field
 
-from ccproxy_core.core.errors import ProxyError
+from ccproxy_core.core.errors import ProxyError, UpstreamError
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.translate.chat_response import anthropic_usage as estimated_usage
 from ccproxy_core.translate.chat_response import close_json_object, new_message_id
 from ccproxy_core.translate.responses_upstream import (
     anthropic_usage,
@@ -82,44 +82,33 @@ class _Item:
     """One upstream output item as its events arrive."""
 
     kind: str
-    sent: bool = False  # some of its content went out as a delta
+    sent: bool = False  # some of its content went out (for a call: its block was opened)
     parts: list[str] = field(factory=list)  # argument fragments (function_call)
     source: str = ""  # reasoning: "summary" or "content", whichever streamed first
     shown: set[int] = field(factory=set)  # message: content parts that went out
     summary_index: int = -1
 
 
+def _names(value: ToolNames | None) -> ToolNames:
+    return value or ToolNames()
+
+
+@define(kw_only=True)
 class ResponsesToMessagesStream:
     """Feed it parsed Responses events; it returns the Anthropic events to send, in order."""
 
-    __slots__ = (
-        "_has_tool_use",
-        "_id",
-        "_input",
-        "_items",
-        "_model",
-        "_names",
-        "_next_index",
-        "_open",
-        "_open_index",
-        "_open_key",
-        "_out_chars",
-        "_phase",
-    )
-
-    def __init__(self, *, model: str, names: ToolNames | None = None, input_tokens: int = 0) -> None:
-        self._model = model
-        self._names = names or ToolNames()
-        self._input = input_tokens
-        self._id = ""
-        self._phase = Phase.NEW
-        self._items: dict[int, _Item] = {}  # by output_index
-        self._open: Block | None = None
-        self._open_index = -1
-        self._open_key: tuple[int, int] = (-1, -1)  # (output_index, content_index) of the open block
-        self._next_index = 0
-        self._has_tool_use = False
-        self._out_chars = 0  # for an output estimate when no usage comes
+    model: str
+    names: ToolNames = field(factory=ToolNames, converter=_names)
+    input_tokens: int = 0  # the estimate message_start carries; the real count comes at the end
+    _id: str = field(default="", init=False)
+    _phase: Phase = field(default=Phase.NEW, init=False)
+    _items: dict[int, _Item] = field(factory=dict, init=False)  # by output_index
+    _open: Block | None = field(default=None, init=False)
+    _open_index: int = field(default=-1, init=False)
+    _open_key: tuple[int, int] = field(default=(-1, -1), init=False)  # (output_index, content_index)
+    _next_index: int = field(default=0, init=False)
+    _has_tool_use: bool = field(default=False, init=False)
+    _out_chars: int = field(default=0, init=False)  # for an output estimate when no usage comes
 
     @property
     def phase(self) -> Phase:
@@ -145,15 +134,10 @@ class ResponsesToMessagesStream:
             "type": "message",
             "role": "assistant",
             "content": [],
-            "model": self._model,
+            "model": self.model,
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": self._input,
-                "output_tokens": 0,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            },
+            "usage": estimated_usage(None, input_estimate=self.input_tokens),
         }
         return [("message_start", {"type": "message_start", "message": message})]
 
@@ -167,7 +151,7 @@ class ResponsesToMessagesStream:
             if isinstance(resp, dict) and resp.get("id"):
                 self._id = message_id(resp["id"])
             if kind in ("response.failed", "error"):
-                return self._failed(kind, event)
+                return self.fail(_error_of(event))  # nothing was sent: the error is the whole answer
         out = self.start()
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is not None:
@@ -194,15 +178,8 @@ class ResponsesToMessagesStream:
 
     # -- events ---------------------------------------------------------------------------
 
-    def _failed(self, kind: Any, event: JSON) -> list[Event]:
-        if kind == "response.failed":
-            resp = event.get("response")
-            return self.fail(response_error(resp.get("error") if isinstance(resp, dict) else None))
-        nested = event.get("error")
-        return self.fail(response_error(nested if isinstance(nested, dict) else event))
-
     def _on_failed(self, event: JSON, out: list[Event]) -> None:
-        out.extend(self._failed(event.get("type"), event))
+        out.extend(self.fail(_error_of(event)))
 
     def _on_item_added(self, event: JSON, out: list[Event]) -> None:
         item, index = event.get("item"), event.get("output_index")
@@ -212,9 +189,8 @@ class ResponsesToMessagesStream:
         self._items[index] = record
         if record.kind == "function_call" and isinstance(item.get("name"), str):
             self._open_tool(index, item, out)
-            arguments = item.get("arguments")
-            if isinstance(arguments, str) and arguments:
-                self._arguments(index, record, arguments, out)
+            if isinstance(item.get("arguments"), str):  # some servers send them whole, here
+                self._arguments(index, record, item["arguments"], out)
 
     def _on_text_delta(self, event: JSON, out: list[Event]) -> None:
         delta, index, part = event.get("delta"), event.get("output_index"), event.get("content_index", 0)
@@ -267,17 +243,17 @@ class ResponsesToMessagesStream:
         self._out_chars += len(delta)
         out.append(_delta(self._open_index, {"type": "thinking_delta", "thinking": delta}))
 
-    def _on_arguments_delta(self, event: JSON, out: list[Event]) -> None:
-        delta, index = event.get("delta"), event.get("output_index")
+    def _on_arguments(self, event: JSON, out: list[Event]) -> None:
+        index = event.get("output_index")
         record = self._items.get(index) if isinstance(index, int) else None
-        if record is not None and isinstance(index, int) and isinstance(delta, str) and delta:
-            self._arguments(index, record, delta, out)
-
-    def _on_arguments_done(self, event: JSON, out: list[Event]) -> None:
-        arguments, index = event.get("arguments"), event.get("output_index")
-        record = self._items.get(index) if isinstance(index, int) else None
-        if record is not None and isinstance(index, int) and not record.parts and isinstance(arguments, str):
-            self._arguments(index, record, arguments, out)  # only arguments that never came as deltas
+        if record is None or not isinstance(index, int):
+            return
+        if event.get("type") == "response.function_call_arguments.delta":
+            fragment = event.get("delta")
+        else:  # .done: only arguments that never came as deltas
+            fragment = None if record.parts else event.get("arguments")
+        if isinstance(fragment, str):
+            self._arguments(index, record, fragment, out)
 
     def _on_item_done(self, event: JSON, out: list[Event]) -> None:
         item, index = event.get("item"), event.get("output_index")
@@ -286,9 +262,8 @@ class ResponsesToMessagesStream:
         record = self._items.setdefault(index, _Item(str(item.get("type"))))
         if record.kind == "function_call":
             if self._open is not Block.TOOL or self._open_key[0] != index:
-                if not isinstance(item.get("name"), str):
-                    return
-                self._close(out)
+                if record.sent or not isinstance(item.get("name"), str):
+                    return  # its block was closed by another item (it cannot be reopened), or it has no name
                 self._open_tool(index, item, out)
             if not record.parts and isinstance(item.get("arguments"), str) and item["arguments"]:
                 self._arguments(index, record, item["arguments"], out)
@@ -299,7 +274,7 @@ class ResponsesToMessagesStream:
             if self._open is Block.TEXT and self._open_key[0] == index:
                 self._close(out)
             if not record.sent:
-                for block in output_blocks(item, self._names):
+                for block in output_blocks(item, self.names):
                     self._whole_text(index, record, block["text"], out)
 
     def _on_done(self, event: JSON, out: list[Event]) -> None:
@@ -334,11 +309,12 @@ class ResponsesToMessagesStream:
 
     def _open_tool(self, index: int, item: JSON, out: list[Event]) -> None:
         self._close(out)
+        self._items[index].sent = True
         self._has_tool_use = True
         content_block = {
             "type": "tool_use",
             "id": safe_tool_use_id(item.get("call_id")),
-            "name": self._names.to_client(item["name"]),
+            "name": self.names.to_client(item["name"]),
             "input": {},
         }
         self._open_block(Block.TOOL, content_block, (index, 0), out)
@@ -382,17 +358,23 @@ class ResponsesToMessagesStream:
             self._close(out)
         if isinstance(usage, dict):
             counted = anthropic_usage(usage)
-        else:
-            counted = {
-                "input_tokens": self._input,
-                "output_tokens": (self._out_chars + 3) // 4,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            }
+        else:  # no response.completed: estimates, as the Chat stream makes them
+            counted = estimated_usage(
+                None, input_estimate=self.input_tokens, output_estimate=(self._out_chars + 3) // 4
+            )
         delta = {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None}, "usage": counted}
         out.append(("message_delta", delta))
         out.append(("message_stop", {"type": "message_stop"}))
         self._move("end")
+
+
+def _error_of(event: JSON) -> UpstreamError:
+    """The error a `response.failed` (in its response) or an `error` event (flat or nested) carries."""
+    if event.get("type") == "response.failed":
+        resp = event.get("response")
+        return response_error(resp.get("error") if isinstance(resp, dict) else None)
+    nested = event.get("error")
+    return response_error(nested if isinstance(nested, dict) else event)
 
 
 def _delta(index: int, delta: JSON) -> Event:
@@ -408,8 +390,8 @@ _HANDLERS: dict[str, _Handler] = {
     "response.content_part.done": ResponsesToMessagesStream._on_part_done,
     "response.reasoning_summary_text.delta": ResponsesToMessagesStream._on_reasoning_delta,
     "response.reasoning_text.delta": ResponsesToMessagesStream._on_reasoning_delta,
-    "response.function_call_arguments.delta": ResponsesToMessagesStream._on_arguments_delta,
-    "response.function_call_arguments.done": ResponsesToMessagesStream._on_arguments_done,
+    "response.function_call_arguments.delta": ResponsesToMessagesStream._on_arguments,
+    "response.function_call_arguments.done": ResponsesToMessagesStream._on_arguments,
     "response.output_item.done": ResponsesToMessagesStream._on_item_done,
     "response.completed": ResponsesToMessagesStream._on_done,
     "response.incomplete": ResponsesToMessagesStream._on_done,
