@@ -22,7 +22,10 @@ LABEL org.opencontainers.image.title="ccproxy" \
       org.opencontainers.image.description="One HTTP proxy between Claude Code / OpenAI clients and LLM providers" \
       org.opencontainers.image.source="https://github.com/ccproxy/ccproxy" \
       org.opencontainers.image.licenses="MIT"
-RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home --shell /usr/sbin/nologin ccproxy
+# /data/config and /data/.claude exist in the image, owned by the user, so volumes mounted there
+# (compose.many.yaml shares them between instances) start out writable by it.
+RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home --shell /usr/sbin/nologin ccproxy \
+    && install -d -o 10001 -g 10001 -m 0700 /data/config /data/.claude
 COPY --from=build /opt/ccproxy /opt/ccproxy
 # platformdirs puts the user config at /data/config/ccproxy/config.json, the daemon's log under
 # /data/state, and accounts.json defaults to /data/.claude/accounts.json: all on the volume.
