@@ -36,7 +36,7 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-from attrs import define, field
+from attrs import define, field, setters
 
 from ccproxy_core.core.errors import ProxyError, UpstreamError
 from ccproxy_core.core.wire import JSON
@@ -93,7 +93,7 @@ def _names(value: ToolNames | None) -> ToolNames:
     return value or ToolNames()
 
 
-@define(kw_only=True)
+@define(kw_only=True, on_setattr=setters.NO_OP)  # no hook on the hot path: `names` converts at init only
 class ResponsesToMessagesStream:
     """Feed it parsed Responses events; it returns the Anthropic events to send, in order."""
 
