@@ -440,3 +440,18 @@ def test_recorded_anthropic_answers_survive_the_round_trip(path: Path) -> None:
     ]
     back = [(b["type"], b.get("text"), b.get("input")) for b in message["content"] if b["type"] in ("text", "tool_use")]
     assert back == [k for k in kept if k[0] != "text" or k[1].strip()]  # blank text is not carried
+
+
+def test_a_call_whose_block_was_closed_is_never_reopened() -> None:
+    """Interleaved calls: the second closes the first's block; the first's late arguments and done send nothing."""
+    stream = Stream()
+    first = {"id": "fc_a", "type": "function_call", "call_id": "call_a", "name": "Read", "arguments": ""}
+    second = {"id": "fc_b", "type": "function_call", "call_id": "call_b", "name": "Bash", "arguments": ""}
+    stream.emit("response.output_item.added", output_index=0, item=first)
+    stream.emit("response.function_call_arguments.delta", item_id="fc_a", output_index=0, delta='{"path":')
+    stream.emit("response.output_item.added", output_index=1, item=second)
+    stream.emit("response.function_call_arguments.delta", item_id="fc_a", output_index=0, delta='"x"}')
+    stream.emit("response.output_item.done", output_index=0, item={**first, "arguments": '{"path":"x"}'})
+    stream.emit("response.output_item.done", output_index=1, item={**second, "arguments": "{}"})
+    message = assert_anthropic_stream_grammar(run(stream.complete()))
+    assert [(b["id"], b["input"]) for b in message["content"]] == [("call_a", {"path": None}), ("call_b", {})]
