@@ -14,6 +14,7 @@ import asyncio
 import base64
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -112,6 +113,7 @@ class FakeCodexBackend:
     auth: FakeChatGPTAuth
     url: str = ""  # the provider's api_base_url (…/backend-api/codex)
     limited: set[str] = field(factory=set)  # account ids answered 429 usage_limit_reached
+    script: Callable[[dict[str, Any]], bytes] | None = None  # request body -> the SSE to stream back
     requests: list[tuple[dict[str, str], bytes]] = field(factory=list)
 
     def served(self) -> Counter[str]:
@@ -143,7 +145,7 @@ class FakeCodexBackend:
         if orjson.loads(raw).get("stream") is True:
             response = web.StreamResponse(headers={"content-type": "text/event-stream"})
             await response.prepare(request)
-            await response.write(STREAM)
+            await response.write(self.script(orjson.loads(raw)) if self.script else STREAM)
             await response.write_eof()
             return response
         return web.json_response(

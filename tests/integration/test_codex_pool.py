@@ -20,6 +20,7 @@ from tests import chatgpt_fakes
 from tests.chatgpt_fakes import FakeChatGPTAuth, FakeCodexBackend
 from tests.conftest import ProxyFactory
 from tests.fakes import FIXTURES
+from tests.integration import test_codex_cli
 
 CODEX_REQUEST = orjson.loads(
     (FIXTURES / "codex" / "exec-shell-0001.json").read_bytes()
@@ -220,3 +221,35 @@ def test_a_codex_provider_needs_oauth_and_its_own_accounts_file() -> None:
 async def get_json(url: str) -> Any:
     async with aiohttp.ClientSession() as s, s.get(url) as r:
         return await r.json()
+
+
+CALL_STREAM = (FIXTURES / "codex" / "exec-shell-0001.response.sse").read_bytes()  # exec_command, please
+
+
+def codex_script(body: dict[str, Any]) -> bytes:
+    """First turn: call exec_command; once its output comes back: a final message."""
+    done = any(item.get("type") == "function_call_output" for item in body.get("input", []))
+    return chatgpt_fakes.STREAM if done else CALL_STREAM
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(test_codex_cli.CODEX is None, reason="Codex CLI is not installed (npm @openai/codex)")
+async def test_codex_cli_runs_a_shell_command_on_pooled_chatgpt_accounts(
+    make_proxy: ProxyFactory, chatgpt: tuple[FakeChatGPTAuth, FakeCodexBackend], tmp_path: Path
+) -> None:
+    """The real Codex CLI through ccproxy to a codex pool whose first account is at its usage limit:
+    the 429 never reaches Codex, the command runs, its output goes up in the second request, and
+    Codex prints the final answer; every upstream request carries only a pooled ChatGPT credential."""
+    _, backend = chatgpt
+    backend.limited.add("acct-a")
+    backend.script = codex_script
+    url, _ = await two_accounts(make_proxy, chatgpt, tmp_path)
+    code, stdout, stderr = await test_codex_cli.run_codex(url, tmp_path / "codex-home")
+    assert code == 0, stderr[-3000:]
+    served = [orjson.loads(raw) for headers, raw in backend.requests if headers["x-fake-status"] == "200"]
+    assert len(served) == 2, stderr[-3000:]
+    outputs = [i["output"] for i in served[1]["input"] if i.get("type") == "function_call_output"]
+    assert test_codex_cli.EXPECTED in json.dumps(outputs), "the command really ran"
+    assert "FINAL: the tool returned" in stdout
+    assert {h["chatgpt-account-id"] for h, _ in backend.requests} <= {"acct-a", "acct-b"}
+    assert all("sk-codex-test" not in json.dumps(h) for h, _ in backend.requests)
