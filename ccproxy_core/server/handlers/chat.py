@@ -3,7 +3,8 @@
 Routed to an `openai` provider the request passes through (model set by the route, the
 provider's quirks applied) and so does the answer. Routed to an `anthropic` provider it is
 translated to Messages and the JSON or SSE answer translated back to `chat.completion` /
-`chat.completion.chunk`, ending in `data: [DONE]`.
+`chat.completion.chunk`, ending in `data: [DONE]`; routed to a `responses` provider, the same
+Messages request goes on to the Responses API (`responses_translated`).
 """
 
 from __future__ import annotations

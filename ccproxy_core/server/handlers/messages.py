@@ -2,7 +2,8 @@
 
 To an `anthropic` provider the request goes as it came (only `model` is set by the route) and
 the answer comes back byte for byte. To an `openai` provider it is translated to Chat
-Completions and the answer, JSON or SSE, translated back.
+Completions and the answer, JSON or SSE, translated back; to a `responses` provider, to the
+Responses API and back (`responses_translated`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ The request is translated to Messages once (`responses_request`), routed like a 
 request (same router, pools, fallback and breaker), and sent to an `anthropic` provider as
 it is or, through the Messages -> Chat Completions translator, to an `openai` one. The answer
 comes back through `ChatStreamTranslator` (Chat only) and `ResponsesStreamTranslator`, or as
-one `response` object.
+one `response` object. A provider that speaks Responses itself (`kind: "responses"`, codex)
+gets the client's body as it came but for `model`, and its answer goes back unchanged
+(`responses_upstream.passthrough`); what only such a provider can serve (`previous_response_id`
+and the other stored-state fields) is routed by its model and refused by any other kind.
 
 Errors are OpenAI-shaped: an HTTP error before the first byte (the error middleware renders
 `/responses` paths in the OpenAI dialect), `response.failed` once streaming. Hosted tools
