@@ -13,8 +13,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ccproxy.py ./
 COPY ccproxy_core ./ccproxy_core
+# The redis extra: instances share state through Redis (compose.many.yaml); the client is imported
+# only when state.backend is redis, so a single instance pays nothing for it.
 RUN python -m venv /opt/ccproxy \
-    && /opt/ccproxy/bin/pip install --no-cache-dir ./ \
+    && /opt/ccproxy/bin/pip install --no-cache-dir "./[redis]" \
     && find /opt/ccproxy -name __pycache__ -prune -exec rm -rf {} +
 
 FROM python:${PYTHON_VERSION}-slim
