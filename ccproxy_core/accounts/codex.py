@@ -46,6 +46,7 @@ from ccproxy_core.accounts.oauth import (
 from ccproxy_core.accounts.store import AccountsError
 from ccproxy_core.config.model import Config, OpenAIOAuthSettings, converter
 from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.redaction import scrub
 
 Clock = Callable[[], float]
 AUTH_CLAIM = "https://api.openai.com/auth"
@@ -220,15 +221,28 @@ async def _token_call(
             scope=doc.get("scope") if isinstance(doc.get("scope"), str) else None,
         )
         return tokens, doc
-    code, message = _oauth_error(doc, raw)
+    code, message = _refusal(doc, raw)
     what = f"ChatGPT token endpoint answered HTTP {status}" + (f": {message}" if message else "")
-    if code in ("invalid_grant", "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated"):
+    if code in _DEAD_GRANT:
         raise InvalidGrant(what)
     if status >= 500 or status in (408, 429):
         raise TransientRefreshError(what)
     if status == 200:
         raise TransientRefreshError("ChatGPT token endpoint answered 200 without an access_token")
     raise OAuthError(what)
+
+
+# The refresh token is spent, expired or revoked: only a new login helps (codex-rs reads the same codes).
+_DEAD_GRANT = frozenset({"invalid_grant", "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated"})
+
+
+def _refusal(doc: Any, raw: bytes) -> tuple[str, str]:
+    """(error code, message) from an RFC 6749 body or an OpenAI one (`{"error": {"code", "message"}}`)."""
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(err, dict):
+        code = err.get("code") or err.get("type") or ""
+        return str(code), scrub(f"{code} {err.get('message') or ''}".strip())
+    return _oauth_error(doc, raw)
 
 
 # --- the Codex CLI's login --------------------------------------------------------------------
