@@ -213,7 +213,7 @@ def test_a_taken_port_and_reload_are_refused_before_any_worker_starts(
 
 @pytest.mark.slow
 def test_start_status_and_stop_with_workers(sandbox: Sandbox, redis_server: RedisServer) -> None:  # noqa: F811
-    """`ccproxy start --workers 2` answers, `status` shows two workers under the supervisor's pid, `stop` ends them all."""
+    """`ccproxy start --workers 2` answers, `status` shows two workers under the supervisor's pid, the daemon log has every worker's lines, `stop` ends them all."""
     env = {**sandbox.env, "CCPROXY_REDIS_URL": redis_server.url}
     started = sandbox.run("start", "--workers", "2", "--port", str(sandbox.port), env=env, timeout=60)
     assert started.returncode == 0, started.stderr
@@ -232,3 +232,6 @@ def test_start_status_and_stop_with_workers(sandbox: Sandbox, redis_server: Redi
     stopped = sandbox.run("stop", env=env, timeout=60)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert not any(processes.probe(pid)[0] for pid in [info["pid"], *children])
+    log = Path(info["log"]).read_text()  # one writer: the supervisor copies its workers' lines
+    assert "ccproxy starting 2 workers" in log and "[worker 1/2]: ccproxy listening" in log
+    assert "[worker 2/2]: ccproxy listening" in log and "every worker stopped" in log
