@@ -27,7 +27,7 @@ from aiohttp import web
 from ccproxy_core.core import pricing
 from ccproxy_core.server.metrics import Metrics, credential_rows
 from ccproxy_core.server.rawlog import RawHttpLog
-from ccproxy_core.server.reqlog import CLIENT, CURRENT, SESSION_HEADER, USAGE, RequestLog
+from ccproxy_core.server.reqlog import CURRENT, SESSION_HEADER, USAGE, RequestLog
 from ccproxy_core.server.state import STATE, State
 from ccproxy_core.usage.ledger import Ledger, resolve_path
 from ccproxy_core.usage.record import UsageRecord
@@ -260,7 +260,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     obs = request.app[OBS]
     log = RequestLog(new_request_id(), endpoint_of(request), obs)
     log.proxied = log.endpoint.endswith(PROXIED_SUFFIXES)
-    log.client = request.get(CLIENT, "anonymous")
     log.session_id = request.headers.get(SESSION_HEADER, "")
     request[USAGE] = log
     if obs.raw is not None and log.proxied:

@@ -116,7 +116,6 @@ class RequestLog:
 
 
 USAGE = web.RequestKey("ccproxy.usage", RequestLog)
-CLIENT = web.RequestKey("ccproxy.client", str)  # client-key authentication sets it to the key's name
 CURRENT: ContextVar[RequestLog | None] = ContextVar("ccproxy_request_log", default=None)
 
 
