@@ -83,10 +83,11 @@ def truncated(provider: str) -> UpstreamError:
 def event_payload(event: SSEEvent, provider: str) -> JSON | None:
     """An event's data as a JSON object; None for an empty keep-alive. Data that is not a JSON
     object is the provider's fault, and ends the stream rather than being skipped unseen."""
-    if not event.data.strip():
+    data = event.data
+    if not data or data.isspace():  # (not `strip()`, which copies every event's data to test it)
         return None
     try:
-        payload = orjson.loads(event.data)
+        payload = orjson.loads(data)
     except orjson.JSONDecodeError:
         payload = None
     if not isinstance(payload, dict):
