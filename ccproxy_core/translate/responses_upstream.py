@@ -1,6 +1,6 @@
 """Anthropic Messages <-> OpenAI Responses, for a `kind: "responses"` provider.
 
-    messages_to_responses(body, *, model) -> ResponsesRequest(body, names, dropped)
+    messages_to_responses(body, *, model, reasoning=True) -> ResponsesRequest(body, names, dropped)
     response_to_message(resp, *, model, names=ToolNames()) -> Anthropic Message
 
 The other pair (`responses_request` / `responses_response`) serves Responses *clients* in front
@@ -94,8 +94,11 @@ class ResponsesRequest:
 # -- request --------------------------------------------------------------------------------
 
 
-def messages_to_responses(body: JSON, *, model: str) -> ResponsesRequest:
-    """Translate an Anthropic request for the Responses `model`."""
+def messages_to_responses(body: JSON, *, model: str, reasoning: bool = True) -> ResponsesRequest:
+    """Translate an Anthropic request for the Responses `model`.
+
+    `reasoning=False` is for a model that refuses `reasoning` (gpt-4.1, gpt-4o: the preset
+    knows, as `dialect_for(model).reasoning == "none"`): thinking is then not asked for."""
     if not isinstance(body, dict):
         raise InvalidRequest("body: expected a JSON object")
     names = ToolNames.from_request(body)
@@ -127,7 +130,7 @@ def messages_to_responses(body: JSON, *, model: str) -> ResponsesRequest:
         if not _is_int(max_tokens):
             raise InvalidRequest("max_tokens: expected an integer")
         out["max_output_tokens"] = max(max_tokens, MIN_OUTPUT_TOKENS)
-    effort = reasoning_effort(body.get("thinking"), body.get("output_config"))
+    effort = reasoning_effort(body.get("thinking"), body.get("output_config")) if reasoning else None
     for key in ("temperature", "top_p"):
         value = body.get(key)
         if _is_number(value):

@@ -374,6 +374,14 @@ def test_without_thinking_no_reasoning_is_asked_for() -> None:
         assert "reasoning" not in out and "include" not in out
 
 
+def test_a_model_without_reasoning_gets_no_reasoning_fields() -> None:
+    """`reasoning=False` (a model that refuses `reasoning`) sends thinking requests without reasoning, sampling kept."""
+    body = {"model": "m", "max_tokens": 50, "messages": [user(text("q"))], "temperature": 0.2}
+    out = messages_to_responses({**body, "thinking": {"type": "adaptive"}}, model="gpt-4.1", reasoning=False)
+    assert "reasoning" not in out.body and "include" not in out.body
+    assert out.body["temperature"] == 0.2 and out.dropped == ()
+
+
 def test_thinking_from_a_reasoning_item_goes_back_as_that_item() -> None:
     """A thinking block whose signature ccproxy made from a reasoning item restores the item; other thinking is dropped."""
     ours = {"type": "thinking", "thinking": "Plan.", "signature": reasoning_signature(reasoning_output())}
