@@ -194,24 +194,23 @@ async def pump_bytes(
     try:
         data = first
         feed = reqlog.feeder()
-        async with contextlib.aclosing(answer.chunks()) as chunks:
-            while True:
-                cut = _boundary(data)
-                if cut:
-                    whole = data[:cut] if cut < len(data) else data
-                    if not finished:
-                        finished = _ends(whole, end)
-                    if b"error" in whole and _ends(whole, _ERRORS):
-                        whole = redactor.scrub_bytes(whole)  # a provider quoting a key in its error
-                    await response.write(whole)
-                    pending = data[cut:]
-                else:
-                    pending = data
-                chunk = await anext(chunks, b"")
-                feed(chunk)
-                if not chunk:
-                    break
-                data = pending + chunk if pending else chunk
+        while True:
+            cut = _boundary(data)
+            if cut:
+                whole = data[:cut] if cut < len(data) else data
+                if not finished:
+                    finished = _ends(whole, end)
+                if b"error" in whole and _ends(whole, _ERRORS):
+                    whole = redactor.scrub_bytes(whole)  # a provider quoting a key in its error
+                await response.write(whole)
+                pending = data[cut:]
+            else:
+                pending = data
+            chunk = await answer.readany()  # a coroutine per chunk: cheaper than an async generator
+            feed(chunk)
+            if not chunk:
+                break
+            data = pending + chunk if pending else chunk
         if not finished:
             failure = truncated(provider)
         elif pending.strip():
@@ -324,14 +323,10 @@ async def pump_events(
         await out.write(await _translated(out, decoder.feed(opening), translate, head=first))
         feed = reqlog.feeder()
         finished = done is not None and done()
-        if not finished:
-            async with contextlib.aclosing(answer.chunks()) as chunks:
-                async for chunk in chunks:
-                    feed(chunk)
-                    await out.write(await _translated(out, decoder.feed(chunk), translate))
-                    if done is not None and done():
-                        finished = True
-                        break
+        while not finished and (chunk := await answer.readany()):
+            feed(chunk)
+            await out.write(await _translated(out, decoder.feed(chunk), translate))
+            finished = done is not None and done()
         if not finished:
             for event in decoder.flush():
                 await out.write(translate(event))

@@ -51,7 +51,8 @@ class Answer(Protocol):
         ...
 
     async def readany(self) -> bytes:
-        """The next bytes of the body as they arrive; b"" at its end."""
+        """The next bytes of the body as they arrive; b"" at its end. The pumps read a stream with
+        it, chunk after chunk: a coroutine per chunk costs less than an async generator's step."""
         ...
 
     def chunks(self) -> AsyncGenerator[bytes, None]:
@@ -169,12 +170,13 @@ class AiohttpUpstream:
 class AiohttpAnswer:
     """`Answer` over an `aiohttp.ClientResponse`, with its read errors mapped to ccproxy errors."""
 
-    __slots__ = ("_response", "_stream", "_upstream", "headers", "status")
+    __slots__ = ("_response", "_started", "_stream", "_upstream", "headers", "status")
 
     def __init__(self, response: aiohttp.ClientResponse, upstream: AiohttpUpstream, stream: bool) -> None:
         self._response = response
         self._upstream = upstream
         self._stream = stream
+        self._started = False  # a chunk of the body came: a timeout from now on is a stall mid-stream
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -195,9 +197,11 @@ class AiohttpAnswer:
 
     async def readany(self) -> bytes:
         try:
-            return await self._response.content.readany()
+            chunk = await self._response.content.readany()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._error(exc, started=False) from exc
+            raise self._error(exc, started=self._started) from exc
+        self._started = True
+        return chunk
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         try:
