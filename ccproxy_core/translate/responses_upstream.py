@@ -31,9 +31,10 @@ Request, key by key from a whitelist (nothing Anthropic-only can leak):
   no conversation upstream, so reasoning must travel in the request).
 - `max_tokens` -> `max_output_tokens` (at least 16, OpenAI's minimum); temperature and top_p
   pass unless reasoning is on (reasoning models refuse them); `metadata.user_id` ->
-  `safety_identifier` (the spec deprecates `user`; ids longer than its 64 characters are
-  sent as their sha256). Named in `dropped`: stop_sequences and top_k (Responses has neither),
-  sampling dropped for reasoning, and server tools.
+  `safety_identifier` and `prompt_cache_key`, the two fields the spec says replace `user`
+  (ids longer than 64 characters are sent as their sha256; Claude Code's id names the session,
+  so the key keeps one conversation on OpenAI's warm cache). Named in `dropped`: stop_sequences
+  and top_k (Responses has neither), sampling dropped for reasoning, and server tools.
 
 Response: output items in order; `reasoning` -> thinking (summary text, else reasoning text)
 signed by `reasoning_signature`, `message` parts -> text blocks, `function_call` -> tool_use
@@ -66,7 +67,7 @@ from ccproxy_core.translate.tool_names import ToolNames, safe_tool_use_id
 
 MIN_OUTPUT_TOKENS = 16  # OpenAI refuses less
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
-_MAX_SAFETY_ID = 64
+_MAX_USER_KEY = 64
 
 # Responses `error.code` -> the HTTP status it stands for (then the Anthropic type by status).
 _STATUS_BY_CODE: dict[str, int] = {
@@ -144,20 +145,20 @@ def messages_to_responses(body: JSON, *, model: str, reasoning: bool = True) -> 
     if effort is not None:
         out["reasoning"] = {"effort": effort, "summary": "auto"}
         out["include"] = [ENCRYPTED_REASONING]
-    user = _safety_identifier(body.get("metadata"))
+    user = _user_key(body.get("metadata"))
     if user is not None:
-        out["safety_identifier"] = user
+        out["safety_identifier"] = out["prompt_cache_key"] = user
     out["store"] = False
     if isinstance(body.get("stream"), bool):
         out["stream"] = body["stream"]
     return ResponsesRequest(out, names, tuple(dropped))
 
 
-def _safety_identifier(metadata: Any) -> str | None:
+def _user_key(metadata: Any) -> str | None:
     user = metadata.get("user_id") if isinstance(metadata, dict) else None
     if not isinstance(user, str) or not user:
         return None
-    return user if len(user) <= _MAX_SAFETY_ID else hashlib.sha256(user.encode()).hexdigest()
+    return user if len(user) <= _MAX_USER_KEY else hashlib.sha256(user.encode()).hexdigest()
 
 
 def _is_int(value: Any) -> bool:

@@ -435,12 +435,13 @@ def test_sampling_passes_unless_reasoning_and_stop_sequences_are_named_as_droppe
     assert thinking.dropped == ("temperature", "top_p")
 
 
-def test_user_id_becomes_a_safety_identifier() -> None:
-    """metadata.user_id -> safety_identifier (the spec deprecates `user`), hashed when past 64 characters."""
-    assert translate({"messages": [user(text("q"))], "metadata": {"user_id": "u-1"}})["safety_identifier"] == "u-1"
+def test_user_id_becomes_a_safety_identifier_and_cache_key() -> None:
+    """metadata.user_id -> safety_identifier and prompt_cache_key (the spec's replacements for `user`), hashed past 64 characters."""
+    short = translate({"messages": [user(text("q"))], "metadata": {"user_id": "u-1"}})
+    assert (short["safety_identifier"], short["prompt_cache_key"]) == ("u-1", "u-1")
     long_id = "user_" + "a" * 64 + "_session_1"
     out = translate({"messages": [user(text("q"))], "metadata": {"user_id": long_id}})
-    assert out["safety_identifier"] == hashlib.sha256(long_id.encode()).hexdigest()
+    assert out["safety_identifier"] == out["prompt_cache_key"] == hashlib.sha256(long_id.encode()).hexdigest()
     assert "metadata" not in out and "user" not in out
 
 
