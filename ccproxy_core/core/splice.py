@@ -6,9 +6,10 @@ its number spellings; the provider's prompt cache and the client's own signature
 so the new value is spliced into the raw bytes instead.
 
 Where the field sits is found without a JSON scanner in Python: each place the key is spelled
-(`"model"`, a colon, the old value as JSON) is a candidate. The first key of the object is
-top-level by position; any other candidate is accepted only if the spliced document parses to
-exactly the intended one, so a nested `"model"` holding the same value is never the one replaced.
+(`"model"`, a colon, the old value as JSON) is a candidate. The first and the last key of the
+object are top-level by position; any other candidate is accepted only if the spliced
+document's top-level value is the new one (only the candidate's bytes changed, so they were
+that value), so a nested `"model"` holding the same value is never the one replaced.
 When no candidate proves right (an escaped spelling of the key, say), the body is re-encoded:
 correct, if not byte for byte.
 """
@@ -16,7 +17,6 @@ correct, if not byte for byte.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import orjson
 
@@ -34,18 +34,22 @@ def with_string_field(raw: bytes, body: JSON, key: str, value: str) -> bytes:
         return raw
     if not isinstance(old, str):
         return orjson.dumps({**body, key: value})
-    new, spelled = orjson.dumps(value), orjson.dumps(old)
-    pattern = re.compile(re.escape(orjson.dumps(key)) + _COLON + re.escape(spelled) + _NEXT)
-    expected: Any = None
-    for match in pattern.finditer(raw):
+    name, new, spelled = orjson.dumps(key), orjson.dumps(value), orjson.dumps(old)
+    pattern = re.compile(re.escape(name) + _COLON + re.escape(spelled) + _NEXT)
+    at = raw.find(name)
+    while at >= 0:
+        match = pattern.match(raw, at)
+        at = raw.find(name, at + 1)
+        if match is None:
+            continue
         spliced = raw[: match.end() - len(spelled)] + new + raw[match.end() :]
-        if raw[: match.start()].strip(_SPACE) == b"{":
-            return spliced  # the object's first key: top-level by position
-        if expected is None:
-            expected = {**body, key: value}
+        if raw[: match.start()].strip(_SPACE) == b"{" or raw[match.end() :].strip(_SPACE) == b"}":
+            return spliced  # the object's first or last key: top-level by position
+        # Only these bytes changed, so if the top-level value is now the new one, they were it.
         try:
-            if orjson.loads(spliced) == expected:
-                return spliced
+            parsed = orjson.loads(spliced)
         except orjson.JSONDecodeError:
             continue
+        if isinstance(parsed, dict) and parsed.get(key) == value:
+            return spliced
     return orjson.dumps({**body, key: value})
