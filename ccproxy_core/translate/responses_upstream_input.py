@@ -151,7 +151,9 @@ class InputItems:
 
     def _assistant(self, content: list[Any], path: str) -> None:
         """Reasoning and text in their order, then the calls: nothing may stand between a call
-        and its output, which comes with the next user turn."""
+        and its output, which comes with the next user turn. OpenAI refuses a reasoning item
+        without the item that followed it, so reasoning that ends the turn is left out."""
+        turn: list[JSON] = []
         texts: list[str] = []
         calls: list[JSON] = []
         for j, block in enumerate(content):
@@ -164,17 +166,14 @@ class InputItems:
             elif kind == "thinking":
                 item = reasoning_item(block)
                 if item is not None:
-                    self._flush_text(texts)
-                    self.items.append(item)
+                    _flush_text(texts, turn)
+                    turn.append(item)
             # redacted_thinking, server tools (they ran inside Anthropic) and unknown types stay behind
-        self._flush_text(texts)
+        _flush_text(texts, turn)
+        while turn and not calls and turn[-1]["type"] == "reasoning":
+            turn.pop()
+        self.items.extend(turn)
         self.items.extend(calls)
-
-    def _flush_text(self, texts: list[str]) -> None:
-        text = "".join(texts)
-        texts.clear()
-        if text:
-            self.items.append({"type": "message", "role": "assistant", "content": text})
 
     def _call(self, block: JSON, path: str) -> JSON:
         name = block.get("name")
@@ -191,6 +190,13 @@ class InputItems:
             "name": self.names.to_upstream(name),
             "arguments": tool_arguments(block.get("input")),
         }
+
+
+def _flush_text(texts: list[str], turn: list[JSON]) -> None:
+    text = "".join(texts)
+    texts.clear()
+    if text:
+        turn.append({"type": "message", "role": "assistant", "content": text})
 
 
 def _call_id(tool_use_id: str) -> str:

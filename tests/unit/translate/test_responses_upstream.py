@@ -406,6 +406,17 @@ def test_a_reasoning_signature_without_encrypted_content_or_damaged_is_dropped()
     assert [i["type"] for i in items] == ["message", "message", "message"]
 
 
+def test_reasoning_that_ends_a_turn_is_left_out() -> None:
+    """OpenAI refuses a reasoning item without the item that followed it: a turn ending in reasoning loses it."""
+    ours = {"type": "thinking", "thinking": "t", "signature": reasoning_signature(reasoning_output())}
+    items = translate({"messages": [user(text("q")), assistant(ours), user(text("go on"))]})["input"]
+    assert [i["type"] for i in items] == ["message", "message"]
+    items = translate({"messages": [user(text("q")), assistant(ours, tool_use("t1")), user(tool_result("t1"))]})[
+        "input"
+    ]
+    assert [i["type"] for i in items] == ["message", "reasoning", "function_call", "function_call_output"]
+
+
 def test_reasoning_thinking_is_stripped_before_real_anthropic() -> None:
     """The signature is a ccproxy-synthetic one, so the Anthropic path strips the block like other made-up thinking."""
     block = {"type": "thinking", "thinking": "t", "signature": reasoning_signature(reasoning_output())}
