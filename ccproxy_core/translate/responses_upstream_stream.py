@@ -196,9 +196,7 @@ class ResponsesToMessagesStream:
         delta, index, part = event.get("delta"), event.get("output_index"), event.get("content_index", 0)
         if not isinstance(index, int) or not isinstance(part, int) or not isinstance(delta, str) or not delta:
             return
-        record = self._items.get(index)
-        if record is None:
-            return
+        record = self._items.setdefault(index, _Item("message"))  # lax servers skip output_item.added
         if self._open is not Block.TEXT or self._open_key != (index, part):
             self._close(out)
             self._open_block(Block.TEXT, {"type": "text", "text": ""}, (index, part), out)
@@ -224,8 +222,8 @@ class ResponsesToMessagesStream:
         delta, index = event.get("delta"), event.get("output_index")
         if not isinstance(index, int) or not isinstance(delta, str) or not delta:
             return
-        record = self._items.get(index)
-        if record is None or record.kind != "reasoning":
+        record = self._items.setdefault(index, _Item("reasoning"))  # lax servers skip output_item.added
+        if record.kind != "reasoning":
             return
         source = "summary" if event.get("type") == "response.reasoning_summary_text.delta" else "content"
         if record.source and record.source != source:

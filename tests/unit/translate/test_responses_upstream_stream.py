@@ -347,13 +347,17 @@ def test_start_first_then_events_and_nothing_after_the_end() -> None:
     assert_anthropic_stream_grammar(out)
 
 
-def test_unknown_events_and_deltas_for_unknown_items_are_ignored() -> None:
-    """Event types newer than this code, and deltas for items never announced, send nothing."""
+def test_unknown_events_are_ignored_and_unannounced_text_still_arrives() -> None:
+    """Event types newer than this code send nothing; text and reasoning of an item never announced
+    still reach the client (lax servers skip output_item.added); arguments without a named call cannot."""
     translator = ResponsesToMessagesStream(model=MODEL)
-    translator.start()
+    out = translator.start()
     assert translator.feed({"type": "response.queued"}) == []
-    assert translator.feed({"type": "response.output_text.delta", "output_index": 4, "delta": "x"}) == []
     assert translator.feed({"type": "response.function_call_arguments.delta", "output_index": 4, "delta": "{"}) == []
+    out += translator.feed({"type": "response.reasoning_summary_text.delta", "output_index": 0, "delta": "hm"})
+    out += translator.feed({"type": "response.output_text.delta", "output_index": 1, "delta": "x"})
+    message = assert_anthropic_stream_grammar(out + translator.finish())
+    assert [b["type"] for b in message["content"]] == ["thinking", "text"]
 
 
 def test_the_official_sdk_accumulates_the_stream_into_the_same_message() -> None:
