@@ -292,3 +292,15 @@ async def test_the_response_id_becomes_the_message_id(proxy: str, fake: FakeUpst
     ) as stream:
         streamed = await stream.get_final_message()
     assert whole.id == streamed.id and RESPONSE_ID.removeprefix("resp_") in whole.id
+
+
+async def test_translated_events_are_sent_while_the_provider_is_paused(proxy: str, fake: FakeUpstream) -> None:
+    """No buffering on the translated path: the text so far reaches the client before the provider goes on."""
+    events = stream_events([message("first half, then the rest")])
+    fake.default = Stream(events, pause_after=5, pause=1.0)  # created .. the first text delta
+    async with claude(proxy).messages.stream(
+        model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        first = [event async for event in stream if event.type == "text" and fake.events_sent == 5]
+        assert first and first[0].snapshot == "first half, ", "the first delta arrived while the provider was paused"
+        assert await stream.get_final_text() == "first half, then the rest"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ccproxy_core.config.model import structure
-from ccproxy_core.providers.presets import preset_for_provider, responses_url, upstream_url
+from ccproxy_core.providers.presets import fit_responses_request, preset_for_provider, responses_url, upstream_url
 
 
 @pytest.mark.parametrize(
@@ -55,3 +57,31 @@ def test_config_accepts_kind_responses() -> None:
     """`kind: "responses"` is a config value like the others."""
     config = structure({"providers": [{"name": "oai", "kind": "responses", "api_key": "sk-x"}]})
     assert config.providers[0].kind == "responses"
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "kept"),
+    [
+        ("gpt-5", "auto", True),
+        ("o3", "auto", True),
+        ("gpt-4.1", "auto", False),
+        ("gpt-4.1", True, True),
+        ("gpt-5", False, False),
+    ],
+)
+def test_reasoning_goes_only_to_models_that_take_it(model: str, reasoning: Any, kept: bool) -> None:
+    """REASONING_MODELS decides, and a provider's `reasoning: true|false` overrides it, as on the Chat path."""
+    preset = preset_for_provider({"name": "oai", "kind": "responses", "reasoning": reasoning})
+    request = {"model": model, "input": [], "reasoning": {"effort": "low"}, "include": ["reasoning.encrypted_content"]}
+    fitted = fit_responses_request(request, preset, model)
+    assert ("reasoning" in fitted and "include" in fitted) is kept
+    assert "reasoning" in request, "the request itself is left alone"
+
+
+def test_max_output_tokens_is_clamped_to_the_models_limit() -> None:
+    """Claude Code's 64000 becomes what gpt-4o takes; a provider's max_output_tokens beats the table."""
+    preset = preset_for_provider({"name": "oai", "kind": "responses"})
+    assert fit_responses_request({"max_output_tokens": 64000}, preset, "gpt-4o")["max_output_tokens"] == 16384
+    assert fit_responses_request({"max_output_tokens": 64000}, preset, "gpt-5")["max_output_tokens"] == 64000
+    capped = preset_for_provider({"name": "oai", "kind": "responses", "max_output_tokens": 1000})
+    assert fit_responses_request({"max_output_tokens": 64000}, capped, "gpt-5")["max_output_tokens"] == 1000
