@@ -270,3 +270,31 @@ async def test_a_client_hanging_up_after_completed_cancels_nothing(proxy: str, f
         await asyncio.sleep(0)
         async with session.post(proxy + "/v1/responses", json={**body, "stream": False}) as again:
             assert again.status == 200
+
+
+async def test_previous_response_id_skips_a_provider_that_cannot_serve_it(
+    sdk: Any, make_proxy: ProxyFactory, make_fake: Any
+) -> None:
+    """Routed to an Anthropic provider with a Responses provider as fallback: the fallback serves it, untouched."""
+    claude, oai = await make_fake(), await make_fake()
+    oai.default = Reply(body=orjson.dumps(final_response("exec-shell-0002")))
+    proxy = await make_proxy(
+        {
+            "providers": [
+                {"name": "claude", "kind": "anthropic", "api_base_url": claude.url, "api_key": "sk-c"},
+                {
+                    "name": "oai",
+                    "kind": "responses",
+                    "api_base_url": oai.url + "/v1",
+                    "api_key": "sk-upstream",
+                    "models": [UPSTREAM_MODEL],
+                },
+            ],
+            "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
+            "router": {"fallback": {"default": ["oai"]}},
+        }
+    )
+    client, sent = sdk(proxy)
+    await client.responses.create(model=ALIAS, input="and then?", previous_response_id="resp_abc123")
+    assert not claude.requests
+    assert oai.requests[0].body == but_model(sent[0])
