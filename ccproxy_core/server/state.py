@@ -175,6 +175,9 @@ class State:
         """What one attempt on a provider came to, as its circuit breaker counts it."""
         if self.breakers.settings.enabled:
             breaker, now = self.breakers.get(provider), time.monotonic()
+            if self.shared is MEMORY:  # nobody to tell
+                breaker.record(not outcome.breaker_failure, now)
+                return
             was_open = breaker.open_for(now) is not None
             breaker.record(not outcome.breaker_failure, now)
             open_for = breaker.open_for(now)
