@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from ccproxy_core.core import shared
 from ccproxy_core.core.breaker import BreakerSettings, CircuitBreaker
 from ccproxy_core.core.pool import Credential, CredentialState
@@ -9,6 +13,7 @@ from ccproxy_core.core.ratelimit import TokenBucket
 from ccproxy_core.core.sticky import StickyTable
 
 NOW = 1_800_000_000.0
+ROOT = Path(__file__).parents[2]
 
 
 def test_a_cooldown_merges_by_its_later_end() -> None:
@@ -115,3 +120,21 @@ def test_sticky_put_says_when_others_should_hear() -> None:
     assert not table.put("s", "k2", 60.0)
     assert table.put("s", "k2", 71.0)
     assert table.get("s", 160.0) == "k2"  # seen at 71: alive for another TTL
+
+
+def test_a_single_instance_never_imports_the_redis_client() -> None:
+    """The memory backend (the default) serves without loading `redis`: idle memory stays as it was."""
+    code = (
+        "import sys, asyncio\n"
+        "from ccproxy_core.config.model import structure\n"
+        "from ccproxy_core.server.app import create_app\n"
+        "from ccproxy_core.server.state import STATE\n"
+        "state = create_app(structure({}))[STATE]\n"
+        "async def serve():\n"
+        "    await state.start()\n"
+        "    await state.close()\n"
+        "asyncio.run(serve())\n"
+        "print(state.shared.backend, 'redis' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["memory", "False"]
