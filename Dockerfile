@@ -13,8 +13,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ccproxy.py ./
 COPY ccproxy_core ./ccproxy_core
+# The redis extra: instances share state through Redis (compose.many.yaml); the client is imported
+# only when state.backend is redis, so a single instance pays nothing for it.
 RUN python -m venv /opt/ccproxy \
-    && /opt/ccproxy/bin/pip install --no-cache-dir ./ \
+    && /opt/ccproxy/bin/pip install --no-cache-dir "./[redis]" \
     && find /opt/ccproxy -name __pycache__ -prune -exec rm -rf {} +
 
 FROM python:${PYTHON_VERSION}-slim
@@ -22,7 +24,10 @@ LABEL org.opencontainers.image.title="ccproxy" \
       org.opencontainers.image.description="One HTTP proxy between Claude Code / OpenAI clients and LLM providers" \
       org.opencontainers.image.source="https://github.com/ccproxy/ccproxy" \
       org.opencontainers.image.licenses="MIT"
-RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home --shell /usr/sbin/nologin ccproxy
+# /data/config and /data/.claude exist in the image, owned by the user, so volumes mounted there
+# (compose.many.yaml shares them between instances) start out writable by it.
+RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home --shell /usr/sbin/nologin ccproxy \
+    && install -d -o 10001 -g 10001 -m 0700 /data/config /data/.claude
 COPY --from=build /opt/ccproxy /opt/ccproxy
 # platformdirs puts the user config at /data/config/ccproxy/config.json, the daemon's log under
 # /data/state, and accounts.json defaults to /data/.claude/accounts.json: all on the volume.

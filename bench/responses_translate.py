@@ -10,7 +10,13 @@ Rows, each the best of five batches of N/5 rounds (same streams as `bench/overhe
 - Anthropic thinking + tool_use recording -> response.* events, per event;
 - a Responses request -> Messages request (Codex CLI's real 50 KB first request), and on to
   Chat Completions (Responses -> Messages -> Chat), per request;
-- an Anthropic Message -> `response` object (non-streaming), per answer.
+- an Anthropic Message -> `response` object (non-streaming), per answer;
+and the other direction, Messages clients in front of a `kind: "responses"` provider:
+- response.* event -> Anthropic events (SSE decode + ResponsesToMessagesStream + encode), per
+  Responses event, for the fake's stream and for the thinking + tool_use recording, both as
+  `ResponsesStreamTranslator` turns them into Responses events (made once, outside the timing);
+- a Claude Code request (89 KB, 24 tools, a tool round trip) -> Responses request, per request;
+- a Responses `response` -> Anthropic Message (non-streaming), per answer.
 The Messages <-> Chat per-event rows of `bench/overhead.py` are measured in the same run and
 printed first: this machine's speed drifts, so compare rows of one run, not runs.
 """
@@ -30,12 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fake_upstream import ANTHROPIC_SSE, OPENAI_SSE  # noqa: E402
 from bench.overhead import translation_cost  # noqa: E402
-from ccproxy_core.core.sse import SSEDecoder  # noqa: E402
+from ccproxy_core.core.sse import SSEDecoder, anthropic_event  # noqa: E402
 from ccproxy_core.translate.chat_request import messages_to_chat  # noqa: E402
 from ccproxy_core.translate.chat_stream import ChatStreamTranslator  # noqa: E402
 from ccproxy_core.translate.responses_request import responses_to_messages  # noqa: E402
 from ccproxy_core.translate.responses_response import message_to_response  # noqa: E402
 from ccproxy_core.translate.responses_stream import ResponsesStreamTranslator, encode_event  # noqa: E402
+from ccproxy_core.translate.responses_upstream import messages_to_responses, response_to_message  # noqa: E402
+from ccproxy_core.translate.responses_upstream_stream import ResponsesToMessagesStream  # noqa: E402
 from ccproxy_core.translate.tool_names import ToolNames  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -43,6 +51,7 @@ CODEX_REQUEST = orjson.loads((FIXTURES / "codex" / "exec-shell-0001.json").read_
 THINKING_SSE = (FIXTURES / "recorded" / "anthropic" / "stream_thinking_then_tool_use.sse").read_bytes()
 MESSAGE = orjson.loads((FIXTURES / "recorded" / "anthropic" / "message_tool_use.json").read_bytes())
 PLAN = responses_to_messages(CODEX_REQUEST, model="claude-sonnet-4-5")[1]
+CLAUDE_CODE_REQUEST = orjson.loads((FIXTURES / "claude-code" / "tool-read-0002.json").read_bytes())["body"]
 
 
 REPEATS = 5  # the best of five batches: other processes on a shared 2-core VM only ever add time
@@ -89,6 +98,33 @@ def chat_to_responses() -> object:
     return out
 
 
+def responses_sse(chunks: list[bytes]) -> list[bytes]:
+    """An Anthropic stream as the Responses SSE events ccproxy makes of it, one event per chunk."""
+    events = anthropic_to_responses(chunks)()
+    assert isinstance(events, list)
+    return events
+
+
+def responses_to_anthropic(events: list[bytes]) -> Callable[[], object]:
+    def run() -> object:
+        translator = ResponsesToMessagesStream(model="claude-sonnet-4-5", input_tokens=100)
+        decoder = SSEDecoder()
+        out = []
+        for raw in events:
+            for event in decoder.feed(raw):
+                out += [anthropic_event(n, p) for n, p in translator.feed(orjson.loads(event.data))]
+        return out + [anthropic_event(n, p) for n, p in translator.finish()]
+
+    return run
+
+
+def completed_response(events: list[bytes]) -> dict[str, object]:
+    last = orjson.loads(events[-1].split(b"data: ", 1)[1])
+    assert last["type"] == "response.completed", last["type"]
+    response: dict[str, object] = last["response"]
+    return response
+
+
 def thinking_events() -> list[bytes]:
     return [part + b"\n\n" for part in THINKING_SSE.split(b"\n\n") if part.strip()]
 
@@ -98,6 +134,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=400)
     rounds = parser.parse_args().rounds
     thinking = thinking_events()
+    fake_responses = responses_sse(ANTHROPIC_SSE)
+    thinking_responses = responses_sse(thinking)
+    answer = completed_response(thinking_responses)
     rows = [
         (
             "anthropic event -> response.* events (decode+translate+encode)",
@@ -130,6 +169,26 @@ def main() -> None:
             "Anthropic Message -> response object",
             "answer",
             per_call(rounds, 1, lambda: message_to_response(MESSAGE, model="gpt-5", plan=PLAN, created_at=1)),
+        ),
+        (
+            "response.* event -> anthropic events (decode+translate+encode)",
+            "event",
+            per_call(rounds, len(fake_responses), responses_to_anthropic(fake_responses)),
+        ),
+        (
+            "response.* thinking+tool_use stream -> anthropic events",
+            "event",
+            per_call(rounds, len(thinking_responses), responses_to_anthropic(thinking_responses)),
+        ),
+        (
+            "Claude Code request (89 KB) -> Responses request",
+            "request",
+            per_call(rounds, 1, lambda: messages_to_responses(CLAUDE_CODE_REQUEST, model="gpt-5")),
+        ),
+        (
+            "Responses response -> Anthropic Message",
+            "answer",
+            per_call(rounds, 1, lambda: response_to_message(answer, model="claude-sonnet-4-5")),
         ),
     ]
     print("Messages <-> Chat translation cost, same run (bench/overhead.py):")

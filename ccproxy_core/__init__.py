@@ -12,7 +12,8 @@ this list, never from a layer below:
     providers/   pure facts about provider kinds and presets (URLs, auth headers, quirks).
     files.py     atomic file writes, shared by the I/O layers below.
     config/      the configuration model (attrs + cattrs), how its layers load, foreign formats.
-    accounts/    accounts.json (one writer per file, watch) and Claude OAuth (login, refresh).
+    accounts/    accounts.json (one writer per file, watch) and Claude OAuth (login, refresh);
+                 ChatGPT OAuth for `codex` providers (codex.py), refreshed by the same scheduler.
     usage/       the usage ledger (SQLite, written in batches off the event loop) and its queries.
     keys/        client keys: their model and their store (hashed, SQLite).
     sdk/         SDK mode: the local Claude Code CLI driven over its stream-json protocol.

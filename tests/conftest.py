@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import settings
 from ccproxy_core.config.model import Config, structure
 from ccproxy_core.server.app import create_app
 from tests.fakes import FakeTokenEndpoint, FakeUpstream
+from tests.redis_server import INSTALL_HINT, RedisServer
 
 ProxyFactory = Callable[..., Awaitable[str]]
 
@@ -114,6 +116,20 @@ async def token_endpoint(aiohttp_server: Any) -> FakeTokenEndpoint:
     server: TestServer = await aiohttp_server(app)
     fake.url = str(server.make_url("/v1/oauth/token"))
     return fake
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port (tests/redis_server.py), stopped by pid after the test.
+
+    Missing redis-server skips here, and fails under CI, which installs it (.ci/run)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip(INSTALL_HINT)
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def anthropic_provider(fake: FakeUpstream, **extra: Any) -> dict[str, Any]:

@@ -198,6 +198,22 @@ def _oauth_error(doc: Any, raw: bytes) -> tuple[str, str]:
     return "", scrub(raw[:200].decode("utf-8", "replace").strip())
 
 
+@frozen
+class Refresher:
+    """How one kind of account gets new tokens: the HTTP grant (Claude's by default; ChatGPT's in
+    accounts/codex.py), and the command that logs an account in anew when its refresh token is dead."""
+
+    grant: Callable[[aiohttp.ClientSession, str, Clock], Awaitable[TokenSet]]
+    relogin: str = "ccproxy auth login --name {name}"
+
+
+def claude_refresher(settings: OAuthSettings) -> Refresher:
+    async def grant(session: aiohttp.ClientSession, refresh_token: str, clock: Clock) -> TokenSet:
+        return await refresh(session, settings, refresh_token, clock=clock)
+
+    return Refresher(grant)
+
+
 # --- the scheduler ----------------------------------------------------------------------------
 
 
@@ -247,9 +263,11 @@ class RefreshScheduler:
         backoff_max: float = 600.0,
         min_interval: float = 30.0,
         max_sleep: float = 60.0,
+        refresher: Refresher | None = None,
         coordinator: Coordinator | None = None,
     ) -> None:
         self.pool, self.session, self.settings = pool, session, settings
+        self.refresher = refresher if refresher is not None else claude_refresher(settings)
         self.accounts_path = accounts_path
         self.buffer = refresh_buffer_seconds
         self.clock, self._rng = clock, rng
@@ -383,7 +401,7 @@ class RefreshScheduler:
             try:
 
                 async def fetch() -> Credential:
-                    tokens = await refresh(self.session, self.settings, refresh_token, clock=self.clock)
+                    tokens = await self.refresher.grant(self.session, refresh_token, self.clock)
                     return with_tokens(cred, tokens.access_token, tokens.refresh_token, tokens.expires_at)
 
                 try:
@@ -392,7 +410,7 @@ class RefreshScheduler:
                     new = await self._coordinator(cred, fetch)
                 except InvalidGrant as e:
                     self._failures.pop(name, None)
-                    self.pool.mark_auth_error(name, f"{e}; run `ccproxy auth login --name {name}`")
+                    self.pool.mark_auth_error(name, f"{e}; run `{self.refresher.relogin.format(name=name)}`")
                     raise
                 except Exception as e:
                     self._note_failure(name, e)

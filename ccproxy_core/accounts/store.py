@@ -3,6 +3,9 @@
     {"version": 1, "accounts": {"NAME": {"accessToken": "...", "refreshToken": "...",
                                          "expiresAt": 1759010400000}}}      # epoch milliseconds
 
+A ChatGPT account (a `kind: "codex"` provider's file, accounts/codex.py) also has
+`"accountId"`, sent upstream as `chatgpt-account-id`; every other rule is the same.
+
 Names match `^[a-z0-9_-]{1,32}$`; an invalid entry is skipped with a warning, a broken file is
 refused whole with its path and position. The file holds credentials only; runtime state
 (cooldowns, disabled flags) goes to a state file beside it (`accounts.state.json`).
@@ -97,6 +100,7 @@ def parse_accounts(raw: bytes, path: Path) -> tuple[list[Credential], list[str]]
                 secret=entry["accessToken"],
                 refresh_token=entry["refreshToken"],
                 expires_at=entry["expiresAt"] / 1000.0,
+                account_id=entry.get("accountId") if isinstance(entry.get("accountId"), str) else None,
             )
         )
     return creds, warnings
@@ -152,11 +156,14 @@ def check_permissions(path: Path) -> str | None:
 
 
 def _entry(cred: Credential) -> JSON:
-    return {
+    entry: JSON = {
         "accessToken": cred.secret,
         "refreshToken": cred.refresh_token,
         "expiresAt": None if cred.expires_at is None else round(cred.expires_at * 1000),
     }
+    if cred.account_id is not None:
+        entry["accountId"] = cred.account_id
+    return entry
 
 
 def _dump(data: JSON) -> bytes:

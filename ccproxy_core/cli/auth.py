@@ -1,4 +1,4 @@
-"""What `ccproxy auth import|login|status` do, as plain functions the CLI calls.
+"""What `ccproxy auth import|login|login-openai|status` do, as plain functions the CLI calls.
 
 Each takes paths and I/O callables and returns a message or an exit code, so tests call them
 directly. Nothing here prints a token: accounts are shown by name, state and expiry.
@@ -15,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import attrs
 import orjson
 
+from ccproxy_core.accounts import codex
 from ccproxy_core.accounts.oauth import (
     OAuthError,
     TokenSet,
@@ -37,7 +39,7 @@ from ccproxy_core.accounts.store import (
     state_path,
     upsert_account,
 )
-from ccproxy_core.config.model import Config, OAuthSettings
+from ccproxy_core.config.model import Config, OAuthSettings, OpenAIOAuthSettings
 from ccproxy_core.core.pool import Credential, iso
 
 
@@ -196,6 +198,100 @@ def auth_login(
     return 0
 
 
+def auth_import_codex(accounts_path: Path, from_path: Path, name: str | None, now: float) -> str:
+    """Copy the Codex CLI's ChatGPT login (~/.codex/auth.json) into a codex provider's accounts
+    file. Without a name, the account already holding that ChatGPT account (or refresh token) is
+    updated, else a new one is added. Raises `AccountsError` with what to fix."""
+    found = codex.read_codex_login(from_path, name or "default", now)
+    existing = _existing(accounts_path)
+    if name is None:
+        same = next(
+            (c for c in existing if c.account_id == found.account_id or c.refresh_token == found.refresh_token), None
+        )
+        name = same.name if same is not None else _free_name(existing)
+    _check_name(name)
+    verb = "updated" if any(c.name == name for c in existing) else "added"
+    cred = attrs.evolve(found, name=name)
+    upsert_account(accounts_path, cred)
+    return "\n".join(
+        [
+            f"{verb} ChatGPT account '{name}' in {accounts_path}; token expires {_when(cred.expires_at, None)}",
+            "note: the Codex CLI keeps refreshing its own copy of this login, and a refresh token "
+            "works once: whichever refreshes first logs the other out. `ccproxy auth login-openai` "
+            "gives ccproxy a session of its own.",
+        ]
+    )
+
+
+def auth_login_openai(
+    accounts_path: Path,
+    name: str | None,
+    settings: OpenAIOAuthSettings,
+    input_fn: Callable[[str], str],
+    print_fn: Callable[[str], None],
+) -> int:
+    """Log in to ChatGPT in a browser, paste the address it ends on, save the account.
+    Returns an exit code. Runs its own event loop: call it from synchronous code (the CLI)."""
+    try:
+        existing = _existing(accounts_path)
+        name = name or _free_name(existing)
+        _check_name(name)
+    except AccountsError as e:
+        print_fn(f"ccproxy: {e}")
+        return 1
+    verifier, challenge = make_pkce()
+    state = make_state()
+    print_fn(
+        "Open this URL in a browser and log in with your ChatGPT account:\n\n"
+        f"  {codex.authorize_url(settings, challenge, state)}\n\n"
+        f"The browser then goes to {settings.redirect_uri}?code=... (the page may fail to load;\n"
+        "that is expected). Copy that whole address from the address bar and paste it here.\n"
+    )
+    try:
+        code, pasted_state = parse_pasted_code(input_fn("Address or code: "))
+    except EOFError:
+        print_fn("ccproxy: no code entered")
+        return 1
+    except ValueError as e:
+        print_fn(f"ccproxy: {e}")
+        return 1
+    if pasted_state is not None and pasted_state != state:
+        print_fn("ccproxy: that address belongs to another login attempt (state mismatch); start again")
+        return 1
+    try:
+        login = asyncio.run(_exchange_openai(settings, code, verifier))
+    except OAuthError as e:
+        print_fn(f"ccproxy: login failed: {e}")
+        return 1
+    tokens = login.tokens
+    if not tokens.refresh_token:
+        print_fn("ccproxy: login failed: the token endpoint issued no refresh token")
+        return 1
+    if login.account_id is None:
+        print_fn("ccproxy: login failed: the tokens name no ChatGPT account (chatgpt_account_id)")
+        return 1
+    cred = Credential(
+        name=name,
+        kind="oauth",
+        secret=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_at=tokens.expires_at,
+        account_id=login.account_id,
+    )
+    try:
+        upsert_account(accounts_path, cred)
+    except (AccountsError, OSError) as e:
+        print_fn(f"ccproxy: logged in, but could not save {accounts_path}: {e}")
+        return 1
+    print_fn(f"saved ChatGPT account '{name}' in {accounts_path}; token expires {_when(cred.expires_at, None)}")
+    return 0
+
+
+async def _exchange_openai(settings: OpenAIOAuthSettings, code: str, verifier: str) -> codex.Login:
+    async with aiohttp.ClientSession() as session:
+        return await codex.exchange_code(session, settings, code, verifier)
+
+
 async def _exchange(settings: OAuthSettings, code: str, verifier: str, state: str) -> TokenSet:
     async with aiohttp.ClientSession() as session:
         return await exchange_code(session, settings, code, verifier, state)
@@ -255,12 +351,15 @@ def _span(seconds: float) -> str:
     return f"{minutes}m" if minutes else f"{s}s"
 
 
-def accounts_path(explicit: str | None, provider: str | None, config: Config | None = None) -> tuple[Path, str]:
+def accounts_path(
+    explicit: str | None, provider: str | None, config: Config | None = None, *, chatgpt: bool = False
+) -> tuple[Path, str]:
     """The accounts file the auth commands work on, and a note when the choice needs saying.
 
     `--accounts` wins; else the configured OAuth provider's `accounts_path` (the one named by
     `--provider`, or the first), so `auth import` writes where the proxy reads; else the
-    multi-account fork's `~/.claude/accounts.json`.
+    multi-account fork's `~/.claude/accounts.json`. With `chatgpt`, the same among the codex
+    providers (ChatGPT accounts), defaulting to `~/.ccproxy/codex-accounts.json`.
     """
     if explicit:
         return Path(explicit).expanduser(), ""
@@ -274,18 +373,20 @@ def accounts_path(explicit: str | None, provider: str | None, config: Config | N
             return default_accounts_path(), (
                 f"the config does not load ({exc.problems[0]}); using {default_accounts_path()}"
             )
-    oauth = [p for p in config.providers if p.auth == "oauth"]
+    what = "codex" if chatgpt else "OAuth"
+    default = codex.default_accounts_path() if chatgpt else default_accounts_path()
+    oauth = [p for p in config.providers if p.auth == "oauth" and codex.is_codex(config, p.name) == chatgpt]
     if provider is not None:
         chosen = next((p for p in oauth if p.name == provider), None)
         if chosen is None:
             names = ", ".join(p.name for p in oauth) or "none"
-            raise AccountsError(f"no OAuth provider named {provider!r} in the config (OAuth providers: {names})")
+            raise AccountsError(f"no {what} provider named {provider!r} in the config ({what} providers: {names})")
         oauth = [chosen]
     if not oauth:
-        return default_accounts_path(), ""
-    path = Path(oauth[0].accounts_path).expanduser() if oauth[0].accounts_path else default_accounts_path()
+        return default, ""
+    path = Path(oauth[0].accounts_path).expanduser() if oauth[0].accounts_path else default
     note = ""
     if len(oauth) > 1:
         others = ", ".join(p.name for p in oauth[1:])
-        note = f"using provider {oauth[0].name}'s {path} (also OAuth: {others}; choose with --provider)"
+        note = f"using provider {oauth[0].name}'s {path} (also {what}: {others}; choose with --provider)"
     return path, note

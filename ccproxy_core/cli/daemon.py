@@ -68,10 +68,13 @@ class Flags:
     port: int | None = None
     config: str | None = None
     log_level: str | None = None
+    workers: int | None = None  # `--workers N` (cli/workers.py): the pid is then the supervisor's
 
     @classmethod
-    def given(cls, host: str | None, port: int | None, config: str | None, log_level: str | None) -> Flags:
-        return cls(host, port, str(Path(config).expanduser().resolve()) if config else None, log_level)
+    def given(
+        cls, host: str | None, port: int | None, config: str | None, log_level: str | None, workers: int | None = None
+    ) -> Flags:
+        return cls(host, port, str(Path(config).expanduser().resolve()) if config else None, log_level, workers)
 
     def over(self, previous: Flags) -> Flags:
         """These flags, falling back to `previous` for the ones not given."""
@@ -156,7 +159,9 @@ def _load_pidfile() -> tuple[bool, PidInfo | None]:
             version=str(raw.get("version") or "?"),
             proc_start=str(raw.get("proc_start") or ""),
             log=str(raw.get("log") or log_path()),
-            flags=Flags(flags.get("host"), flags.get("port"), flags.get("config"), flags.get("log_level")),
+            flags=Flags(
+                flags.get("host"), flags.get("port"), flags.get("config"), flags.get("log_level"), flags.get("workers")
+            ),
             cwd=str(raw.get("cwd") or ""),
         )
     except (AttributeError, KeyError, TypeError, ValueError):
@@ -214,6 +219,8 @@ def _server_command(flags: Flags, host: str, port: int, log: Path) -> list[str]:
         argv += ["--config", flags.config]
     if flags.log_level:
         argv += ["--log-level", flags.log_level]
+    if flags.workers and flags.workers > 1:
+        argv += ["--workers", str(flags.workers)]
     return argv
 
 
@@ -231,6 +238,13 @@ def _spawn(flags: Flags, timeout: float) -> PidInfo:
     if flags.log_level:
         config_flags["log"] = {"level": flags.log_level}
     effective = load(flags=config_flags, config_file=flags.config).config
+    if flags.workers and flags.workers > 1:  # refused here, with exit 2, rather than in the log
+        from ccproxy_core.cli import workers
+        from ccproxy_core.config.model import ConfigError
+
+        problem = workers.refusal(effective, flags.workers, workers.has_reuse_port())
+        if problem:
+            raise ConfigError([problem])
     log = log_path()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -275,8 +289,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], info: PidInfo, timeout: float) ->
             raise _failure(f"the server exited with code {code} before answering at {info.url}{busy}", Path(info.log))
         health = _get_json(f"{info.url}/health", timeout=1.0)
         if health is not None:
-            if health.get("pid") == proc.pid:
-                return
+            if proc.pid in (health.get("pid"), (health.get("worker") or {}).get("supervisor")):
+                return  # the server, or one of its workers (`--workers N`)
             other = health.get("pid")
         if time.monotonic() >= deadline:
             raise _failure(f"no answer from {info.url}/health within {timeout:g} s", Path(info.log))
@@ -302,10 +316,12 @@ def _ensure(flags: Flags, timeout: float = READY_TIMEOUT) -> tuple[PidInfo, bool
     return _spawn(flags, timeout), True
 
 
-def start(*, host: str | None, port: int | None, config: str | None, log_level: str | None) -> int:
+def start(
+    *, host: str | None, port: int | None, config: str | None, log_level: str | None, workers: int | None = None
+) -> int:
     try:
         with locked(_lock_path(), _LOCK_TIMEOUT):
-            info, started = _ensure(Flags.given(host, port, config, log_level))
+            info, started = _ensure(Flags.given(host, port, config, log_level, workers))
     except DaemonError as exc:
         print(f"ccproxy: {exc}", file=sys.stderr)
         return 1
@@ -315,7 +331,8 @@ def start(*, host: str | None, port: int | None, config: str | None, log_level: 
 
 def _report_start(info: PidInfo, started: bool) -> None:
     if started:
-        print(f"ccproxy started (pid {info.pid}) on {info.url}; log: {info.log}")
+        many = f", {info.flags.workers} workers" if info.flags.workers and info.flags.workers > 1 else ""
+        print(f"ccproxy started (pid {info.pid}{many}) on {info.url}; log: {info.log}")
     else:
         print(f"ccproxy is already running (pid {info.pid}) on {info.url}; `ccproxy restart` applies new settings")
 
@@ -387,12 +404,14 @@ def stop(*, timeout: float) -> int:
         return 1
 
 
-def restart(*, host: str | None, port: int | None, config: str | None, log_level: str | None) -> int:
+def restart(
+    *, host: str | None, port: int | None, config: str | None, log_level: str | None, workers: int | None = None
+) -> int:
     """Stop, then start with the flags given, the others taken from the previous start."""
     try:
         with locked(_lock_path(), _LOCK_TIMEOUT):
             _, previous = _load_pidfile()
-            flags = Flags.given(host, port, config, log_level)
+            flags = Flags.given(host, port, config, log_level, workers)
             if previous is not None:
                 flags = flags.over(previous.flags)
             _stop_locked(RESTART_STOP_TIMEOUT)

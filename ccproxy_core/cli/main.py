@@ -62,6 +62,26 @@ def _port(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of worker processes, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"the number of workers is between 1 and 256, got {value}")
+    return value
+
+
+def _workers_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="run N server processes on the port (SO_REUSEPORT), one per core; more than 1 needs "
+        "state.backend redis (or CCPROXY_REDIS_URL) so they share cooldowns and limits (default 1)",
+    )
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -100,11 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--reload", action="store_true", help="development: restart the server when ccproxy's code or config changes"
     )
-    _server_flags(command("start", "start the proxy in the background and wait until it answers", _start))
+    _workers_flag(serve)
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor (cli/workers.py)
+    start = command("start", "start the proxy in the background and wait until it answers", _start)
+    _server_flags(start)
+    _workers_flag(start)
     command("stop", "stop the background proxy, letting streams in flight finish", _stop).add_argument(
         "--timeout", type=_seconds, default=10.0, help="seconds to wait before killing it (default 10)"
     )
-    _server_flags(command("restart", "stop, then start the background proxy", _restart))
+    restart = command("restart", "stop, then start the background proxy", _restart)
+    _server_flags(restart)
+    _workers_flag(restart)
     command("status", "show whether the background proxy runs, and its health", _status).add_argument(
         "--json", action="store_true", help="print the status as JSON"
     )
@@ -130,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
 
-    auth = command("auth", "manage Claude subscription accounts in accounts.json", _auth_help)
+    auth = command("auth", "manage Claude and ChatGPT subscription accounts", _auth_help)
     auth_sub = auth.add_subparsers(dest="auth_command", metavar="ACTION", parser_class=_Parser)
     imp = auth_sub.add_parser(
         "import",
@@ -138,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: ccproxy auth import --name work",
     )
     imp.add_argument("--from", dest="from_path", metavar="FILE", help="credentials file to import")
+    imp.add_argument(
+        "--codex",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="import the Codex CLI's ChatGPT login instead (default ~/.codex/auth.json) into a codex provider's file",
+    )
     imp.add_argument("--name", help="account name (a-z, 0-9, _ and -)")
     imp.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     imp.add_argument(
@@ -153,11 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     login.add_argument("--accounts", metavar="FILE", help="accounts.json path")
     login.set_defaults(func=_auth_login)
+    login_openai = auth_sub.add_parser(
+        "login-openai",
+        help="log in with a ChatGPT account for a codex provider (paste the address the browser ends on)",
+        epilog="example: ccproxy auth login-openai --provider chatgpt work",
+    )
+    login_openai.add_argument("name", nargs="?", help="account name (a-z, 0-9, _ and -; default: default)")
+    login_openai.add_argument("--provider", help="the codex provider whose accounts file to use")
+    login_openai.add_argument("--accounts", metavar="FILE", help="accounts file path")
+    login_openai.set_defaults(func=_auth_login_openai, codex=None)
     st = auth_sub.add_parser(
         "status", help="list accounts with their state and expiry (never tokens)", epilog="example: ccproxy auth status"
     )
     st.add_argument("--provider", help="the OAuth provider whose accounts file to use")
     st.add_argument("--accounts", metavar="FILE", help="accounts.json path")
+    st.add_argument("--codex", action="store_const", const="", help="the ChatGPT accounts of a codex provider")
     st.set_defaults(func=_auth_status)
 
     cfg = command("config", "inspect the configuration", _config_help)
@@ -220,6 +263,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     ops_commands.guard_serve(loaded.config)  # the container's CCPROXY_REQUIRE_APIKEY
+    if args.worker_index is not None or (args.workers or 1) > 1:
+        return _serve_workers(args, loaded)
     if args.reload:
         from ccproxy_core.cli import reload
 
@@ -236,6 +281,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_workers(args: argparse.Namespace, loaded: Any) -> int:
+    """`serve --workers N`: the supervisor (cli/workers.py), or one of its workers (`--worker-index`)."""
+    import os
+
+    from ccproxy_core.cli import ports, workers
+    from ccproxy_core.config.model import ConfigError
+
+    config, count = loaded.config, args.workers or 1
+    if args.worker_index is not None:
+        from ccproxy_core.server import app as server
+        from ccproxy_core.server.workers import WorkerSlot
+
+        slot = WorkerSlot(args.worker_index, count, os.getppid())
+        server.run(config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded, worker=slot)
+        return 0
+    if args.reload:
+        raise CommandError("--reload runs one server process; drop --workers to use it")
+    problem = workers.refusal(config, count, workers.has_reuse_port())
+    if problem:
+        raise ConfigError([problem])
+    if workers.port_taken(config.host, config.port) is not None:
+        raise CommandError(ports.in_use_message(config.host, config.port, ports.holder(config.port)))
+    return workers.supervise(config, count, config_file=args.config, log_level=args.log_level)
+
+
 def _serve_argv(args: argparse.Namespace) -> list[str]:
     """`serve`'s own flags again, for the child that `--reload` runs."""
     argv = ["serve"]
@@ -246,7 +316,13 @@ def _serve_argv(args: argparse.Namespace) -> list[str]:
 
 
 def _daemon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"host": args.host, "port": args.port, "config": args.config, "log_level": getattr(args, "log_level", None)}
+    return {
+        "host": args.host,
+        "port": args.port,
+        "config": args.config,
+        "log_level": getattr(args, "log_level", None),
+        "workers": args.workers,
+    }
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -298,7 +374,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _auth_help(args: argparse.Namespace) -> int:
-    print("usage: ccproxy auth {import,login,status} [--help]", file=sys.stderr)
+    print("usage: ccproxy auth {import,login,login-openai,status} [--help]", file=sys.stderr)
     return 2
 
 
@@ -326,7 +402,8 @@ def _accounts_path(args: argparse.Namespace) -> Any:
     """--accounts, else the accounts_path of the configured OAuth provider, else ~/.claude/accounts.json."""
     from ccproxy_core.cli import auth as auth_cmds
 
-    path, note = auth_cmds.accounts_path(args.accounts, args.provider)
+    chatgpt = getattr(args, "codex", None) is not None or args.func is _auth_login_openai
+    path, note = auth_cmds.accounts_path(args.accounts, args.provider, chatgpt=chatgpt)
     if note:
         print(f"ccproxy: {note}", file=sys.stderr)
     return path
@@ -338,6 +415,14 @@ def _auth_import(args: argparse.Namespace) -> int:
 
     from ccproxy_core.cli import auth as auth_cmds
 
+    if args.codex is not None:
+        import time
+
+        from ccproxy_core.accounts.codex import default_codex_auth_path
+
+        codex_source = Path(args.codex).expanduser() if args.codex else default_codex_auth_path()
+        print(auth_cmds.auth_import_codex(_accounts_path(args), codex_source, args.name, time.time()))
+        return 0
     source = Path(args.from_path).expanduser() if args.from_path else Path.home() / ".claude" / ".credentials.json"
     keychain = None if args.from_path else auth_cmds.keychain_login  # macOS keeps the login there
     print(auth_cmds.auth_import(_accounts_path(args), source, args.name, keychain))
@@ -350,6 +435,15 @@ def _auth_login(args: argparse.Namespace) -> int:
     from ccproxy_core.config.load import load
 
     return auth_cmds.auth_login(_accounts_path(args), args.name, load().config.oauth, input, print)
+
+
+@_auth_errors
+def _auth_login_openai(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import auth as auth_cmds
+    from ccproxy_core.config.load import load
+
+    path = _accounts_path(args)
+    return auth_cmds.auth_login_openai(path, args.name, load().config.openai_oauth, input, print)
 
 
 @_auth_errors

@@ -68,6 +68,7 @@ def _status_report(info: PidInfo) -> dict[str, Any]:
         "log": info.log,
         "pidfile": str(pidfile_path()),
         "flags": asdict(info.flags),
+        "workers": info.flags.workers or 1,  # `--workers N`: the pid is the supervisor's
     }
     if health is not None:
         report.update(
@@ -107,6 +108,8 @@ def _render_status(report: dict[str, Any]) -> str:
             + ("" if report["version"] == __version__ else f" (this ccproxy is {__version__}: `ccproxy restart`)"),
         ),
     ]
+    if report.get("workers", 1) > 1:
+        rows.append(("workers", f"{report['workers']} processes on one port (pid {report['pid']} supervises them)"))
     if answering:
         rows += [("health", str(report["status"])), ("uptime", _uptime(float(report["uptime"] or 0)))]
         providers = [

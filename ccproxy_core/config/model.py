@@ -69,7 +69,7 @@ class MetricsConfig:
 @frozen
 class ProviderConfig:
     name: str
-    kind: Literal["anthropic", "openai", ""] = ""  # "" = from the preset
+    kind: Literal["anthropic", "openai", "responses", "codex", ""] = ""  # "" = from the preset
     preset: str = ""
     api_base_url: str = ""
     api_key: str = ""
@@ -157,6 +157,27 @@ class OAuthSettings:
     default_expires_in: Seconds = Seconds(3600.0)  # when a response omits expires_in
 
 
+@frozen
+class OpenAIOAuthSettings:
+    """ChatGPT (Codex) OAuth endpoints and client, for `kind: "codex"` providers (accounts/codex.py).
+
+    One section for every codex provider, as `oauth:` is for Claude: a ChatGPT login is the
+    same whichever provider's accounts file it lands in; the upstream is the provider's
+    `api_base_url`. Defaults are what the Codex CLI uses."""
+
+    token_url: str = "https://auth.openai.com/oauth/token"
+    authorize_url: str = "https://auth.openai.com/oauth/authorize"
+    client_id: str = "app_EMoamEEZ73f0CkXaXp7hrann"
+    # Registered for this client; after login the browser lands there and shows an error page
+    # (nothing listens): the code is in that page's address, which `auth login-openai` takes.
+    redirect_uri: str = "http://localhost:1455/auth/callback"
+    scopes: str = "openid profile email offline_access"
+    refresh_scope: str = "openid profile email"
+    user_agent: str = f"ccproxy/{__version__}"
+    timeout_seconds: Seconds = Seconds(30.0)
+    default_expires_in: Seconds = Seconds(3600.0)  # when neither the answer nor the token says
+
+
 def _at_least_one(_: Any, attribute: Any, value: int) -> None:
     if value < 1:
         raise ValueError(f"expected {attribute.name} to be at least 1, got {value}")
@@ -208,6 +229,7 @@ class Config:
     breaker: BreakerSettings = Factory(BreakerSettings)
     rotation: RotationConfig = RotationConfig()
     oauth: OAuthSettings = OAuthSettings()
+    openai_oauth: OpenAIOAuthSettings = OpenAIOAuthSettings()
     usage: UsageConfig = UsageConfig()
     metrics: MetricsConfig = MetricsConfig()
     pricing: dict[str, PriceSetting] = Factory(dict)  # "MODEL or glob" -> USD per million tokens
@@ -388,7 +410,19 @@ def _check_providers(config: Config, source: str) -> list[str]:
                 f"{source}: providers.{i}.preset: unknown preset {p.preset!r}; known presets: {', '.join(PRESETS)}"
             )
             continue
-        if preset.kind == "openai" and not preset.default_base_url:
+        if preset.kind == "codex" and p.auth != "oauth":
+            problems.append(
+                f"{source}: providers.{i}.auth: provider {p.name!r} (kind 'codex') serves ChatGPT accounts: "
+                'set auth: "oauth" and add accounts with `ccproxy auth login-openai` (an OpenAI API key '
+                'belongs to a kind: "responses" provider)'
+            )
+        if preset.kind == "codex" and not p.accounts_path:
+            problems.append(
+                f"{source}: providers.{i}.accounts_path: provider {p.name!r} (kind 'codex') needs a file of its "
+                'own for its ChatGPT accounts, such as "~/.ccproxy/codex-accounts.json" (the default '
+                "accounts.json holds Claude accounts)"
+            )
+        if preset.kind in ("openai", "responses") and not preset.default_base_url:
             problems.append(
                 f"{source}: providers.{i}.api_base_url: provider {p.name!r} (kind {preset.kind!r}) needs "
                 'api_base_url, its endpoint such as "https://api.example.com/v1", or a preset that knows '

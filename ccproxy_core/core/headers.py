@@ -62,6 +62,8 @@ ANTHROPIC_VERSION = "anthropic-version"
 ANTHROPIC_VERSION_DEFAULT = "2023-06-01"
 ANTHROPIC_BETA = "anthropic-beta"
 OAUTH_BETA = "oauth-2025-04-20"
+# A ChatGPT account (kind codex) goes upstream as its bearer token and this header.
+CHATGPT_ACCOUNT_ID = "chatgpt-account-id"
 
 
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:

@@ -62,6 +62,7 @@ class Credential:
     secret: str = field(repr=redact)  # the API key, or the OAuth access token
     refresh_token: str | None = field(default=None, repr=redact)
     expires_at: float | None = None  # epoch seconds, OAuth only
+    account_id: str | None = None  # a ChatGPT account's id (the `chatgpt-account-id` header); codex only
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now

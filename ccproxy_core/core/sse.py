@@ -38,46 +38,51 @@ class SSEDecoder:
         if not chunk:
             return []
         buf = self._partial + chunk if self._partial else chunk
-        lines = buf.splitlines(keepends=True)
-        last = lines[-1]
-        if last.endswith(b"\n"):
-            self._partial = b""
-        elif last.endswith(b"\r"):
-            self._partial = b""
-            self._skip_lf = True
-        else:
+        if b"\r" in buf:  # rare: CR or CRLF line ends, split by the general rule
+            lines = buf.splitlines(keepends=True)
+            last = lines[-1]
+            if last.endswith(b"\n"):
+                self._partial = b""
+            elif last.endswith(b"\r"):
+                self._partial = b""
+                self._skip_lf = True
+            else:
+                self._partial = lines.pop()
+            lines = [raw.rstrip(b"\r\n") for raw in lines]
+        else:  # the usual stream: LF only; what follows the last LF is the partial line
+            lines = buf.split(b"\n")
             self._partial = lines.pop()
+        return self._lines(lines)
+
+    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
+        """Whole lines, their ends removed, in order. One loop rather than a call per line: this
+        runs for every event of every translated stream."""
         events: list[SSEEvent] = []
-        for raw in lines:
-            self._line(raw.rstrip(b"\r\n"), events)
+        data, event = self._data, self._event
+        for line in lines:
+            if not line:  # a blank line dispatches the event
+                if data:
+                    events.append(SSEEvent(event, "\n".join(data)))
+                    data = []
+                event = ""
+                continue
+            if line[0] == 58:  # b":" starts a comment
+                continue
+            name, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                data.append(value.decode("utf-8", "replace"))
+            elif name == b"event":
+                event = value.decode("utf-8", "replace")
+            # `id` and `retry` mean nothing to a proxy; unknown fields are ignored by the spec.
+        self._data, self._event = data, event
         return events
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: a final event not followed by a blank line is still dispatched."""
-        events: list[SSEEvent] = []
-        if self._partial:
-            self._line(self._partial, events)
-            self._partial = b""
-        self._line(b"", events)
-        return events
-
-    def _line(self, line: bytes, out: list[SSEEvent]) -> None:
-        if not line:
-            if self._data:
-                out.append(SSEEvent(self._event, "\n".join(self._data)))
-            self._event = ""
-            self._data = []
-            return
-        if line[:1] == b":":
-            return
-        name, sep, value = line.partition(b":")
-        if sep and value[:1] == b" ":
-            value = value[1:]
-        if name == b"data":
-            self._data.append(value.decode("utf-8", "replace"))
-        elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
-        # `id` and `retry` mean nothing to a proxy; unknown fields are ignored by the spec.
+        partial, self._partial = self._partial, b""
+        return self._lines([partial, b""] if partial else [b""])
 
 
 def anthropic_event(name: str, payload: Any) -> bytes:

@@ -32,10 +32,10 @@ from ccproxy_core.core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAU
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
 
-Kind = Literal["anthropic", "openai"]
+Kind = Literal["anthropic", "openai", "responses", "codex"]
 AuthHeader = Literal["x-api-key", "authorization-bearer", "none"]
 SchemaDialect = Literal["openai", "gemini", "groq"]
-PathKind = Literal["chat", "messages", "count_tokens", "models"]
+PathKind = Literal["chat", "messages", "count_tokens", "models", "responses"]
 
 # OpenRouter shows apps by these headers; a provider's `headers` in config override them.
 ATTRIBUTION_URL = "https://github.com/ccproxy"
@@ -110,6 +110,7 @@ class Preset:
     messages_path: str = ""
     count_tokens_path: str = ""
     models_path: str = "/models"
+    responses_path: str = ""  # the OpenAI Responses API (`kind: "responses"`)
     auth_header: AuthHeader = "authorization-bearer"
     env_keys: tuple[str, ...] = ()
     # model glob -> largest accepted max_tokens (`*` is the default, being least specific);
@@ -159,6 +160,21 @@ class Preset:
 
 _REASONING_DIALECT = ChatDialect(max_tokens_field="max_completion_tokens")
 _OPENAI_REASONING = ("o1*", "o3*", "o4*", "gpt-5*")
+# Claude Code asks for 32000-64000; older models answer 400 above their limit.
+_OPENAI_MAX_OUTPUT = {
+    "gpt-4o*": 16384,
+    "chatgpt-4o*": 16384,
+    "gpt-4.1*": 32768,
+    "gpt-4-turbo*": 4096,
+    "gpt-4": 8192,
+    "gpt-4-0*": 8192,
+    "gpt-3.5-turbo*": 4096,
+    "o1-mini*": 65536,
+    "o1*": 100000,
+    "o3*": 100000,
+    "o4-mini*": 100000,
+    "gpt-5*": 128000,
+}
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
@@ -181,21 +197,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 kind="openai",
                 default_base_url="https://api.openai.com/v1",
                 env_keys=("OPENAI_API_KEY",),
-                # Claude Code asks for 32000-64000; older models answer 400 above their limit.
-                max_output_tokens={
-                    "gpt-4o*": 16384,
-                    "chatgpt-4o*": 16384,
-                    "gpt-4.1*": 32768,
-                    "gpt-4-turbo*": 4096,
-                    "gpt-4": 8192,
-                    "gpt-4-0*": 8192,
-                    "gpt-3.5-turbo*": 4096,
-                    "o1-mini*": 65536,
-                    "o1*": 100000,
-                    "o3*": 100000,
-                    "o4-mini*": 100000,
-                    "gpt-5*": 128000,
-                },
+                max_output_tokens=_OPENAI_MAX_OUTPUT,
                 # Reasoning models reject `max_tokens` and non-default sampling parameters.
                 dialect_overrides=dict.fromkeys(_OPENAI_REASONING, _REASONING_DIALECT),
                 rejected_fields_by_model=dict.fromkeys(_OPENAI_REASONING, ("temperature", "top_p")),
@@ -270,6 +272,27 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 dialect=ChatDialect(tool_id_style="mistral9"),
             ),
             Preset(name="xai", kind="openai", default_base_url="https://api.x.ai/v1", env_keys=("XAI_API_KEY",)),
+            Preset(
+                # The Responses API (`{base}/responses`): Responses clients pass through, Messages
+                # and Chat clients are translated (for models served only there).
+                name="openai-responses",
+                kind="responses",
+                default_base_url="https://api.openai.com/v1",
+                chat_path="",
+                responses_path="/responses",
+                env_keys=("OPENAI_API_KEY",),
+                max_output_tokens=_OPENAI_MAX_OUTPUT,
+            ),
+            Preset(
+                # ChatGPT subscription accounts (`auth: "oauth"`): the Codex backend serves Responses
+                # traffic only, passed through as the client sent it (the scope rule, accounts/codex.py).
+                name="codex",
+                kind="codex",
+                default_base_url="https://chatgpt.com/backend-api/codex",
+                chat_path="",
+                models_path="",
+                responses_path="/responses",
+            ),
             Preset(name="custom", kind="openai"),
         )
     }
@@ -290,6 +313,10 @@ def preset_for(name: str, preset: str = "") -> Preset:
     return PRESETS.get(key, PRESETS["custom"])
 
 
+# The preset whose endpoints and auth a provider of each `kind` takes when its preset is of another kind.
+_KIND_TEMPLATES = {"anthropic": "anthropic", "openai": "custom", "responses": "openai-responses", "codex": "codex"}
+
+
 def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
     """The preset for one provider of the native config, with that provider's overrides.
 
@@ -306,10 +333,15 @@ def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
             (p for p in PRESETS.values() if p.default_base_url and urlsplit(p.default_base_url).netloc == host), found
         )
     kind = provider.get("kind") or found.kind
-    if kind in ("anthropic", "openai") and kind != found.kind:
+    if found.name == "custom" and kind == "responses":
+        found = PRESETS["openai-responses"]  # `kind: "responses"` alone is OpenAI's Responses API
+    if found.name == "custom" and kind == "codex":
+        found = PRESETS["codex"]  # `kind: "codex"` alone is the ChatGPT Codex backend
+    if kind in _KIND_TEMPLATES and kind != found.kind:
         # An Anthropic-compatible endpoint of an OpenAI-style vendor (DeepSeek's /anthropic,
-        # Ollama's /v1/messages) speaks Messages with an x-api-key, and the reverse.
-        t = PRESETS["anthropic" if kind == "anthropic" else "custom"]
+        # Ollama's /v1/messages) speaks Messages with an x-api-key, and the reverse; OpenAI's
+        # own host named with `kind: "responses"` is its Responses API.
+        t = PRESETS[_KIND_TEMPLATES[kind]]
         found = attrs.evolve(
             found,
             kind=t.kind,
@@ -317,6 +349,7 @@ def preset_for_provider(provider: Mapping[str, Any]) -> Preset:
             messages_path=t.messages_path,
             count_tokens_path=t.count_tokens_path,
             models_path=t.models_path,
+            responses_path=t.responses_path,
             auth_header=t.auth_header,
             extra_headers=t.extra_headers,
         )
@@ -339,19 +372,25 @@ def upstream_url(preset: Preset, api_base_url: str, path_kind: PathKind) -> str:
         "messages": preset.messages_path,
         "count_tokens": preset.count_tokens_path,
         "models": preset.models_path,
+        "responses": preset.responses_path,
     }[path_kind]
     if not path:
         raise ValueError(f"a {preset.kind} provider ({preset.name}) has no {path_kind} endpoint")
     base = (api_base_url or preset.default_base_url).rstrip("/")
     if not base:
         raise ValueError(f"provider preset {preset.name!r} needs an api_base_url")
-    for endpoint in (preset.count_tokens_path, preset.chat_path, preset.messages_path):
+    for endpoint in (preset.count_tokens_path, preset.chat_path, preset.messages_path, preset.responses_path):
         if endpoint and base.endswith(endpoint):
             base = base[: -len(endpoint)]
             break
     if base.endswith("/v1") and path.startswith("/v1/"):
         path = path[3:]
     return base + path
+
+
+def responses_url(preset: Preset) -> str:
+    """The Responses endpoint of a provider's preset (whose base is the configured `api_base_url`)."""
+    return upstream_url(preset, "", "responses")
 
 
 def key_headers(style: AuthHeader, key: str) -> dict[str, str]:
@@ -560,4 +599,19 @@ def apply_preset(request: JSON, preset: Preset, model: str) -> JSON:
     if "tool_choice" in out and _is_forced(out["tool_choice"]) and not preset.forces_tool_choice(model):
         # Without forcing, the model may still call the tool; with it, the request fails.
         del out["tool_choice"]
+    return out
+
+
+def fit_responses_request(request: JSON, preset: Preset, model: str) -> JSON:
+    """A translated Responses request fitted to this provider's model (a new dict): reasoning only
+    where the model takes it (`dialect_for`, one rule with the Chat path), `max_output_tokens`
+    within the model's limit."""
+    out = dict(request)
+    if preset.dialect_for(model).reasoning == "none":
+        out.pop("reasoning", None)
+        out.pop("include", None)  # it asks only for the reasoning's encrypted content
+    limit = preset.max_output_for(model)
+    value = out.get("max_output_tokens")
+    if limit is not None and isinstance(value, int) and value > limit:
+        out["max_output_tokens"] = limit
     return out

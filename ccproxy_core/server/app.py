@@ -26,6 +26,7 @@ import functools
 import hmac
 import ipaddress
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from ccproxy_core.server.handlers import (
 from ccproxy_core.server.handlers import sdk as sdk_mode
 from ccproxy_core.server.state import STATE, State, UpstreamFactory
 from ccproxy_core.server.upstream import AiohttpUpstream
+from ccproxy_core.server.workers import WORKER, WorkerSlot, watch_supervisor
 
 log = logging.getLogger("ccproxy")
 
@@ -249,17 +251,22 @@ def create_app(
     return app
 
 
-def configure_logging(level: str, file: str = "", fmt: str = "text", redactor: Redactor | None = None) -> None:
-    """The "ccproxy" logger's one handler; with a redactor, every record is scrubbed of secrets."""
+def configure_logging(
+    level: str, file: str = "", fmt: str = "text", redactor: Redactor | None = None, worker: str = ""
+) -> None:
+    """The "ccproxy" logger's one handler; with a redactor, every record is scrubbed of secrets.
+
+    `worker` ("worker 2/3" under `serve --workers`) goes in each text line's prefix, or a JSON line's fields."""
     if file:  # the Go proxy's ~/.ccproxy/ccproxy.log: its directory may not exist yet
         Path(file).parent.mkdir(parents=True, exist_ok=True)
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler()
     if redactor is not None:
         handler.addFilter(SecretsFilter(redactor))
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(_JsonFormatter(worker))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        tag = f" [{worker}]" if worker else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s"))
     root = logging.getLogger("ccproxy")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -267,6 +274,10 @@ def configure_logging(level: str, file: str = "", fmt: str = "text", redactor: R
 
 
 class _JsonFormatter(logging.Formatter):
+    def __init__(self, worker: str = "") -> None:
+        super().__init__()
+        self._worker = {"worker": worker} if worker else {}
+
     def format(self, record: logging.LogRecord) -> str:
         return orjson.dumps(
             {
@@ -275,21 +286,32 @@ class _JsonFormatter(logging.Formatter):
                 "logger": record.name,
                 "message": record.getMessage(),
                 **getattr(record, "fields", {}),  # structured fields, e.g. the access log's
+                **self._worker,
             }
         ).decode()
 
 
 def run(
-    config: Config, *, config_files: tuple[str, ...] = (), shutdown_timeout: float = 30.0, loaded: Any = None
+    config: Config,
+    *,
+    config_files: tuple[str, ...] = (),
+    shutdown_timeout: float = 30.0,
+    loaded: Any = None,
+    worker: WorkerSlot | None = None,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM, then drain requests in flight.
 
     `loaded` (a `config.load.LoadedConfig`): its files are watched and reloaded on change, and its
-    ignored settings are named in one warning."""
+    ignored settings are named in one warning. `worker`: this process is one of `serve --workers N`
+    (cli/workers.py); it binds the port with SO_REUSEPORT and stops when its supervisor goes."""
     redactor = Redactor()  # the app's State feeds it the config's secrets and the pools' tokens
-    configure_logging(config.log.level, config.log.file, config.log.format, redactor)
+    label = worker.label if worker is not None else ""
+    configure_logging(config.log.level, config.log.file, config.log.format, redactor, worker=label)
     loop_name = loops.install()
     app = create_app(config, config_files=config_files, redactor=redactor)
+    if worker is not None:
+        app[WORKER] = worker
+        watch_supervisor()
     if loaded is not None:
         from ccproxy_core.server import config_watch
 
@@ -298,12 +320,13 @@ def run(
 
     def listening(_: str) -> None:  # run_app calls this once the sockets are bound
         log.info(
-            "ccproxy listening on http://%s:%d (%s event loop, %d provider(s): %s)",
+            "ccproxy listening on http://%s:%d (%s event loop, %d provider(s): %s)%s",
             config.host,
             config.port,
             loop_name,
             len(config.providers),
             providers,
+            f" as {label} (pid {os.getpid()}, supervisor pid {worker.supervisor})" if worker is not None else "",
         )
 
     framing.run_app(  # web.run_app with ccproxy's HTTP protocol (framing.py)
@@ -314,4 +337,5 @@ def run(
         print=listening,
         handler_cancellation=True,
         shutdown_timeout=shutdown_timeout,
+        reuse_port=worker is not None,
     )

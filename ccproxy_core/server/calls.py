@@ -144,6 +144,28 @@ def chat_call(
     )
 
 
+def responses_call(
+    request: web.Request, candidate: Candidate, payload: bytes, *, stream: bool, passthrough: bool = True
+) -> AbstractAsyncContextManager[UpstreamReply]:
+    """Send a Responses-API request to a provider that speaks it (`kind: "responses"`, a codex pool).
+
+    `passthrough`: a Responses client is talking, so its headers go along and the provider's own
+    error answer is passed on unchanged; otherwise the error is rendered in the client's dialect."""
+    provider = candidate.provider
+    base = _base_headers(request, provider, passthrough)
+    base.update({"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"})
+    return _Call(
+        request,
+        candidate,
+        presets.responses_url(provider.preset),
+        base,
+        payload,
+        stream=stream,
+        relay_errors=passthrough,
+        read_error=UpstreamError.from_openai,
+    )
+
+
 ErrorReader = Callable[[int, Any, "dict[str, str] | None"], UpstreamError]
 
 

@@ -26,12 +26,12 @@ import orjson
 import platformdirs
 from attrs import frozen
 
-from ccproxy_core.accounts import oauth
+from ccproxy_core.accounts import codex, oauth
 from ccproxy_core.accounts import store as accounts
 from ccproxy_core.config.model import Config, ProviderConfig
 from ccproxy_core.core.errors import AttemptFailed, CredentialsRejected, ProxyError, RateLimited, ServiceUnavailable
 from ccproxy_core.core.failover import FailoverPlan, Step
-from ccproxy_core.core.headers import ANTHROPIC_BETA, OAUTH_BETA, merge_beta
+from ccproxy_core.core.headers import ANTHROPIC_BETA, CHATGPT_ACCOUNT_ID, OAUTH_BETA, merge_beta
 from ccproxy_core.core.outcome import OK, Outcome, OutcomeKind
 from ccproxy_core.core.pool import Credential as PoolCredential
 from ccproxy_core.core.pool import CredentialPool, PoolSettings, api_key_credentials
@@ -57,6 +57,9 @@ class WireCredential:
     def headers(self, base: Mapping[str, str]) -> dict[str, str]:
         if self.style != "oauth":
             return key_headers(self.style, self.secret)
+        if self.source is not None and self.source.account_id is not None:
+            # A ChatGPT account (kind codex): its bearer token and its account, nothing else.
+            return {**key_headers("authorization-bearer", self.secret), CHATGPT_ACCOUNT_ID: self.source.account_id}
         # An OAuth token is a bearer token that needs its beta tag; every tag the client sent stays.
         return {
             **key_headers("authorization-bearer", self.secret),
@@ -164,6 +167,7 @@ class ProviderPool:
             self._config.oauth,
             self.accounts_path,
             refresh_buffer_seconds=rotation.refresh_buffer_seconds,
+            refresher=codex.refresher_for(self._config, self.name),
             coordinator=self._refresh_once,
         )
         self.scheduler.start()

@@ -169,11 +169,14 @@ def run_app(
     port: int,
     print: Callable[[str], None],  # the name web.run_app gives it
     shutdown_timeout: float,
+    reuse_port: bool = False,
     **runner_args: Any,
 ) -> None:
-    """Serve `app` until SIGINT/SIGTERM, then drain requests in flight (web.run_app, with our protocol)."""
+    """Serve `app` until SIGINT/SIGTERM, then drain requests in flight (web.run_app, with our protocol).
+
+    `reuse_port`: SO_REUSEPORT, so the workers of `serve --workers N` share one port (cli/workers.py)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(app, host, port, print, shutdown_timeout, runner_args))
+        asyncio.run(_serve(app, host, port, print, shutdown_timeout, runner_args, reuse_port))
 
 
 async def _serve(
@@ -183,11 +186,12 @@ async def _serve(
     listening: Callable[[str], None],
     shutdown_timeout: float,
     runner_args: dict[str, Any],
+    reuse_port: bool = False,
 ) -> None:
     runner = ProxyRunner(app, shutdown_timeout=shutdown_timeout, **runner_args)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         listening(f"http://{host}:{port}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

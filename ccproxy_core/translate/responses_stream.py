@@ -103,6 +103,11 @@ _ERROR_CODES: dict[str, str] = {
 }
 
 
+def failed_error(err: ProxyError) -> JSON:
+    """The `error` of a failed `response` object (code and message) for a ccproxy error."""
+    return {"code": _ERROR_CODES.get(err.type, "server_error"), "message": err.message}
+
+
 @define(slots=True)
 class _Item:
     """The output item being streamed."""
@@ -171,8 +176,7 @@ class ResponsesStreamTranslator:
         if self._phase is Phase.NEW:
             self._open(None, out)
         self._phase = _TRANSITIONS[(self._phase, "fail")]
-        error = {"code": _ERROR_CODES.get(err.type, "server_error"), "message": err.message}
-        self._emit(out, "response.failed", response=self._response("failed", error=error))
+        self._emit(out, "response.failed", response=self._response("failed", error=failed_error(err)))
         return out
 
     # -- plumbing -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Routed to an `openai` provider the request passes through (model set by the route, the
 provider's quirks applied) and so does the answer. Routed to an `anthropic` provider it is
 translated to Messages and the JSON or SSE answer translated back to `chat.completion` /
-`chat.completion.chunk`, ending in `data: [DONE]`.
+`chat.completion.chunk`, ending in `data: [DONE]`; routed to a `responses` provider, the same
+Messages request goes on to the Responses API (`responses_translated`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import time
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import ProxyError, openai_status_and_body
+from ccproxy_core.core.errors import AttemptFailed, ProxyError, openai_status_and_body
 from ccproxy_core.core.sse import DONE, SSEEvent, data_event
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
+from ccproxy_core.server.handlers import responses_translated
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import OPENAI_END, event_payload, pump_bytes, pump_events, truncated
 from ccproxy_core.server.state import STATE
@@ -39,8 +42,22 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
     candidates = dispatch.plan_request(state, runtime, messages_body, request.headers)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        if candidate.provider.kind == "codex":  # Responses clients only (the scope rule)
+            raise AttemptFailed(codex.refusal(candidate.provider.name, "chat"))
         if candidate.provider.kind == "openai":
             return await _passthrough(request, candidate, body, stream)
+        if candidate.provider.kind == "responses":
+            return await responses_translated.for_chat_client(
+                request,
+                candidate,
+                messages_body,
+                model,
+                stream,
+                include_usage=include_usage,
+                json_mode=json_mode,
+                effort=body.get("reasoning_effort"),
+                on_error=openai_stream_error,
+            )
         return await _to_anthropic(request, candidate, messages_body, model, stream, include_usage, json_mode)
 
     return await dispatch.run(state, candidates, attempt)

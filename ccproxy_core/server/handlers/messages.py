@@ -2,7 +2,8 @@
 
 To an `anthropic` provider the request goes as it came (only `model` is set by the route) and
 the answer comes back byte for byte. To an `openai` provider it is translated to Chat
-Completions and the answer, JSON or SSE, translated back.
+Completions and the answer, JSON or SSE, translated back; to a `responses` provider, to the
+Responses API and back (`responses_translated`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from ccproxy_core.core.errors import AttemptFailed
 from ccproxy_core.core.sse import SSEEvent, anthropic_event
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
+from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
+from ccproxy_core.server.handlers import responses_translated
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import (
     PING,
@@ -40,8 +43,12 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     candidates = dispatch.plan_request(state, runtime, body, request.headers)
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        if candidate.provider.kind == "codex":  # Responses clients only (the scope rule)
+            raise AttemptFailed(codex.refusal(candidate.provider.name, "messages"))
         if candidate.provider.kind == "anthropic":
             return await _to_anthropic(request, candidate, raw, body, stream)
+        if candidate.provider.kind == "responses":
+            return await responses_translated.for_messages_client(request, candidate, body, model, stream)
         return await _to_chat(request, candidate, body, model, stream)
 
     return await dispatch.run(state, candidates, attempt)

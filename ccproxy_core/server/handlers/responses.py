@@ -4,7 +4,10 @@ The request is translated to Messages once (`responses_request`), routed like a 
 request (same router, pools, fallback and breaker), and sent to an `anthropic` provider as
 it is or, through the Messages -> Chat Completions translator, to an `openai` one. The answer
 comes back through `ChatStreamTranslator` (Chat only) and `ResponsesStreamTranslator`, or as
-one `response` object.
+one `response` object. A provider that speaks Responses itself (`kind: "responses"`, codex)
+gets the client's body as it came but for `model`, and its answer goes back unchanged
+(`responses_upstream.passthrough`); what only such a provider can serve (`previous_response_id`
+and the other stored-state fields) is routed by its model and refused by any other kind.
 
 Errors are OpenAI-shaped: an HTTP error before the first byte (the error middleware renders
 `/responses` paths in the OpenAI dialect), `response.failed` once streaming. Hosted tools
@@ -22,13 +25,13 @@ from collections.abc import Callable, Iterable
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.errors import NotFound, ProxyError, openai_status_and_body
+from ccproxy_core.core.errors import AttemptFailed, InvalidRequest, NotFound, ProxyError, openai_status_and_body
 from ccproxy_core.core.headers import X_DROPPED_TOOLS
 from ccproxy_core.core.sse import SSEEvent
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch, sessions
-from ccproxy_core.server.handlers import chat, models
+from ccproxy_core.server.handlers import chat, models, responses_upstream
 from ccproxy_core.server.handlers.common import json_response, read_json, require_str
 from ccproxy_core.server.keyguard import check_model as keyguard_check_model
 from ccproxy_core.server.relay import Translate, event_payload, pump_events, truncated
@@ -37,7 +40,7 @@ from ccproxy_core.translate.chat_request import messages_to_chat, strip_syntheti
 from ccproxy_core.translate.chat_response import chat_to_message
 from ccproxy_core.translate.chat_stream import ChatStreamTranslator
 from ccproxy_core.translate.responses_request import responses_to_messages
-from ccproxy_core.translate.responses_response import ResponsesPlan, message_to_response
+from ccproxy_core.translate.responses_response import ResponsesPlan, message_to_response, response_echo
 from ccproxy_core.translate.responses_stream import ResponsesStreamTranslator, encode_event
 
 # Responses streams have no ping event; an SSE comment keeps idle connections open.
@@ -46,21 +49,37 @@ KEEPALIVE = b": keep-alive\n\n"
 
 async def create_response(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    _, body = await read_json(request)
+    raw, body = await read_json(request)
     model = require_str(body, "model")
     keyguard_check_model(model)  # a client key's model list
     sessions.note(request, body)  # the conversation, for its sticky credential
     stream = body.get("stream") is True
-    messages_body, plan = responses_to_messages(body, model=model)
+    refused: InvalidRequest | None = None
+    try:
+        messages_body, plan = responses_to_messages(body, model=model)
+    except InvalidRequest as exc:
+        # What only a provider that keeps responses can serve (previous_response_id, stored
+        # prompts, file ids): routed by its model alone, refused by any other kind of provider.
+        refused, messages_body, plan = exc, {"model": model, "messages": []}, ResponsesPlan(echo=response_echo(body))
     # The router's think rule reads the effort the client named, which the budget alone would hide.
     routed = {**messages_body, "output_config": {"effort": plan.effort}} if plan.effort else messages_body
     candidates = dispatch.plan_request(state, state.runtime, routed, request.headers)
+    if refused is not None and not any(c.provider.kind in responses_upstream.PASSTHROUGH_KINDS for c in candidates):
+        raise refused
     dropped = {X_DROPPED_TOOLS: ", ".join(plan.dropped_tools)} if plan.dropped_tools else {}
     call = _Call(request, plan, messages_body, model, stream, int(time.time()))
 
     async def attempt(candidate: dispatch.Candidate) -> web.StreamResponse:
+        kind = candidate.provider.kind
+        if kind in responses_upstream.PASSTHROUGH_KINDS:
+            # Nothing is translated, so nothing is dropped: the route header alone.
+            return await responses_upstream.passthrough(
+                request, candidate, raw, body, stream=stream, echo=plan.echo, headers=candidate.route_header
+            )
+        if refused is not None:
+            raise AttemptFailed(refused, retryable=True)  # a Responses provider later in the chain may serve it
         headers = {**candidate.route_header, **dropped}
-        if candidate.provider.kind == "anthropic":
+        if kind == "anthropic":
             return await call.to_anthropic(candidate, headers)
         return await call.to_chat(candidate, headers)
 

@@ -125,7 +125,7 @@ def test_fish_completes_commands_and_choices(tmp_path: Path) -> None:
     assert [line.split("\t")[0] for line in first] == ["serve", "service"]
     assert first[0].split("\t")[1] == "run the proxy in the foreground"
     assert sorted(line.split("\t")[0] for line in shells) == ["fish", "powershell", "sh"]
-    assert sorted(line.split("\t")[0] for line in auth) == ["import", "login", "status"]
+    assert sorted(line.split("\t")[0] for line in auth) == ["import", "login", "login-openai", "status"]
 
 
 @pytest.mark.slow

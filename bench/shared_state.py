@@ -1,0 +1,236 @@
+"""What sharing state costs, and what a second worker gives (issue 14).
+
+    python bench/shared_state.py [--requests 2000] [--rounds 5] [--concurrency 16] [--skip-workers]
+
+Part 1, CPU per request. Two `ccproxy serve` processes against one fake provider
+(`bench/fake_upstream.py`), the same config except `state`: one with the memory backend, one
+with the Redis backend on a real redis-server the bench starts (tests/redis_server.py). Both
+proxies are pinned to one core, the fake, Redis and the load client to the other; they are
+driven in alternation (memory, then redis, round after round) with Anthropic JSON passthrough
+at c=16, and each row is the median over the rounds of the proxy's CPU time per request (from
+/proc/PID/stat), as bench/ab.py does: on a noisy shared machine only a same-run comparison
+means anything. The Redis row also shows redis-server's own CPU per request and the Redis
+commands per request (INFO stats): 0 commands means the backend did not talk to Redis.
+
+Part 2, requests per second with 1 and 2 workers: `ccproxy serve` and `ccproxy serve --workers
+2`, both on the Redis backend, nothing pinned (the workers need every core), the same load; each
+row shows req/s, p50/p99 latency and the CPU per request summed over the supervisor and its
+workers. On a 2-core machine the fake provider and the load client share those cores, so the
+gain is below 2x by construction; the rows say what this machine gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.overhead import (  # noqa: E402
+    ANTHROPIC_BODY,
+    cpu_per_request,
+    cpu_seconds,
+    drive,
+    free_port,
+    pct,
+    pin,
+    wait_ready,
+)
+from tests.redis_server import RedisServer  # noqa: E402
+
+
+def redis_commands(port: int) -> int:
+    """total_commands_processed of the Redis on `port` (INFO stats over a plain socket)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"INFO stats\r\n")
+        data = b""
+        while b"total_commands_processed:" not in data or not data.endswith(b"\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
+def unpin(pid: int) -> None:
+    if pid and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, range(os.cpu_count() or 1))
+
+
+def family_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and its children (a supervisor and its workers)."""
+    total = cpu_seconds(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(cpu_seconds(int(c)) for c in children)
+
+
+def config_file(directory: Path, name: str, fake_url: str, state: dict[str, Any]) -> str:
+    config = {
+        "providers": [{"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"}],
+        "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
+        "log": {"level": "warning"},
+        "breaker": {"enabled": False},
+        "usage": {"path": str(directory / f"{name}.sqlite3")},  # the ledger on, as shipped, never the user's
+        "state": state,
+    }
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def serve(config: str, port: int, cwd: Path, workers: int = 1) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(port), "--config", config]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCPROXY_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+async def backend_rows(args: argparse.Namespace, tmp: Path, fake_url: str, redis: RedisServer) -> dict[str, Any]:
+    body = ANTHROPIC_BODY
+    ports = {"memory": free_port(), "redis": free_port()}
+    states = {"memory": {"backend": "memory"}, "redis": {"backend": "redis", "redis_url": redis.url}}
+    procs = {name: serve(config_file(tmp, name, fake_url, states[name]), ports[name], tmp) for name in ports}
+    cpu: dict[str, list[float]] = {name: [] for name in ports}
+    redis_cpu: list[float] = []
+    commands: list[float] = []
+    try:
+        for name, proc in procs.items():
+            pin(proc.pid, 1)
+            await wait_ready(f"http://127.0.0.1:{ports[name]}/health")
+        assert redis.proc is not None
+        pin(redis.proc.pid, 0)
+        for _ in range(args.rounds):
+            for name in ("memory", "redis"):
+                url = f"http://127.0.0.1:{ports[name]}/v1/messages"
+                if name == "redis":
+                    r0, k0 = cpu_seconds(redis.proc.pid), redis_commands(redis.port)
+                ms, _ = await cpu_per_request(url, body, procs[name].pid, args.requests, args.concurrency)
+                cpu[name].append(ms)
+                if name == "redis":
+                    redis_cpu.append((cpu_seconds(redis.proc.pid) - r0) / args.requests * 1000)
+                    # the warm-up requests of cpu_per_request count too: per request of both
+                    commands.append((redis_commands(redis.port) - k0) / (args.requests + min(100, args.requests)))
+    finally:
+        stop(list(procs.values()))
+    memory, shared = statistics.median(cpu["memory"]), statistics.median(cpu["redis"])
+    return {
+        "memory_ms": memory,
+        "redis_ms": shared,
+        "delta_ms": shared - memory,
+        "redis_server_ms": statistics.median(redis_cpu),
+        "redis_commands_per_request": statistics.median(commands),
+        "rounds": {"memory": cpu["memory"], "redis": cpu["redis"]},
+    }
+
+
+async def worker_rows(args: argparse.Namespace, tmp: Path, fake_url: str, redis: RedisServer) -> list[dict[str, Any]]:
+    body = ANTHROPIC_BODY
+    config = config_file(tmp, "workers", fake_url, {"backend": "redis", "redis_url": redis.url})
+    rows = []
+    for count in (1, 2):
+        port = free_port()
+        proc = serve(config, port, tmp, workers=count)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await wait_ready(f"{url}/health")
+            if count > 1:
+                await asyncio.sleep(3.0)  # every worker bound, not only the first to answer
+            await drive(f"{url}/v1/messages", body, min(200, args.requests), args.concurrency)  # warm
+            c0 = family_cpu(proc.pid)
+            seconds, latencies = await drive(f"{url}/v1/messages", body, args.requests * 2, args.concurrency)
+            used = family_cpu(proc.pid) - c0
+        finally:
+            stop([proc])
+        rows.append(
+            {
+                "workers": count,
+                "rps": len(latencies) / seconds,
+                "p50_ms": pct(latencies, 0.5),
+                "p99_ms": pct(latencies, 0.99),
+                "cpu_ms_per_request": used / len(latencies) * 1000,
+            }
+        )
+    return rows
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="ccproxy-bench-shared-"))
+    fake_port = free_port()
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
+    redis = RedisServer(tmp / "redis").start()
+    report: dict[str, Any] = {"requests": args.requests, "concurrency": args.concurrency, "cores": os.cpu_count()}
+    try:
+        pin(fake.pid, 0)
+        pin(os.getpid(), 0)
+        await wait_ready(f"{fake_url}/v1/messages")
+        report["backend"] = await backend_rows(args, tmp, fake_url, redis)
+        b = report["backend"]
+        print(f"JSON passthrough, c={args.concurrency}, {args.requests} requests x {args.rounds} rounds (median)")
+        print(f"  proxy CPU ms/request, memory backend : {b['memory_ms']:.3f}")
+        print(f"  proxy CPU ms/request, redis backend  : {b['redis_ms']:.3f}   (+{b['delta_ms']:.3f} ms; target +0.1)")
+        print(f"  redis-server CPU ms/request          : {b['redis_server_ms']:.3f}")
+        print(f"  redis commands per request           : {b['redis_commands_per_request']:.2f}")
+        if not args.skip_workers:
+            for pid in (fake.pid, os.getpid(), redis.proc.pid if redis.proc else 0):
+                unpin(pid)  # the workers inherit this process's affinity: every core
+            report["workers"] = await worker_rows(args, tmp, fake_url, redis)
+            print(f"\nworkers (redis backend, unpinned, c={args.concurrency}, {args.requests * 2} requests)")
+            print(f"  {'workers':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms/req':>10}")
+            for row in report["workers"]:
+                print(
+                    f"  {row['workers']:>7} {row['rps']:>8.0f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
+                    f"{row['cpu_ms_per_request']:>10.3f}"
+                )
+    finally:
+        stop([fake])
+        redis.stop()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per measured row (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds for the backend rows (default 5)")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    parser.add_argument("--skip-workers", action="store_true", help="only the memory/redis CPU rows")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    args = parser.parse_args()
+    report = asyncio.run(main_async(args))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
