@@ -237,6 +237,15 @@ def backoff_delay(failures: int, jitter: float, base: float, cap: float) -> floa
     return min(cap, base * 2.0 ** max(0, failures - 1)) * (0.5 + jitter / 2)
 
 
+Fetch = Callable[[], Awaitable[Credential]]
+Coordinator = Callable[[Credential, Fetch], Awaitable[Credential]]
+"""Runs one refresh (`fetch`) for an account, or answers with tokens another instance got."""
+
+
+async def _alone(cred: Credential, fetch: Fetch) -> Credential:
+    return await fetch()
+
+
 class RefreshScheduler:
     """Refreshes the OAuth credentials of one pool `refresh_buffer_seconds` before expiry."""
 
@@ -255,6 +264,7 @@ class RefreshScheduler:
         min_interval: float = 30.0,
         max_sleep: float = 60.0,
         refresher: Refresher | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.pool, self.session, self.settings = pool, session, settings
         self.refresher = refresher if refresher is not None else claude_refresher(settings)
@@ -270,6 +280,7 @@ class RefreshScheduler:
         self._wake = asyncio.Event()
         self._write_back = False
         self._task: asyncio.Task[None] | None = None
+        self._coordinator: Coordinator = coordinator or _alone
 
     def start(self) -> None:
         if self._task is None:
@@ -388,8 +399,15 @@ class RefreshScheduler:
                 raise OAuthError(f"account '{name}' has no refresh token")
             self.pool.set_refreshing(name, True)
             try:
-                try:
+
+                async def fetch() -> Credential:
                     tokens = await self.refresher.grant(self.session, refresh_token, self.clock)
+                    return with_tokens(cred, tokens.access_token, tokens.refresh_token, tokens.expires_at)
+
+                try:
+                    # With a shared backend: one refresh per account across instances, and tokens
+                    # another instance already got are taken instead of a call of ours.
+                    new = await self._coordinator(cred, fetch)
                 except InvalidGrant as e:
                     self._failures.pop(name, None)
                     self.pool.mark_auth_error(name, f"{e}; run `{self.refresher.relogin.format(name=name)}`")
@@ -397,7 +415,6 @@ class RefreshScheduler:
                 except Exception as e:
                     self._note_failure(name, e)
                     raise
-                new = with_tokens(cred, tokens.access_token, tokens.refresh_token, tokens.expires_at)
                 try:
                     await self._persist(new, spent=refresh_token)
                 finally:
@@ -411,6 +428,19 @@ class RefreshScheduler:
             self._retry_at[name] = now + self._min_interval
             log.info("refreshed the token of account '%s'", name)
             return new
+
+    async def adopt(self, old: Credential, new: Credential) -> None:
+        """Tokens another instance's refresh got for `old`'s account: used and saved here too."""
+        async with self._locks.setdefault(old.name, asyncio.Lock()):
+            current = self.pool.get(old.name)
+            if current is None or current.refresh_token != old.refresh_token:
+                return  # this instance has moved on already (its own refresh, or a reload)
+            try:
+                await self._persist(new, spent=old.refresh_token or "")
+            finally:
+                self.pool.tokens_refreshed(old.name, new, self.clock())
+            self._retry_at[old.name] = self.clock() + self._min_interval
+            log.info("took the tokens another instance refreshed for account '%s'", old.name)
 
     async def _newest(self, cred: Credential) -> Credential:
         """The account as the file has it, if the file holds newer tokens than the pool."""

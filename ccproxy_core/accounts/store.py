@@ -265,6 +265,8 @@ def save_refreshed(
         if not isinstance(current, dict):
             warnings.append(f"account '{cred.name}' is no longer in {path}; its new tokens are kept in memory only")
             return False
+        if current.get("refreshToken") == cred.refresh_token:
+            return False  # already there (another instance sharing this file wrote them)
         if current.get("refreshToken") != spent and not _older(current, cred):
             warnings.append(f"account '{cred.name}' got newer tokens in {path} while refreshing; the file's are kept")
             return False

@@ -118,6 +118,20 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self._opened_at + self.settings.open_seconds - now)
 
+    def open_for(self, now: float) -> float | None:
+        """Seconds the circuit stays open (what another instance is told), or None when not open."""
+        return self.retry_after(now) if self.state(now) == "open" else None
+
+    def opened_elsewhere(self, remaining: float, now: float) -> None:
+        """Another instance opened this provider's circuit for `remaining` more seconds."""
+        if self.settings.enabled and (self.state(now) != "open" or self.retry_after(now) < remaining):
+            self._open(now - (self.settings.open_seconds - remaining))
+
+    def closed_elsewhere(self, now: float) -> None:
+        """Another instance's probes went through: the provider is back."""
+        if self.state(now) != "closed":
+            self._close()
+
     def _should_open(self) -> bool:
         s = self.settings
         if self._consecutive >= s.consecutive_failures:

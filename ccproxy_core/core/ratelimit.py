@@ -24,8 +24,9 @@ DEFAULT_MAX_KEYS = 10_000
 class TokenBucket:
     rate_per_minute: float
     burst: int = 0
-    _tokens: float = field(default=-1.0, init=False)  # < 0: not used yet, starts full
+    _tokens: float = field(default=0.0, init=False)
     _last: float = field(default=0.0, init=False)
+    _used: bool = field(default=False, init=False)  # not used yet: starts full
 
     @property
     def enabled(self) -> bool:
@@ -45,9 +46,27 @@ class TokenBucket:
             return 0.0
         return (1.0 - self._tokens) * 60.0 / self.rate_per_minute
 
+    def take_many(self, count: int, now: float) -> None:
+        """Take `count` tokens that were spent elsewhere (an instance that ran alone); may go below zero."""
+        if self.enabled:
+            self._refill(now)
+            self._tokens -= count
+
+    def dump(self) -> tuple[float, float] | None:
+        """(tokens, last refill), or None before first use: the state, for a shared store."""
+        return (self._tokens, self._last) if self._used else None
+
+    @classmethod
+    def restore(cls, rate_per_minute: float, burst: int, saved: tuple[float, float] | None) -> TokenBucket:
+        bucket = cls(rate_per_minute, burst)
+        if saved is not None:
+            bucket._tokens, bucket._last = saved
+            bucket._used = True
+        return bucket
+
     def _refill(self, now: float) -> None:
-        if self._tokens < 0:
-            self._tokens, self._last = self.capacity, now
+        if not self._used:
+            self._tokens, self._last, self._used = self.capacity, now, True
             return
         # A clock that steps back must not drain the bucket.
         elapsed = max(0.0, now - self._last)

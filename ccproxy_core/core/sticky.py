@@ -30,7 +30,8 @@ MAX_SESSIONS = 100_000
 class StickyTable:
     def __init__(self, ttl: float = DEFAULT_TTL, max_size: int = MAX_SESSIONS) -> None:
         self.ttl, self.max_size = ttl, max_size
-        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()  # session -> (credential, last seen)
+        # session -> (credential, last seen, last told to other instances)
+        self._entries: OrderedDict[str, tuple[str, float, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -45,18 +46,24 @@ class StickyTable:
             return None
         return entry[0]
 
-    def put(self, session: str, credential: str, now: float) -> None:
-        """This conversation was just served by `credential`: it sticks there for another TTL."""
-        self._entries[session] = (credential, now)
+    def put(self, session: str, credential: str, now: float) -> bool:
+        """This conversation was just served by `credential`: it sticks there for another TTL.
+
+        True when other instances should hear of it: a new or moved binding, or one last
+        told more than half a TTL ago (so their copies never lapse while it is in use)."""
+        before = self._entries.get(session)
+        news = before is None or before[0] != credential or now - before[2] > self.ttl / 2
+        self._entries[session] = (credential, now, now if news or before is None else before[2])
         self._entries.move_to_end(session)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
         self._expire(now)
+        return news
 
     def _expire(self, now: float, budget: int = 8) -> None:
         # The oldest entries are first: drop a few lapsed ones per call, so no call is ever slow.
         while budget and self._entries:
-            session, (_, seen) = next(iter(self._entries.items()))
+            session, (_, seen, _told) = next(iter(self._entries.items()))
             if now - seen <= self.ttl:
                 return
             del self._entries[session]
@@ -64,7 +71,7 @@ class StickyTable:
 
     def sessions(self, now: float) -> Counter[str]:
         """Live conversations per credential name."""
-        return Counter(cred for cred, seen in self._entries.values() if now - seen <= self.ttl)
+        return Counter(cred for cred, seen, _ in self._entries.values() if now - seen <= self.ttl)
 
 
 def session_key(headers: Any, body: Any, path_session: str | None = None) -> str | None:

@@ -35,8 +35,10 @@ from ccproxy_core.core.headers import ANTHROPIC_BETA, CHATGPT_ACCOUNT_ID, OAUTH_
 from ccproxy_core.core.outcome import OK, Outcome, OutcomeKind
 from ccproxy_core.core.pool import Credential as PoolCredential
 from ccproxy_core.core.pool import CredentialPool, PoolSettings, api_key_credentials
+from ccproxy_core.core.shared import CredentialEntry, entry_of, merge_entry, shared_tokens
 from ccproxy_core.core.sticky import StickyTable
 from ccproxy_core.providers.presets import AuthHeader, key_headers
+from ccproxy_core.server.shared import MEMORY, SharedState
 
 log = logging.getLogger("ccproxy.pool")
 
@@ -87,6 +89,8 @@ class ProviderPool:
         self._tasks: list[asyncio.Task[None]] = []
         self.scheduler: oauth.RefreshScheduler | None = None
         self.watcher: accounts.AccountsWatcher | None = None
+        self.shared: SharedState = MEMORY  # set by State when a shared backend is in use
+        self._told: dict[str, CredentialEntry] = {}  # what the other instances last heard (or told us)
         rotation = config.rotation
         self.sticky = StickyTable(ttl=rotation.sticky_ttl)  # conversation -> credential
         settings = PoolSettings(
@@ -164,11 +168,42 @@ class ProviderPool:
             self.accounts_path,
             refresh_buffer_seconds=rotation.refresh_buffer_seconds,
             refresher=codex.refresher_for(self._config, self.name),
+            coordinator=self._refresh_once,
         )
         self.scheduler.start()
         if rotation.hot_reload:
             self.watcher = accounts.AccountsWatcher(self.accounts_path, self._reloaded)
             self.watcher.start()
+
+    async def _refresh_once(self, cred: PoolCredential, fetch: oauth.Fetch) -> PoolCredential:
+        """Refresh through the shared backend: one refresh per account across instances."""
+        return await self.shared.refresh(self.name, cred, fetch)
+
+    # --- what other instances learn and tell -------------------------------------------------------
+
+    def changed(self, name: str) -> None:
+        """Tell the other instances about `name` if its shared state moved (cheap when it did not)."""
+        if self.pool is None or self.shared is MEMORY or self.pool.get(name) is None:
+            return
+        entry = entry_of(self.pool.state(name), time.time())
+        if entry != self._told.get(name):
+            self._told[name] = entry
+            self.shared.credential_changed(self.name, name, entry)
+
+    def learn(self, name: str, entry: CredentialEntry, now: float) -> None:
+        """Another instance's word on `name`."""
+        if self.pool is not None and self.pool.get(name) is not None:
+            merge_entry(self.pool.state(name), entry, now)
+            self._told[name] = entry_of(self.pool.state(name), now)
+
+    async def adopt_tokens(self, name: str, doc: Any) -> None:
+        """Tokens another instance's refresh got: used here, and written to the file we share."""
+        cred = self.pool.get(name) if self.pool is not None else None
+        if cred is None or self.scheduler is None:
+            return
+        new = shared_tokens(cred, doc)
+        if new is not None:
+            await self.scheduler.adopt(cred, new)
 
     async def _reloaded(self, reload: accounts.Reload) -> None:
         if reload.error is not None or reload.credentials is None:
@@ -276,15 +311,21 @@ class CredentialAttempts:
     def succeeded(self, headers: Mapping[str, str]) -> None:
         if self._plan is not None:
             now = time.time()
+            owner, name = self._owner, self._current.name
+            pool = owner.pool
+            rejected = pool is not None and pool.get(name) is not None and pool.state(name).auth_error
             self._plan.report(OK, headers, now)
-            if self._session is not None and self._pin is None:
-                self._owner.sticky.put(self._session, self._current.name, now)  # sticks (or moved) here
+            if rejected:  # a re-probe went through: the key is back everywhere
+                owner.changed(name)
+            if self._session is not None and self._pin is None and owner.sticky.put(self._session, name, now):
+                owner.shared.sticky_bound(owner.name, self._session, name)  # new or moved here
 
     def failed(self, outcome: Outcome, headers: Mapping[str, str]) -> Step:
         """Record an error answer; what the call loop does next."""
         if self._plan is None:
             return Step.RELAY
         step = self._plan.report(outcome, headers, time.time())
+        self._owner.changed(self._current.name)
         if step is not Step.RELAY:
             log.info(
                 "provider %s: %s got %s (%s); trying %s",

@@ -88,7 +88,7 @@ async def run(state: State, candidates: list[Candidate], attempt: Attempt) -> we
             failure = failure or AttemptFailed(state.circuit_error(name))
             continue
         try:
-            state.admit_provider(name)
+            await state.admit_provider(name)
             reqlog.routed(name, candidate.model, candidate.reason)
             response = await attempt(candidate)
         except AttemptFailed as exc:

@@ -159,19 +159,20 @@ async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
             "(the config's apikey)"
         )
     counters = request.app[KEYS].counters_of(key.name)
-    refusal = limits.admit(key, counters, time.time())
+    shared = request.app[STATE].shared  # in this process, or counted across instances
+    request_id = reqlog.log_of(request).request_id
+    refusal = await shared.key_admit(key, counters, request_id, time.time())
     if refusal is not None:
         if refusal.status == 401:
             raise AuthenticationFailed(refusal.message)
         raise RateLimited(refusal.message, retry_after=refusal.retry_after)
-    limits.start(counters)
     token = CURRENT_KEY.set(key)
     try:
         return await handler(request)
     finally:
         CURRENT_KEY.reset(token)
         tokens, cost = _spend(request)
-        limits.finish(key, counters, tokens, cost, time.time())
+        await shared.key_finish(key, counters, request_id, tokens, cost, time.time())
 
 
 def check_model(model: str) -> None:

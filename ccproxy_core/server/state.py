@@ -10,6 +10,7 @@ connections), circuit breakers, rate-limit buckets and credential pools.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -28,6 +29,7 @@ from ccproxy_core.core.routing import RoutingTable
 from ccproxy_core.providers import presets
 from ccproxy_core.server.credentials import CredentialAttempts, ProviderPool
 from ccproxy_core.server.credentials import health as pool_health
+from ccproxy_core.server.shared import MEMORY, SharedState, backend_for
 from ccproxy_core.server.upstream import AiohttpUpstream, Upstream
 
 UpstreamFactory = Callable[[str, str, LimitsConfig], Upstream]
@@ -97,6 +99,7 @@ class State:
         self._retired: list[ProviderPool] = []
         self._running: list[ProviderPool] = []
         self._started = False
+        self.shared: SharedState = MEMORY  # the configured backend, connected by `start`
         self.runtime = self._build(config)
         self.client_buckets = BucketSet(config.limits.requests_per_minute, config.limits.burst)
         # Every secret this server knows, read at each scrub: config keys, and pool tokens as they rotate.
@@ -139,6 +142,7 @@ class State:
                 if pool is not None:
                     self._retired.append(pool)
                 self.pools[p.name] = ProviderPool(p, config, preset.auth_header)
+                self.pools[p.name].shared = self.shared
         for name in [n for n in self.pools if n not in providers]:  # a provider deleted by a write
             self._retired.append(self.pools.pop(name))
             self._provider_buckets.pop(name, None)
@@ -170,7 +174,24 @@ class State:
     def record_outcome(self, provider: str, outcome: Outcome) -> None:
         """What one attempt on a provider came to, as its circuit breaker counts it."""
         if self.breakers.settings.enabled:
-            self.breakers.get(provider).record(not outcome.breaker_failure, time.monotonic())
+            breaker, now = self.breakers.get(provider), time.monotonic()
+            if self.shared is MEMORY:  # nobody to tell
+                breaker.record(not outcome.breaker_failure, now)
+                return
+            was_open = breaker.open_for(now) is not None
+            breaker.record(not outcome.breaker_failure, now)
+            open_for = breaker.open_for(now)
+            if (open_for is not None) != was_open or (was_open and breaker.state(now) == "closed"):
+                self.shared.breaker_changed(provider, open_for)
+
+    def breaker_elsewhere(self, provider: str, open_for: float | None) -> None:
+        """Another instance's circuit for `provider` opened (for `open_for` s) or closed."""
+        if self.breakers.settings.enabled:
+            breaker, now = self.breakers.get(provider), time.monotonic()
+            if open_for is None:
+                breaker.closed_elsewhere(now)
+            else:
+                breaker.opened_elsewhere(float(open_for), now)
 
     def circuit_error(self, provider: str) -> Overloaded:
         wait = self.breakers.get(provider).retry_after(time.monotonic())
@@ -180,9 +201,9 @@ class State:
             headers={"retry-after": str(max(1, round(wait)))},
         )
 
-    def admit_client(self, key: str) -> None:
+    async def admit_client(self, key: str) -> None:
         """The per-client token bucket; raises `RateLimited` when the client is over its rate."""
-        wait = self.client_buckets.take(key, time.monotonic())
+        wait = await self.shared.take(f"client:{_digest(key)}", self.client_buckets)
         if wait > 0:
             raise RateLimited(
                 f"this client is over its rate limit ({self.config.limits.requests_per_minute:g} "
@@ -190,9 +211,11 @@ class State:
                 retry_after=wait,
             )
 
-    def admit_provider(self, provider: str) -> None:
+    async def admit_provider(self, provider: str) -> None:
         bucket = self._provider_buckets.get(provider)
-        wait = bucket.take(provider, time.monotonic()) if bucket is not None else 0.0
+        if bucket is None or not bucket.enabled:
+            return
+        wait = await self.shared.take(f"provider:{provider}", bucket)
         if wait > 0:
             raise RateLimited(
                 f"provider {provider!r} is over its configured rate limit (providers[].requests_per_minute)",
@@ -221,6 +244,10 @@ class State:
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.shared = backend_for(self.config.state)
+        for owner in self.pools.values():
+            owner.shared = self.shared
+        await self.shared.start(self)
         for pool in self.pools.values():
             await pool.start()
             self._running.append(pool)
@@ -229,8 +256,14 @@ class State:
     async def close(self) -> None:
         for pool in self._running:
             await pool.close()
+        await self.shared.close()
         for upstream in self._upstreams.values():
             await upstream.close()
+
+
+def _digest(text: str) -> str:
+    """A client's key as a shared bucket is named: never the secret itself."""
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 STATE = web.AppKey("state", State)

@@ -24,7 +24,7 @@ async def read_json(request: web.Request) -> tuple[bytes, JSON]:
     state = request.app[STATE]
     if state.client_buckets.enabled:
         # Per client key (or address, without one): one noisy client cannot starve the rest.
-        state.admit_client(
+        await state.admit_client(
             request.headers.get("x-api-key") or request.headers.get("authorization") or request.remote or "-"
         )
     raw = await read_body(request, state.config.limits.max_request_body_size)

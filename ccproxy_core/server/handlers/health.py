@@ -18,9 +18,12 @@ async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
     now = time.monotonic()
     providers = [state.provider_health(p, now) for p in state.runtime.providers.values()]
-    degraded = any(p["enabled"] and not p["usable"] for p in providers)
+    reasons = [f"provider {p['name']} cannot serve now" for p in providers if p["enabled"] and not p["usable"]]
+    reasons += state.shared.problems()  # a shared-state backend that cannot be reached
     body: dict[str, Any] = {
-        "status": "degraded" if degraded else "ok",
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
+        "state_backend": state.shared.backend,
         "version": __version__,
         "pid": os.getpid(),
         "uptime": round(time.time() - state.started_at, 3),

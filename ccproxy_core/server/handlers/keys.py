@@ -87,8 +87,11 @@ async def create_key(request: web.Request) -> web.Response:
 async def show_key(request: web.Request) -> web.Response:
     _admin(request)
     key = await _store_call(request, request.app[KEYS].store.get, _name(request))
-    counters = request.app[KEYS].counters.get(key.name)
-    doc = key.to_json(time.time())
+    now = time.time()
+    local = request.app[KEYS].counters.get(key.name)
+    # With a shared backend, the counters every instance charges (spend, requests in flight).
+    counters = await request.app[STATE].shared.key_counters(key, local, now)
+    doc = key.to_json(now)
     if counters is not None:
         doc["spent_usd"] = {"day": round(counters.spent_day, 6), "month": round(counters.spent_month, 6)}
         doc["in_flight"] = counters.in_flight

@@ -1,0 +1,153 @@
+"""The Redis backend itself, two instances in one test against a real redis-server.
+
+Each "instance" is a `State` with `state.backend: redis`, as `ccproxy serve` builds it; the
+three-process tests (test_shared_state.py) show the same through real servers. Here: what is
+hard to stage through HTTP — concurrency and budgets of a client key, a refresh another
+instance is running, a breaker, and what an instance did alone while Redis was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from ccproxy_core.config.model import structure
+from ccproxy_core.core import limits
+from ccproxy_core.core.errors import RateLimited
+from ccproxy_core.core.outcome import Outcome, OutcomeKind
+from ccproxy_core.core.pool import Credential
+from ccproxy_core.keys.model import ClientKey, Limits
+from ccproxy_core.server.redis_state import RedisState
+from ccproxy_core.server.state import State
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.slow
+
+Instances = Callable[..., Awaitable[list[State]]]
+FAIL = Outcome(OutcomeKind.TRANSIENT, 500)
+
+
+@pytest.fixture
+async def instances(redis_server: RedisServer) -> AsyncIterator[Instances]:
+    started: list[State] = []
+
+    async def start(count: int = 2, **provider: object) -> list[State]:
+        config = structure(
+            {
+                "providers": [
+                    {"name": "p", "kind": "anthropic", "api_base_url": "http://127.0.0.1:9", "api_key": "k", **provider}
+                ],
+                "breaker": {"consecutive_failures": 2, "open_seconds": 30},
+                "state": {"backend": "redis", "redis_url": redis_server.url},
+            }
+        )
+        for _ in range(count):
+            state = State(config)
+            await state.start()
+            started.append(state)
+        return started[-count:]
+
+    yield start
+    for state in started:
+        await state.close()
+
+
+def backend(state: State) -> RedisState:
+    assert isinstance(state.shared, RedisState)
+    return state.shared
+
+
+async def eventually(check: Callable[[], bool], what: str) -> None:
+    for _ in range(100):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {what}")
+
+
+KEY = ClientKey("team", "ccp_", "digest", 0.0, Limits(concurrency=2, budget_day_usd=1.0))
+
+
+async def test_a_client_keys_concurrency_counts_requests_on_every_instance(instances: Instances) -> None:
+    """Two in flight through A: B refuses a third; one ends on A, and B admits."""
+    a, b = await instances()
+    now = time.time()
+    assert await a.shared.key_admit(KEY, limits.Counters(), "r1", now) is None
+    assert await a.shared.key_admit(KEY, limits.Counters(), "r2", now) is None
+    refusal = await b.shared.key_admit(KEY, limits.Counters(), "r3", now)
+    assert refusal is not None and refusal.limit == "concurrency"
+    await a.shared.key_finish(KEY, limits.Counters(), "r1", 10, 0.0, now)
+    assert await b.shared.key_admit(KEY, limits.Counters(), "r3", now) is None
+
+
+async def test_a_client_keys_spend_is_one_budget_across_instances(instances: Instances) -> None:
+    """Spend charged on A counts on B: past the daily budget B refuses, and shows the shared spend."""
+    a, b = await instances()
+    now = time.time()
+    assert await a.shared.key_admit(KEY, limits.Counters(), "r1", now) is None
+    await a.shared.key_finish(KEY, limits.Counters(), "r1", 1000, 1.25, now)
+    counters = await b.shared.key_counters(KEY, None, now)
+    assert counters is not None and counters.spent_day == pytest.approx(1.25)
+    refusal = await b.shared.key_admit(KEY, limits.Counters(), "r2", now)
+    assert refusal is not None and refusal.limit == "budget_day"
+
+
+async def test_a_refresh_under_way_elsewhere_is_joined_not_repeated(instances: Instances) -> None:
+    """B asks while A refreshes an account: B gets A's tokens and never calls the endpoint itself."""
+    a, b = await instances()
+    cred = Credential("acct", "oauth", "old", refresh_token="r1", expires_at=time.time() + 60)
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def fetch_a() -> Credential:
+        calls.append("a")
+        await release.wait()
+        return Credential("acct", "oauth", "new", refresh_token="r2", expires_at=time.time() + 3600)
+
+    async def fetch_b() -> Credential:
+        calls.append("b")
+        raise AssertionError("B must not refresh an account A is refreshing")
+
+    first = asyncio.create_task(a.shared.refresh("p", cred, fetch_a))
+    await eventually(lambda: calls == ["a"], "A holds the refresh")
+    second = asyncio.create_task(b.shared.refresh("p", cred, fetch_b))
+    await asyncio.sleep(0.2)
+    assert not second.done()  # waiting for A, not calling
+    release.set()
+    got_a, got_b = await asyncio.gather(first, second)
+    assert (got_a.secret, got_b.secret) == ("new", "new") and got_b.refresh_token == "r2"
+    assert calls == ["a"]
+    # Later asks with the old credential get the shared tokens at once.
+    assert (await b.shared.refresh("p", cred, fetch_b)).secret == "new"
+
+
+async def test_a_circuit_opened_on_one_instance_is_open_on_the_other(instances: Instances) -> None:
+    """Two failures open A's circuit for the provider; B skips it too, and both close together."""
+    a, b = await instances()
+    for _ in range(2):
+        a.record_outcome("p", FAIL)
+    assert "p" in a.unavailable(time.monotonic())
+    await eventually(lambda: "p" in b.unavailable(time.monotonic()), "B's circuit opens")
+    breaker = a.breakers.get("p")
+    breaker.closed_elsewhere(time.monotonic())  # as if A's probes had gone through
+    a.shared.breaker_changed("p", None)
+    await eventually(lambda: "p" not in b.unavailable(time.monotonic()), "B's circuit closes")
+
+
+async def test_what_an_instance_took_alone_is_charged_when_redis_is_back(
+    instances: Instances, redis_server: RedisServer
+) -> None:
+    """rpm 4: A serves 4 while Redis is down; once it is back, B has nothing left to give."""
+    a, b = await instances(requests_per_minute=4)
+    redis_server.kill()
+    for _ in range(4):
+        await a.admit_provider("p")  # served locally, and remembered
+    assert not backend(a).up and a.shared.problems()
+    redis_server.restart()
+    await eventually(lambda: backend(a).up and backend(b).up, "both back in sync")
+    assert a.shared.problems() == []
+    with pytest.raises(RateLimited):
+        await b.admit_provider("p")
