@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import anthropic
 import openai
 import orjson
 import pytest
 
 from tests.conftest import ProxyFactory
-from tests.fakes import FakeUpstream, Reply, Stream
+from tests.fakes import FIXTURES, FakeUpstream, Reply, Stream
 from tests.responses_fake import (
     RESPONSE_ID,
     failed_event,
@@ -304,3 +305,21 @@ async def test_translated_events_are_sent_while_the_provider_is_paused(proxy: st
         first = [event async for event in stream if event.type == "text" and fake.events_sent == 5]
         assert first and first[0].snapshot == "first half, ", "the first delta arrived while the provider was paused"
         assert await stream.get_final_text() == "first half, then the rest"
+
+
+@pytest.mark.parametrize("recording", ["tool-bash-echo-0002", "interactive-tui-0003", "model-haiku-0001"])
+async def test_claude_code_requests_reach_a_responses_provider_valid(
+    proxy: str, fake: FakeUpstream, recording: str
+) -> None:
+    """Recorded Claude Code requests (tools, adaptive thinking, tool loops, cache_control) become valid
+    Responses requests, and the streamed answer reaches Claude Code as Anthropic events."""
+    doc = orjson.loads((FIXTURES / "claude-code" / f"{recording}.json").read_bytes())
+    headers = {k: v for k, v in doc["headers"] if k.lower() in ("anthropic-version", "anthropic-beta", "user-agent")}
+    fake.default = Stream(stream_events([message("ok")]))
+    body = {**doc["body"], "model": MODEL, "stream": True}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{proxy}/v1/messages", json=body, headers=headers) as r:
+            raw = await r.read()
+            assert r.status == 200, raw[:500]
+    assert raw.startswith(b"event: message_start") and b"event: message_stop" in raw
+    sent(fake)  # valid against the spec

@@ -16,6 +16,7 @@ stream cut before `response.completed`, ends the client's stream with its own er
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 
@@ -35,12 +36,16 @@ from ccproxy_core.translate.messages_stream import MessagesStreamTranslator
 from ccproxy_core.translate.responses_upstream import ResponsesRequest, messages_to_responses, response_to_message
 from ccproxy_core.translate.responses_upstream_stream import Event, ResponsesToMessagesStream
 
+log = logging.getLogger("ccproxy.translate")
+
 Events = Iterable[Event]
 
 
 def _translate(candidate: dispatch.Candidate, body: JSON) -> tuple[ResponsesRequest, bytes]:
     # Thinking from a Responses reasoning item goes back as that item; any other is dropped there.
     translated = messages_to_responses(body, model=candidate.model)
+    if translated.dropped:  # what the Responses API has no place for (stop_sequences, server tools)
+        log.debug("to %s, left out: %s", candidate.provider.name, ", ".join(translated.dropped))
     fitted = fit_responses_request(translated.body, candidate.provider.preset, candidate.model)
     return translated, orjson.dumps(fitted)
 
