@@ -151,3 +151,17 @@ async def test_what_an_instance_took_alone_is_charged_when_redis_is_back(
     assert a.shared.problems() == []
     with pytest.raises(RateLimited):
         await b.admit_provider("p")
+
+
+async def test_an_instance_started_while_redis_is_down_serves_and_joins_when_it_comes(
+    instances: Instances, redis_server: RedisServer
+) -> None:
+    """Redis down at start: the instance starts degraded, serves from its own state, and syncs when Redis is up."""
+    redis_server.stop()
+    (a,) = await instances(1, requests_per_minute=60)
+    assert not backend(a).up
+    assert any("unreachable" in p for p in a.shared.problems())
+    await a.admit_provider("p")  # served from local state, not refused
+    redis_server.restart()
+    await eventually(lambda: backend(a).up, "A in sync once Redis is there")
+    assert a.shared.problems() == []
