@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from attrs import field, frozen
 
@@ -136,7 +136,7 @@ def messages_to_responses(body: JSON, *, model: str, reasoning: bool = True) -> 
         value = body.get(key)
         if _is_number(value):
             if effort is None:
-                out[key] = value
+                out[key] = min(max(float(value), 0.0), 1.0)  # Anthropic's range, inside OpenAI's
             else:
                 dropped.append(key)
     for key in ("stop_sequences", "top_k"):
@@ -165,7 +165,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

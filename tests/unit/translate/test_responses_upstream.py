@@ -742,3 +742,102 @@ def test_reasoning_round_trip_keeps_encrypted_content_exactly(encrypted: str, it
     assert items[1]["encrypted_content"] == encrypted
     assert items[1]["id"] == item_id
     assert items[1]["summary"] == ([{"type": "summary_text", "text": summary}] if summary else [])
+
+
+# -- property: hostile input is refused with a field name, never a crash ----------------------
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False), st.text(max_size=4))
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=8,
+)
+BLOCK_TYPES = [
+    "text",
+    "image",
+    "document",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+    "server_tool_use",
+]
+BLOCK_KEYS = [
+    "text",
+    "source",
+    "id",
+    "name",
+    "input",
+    "tool_use_id",
+    "content",
+    "is_error",
+    "thinking",
+    "signature",
+    "title",
+]
+loose_block = st.builds(
+    lambda kind, fields: {"type": kind, **fields},
+    st.one_of(st.sampled_from(BLOCK_TYPES), json_values),
+    st.dictionaries(st.sampled_from(BLOCK_KEYS), json_values, max_size=4),
+)
+# Mostly well-formed at the top, so the generated values get deep into the translator.
+loose_message = st.fixed_dictionaries(
+    {
+        "role": st.one_of(st.sampled_from(["user", "assistant", "system"]), json_values),
+        "content": st.one_of(st.lists(st.one_of(loose_block, loose_block, json_values), max_size=4), json_values),
+    }
+)
+loose_body = st.fixed_dictionaries(
+    {"messages": st.one_of(st.lists(loose_message, max_size=4), st.lists(loose_message, max_size=4), json_values)},
+    optional=dict.fromkeys(
+        (
+            "system",
+            "tools",
+            "tool_choice",
+            "thinking",
+            "output_config",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "stop_sequences",
+            "metadata",
+            "stream",
+        ),
+        json_values,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(loose_body)
+def test_hostile_requests_are_refused_by_name_or_translated_validly(body: dict[str, Any]) -> None:
+    """Any JSON shaped loosely like a Messages body either translates to a spec-valid request or is
+    refused with InvalidRequest naming a field; nothing else escapes (no traceback reaches a client)."""
+    try:
+        out = messages_to_responses(body, model="gpt-5").body
+    except InvalidRequest as err:
+        refusal = err.message
+    else:
+        assert spec_errors(out) == []
+        return
+    assert refusal.split(":", 1)[0].split(".")[0] in {*body, "body", "messages"}  # it names a field
+
+
+@pytest.mark.parametrize(("given", "sent"), [(5.0, 1.0), (-1, 0.0), (float("inf"), 1.0), (0.4, 0.4)])
+def test_sampling_is_clamped_to_the_range_both_accept(given: float, sent: float) -> None:
+    """temperature / top_p outside Anthropic's 0..1 are clamped into it (OpenAI's range holds it)."""
+    out = translate({"messages": [user(text("q"))], "temperature": given, "top_p": given})
+    assert out["temperature"] == sent and out["top_p"] == sent
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["id", "status", "output", "usage", "error", "incomplete_details"]), json_values)
+)
+def test_hostile_responses_give_a_message_or_an_upstream_error(resp: dict[str, Any]) -> None:
+    """Any JSON shaped loosely like a `response` gives a Message or an UpstreamError, nothing else."""
+    try:
+        message = response_to_message(resp, model="m")
+    except UpstreamError:
+        return
+    assert message["content"] and message["stop_reason"] in ("end_turn", "tool_use", "max_tokens", "refusal")

@@ -459,3 +459,56 @@ def test_a_call_whose_block_was_closed_is_never_reopened() -> None:
     stream.emit("response.output_item.done", output_index=1, item={**second, "arguments": "{}"})
     message = assert_anthropic_stream_grammar(run(stream.complete()))
     assert [(b["id"], b["input"]) for b in message["content"]] == [("call_a", {"path": None}), ("call_b", {})]
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2, 3), st.text(max_size=4)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=6,
+)
+EVENT_TYPES = [
+    "response.created",
+    "response.output_item.added",
+    "response.output_item.done",
+    "response.content_part.done",
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.reasoning_summary_text.delta",
+    "response.reasoning_text.delta",
+    "response.function_call_arguments.delta",
+    "response.function_call_arguments.done",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "error",
+]
+item_values = st.fixed_dictionaries(
+    {"type": st.sampled_from(["message", "reasoning", "function_call", "web_search_call"])},
+    optional=dict.fromkeys(("call_id", "name", "arguments", "content", "summary", "encrypted_content"), json_values),
+)
+loose_event = st.fixed_dictionaries(
+    {"type": st.sampled_from(EVENT_TYPES)},
+    optional={
+        "output_index": st.one_of(st.integers(0, 2), json_values),
+        "content_index": st.one_of(st.integers(0, 1), json_values),
+        "summary_index": st.one_of(st.integers(0, 1), json_values),
+        "delta": json_values,
+        "arguments": json_values,
+        "item": st.one_of(item_values, json_values),
+        "part": json_values,
+        "response": json_values,
+        "error": json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(loose_event, max_size=12), st.booleans())
+def test_any_event_sequence_gives_a_well_formed_stream(events: list[JSON], cut: bool) -> None:
+    """Whatever events a provider sends, in whatever order, the client gets a grammatical Anthropic stream."""
+    translator = ResponsesToMessagesStream(model=MODEL)
+    out = [e for event in events for e in translator.feed(event)]
+    if cut and not translator.complete:
+        out += translator.fail(UpstreamError(502, "api_error", "cut"))
+    out += translator.finish()
+    assert_anthropic_stream_grammar(out)
