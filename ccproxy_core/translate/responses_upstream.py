@@ -221,17 +221,14 @@ def stop_reason(resp: Mapping[str, Any], has_tool_use: bool) -> str:
     return "tool_use" if has_tool_use else "end_turn"
 
 
-def response_error(error: Any, *, status: int | None = None) -> UpstreamError:
+def response_error(error: Any) -> UpstreamError:
     """A Responses error (`response.error`, or an `error` event) in Anthropic terms."""
     error = error if isinstance(error, dict) else {}
-    code = error.get("code")
-    message = error.get("message")
-    if status is None:
-        status = _STATUS_BY_CODE.get(code, 502) if isinstance(code, str) else 502
-    text = (
-        message if isinstance(message, str) and message else f"the provider failed the response ({code or 'no code'})"
-    )
-    return UpstreamError(status, anthropic_type_for_status(status), text)
+    code, message = error.get("code"), error.get("message")
+    status = _STATUS_BY_CODE.get(code, 502) if isinstance(code, str) else 502
+    if not isinstance(message, str) or not message:
+        message = f"the provider failed the response without a message (code {code!r}); retry, or check the provider"
+    return UpstreamError(status, anthropic_type_for_status(status), message)
 
 
 def response_to_message(resp: JSON, *, model: str, names: ToolNames | None = None) -> JSON:
