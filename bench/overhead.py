@@ -1,15 +1,16 @@
 """What the proxy costs: the same load against the fake provider directly and through ccproxy.
 
-    python bench/overhead.py [--requests N] [--concurrency 1,64]
+    python bench/overhead.py [--requests N] [--concurrency 1,64] [--rounds N]
 
 Starts `bench/fake_upstream.py` and `ccproxy serve` as separate processes (the proxy pinned to
 one core, the fake and this load client to the other where the machine has two), then drives
 a fixed number of requests per scenario with an aiohttp client and prints, per scenario:
 requests/s, p50/p99 latency, and the proxy process's CPU time per request, read from
 /proc/PID/stat before and after the run. CPU per request is the figure that holds on a noisy
-2-core machine; latency is shown for scale. Ratios compare each proxied row with the same load
-sent to the fake directly. Every row also shows the floor: `bench/bare_forwarder.py`, an
-aiohttp + uvloop forwarder that does nothing else, carrying the provider's own answer for that
+2-core machine; latency is shown for scale. With `--rounds N` each row's proxy and floor are
+measured N times in turns and the median is shown, with each round's ratio in the summary.
+Ratios compare each proxied row with the same load sent to the fake directly. Every row also
+shows the floor: `bench/bare_forwarder.py`, an aiohttp + uvloop forwarder that does nothing else, carrying the provider's own answer for that
 row under the same load, and the proxy's CPU per request as a multiple of it. Then it measures
 per-event translation cost in-process, `ccproxy serve` to its first 200 (bench/startup.py), the
 proxy's idle and peak RSS, and prints the rows against the targets of issue #18 and a one-line
@@ -24,6 +25,7 @@ import contextlib
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -230,13 +232,16 @@ def verdict(report: dict[str, Any]) -> str:
 
 def summary(report: dict[str, Any]) -> None:
     print("\nproxy CPU per request against the floor (bare aiohttp + uvloop forwarder, same load, same run):")
-    print(f"  {'scenario':38} {'conc':>4} {'floor ms':>8} {'proxy ms':>8} {'ratio':>6} {'target':>6}")
+    print(
+        f"  {'scenario':38} {'conc':>4} {'floor ms':>8} {'proxy ms':>8} {'ratio':>6} {'target':>6}  ratio per round"
+    )
     for row in report["rows"]:
         target = TARGETS.get(row["scenario"])
         shown = f"{target:.2f}" if target is not None and row["concurrency"] >= 16 else "-"
+        runs = " ".join(f"{r:.2f}" for r in row.get("floor_ratio_runs", ()))
         print(
             f"  {row['scenario']:38} {row['concurrency']:>4} {row['floor_cpu_ms']:>8.3f} {row['proxy_cpu_ms']:>8.3f} "
-            f"{row['floor_ratio']:>5.2f}x {shown:>6}"
+            f"{row['floor_ratio']:>5.2f}x {shown:>6}  {runs}"
         )
 
 
@@ -299,11 +304,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 direct = fake_url + DIRECT_PATH[provider]
                 await drive(direct, direct_body, min(50, args.requests), conc)  # warm
                 d_time, d_lat = await drive(direct, direct_body, args.requests, conc)
-                cpu_ms, (p_time, p_lat) = await cpu_per_request(proxy_url + path, body, proxy.pid, args.requests, conc)
-                # The floor: the bare forwarder carrying the provider's own answer for this row.
-                floor_ms, (f_time, f_lat) = await cpu_per_request(
-                    bare_url + DIRECT_PATH[provider], direct_body, bare.pid, args.requests, conc
-                )
+                proxy_runs, floor_runs, ratios = [], [], []
+                for _ in range(args.rounds):  # proxy and floor in turns: a drift of the machine hits both
+                    cpu_ms, (p_time, p_lat) = await cpu_per_request(
+                        proxy_url + path, body, proxy.pid, args.requests, conc
+                    )
+                    # The floor: the bare forwarder carrying the provider's own answer for this row.
+                    floor_ms, (f_time, f_lat) = await cpu_per_request(
+                        bare_url + DIRECT_PATH[provider], direct_body, bare.pid, args.requests, conc
+                    )
+                    proxy_runs.append(cpu_ms)
+                    floor_runs.append(floor_ms)
+                    ratios.append(cpu_ms / floor_ms if floor_ms else float("inf"))
+                cpu_ms, floor_ms = statistics.median(proxy_runs), statistics.median(floor_runs)
                 row = {
                     "scenario": name,
                     "concurrency": conc,
@@ -318,7 +331,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     "floor_p99": pct(f_lat, 0.99),
                     "proxy_cpu_ms": cpu_ms,
                     "floor_cpu_ms": floor_ms,
-                    "floor_ratio": cpu_ms / floor_ms if floor_ms else float("inf"),
+                    "floor_ratio": statistics.median(ratios),
+                    "proxy_cpu_ms_runs": proxy_runs,
+                    "floor_cpu_ms_runs": floor_runs,
+                    "floor_ratio_runs": ratios,
                 }
                 report["rows"].append(row)
                 for label, rps, p50, p99, cpu, ratio in (
@@ -378,6 +394,12 @@ def main() -> None:
         type=lambda s: [int(x) for x in s.split(",")],
         default=[1, 16, 64],
         help="comma-separated concurrency levels (default 1,16,64)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="times each row's proxy and floor are measured, in turns; the median is reported (default 1)",
     )
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     parser.add_argument("--log-level", default="warning", help="the proxy's log level (default warning)")
