@@ -10,11 +10,11 @@ requests/s, p50/p99 latency, and the proxy process's CPU time per request, read 
 2-core machine; latency is shown for scale. With `--rounds N` each row's proxy and floor are
 measured N times in turns and the median is shown, with each round's ratio in the summary.
 Ratios compare each proxied row with the same load sent to the fake directly. Every row also
-shows the floor: `bench/bare_forwarder.py`, an aiohttp + uvloop forwarder that does nothing else, carrying the provider's own answer for that
-row under the same load, and the proxy's CPU per request as a multiple of it. Then it measures
-per-event translation cost in-process, `ccproxy serve` to its first 200 (bench/startup.py), the
-proxy's idle and peak RSS, and prints the rows against the targets of issue #18 and a one-line
-verdict.
+shows the floor: `bench/bare_forwarder.py`, an aiohttp + uvloop forwarder that does nothing
+else, carrying the provider's own answer for that row under the same load, and the proxy's CPU
+per request as a multiple of it. Then it measures per-event translation cost in-process,
+`ccproxy serve` to its first 200 (bench/startup.py), the proxy's idle and peak RSS, and prints
+the rows against the targets of issue #18 and a one-line verdict.
 """
 
 from __future__ import annotations
@@ -232,9 +232,7 @@ def verdict(report: dict[str, Any]) -> str:
 
 def summary(report: dict[str, Any]) -> None:
     print("\nproxy CPU per request against the floor (bare aiohttp + uvloop forwarder, same load, same run):")
-    print(
-        f"  {'scenario':38} {'conc':>4} {'floor ms':>8} {'proxy ms':>8} {'ratio':>6} {'target':>6}  ratio per round"
-    )
+    print(f"  {'scenario':38} {'conc':>4} {'floor ms':>8} {'proxy ms':>8} {'ratio':>6} {'target':>6}  ratio per round")
     for row in report["rows"]:
         target = TARGETS.get(row["scenario"])
         shown = f"{target:.2f}" if target is not None and row["concurrency"] >= 16 else "-"
