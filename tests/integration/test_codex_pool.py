@@ -253,3 +253,62 @@ async def test_codex_cli_runs_a_shell_command_on_pooled_chatgpt_accounts(
     assert "FINAL: the tool returned" in stdout
     assert {h["chatgpt-account-id"] for h, _ in backend.requests} <= {"acct-a", "acct-b"}
     assert all("sk-codex-test" not in json.dumps(h) for h, _ in backend.requests)
+
+
+async def until(check: Any, what: str) -> None:
+    for _ in range(60):  # within 3 s
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(what)
+
+
+async def test_a_token_near_expiry_is_refreshed_in_the_background_with_chatgpts_grant(
+    make_proxy: ProxyFactory, chatgpt: tuple[FakeChatGPTAuth, FakeCodexBackend], tmp_path: Path
+) -> None:
+    """Inside rotation.refresh_buffer_seconds the scheduler refreshes the account once, with no request
+    waiting, as a JSON refresh grant with scope; the file then holds the new tokens and the account id."""
+    auth, backend = chatgpt
+    access, refresh = auth.issue("acct-a")
+    accounts = tmp_path / "codex-accounts.json"
+    write_accounts(accounts, {"a": (access, refresh, time.time() + 60, "acct-a")})
+    await make_proxy(codex_config(backend, accounts))
+
+    async def refreshed() -> bool:
+        return bool(json.loads(accounts.read_text())["accounts"]["a"]["refreshToken"] != refresh)
+
+    await until(refreshed, "the account was not refreshed before its expiry")
+    [grant] = auth.grants("refresh_token")
+    assert grant == {
+        "client_id": chatgpt_fakes.CLIENT_ID,
+        "grant_type": "refresh_token",
+        "refresh_token": refresh,
+        "scope": "openid profile email",
+    }
+    saved = json.loads(accounts.read_text())["accounts"]["a"]
+    assert saved["accountId"] == "acct-a" and auth.access[saved["accessToken"]] == "acct-a"
+    assert saved["expiresAt"] > (time.time() + 9 * 86400) * 1000, "the new access token's exp"
+    assert backend.requests == []
+
+
+async def test_an_account_added_to_the_file_serves_with_its_own_account_id(
+    make_proxy: ProxyFactory, chatgpt: tuple[FakeChatGPTAuth, FakeCodexBackend], tmp_path: Path
+) -> None:
+    """Hot reload reads accountId too: an account added by hand serves with its own chatgpt-account-id."""
+    auth, backend = chatgpt
+    later = time.time() + 8 * 24 * 3600
+    access_a, refresh_a = auth.issue("acct-a")
+    accounts = tmp_path / "codex-accounts.json"
+    write_accounts(accounts, {"a": (access_a, refresh_a, later, "acct-a")})
+    url = await make_proxy(codex_config(backend, accounts))
+    access_c, refresh_c = auth.issue("acct-c")
+    write_accounts(accounts, {"a": (access_a, refresh_a, later, "acct-a"), "c": (access_c, refresh_c, later, "acct-c")})
+
+    async def two() -> bool:
+        return len((await get_json(f"{url}/status"))["accounts"]) == 2
+
+    await until(two, "the added account was not picked up")
+    raw = orjson.dumps({"model": "m", "input": "hi"})
+    results = [await codex_post(url, raw) for _ in range(4)]
+    assert [status for status, _ in results] == [200] * 4
+    assert backend.served() == {"acct-a": 2, "acct-c": 2}
