@@ -5,8 +5,7 @@ real redis-server (tests/redis_server.py). These tests check the process mechani
 answer on one port, the official SDK is served through them, SIGTERM stops every one, a killed
 worker is replaced, a worker outlives neither a killed supervisor nor the restart budget, and the
 memory backend or a taken port is refused before anything starts.
-TODO(lead, issue 14): once the Redis backend is on main, the tests that state is shared across
-workers (a cooldown seen by one, honoured by the other) belong beside these.
+With the Redis backend, the workers share one set of limits: a provider's rpm holds across them.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +34,7 @@ from tests.fakes import FakeUpstream
 from tests.integration.test_daemon import Sandbox, free_port, health, sandbox  # noqa: F401 (sandbox: a fixture)
 from tests.redis_server import RedisServer
 
+Start = Callable[..., Awaitable["Group"]]
 pytestmark = pytest.mark.skipif(not workers.has_reuse_port(), reason="this OS has no SO_REUSEPORT")
 
 
@@ -97,13 +98,12 @@ async def gone(pids: list[int]) -> bool:
 
 
 @pytest.fixture
-async def group(
-    tmp_path: Path, fake: FakeUpstream, redis_server: RedisServer
-) -> AsyncIterator[Callable[[int], Awaitable[Group]]]:
+async def group(tmp_path: Path, fake: FakeUpstream, redis_server: RedisServer) -> AsyncIterator[Start]:
     started: list[Group] = []
 
-    async def go(count: int) -> Group:
-        config = {"providers": [anthropic_provider(fake)], "state": {"backend": "redis", "redis_url": redis_server.url}}
+    async def go(count: int, **provider: Any) -> Group:
+        state = {"backend": "redis", "redis_url": redis_server.url}
+        config = {"providers": [anthropic_provider(fake, **provider)], "state": state}
         started.append(Group(tmp_path, config, count))
         return started[-1]
 
@@ -124,7 +124,7 @@ def _children(pid: int) -> list[str]:
 
 @pytest.mark.slow
 async def test_workers_share_one_port_serve_the_sdk_and_stop_on_sigterm(
-    group: Callable[[int], Awaitable[Group]],
+    group: Start,
 ) -> None:
     """Two workers answer on one port (distinct pids, one supervisor), serve the Anthropic SDK, log their index, and all stop on SIGTERM."""
     g = await group(2)
@@ -151,7 +151,7 @@ async def test_workers_share_one_port_serve_the_sdk_and_stop_on_sigterm(
 
 @pytest.mark.slow
 async def test_a_killed_worker_is_restarted_and_no_worker_outlives_its_supervisor(
-    group: Callable[[int], Awaitable[Group]],
+    group: Start,
 ) -> None:
     """A worker killed with SIGKILL is replaced under the same index, with the reason logged; SIGKILL to the supervisor ends the workers too."""
     g = await group(2)
@@ -235,3 +235,29 @@ def test_start_status_and_stop_with_workers(sandbox: Sandbox, redis_server: Redi
     log = Path(info["log"]).read_text()  # one writer: the supervisor copies its workers' lines
     assert "ccproxy starting 2 workers" in log and "[worker 1/2]: ccproxy listening" in log
     assert "[worker 2/2]: ccproxy listening" in log and "every worker stopped" in log
+
+
+@pytest.mark.slow
+async def test_a_provider_rpm_holds_across_workers(group: Start, fake: FakeUpstream) -> None:
+    """requests_per_minute 10 and two workers sharing Redis: of 20 requests over fresh connections (both workers serve), exactly 10 reach the provider."""
+    g = await group(2, requests_per_minute=10)
+    await g.seen(2)
+    statuses: list[int] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        headers = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
+        body = {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+
+        async def post() -> None:
+            async with session.post(f"{g.url}/v1/messages", json=body, headers=headers) as resp:
+                await resp.read()
+                statuses.append(resp.status)
+
+        await asyncio.gather(*(post() for _ in range(20)))
+    assert sorted(statuses) == [200] * 10 + [429] * 10
+    assert len([r for r in fake.requests if r.path == "/v1/messages"]) == 10
+    for _ in range(200):  # the access lines come through the supervisor's copy of each worker's output
+        served = re.findall(r"ccproxy\.access \[worker (\d)/2\]: \S+ POST /v1/messages", g.output())
+        if len(served) == 20:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(set(served)) == ["1", "2"], "both workers took requests, so only shared limits explain the 10"
