@@ -9,8 +9,10 @@ proxies are pinned to one core, the fake, Redis and the load client to the other
 driven in alternation (memory, then redis, round after round) with Anthropic JSON passthrough
 at c=16, and each row is the median over the rounds of the proxy's CPU time per request (from
 /proc/PID/stat), as bench/ab.py does: on a noisy shared machine only a same-run comparison
-means anything. The Redis row also shows redis-server's own CPU per request and the Redis
-commands per request (INFO stats): 0 commands means the backend did not talk to Redis.
+means anything. Each backend is measured twice: as is, and with a provider `requests_per_minute`
+no bench reaches (every request counted, none refused), because only requests with a limit to
+count touch Redis on their way. Every row also shows redis-server's own CPU per request and the
+Redis commands per request (INFO stats): 0 means the request never reached Redis.
 
 Part 2, requests per second with 1 and 2 workers: `ccproxy serve` and `ccproxy serve --workers
 2`, both on the Redis backend, nothing pinned (the workers need every core), the same load; each
@@ -80,9 +82,13 @@ def family_cpu(pid: int) -> float:
     return total + sum(cpu_seconds(int(c)) for c in children)
 
 
-def config_file(directory: Path, name: str, fake_url: str, state: dict[str, Any]) -> str:
+def config_file(
+    directory: Path, name: str, fake_url: str, state: dict[str, Any], provider: dict[str, Any] | None = None
+) -> str:
+    claude = {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"}
+    claude.update(provider or {})
     config = {
-        "providers": [{"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"}],
+        "providers": [claude],
         "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
         "log": {"level": "warning"},
         "breaker": {"enabled": False},
@@ -115,42 +121,57 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+# name -> (state backend, provider settings): each backend with and without a counted limit
+# (an rpm no bench reaches: every request is counted, none refused), since only requests with a
+# limit to count touch Redis on their way (server/redis_state.py).
+LIMIT = {"requests_per_minute": 100_000_000}
+ROWS = {
+    "memory": ("memory", {}),
+    "redis": ("redis", {}),
+    "memory, provider rpm": ("memory", LIMIT),
+    "redis, provider rpm": ("redis", LIMIT),
+}
+
+
 async def backend_rows(args: argparse.Namespace, tmp: Path, fake_url: str, redis: RedisServer) -> dict[str, Any]:
     body = ANTHROPIC_BODY
-    ports = {"memory": free_port(), "redis": free_port()}
-    states = {"memory": {"backend": "memory"}, "redis": {"backend": "redis", "redis_url": redis.url}}
-    procs = {name: serve(config_file(tmp, name, fake_url, states[name]), ports[name], tmp) for name in ports}
-    cpu: dict[str, list[float]] = {name: [] for name in ports}
-    redis_cpu: list[float] = []
-    commands: list[float] = []
+    ports = {name: free_port() for name in ROWS}
+    procs = {}
+    for n, (name, (backend, provider)) in enumerate(ROWS.items()):
+        state = {"backend": backend, "redis_url": redis.url} if backend == "redis" else {"backend": backend}
+        procs[name] = serve(config_file(tmp, f"row{n}", fake_url, state, provider), ports[name], tmp)
+    cpu: dict[str, list[float]] = {name: [] for name in ROWS}
+    redis_cpu: dict[str, list[float]] = {name: [] for name in ROWS}
+    commands: dict[str, list[float]] = {name: [] for name in ROWS}
     try:
         for name, proc in procs.items():
             pin(proc.pid, 1)
             await wait_ready(f"http://127.0.0.1:{ports[name]}/health")
         assert redis.proc is not None
         pin(redis.proc.pid, 0)
+        sent = args.requests + min(100, args.requests)  # cpu_per_request's warm-up reaches Redis too
         for _ in range(args.rounds):
-            for name in ("memory", "redis"):
+            for name in ROWS:
                 url = f"http://127.0.0.1:{ports[name]}/v1/messages"
-                if name == "redis":
-                    r0, k0 = cpu_seconds(redis.proc.pid), redis_commands(redis.port)
+                r0, k0 = cpu_seconds(redis.proc.pid), redis_commands(redis.port)
                 ms, _ = await cpu_per_request(url, body, procs[name].pid, args.requests, args.concurrency)
                 cpu[name].append(ms)
-                if name == "redis":
-                    redis_cpu.append((cpu_seconds(redis.proc.pid) - r0) / args.requests * 1000)
-                    # the warm-up requests of cpu_per_request count too: per request of both
-                    commands.append((redis_commands(redis.port) - k0) / (args.requests + min(100, args.requests)))
+                redis_cpu[name].append((cpu_seconds(redis.proc.pid) - r0) / sent * 1000)
+                commands[name].append((redis_commands(redis.port) - k0 - 1) / sent)  # less our own INFO
     finally:
         stop(list(procs.values()))
-    memory, shared = statistics.median(cpu["memory"]), statistics.median(cpu["redis"])
-    return {
-        "memory_ms": memory,
-        "redis_ms": shared,
-        "delta_ms": shared - memory,
-        "redis_server_ms": statistics.median(redis_cpu),
-        "redis_commands_per_request": statistics.median(commands),
-        "rounds": {"memory": cpu["memory"], "redis": cpu["redis"]},
+    rows: dict[str, dict[str, Any]] = {
+        name: {
+            "cpu_ms": statistics.median(cpu[name]),
+            "redis_server_ms": statistics.median(redis_cpu[name]),
+            "redis_commands_per_request": statistics.median(commands[name]),
+            "rounds": cpu[name],
+        }
+        for name in ROWS
     }
+    for plain in ("", ", provider rpm"):
+        rows[f"redis{plain}"]["delta_ms"] = rows[f"redis{plain}"]["cpu_ms"] - rows[f"memory{plain}"]["cpu_ms"]
+    return rows
 
 
 async def worker_rows(args: argparse.Namespace, tmp: Path, fake_url: str, redis: RedisServer) -> list[dict[str, Any]]:
@@ -196,13 +217,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         pin(os.getpid(), 0)
         await wait_ready(f"{fake_url}/v1/messages")
         report["backend"] = await backend_rows(args, tmp, fake_url, redis)
-        b = report["backend"]
         print(f"JSON passthrough, c={args.concurrency}, {args.requests} requests x {args.rounds} rounds (median)")
-        print(f"  proxy CPU ms/request, memory backend : {b['memory_ms']:.3f}")
-        delta = f"{b['delta_ms']:+.3f} ms; target <= +0.1"
-        print(f"  proxy CPU ms/request, redis backend  : {b['redis_ms']:.3f}   ({delta})")
-        print(f"  redis-server CPU ms/request          : {b['redis_server_ms']:.3f}")
-        print(f"  redis commands per request           : {b['redis_commands_per_request']:.2f}")
+        print(f"  {'backend':22} {'proxy CPU ms/req':>16} {'vs memory':>10} {'redis CPU ms/req':>16} {'cmds/req':>8}")
+        for name, row in report["backend"].items():
+            delta = f"{row['delta_ms']:+.3f}" if "delta_ms" in row else ""
+            print(
+                f"  {name:22} {row['cpu_ms']:>16.3f} {delta:>10} {row['redis_server_ms']:>16.3f} "
+                f"{row['redis_commands_per_request']:>8.2f}"
+            )
+        print("  (target: the Redis backend costs at most +0.1 ms of proxy CPU per request)")
         if not args.skip_workers:
             for pid in (fake.pid, os.getpid(), redis.proc.pid if redis.proc else 0):
                 unpin(pid)  # the workers inherit this process's affinity: every core
