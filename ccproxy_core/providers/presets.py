@@ -602,14 +602,16 @@ def apply_preset(request: JSON, preset: Preset, model: str) -> JSON:
     return out
 
 
+def takes_reasoning_on(preset: Preset, model: str) -> bool:
+    """Whether this provider's `model` is sent reasoning controls (`dialect_for`: one rule for
+    the Chat and the Responses path, the provider's `reasoning: true|false` first)."""
+    return preset.dialect_for(model).reasoning != "none"
+
+
 def fit_responses_request(request: JSON, preset: Preset, model: str) -> JSON:
-    """A translated Responses request fitted to this provider's model (a new dict): reasoning only
-    where the model takes it (`dialect_for`, one rule with the Chat path), `max_output_tokens`
-    within the model's limit."""
+    """A translated Responses request fitted to this provider's model (a new dict):
+    `max_output_tokens` within the model's limit."""
     out = dict(request)
-    if preset.dialect_for(model).reasoning == "none":
-        out.pop("reasoning", None)
-        out.pop("include", None)  # it asks only for the reasoning's encrypted content
     limit = preset.max_output_for(model)
     value = out.get("max_output_tokens")
     if limit is not None and isinstance(value, int) and value > limit:

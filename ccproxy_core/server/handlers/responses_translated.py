@@ -1,7 +1,8 @@
 """Messages and Chat Completions clients in front of a `responses` provider: translated both ways.
 
 For models served only on the Responses API. The request becomes a Responses one once
-(`translate.responses_upstream.messages_to_responses`, then fitted to the model by the preset);
+(`translate.responses_upstream.messages_to_responses`, reasoning only for models that take it,
+then fitted to the model's output limit by the preset);
 a Chat client's request is already Messages by then (chat.py), so one translator serves both.
 The answer comes back through `ResponsesToMessagesStream` (Responses events -> Anthropic events)
 and, for a Chat client, on through `MessagesStreamTranslator` (Anthropic events -> chunks):
@@ -26,7 +27,7 @@ from aiohttp import web
 from ccproxy_core.core.sse import DONE, SSEEvent, anthropic_event, data_event
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
-from ccproxy_core.providers.presets import fit_responses_request
+from ccproxy_core.providers.presets import fit_responses_request, takes_reasoning_on
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response
 from ccproxy_core.server.relay import PING, Encoder, anthropic_stream_error, event_payload, pump_events, truncated
@@ -43,10 +44,13 @@ Events = Iterable[Event]
 
 def _translate(candidate: dispatch.Candidate, body: JSON) -> tuple[ResponsesRequest, bytes]:
     # Thinking from a Responses reasoning item goes back as that item; any other is dropped there.
-    translated = messages_to_responses(body, model=candidate.model)
+    preset = candidate.provider.preset
+    translated = messages_to_responses(
+        body, model=candidate.model, reasoning=takes_reasoning_on(preset, candidate.model)
+    )
     if translated.dropped:  # what the Responses API has no place for (stop_sequences, server tools)
         log.debug("to %s, left out: %s", candidate.provider.name, ", ".join(translated.dropped))
-    fitted = fit_responses_request(translated.body, candidate.provider.preset, candidate.model)
+    fitted = fit_responses_request(translated.body, preset, candidate.model)
     return translated, orjson.dumps(fitted)
 
 

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from ccproxy_core.config.model import structure
-from ccproxy_core.providers.presets import fit_responses_request, preset_for_provider, responses_url, upstream_url
+from ccproxy_core.providers.presets import (
+    fit_responses_request,
+    preset_for_provider,
+    responses_url,
+    takes_reasoning_on,
+    upstream_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -72,10 +78,7 @@ def test_config_accepts_kind_responses() -> None:
 def test_reasoning_goes_only_to_models_that_take_it(model: str, reasoning: Any, kept: bool) -> None:
     """REASONING_MODELS decides, and a provider's `reasoning: true|false` overrides it, as on the Chat path."""
     preset = preset_for_provider({"name": "oai", "kind": "responses", "reasoning": reasoning})
-    request = {"model": model, "input": [], "reasoning": {"effort": "low"}, "include": ["reasoning.encrypted_content"]}
-    fitted = fit_responses_request(request, preset, model)
-    assert ("reasoning" in fitted and "include" in fitted) is kept
-    assert "reasoning" in request, "the request itself is left alone"
+    assert takes_reasoning_on(preset, model) is kept
 
 
 def test_max_output_tokens_is_clamped_to_the_models_limit() -> None:
