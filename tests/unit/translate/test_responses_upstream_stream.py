@@ -502,7 +502,7 @@ loose_event = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(loose_event, max_size=12), st.booleans())
 def test_any_event_sequence_gives_a_well_formed_stream(events: list[JSON], cut: bool) -> None:
     """Whatever events a provider sends, in whatever order, the client gets a grammatical Anthropic stream."""
