@@ -239,7 +239,7 @@ def test_start_status_and_stop_with_workers(sandbox: Sandbox, redis_server: Redi
 
 @pytest.mark.slow
 async def test_a_provider_rpm_holds_across_workers(group: Start, fake: FakeUpstream) -> None:
-    """requests_per_minute 10 and two workers sharing Redis: of 20 requests over fresh connections (both workers serve), exactly 10 reach the provider."""
+    """requests_per_minute 10 and two workers sharing Redis: of 20 requests over fresh connections (both workers serve), exactly 10 reach the provider; /usage on either counts all 20 (one ledger file)."""
     g = await group(2, requests_per_minute=10)
     await g.seen(2)
     statuses: list[int] = []
@@ -261,3 +261,11 @@ async def test_a_provider_rpm_holds_across_workers(group: Start, fake: FakeUpstr
             break
         await asyncio.sleep(0.05)
     assert sorted(set(served)) == ["1", "2"], "both workers took requests, so only shared limits explain the 10"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        for _ in range(200):  # the workers write one ledger file: any of them answers for all 20
+            async with session.get(f"{g.url}/usage") as resp:
+                totals = (await resp.json())["totals"]
+            if totals["requests"] == 20:
+                break
+            await asyncio.sleep(0.05)
+    assert totals["requests"] == 20, totals
