@@ -283,27 +283,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(args: argparse.Namespace, loaded: Any) -> int:
     """`serve --workers N`: the supervisor (cli/workers.py), or one of its workers (`--worker-index`)."""
-    import os
+    from ccproxy_core.cli import workers
 
-    from ccproxy_core.cli import ports, workers
-    from ccproxy_core.config.model import ConfigError
-
-    config, count = loaded.config, args.workers or 1
-    if args.worker_index is not None:
-        from ccproxy_core.server import app as server
-        from ccproxy_core.server.workers import WorkerSlot
-
-        slot = WorkerSlot(args.worker_index, count, os.getppid())
-        server.run(config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded, worker=slot)
-        return 0
-    if args.reload:
+    if args.reload and args.worker_index is None:
         raise CommandError("--reload runs one server process; drop --workers to use it")
-    problem = workers.refusal(config, count, workers.has_reuse_port())
-    if problem:
-        raise ConfigError([problem])
-    if workers.port_taken(config.host, config.port) is not None:
-        raise CommandError(ports.in_use_message(config.host, config.port, ports.holder(config.port)))
-    return workers.supervise(config, count, config_file=args.config, log_level=args.log_level)
+    return workers.serve(
+        loaded, args.workers or 1, args.worker_index, config_file=args.config, log_level=args.log_level
+    )
 
 
 def _serve_argv(args: argparse.Namespace) -> list[str]:

@@ -12,6 +12,7 @@ worker that dies is replaced the same way whichever it was.
                                      limits; without SO_REUSEPORT they cannot share the port
     RestartBudget                    at most `RESTARTS` restarts in `RESTART_WINDOW` seconds (pure)
     supervise(...)                   start, watch, restart, stop (the I/O)
+    serve(...)                       `serve --workers N`: a worker, or the supervisor after the checks
 
 Workers' output. Each worker's stdout and stderr are a pipe the supervisor copies line by line
 to its own stderr, so the background server's log (daemon_log.RotatingLog, rotated by the one
@@ -288,3 +289,26 @@ def supervise(config: Any, count: int, *, config_file: str | None, log_level: st
         f"(SO_REUSEPORT, state backend {config.state.backend})"
     )
     return supervisor.run()
+
+
+def serve(loaded: Any, count: int, index: int | None, *, config_file: str | None, log_level: str | None) -> int:
+    """`serve --workers N`: worker `index` of the group when the supervisor started this process
+    (`--worker-index`), else the supervisor, once `refusal` and a taken port have been ruled out."""
+    config = loaded.config
+    if index is not None:
+        from ccproxy_core.server import app as server
+        from ccproxy_core.server.workers import WorkerSlot
+
+        slot = WorkerSlot(index, count, os.getppid())
+        server.run(config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded, worker=slot)
+        return 0
+    from ccproxy_core.cli import ports
+    from ccproxy_core.cli.main import CommandError
+    from ccproxy_core.config.model import ConfigError
+
+    problem = refusal(config, count, has_reuse_port())
+    if problem:
+        raise ConfigError([problem])
+    if port_taken(config.host, config.port) is not None:
+        raise CommandError(ports.in_use_message(config.host, config.port, ports.holder(config.port)))
+    return supervise(config, count, config_file=config_file, log_level=log_level)
