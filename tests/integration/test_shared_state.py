@@ -137,8 +137,11 @@ def keyed(url: str, keys: list[str], **extra: Any) -> dict[str, Any]:
 
 async def post(session: aiohttp.ClientSession, instance: Instance, **headers: str) -> tuple[int, dict[str, str]]:
     async with session.post(f"{instance.url}/v1/messages", json=BODY, headers=headers) as r:
-        await r.read()
-        return r.status, {k.lower(): v for k, v in r.headers.items()}
+        body = await r.read()
+        got = {k.lower(): v for k, v in r.headers.items()}
+        if r.status != 200:
+            got["body"] = body.decode(errors="replace")[:300]  # what went wrong, in the assertion
+        return r.status, got
 
 
 def used(fake: FakeUpstream, key: str, since: int = 0) -> int:
@@ -234,7 +237,7 @@ async def test_one_refresh_per_account_across_three_instances(
     token_app.router.add_post("/v1/oauth/token", endpoint.handle)
     token_server = await serve(token_app)
     accounts = tmp_path / "accounts.json"
-    soon = time.time() + 120  # inside the default 600 s refresh buffer
+    soon = round((time.time() + 120) * 1000)  # epoch ms, inside the default 600 s refresh buffer
     doc = {
         "version": 1,
         "accounts": {
@@ -289,7 +292,7 @@ async def test_one_refresh_per_account_across_three_instances(
     assert seen_invalid == []
     on_disk = json.loads(accounts.read_text())["accounts"]
     assert {a["refreshToken"] for a in on_disk.values()} == endpoint.valid  # the newest, and only those
-    assert all(a["expiresAt"] > soon + 1000 for a in on_disk.values())
+    assert all(a["expiresAt"] > soon + 3_600_000 for a in on_disk.values())  # the new tokens' expiry
 
 
 async def test_redis_killed_mid_run_loses_no_request_and_sharing_resumes(
