@@ -199,11 +199,6 @@ class SdkConfig:
     queue_timeout: Seconds = Seconds(30.0)
 
 
-def _redis_url(instance: Any, attribute: Any, value: str) -> None:
-    if value and not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"expected a URL such as redis://HOST:6379/0 (or rediss://, unix://), got {value!r}")
-
-
 @frozen
 class StateConfig:
     """Where state that instances share lives: credential cooldowns and flags, sticky sessions,
@@ -212,7 +207,7 @@ class StateConfig:
     (`CCPROXY_REDIS_URL` alone selects it)."""
 
     backend: Literal["memory", "redis"] = "memory"
-    redis_url: str = field(default="", validator=_redis_url)
+    redis_url: str = ""  # redis://, rediss:// or unix:// (checked with the other cross-field rules)
     key_prefix: str = "ccproxy"  # every Redis key starts with this and a colon
 
 
@@ -460,7 +455,13 @@ def _check_references(config: Config, source: str) -> None:
         for n in sorted({n for n in names if names.count(n) > 1})
     ]
     problems += _check_providers(config, source) + _check_route_names(config, source)
-    if config.state.backend == "redis" and not config.state.redis_url:
+    url = config.state.redis_url
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(
+            f"{source}: state.redis_url: expected a URL such as redis://HOST:6379/0 (or rediss://, unix://), "
+            f"got {url.partition('@')[2] or url!r}"
+        )
+    if config.state.backend == "redis" and not url:
         problems.append(
             f"{source}: state.redis_url: state.backend is redis but no URL is set; set state.redis_url "
             '(e.g. "redis://127.0.0.1:6379/0") or the CCPROXY_REDIS_URL environment variable'
@@ -470,10 +471,15 @@ def _check_references(config: Config, source: str) -> None:
             problems.append(
                 f"{source}: routes.{key}.provider: unknown provider {route.provider!r} (configured: {', '.join(names)})"
             )
+    folded = {n.casefold() for n in names}  # routing matches provider names case-insensitively
     for scenario, chain in config.router.fallback.items():
-        for i, name in enumerate(chain):
-            if name not in names:
-                problems.append(f"{source}: router.fallback.{scenario}.{i}: unknown provider {name!r}")
+        for i, entry in enumerate(chain):
+            name = entry.partition(",")[0].strip()  # a provider, or `provider,model` as ccr writes it
+            if name.casefold() not in folded:
+                problems.append(
+                    f"{source}: router.fallback.{scenario}.{i}: unknown provider {name!r} "
+                    f"(configured: {', '.join(names)}; an entry is a provider or `provider,model`)"
+                )
     if problems:
         raise ConfigError(problems)
 

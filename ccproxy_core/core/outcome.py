@@ -63,6 +63,7 @@ class Outcome:
     kind: OutcomeKind
     status: int | None = 200  # None: no HTTP answer
     reason: str = ""  # upstream's message, scrubbed; becomes lastError / cooldownReason
+    resets_in: float | None = None  # seconds until the quota is back, when the body says (ChatGPT)
 
     @property
     def next_credential(self) -> bool:
@@ -105,7 +106,12 @@ _REQUEST_SPECIFIC = (
     "request too large",
     "prompt is too long",
 )
-_ACCOUNT = ("exceed your account's rate limit", "your organization's rate limit", "rate limit reached for")
+_ACCOUNT = (
+    "exceed your account's rate limit",
+    "your organization's rate limit",
+    "rate limit reached for",
+    "usage_limit_reached",  # ChatGPT (codex) accounts: the plan's 5-hour or weekly window is spent
+)
 
 
 def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
@@ -135,7 +141,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
         if drained:
             return out(OutcomeKind.ACCOUNT_EXHAUSTED, f"rate limit: no {', '.join(drained)} left")
         if any(p in text for p in _ACCOUNT):
-            return out(OutcomeKind.ACCOUNT_EXHAUSTED)
+            return Outcome(OutcomeKind.ACCOUNT_EXHAUSTED, status, reason, _resets_in(body))
         # A 429 without quota headers is not quota (entitlement, bot protection, lane
         # classification): it benches the credential only for the provider's retry-after (or a
         # moment), so the next requests go elsewhere without burning through every account.
@@ -143,6 +149,18 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
     if status >= 500 or status == 408 or etype == "overloaded_error":
         return out(OutcomeKind.TRANSIENT)
     return out(OutcomeKind.REQUEST_SPECIFIC)
+
+
+def _resets_in(body: bytes) -> float | None:
+    """Seconds until the quota is back, when the error body says so (ChatGPT's `resets_in_seconds`)."""
+    try:
+        err = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    value = err.get("resets_in_seconds") if isinstance(err, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 def _error_fields(body: bytes) -> tuple[str, str, str]:

@@ -333,6 +333,8 @@ class CredentialPool:
         st.errors += 1
         st.last_error = outcome.reason or f"HTTP {outcome.status}"
         reset = rl.reset_at(headers, now)
+        if reset is None and outcome.resets_in is not None:
+            reset = now + outcome.resets_in  # the body said when (ChatGPT's usage limit)
         if kind is OutcomeKind.ACCOUNT_EXHAUSTED:
             until = now + self.settings.exhausted_cooldown_seconds if reset is None else reset
             self._cool(st, max(until, now + self.settings.min_cooldown_seconds), st.last_error, now)

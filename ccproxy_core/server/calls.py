@@ -157,7 +157,7 @@ def responses_call(
     return _Call(
         request,
         candidate,
-        presets.responses_url(provider.preset),
+        provider.url("responses"),
         base,
         payload,
         stream=stream,

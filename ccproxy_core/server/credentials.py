@@ -81,6 +81,7 @@ class ProviderPool:
         self.name = provider.name
         self.key_style = key_style
         self.oauth = provider.auth == "oauth"
+        self.codex = self.oauth and codex.is_codex(config, provider.name)  # ChatGPT accounts
         self.accounts_path = _accounts_path(provider) if self.oauth else None
         self._keys = provider.keys
         self._config = config
@@ -126,14 +127,8 @@ class ProviderPool:
         try:
             creds, problems = accounts.load_accounts(self.accounts_path)
         except accounts.AccountsFileMissing:
-            log.warning(
-                "provider %s: %s does not exist yet; add accounts with `ccproxy auth import --provider %s` "
-                "or `ccproxy auth login --provider %s`",
-                self.name,
-                self.accounts_path,
-                self.name,
-                self.name,
-            )
+            where, how = self.accounts_path, self.login_hint()
+            log.warning("provider %s: %s does not exist yet; add accounts with %s", self.name, where, how)
             return []
         except accounts.AccountsError as exc:
             log.error("provider %s: %s", self.name, exc)
@@ -141,6 +136,13 @@ class ProviderPool:
         for problem in problems:
             log.warning("%s", problem)
         return creds
+
+    def login_hint(self, account: str | None = None) -> str:
+        """The commands that (re)add an account to this provider's file."""
+        who = f"--name {account}" if account else f"--provider {self.name}"
+        if self.codex:
+            return f"`ccproxy auth login-openai {who}` (or `ccproxy auth import --codex {who}`)"
+        return f"`ccproxy auth login {who}` (or `ccproxy auth import {who}`)"
 
     def same_source(self, provider: ProviderConfig) -> bool:
         """Whether a new config for this provider keeps the same credentials (keep state)."""

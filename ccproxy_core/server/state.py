@@ -41,7 +41,7 @@ class ProviderRuntime:
     config: ProviderConfig
     preset: presets.Preset
     upstream: Upstream
-    urls: Mapping[str, str]  # path kind ("messages", "count_tokens", "chat") -> full URL
+    urls: Mapping[str, str]  # path kind ("messages", "count_tokens", "chat", "responses", ...) -> full URL
 
     @property
     def name(self) -> str:
@@ -49,7 +49,8 @@ class ProviderRuntime:
 
     @property
     def kind(self) -> str:
-        """ "anthropic" (Messages, passthrough) or "openai" (Chat Completions, translated)."""
+        """What the provider speaks: "anthropic" (Messages), "openai" (Chat Completions), "responses"
+        (the OpenAI Responses API) or "codex" (Responses, ChatGPT accounts, Responses clients only)."""
         return self.preset.kind
 
     @property
@@ -70,7 +71,7 @@ class Runtime:
 
 def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
     urls: dict[str, str] = {}
-    kinds: tuple[presets.PathKind, ...] = ("messages", "count_tokens", "chat", "models")
+    kinds: tuple[presets.PathKind, ...] = ("messages", "count_tokens", "chat", "models", "responses")
     for kind in kinds:
         try:
             urls[kind] = presets.upstream_url(preset, base, kind)

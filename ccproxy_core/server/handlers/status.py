@@ -126,8 +126,7 @@ async def refresh_account(request: web.Request) -> web.Response:
     except InvalidGrant as exc:
         raise AccountNeedsLogin(
             f"account {name!r} of provider {owner.name!r} cannot refresh: its refresh token was already "
-            f"used or revoked ({exc}); log it in again with `ccproxy auth login --name {name}` "
-            f"(or `ccproxy auth import --name {name}`)"
+            f"used or revoked ({exc}); log it in again with {owner.login_hint(name)}"
         ) from None
     except TransientRefreshError as exc:
         wait = max(1, round(owner.scheduler.retry_in(name, time.time())))

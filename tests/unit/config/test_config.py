@@ -128,6 +128,9 @@ def test_json_comments_are_tolerated(tmp_path: Path) -> None:
             "routes.default.provider: unknown provider 'nope'",
         ),
         ({"rotation": {"hot_reload": "maybe"}}, "c.json: rotation.hot_reload: expected true or false"),
+        ({"router": {"fallback": {"default": ["nope,m"]}}}, "router.fallback.default.0: unknown provider 'nope'"),
+        ({"state": {"backend": "redis"}}, "c.json: state.redis_url: state.backend is redis but no URL is set"),
+        ({"state": {"redis_url": "http://x"}}, "c.json: state.redis_url: expected a URL such as redis://"),
     ],
 )
 def test_bad_config_is_refused_naming_file_key_and_problem(tmp_path: Path, data: object, problem: str) -> None:
@@ -135,6 +138,26 @@ def test_bad_config_is_refused_naming_file_key_and_problem(tmp_path: Path, data:
     with pytest.raises(ConfigError) as info:
         load(config_file=str(path), env={}, cwd=tmp_path, user_paths=[])
     assert any(p.startswith(problem) or problem in p for p in info.value.problems), info.value.problems
+
+
+def test_a_fallback_entry_may_name_the_model_too(tmp_path: Path) -> None:
+    """`provider,model` in router.fallback (claude-code-router's form) is accepted, as routing reads it."""
+    data = {
+        "providers": [{"name": "oai", "kind": "openai", "api_base_url": "https://x/v1"}],
+        "router": {"fallback": {"default": ["OAI,gpt-5"]}},
+    }
+    path = write(tmp_path / "c.json", data)
+    assert load(config_file=str(path), env={}, cwd=tmp_path, user_paths=[]).config.router.fallback == {
+        "default": ("OAI,gpt-5",)
+    }
+
+
+def test_redis_url_alone_selects_the_redis_backend(tmp_path: Path) -> None:
+    """CCPROXY_REDIS_URL sets state.backend redis and the URL; its password is a secret."""
+    env = {"CCPROXY_REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0"}
+    config = load(config_file=None, env=env, cwd=tmp_path, user_paths=[]).config
+    assert (config.state.backend, config.state.redis_url) == ("redis", env["CCPROXY_REDIS_URL"])
+    assert "hunter2" in config.secrets()
 
 
 def test_broken_json_names_the_file(tmp_path: Path) -> None:

@@ -739,3 +739,23 @@ def test_every_key_rejected_is_a_403_naming_the_provider_keys_and_messages() -> 
 def test_one_outcome_answers_every_reader(outcome: Outcome, credential: bool, provider: bool, breaker: bool) -> None:
     """The pool's loop, the provider failover and the breaker read the same `Outcome`."""
     assert (outcome.next_credential, outcome.next_provider, outcome.breaker_failure) == (credential, provider, breaker)
+
+
+def test_a_chatgpt_usage_limit_benches_the_account_until_the_body_says() -> None:
+    """ChatGPT's 429 `usage_limit_reached` is the account's quota; `resets_in_seconds` sets the cooldown."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "type": "usage_limit_reached",
+                "message": "The usage limit has been reached",
+                "resets_in_seconds": 7200,
+            }
+        }
+    )
+    outcome = classify(429, {}, body)
+    assert (outcome.kind, outcome.resets_in) == (OutcomeKind.ACCOUNT_EXHAUSTED, 7200.0)
+    pool = pool_of("a", "b")
+    pool.record("a", outcome, {}, T0)
+    assert pool.state("a").rate_limited_until == T0 + 7200
+    without_hint = classify(429, {}, orjson.dumps({"error": {"type": "usage_limit_reached", "message": "x"}}))
+    assert (without_hint.kind, without_hint.resets_in) == (OutcomeKind.ACCOUNT_EXHAUSTED, None)

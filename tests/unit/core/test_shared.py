@@ -13,7 +13,7 @@ from ccproxy_core.core.ratelimit import TokenBucket
 from ccproxy_core.core.sticky import StickyTable
 
 NOW = 1_800_000_000.0
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def test_a_cooldown_merges_by_its_later_end() -> None:
