@@ -375,7 +375,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         report["startup"] = m = startup.measure(startup.installed_entry(), args.startup_runs)
         print(
             f"\nstart to first 200 (pip install, bytecode cached, {args.startup_runs} runs): "
-            f"{m['min_s']:.3f}-{m['max_s']:.3f} s, median {m['median_s']:.3f} s"
+            f"{m['min_s']:.3f}-{m['max_s']:.3f} s, median {m['median_s']:.3f} s (CPU to it {m['cpu_median_s']:.3f} s)"
         )
     print(f"proxy RSS: idle {report['idle_rss_mb']:.1f} MB, peak {report.get('peak_rss_mb', float('nan')):.1f} MB")
     summary(report)
