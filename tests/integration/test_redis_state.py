@@ -165,3 +165,18 @@ async def test_an_instance_started_while_redis_is_down_serves_and_joins_when_it_
     redis_server.restart()
     await eventually(lambda: backend(a).up, "A in sync once Redis is there")
     assert a.shared.problems() == []
+
+
+async def test_a_burst_on_one_bucket_from_two_instances_takes_exactly_its_tokens(instances: Instances) -> None:
+    """50 concurrent requests (25 per instance) against rpm 10: exactly 10 admitted, in batched writes."""
+    a, b = await instances(requests_per_minute=10)
+
+    async def admitted(state: State) -> bool:
+        try:
+            await state.admit_provider("p")
+        except RateLimited:
+            return False
+        return True
+
+    results = await asyncio.gather(*(admitted(s) for s in (a, b) for _ in range(25)))
+    assert sum(results) == 10
