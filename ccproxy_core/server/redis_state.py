@@ -176,6 +176,11 @@ class RedisState(SharedState):
             if self.up:
                 if self._listener is None or self._listener.done():
                     self._down("the subscription to Redis ended")
+                elif self._dirty or self._pending_takes or self._pending_spend:
+                    try:  # what could not be written when it happened (a contended key)
+                        await self._push()
+                    except (*_ERRORS, _Conflict) as exc:
+                        self._down(f"could not write to Redis: {exc}")
                 continue
             try:
                 await self._sync()
@@ -403,7 +408,7 @@ class RedisState(SharedState):
             except _Conflict:
                 log.warning("redis: bucket %s stayed contended; deciding locally this time", key)
         wait = buckets.take(key, time.monotonic())
-        if wait == 0.0 and not self.up:
+        if wait == 0.0:  # taken here alone: charged to the shared bucket when it can be
             self._pending_takes[key] += 1
         return wait
 
@@ -441,8 +446,10 @@ class RedisState(SharedState):
             try:
                 await self._update(self._key("key", key.name), _counters_step(finish, now), KEY_TTL * 1000)
                 return
-            except (*_ERRORS, _Conflict) as exc:
+            except _ERRORS as exc:
                 self._down(f"lost the connection to Redis: {exc}")
+            except _Conflict:
+                log.warning("redis: client key %s stayed contended; its spend is charged in a moment", key.name)
         limits.finish(key, local, tokens, cost, now)
         _, was_tokens, was_cost = self._pending_spend.get(key.name, (key, 0, 0.0))
         self._pending_spend[key.name] = (key, was_tokens + tokens, was_cost + cost)
