@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import aiohttp
@@ -26,7 +27,7 @@ import orjson
 import platformdirs
 from attrs import frozen
 
-from ccproxy_core.accounts import codex, oauth
+from ccproxy_core.accounts import oauth
 from ccproxy_core.accounts import store as accounts
 from ccproxy_core.config.model import Config, ProviderConfig
 from ccproxy_core.core.errors import AttemptFailed, CredentialsRejected, ProxyError, RateLimited, ServiceUnavailable
@@ -70,6 +71,13 @@ class WireCredential:
 CLIENT_OWN = WireCredential(name="client", secret="", style="none")
 
 
+def _codex() -> ModuleType:
+    """ChatGPT OAuth (accounts/codex.py), imported only where an OAuth provider is configured."""
+    from ccproxy_core.accounts import codex
+
+    return codex
+
+
 def _accounts_path(provider: ProviderConfig) -> Path:
     return Path(provider.accounts_path).expanduser() if provider.accounts_path else accounts.default_accounts_path()
 
@@ -81,7 +89,7 @@ class ProviderPool:
         self.name = provider.name
         self.key_style = key_style
         self.oauth = provider.auth == "oauth"
-        self.codex = self.oauth and codex.is_codex(config, provider.name)  # ChatGPT accounts
+        self.codex = self.oauth and _codex().is_codex(config, provider.name)  # ChatGPT accounts
         self.accounts_path = _accounts_path(provider) if self.oauth else None
         self._keys = provider.keys
         self._config = config
@@ -169,7 +177,7 @@ class ProviderPool:
             self._config.oauth,
             self.accounts_path,
             refresh_buffer_seconds=rotation.refresh_buffer_seconds,
-            refresher=codex.refresher_for(self._config, self.name),
+            refresher=_codex().refresher_for(self._config, self.name),
             coordinator=self._refresh_once,
         )
         self.scheduler.start()

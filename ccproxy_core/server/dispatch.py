@@ -39,7 +39,7 @@ class Candidate:
     def route_header(self) -> dict[str, str]:
         # The model comes from the client: never let it smuggle a line break into a header.
         value = f"{self.provider.name},{self.model}; {self.reason}"
-        return {X_ROUTE: value.translate(_NO_CONTROL)}
+        return {X_ROUTE: value if value.isprintable() else value.translate(_NO_CONTROL)}
 
 
 def plan_request(state: State, runtime: Runtime, body: JSON, headers: Mapping[str, str]) -> list[Candidate]:
