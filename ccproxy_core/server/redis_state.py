@@ -44,9 +44,11 @@ from redis.exceptions import NoScriptError, RedisError
 
 from ccproxy_core.core import limits
 from ccproxy_core.core import shared as rules
+from ccproxy_core.core import shared_counts as counts
 from ccproxy_core.core.pool import Credential
-from ccproxy_core.core.ratelimit import BucketSet, TokenBucket
+from ccproxy_core.core.ratelimit import BucketSet
 from ccproxy_core.core.shared import CredentialEntry
+from ccproxy_core.core.shared_counts import Step
 from ccproxy_core.server.shared import Fetch, SharedState
 
 if TYPE_CHECKING:
@@ -57,12 +59,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("ccproxy.shared")
 
 T = TypeVar("T")
-Step = Callable[[bytes | None], tuple[bytes, Any]]  # a stored value -> (its new value, the caller's answer)
 
 TIMEOUT = 1.0  # seconds for one Redis call: past it, Redis counts as down
 WATCHDOG = 1.0  # seconds between pings while down (back in sync within a few of these)
 CAS_ATTEMPTS = 64
-FLIGHT_MAX_AGE = 2 * 3600.0  # a request "in flight" this long was lost with its instance
 KEY_TTL = 40 * 86400  # a client key's counters outlive its monthly budget window
 REFRESH_LOCK_MS = 60_000  # one refresh at most this long; then another instance may try
 TOKENS_TTL = 30 * 86400
@@ -224,7 +224,8 @@ class RedisState(SharedState):
         for key, count in takes.items():
             rate, burst = _bucket_params(key, state)
             if rate:
-                await self._update(self._key("bucket", key), _bucket_step(rate, burst, count), _bucket_ttl(rate, burst))
+                step = counts.bucket_step(rate, burst, now, spent=count)
+                await self._update(self._key("bucket", key), step, counts.bucket_ttl_ms(rate, burst))
         spend, self._pending_spend = self._pending_spend, {}
         for name, (client_key, tokens, cost) in spend.items():
 
@@ -234,7 +235,7 @@ class RedisState(SharedState):
                 c.in_flight += 1  # finish() takes one off; nothing of this key's was in flight here
                 limits.finish(ck, c, n, usd, now)
 
-            await self._update(self._key("key", name), _counters_step(charge, now), KEY_TTL * 1000)
+            await self._update(self._key("key", name), counts.counters_step(charge, now), KEY_TTL * 1000)
 
     async def _pull(self) -> None:
         state = self._state
@@ -400,8 +401,8 @@ class RedisState(SharedState):
             try:
                 return await self._update(
                     self._key("bucket", key),
-                    _bucket_step(buckets.rate_per_minute, buckets.burst, 0),
-                    _bucket_ttl(buckets.rate_per_minute, buckets.burst),
+                    counts.bucket_step(buckets.rate_per_minute, buckets.burst, time.time()),
+                    counts.bucket_ttl_ms(buckets.rate_per_minute, buckets.burst),
                 )
             except _ERRORS as exc:
                 self._down(f"lost the connection to Redis: {exc}")
@@ -426,7 +427,7 @@ class RedisState(SharedState):
                 return refusal
 
             try:
-                return await self._update(self._key("key", key.name), _counters_step(admit, now), KEY_TTL * 1000)
+                return await self._update(self._key("key", key.name), counts.counters_step(admit, now), KEY_TTL * 1000)
             except _ERRORS as exc:
                 self._down(f"lost the connection to Redis: {exc}")
             except _Conflict:
@@ -444,7 +445,7 @@ class RedisState(SharedState):
                 limits.finish(key, c, tokens, cost, now)
 
             try:
-                await self._update(self._key("key", key.name), _counters_step(finish, now), KEY_TTL * 1000)
+                await self._update(self._key("key", key.name), counts.counters_step(finish, now), KEY_TTL * 1000)
                 return
             except _ERRORS as exc:
                 self._down(f"lost the connection to Redis: {exc}")
@@ -458,7 +459,7 @@ class RedisState(SharedState):
         if self.up:
             try:
                 raw = _raw(await self.client.get(self._key("key", key.name)))
-                return _load_counters(raw, now)[0] if raw else local
+                return counts.load_counters(raw, now)[0] if raw else local
             except _ERRORS as exc:
                 self._down(f"lost the connection to Redis: {exc}")
         return local
@@ -503,29 +504,6 @@ def _newer(cred: Credential, raw: bytes | None) -> Credential | None:
     return rules.shared_tokens(cred, orjson.loads(raw))
 
 
-def _bucket_step(rate: float, burst: int, spent_elsewhere: int) -> Callable[[bytes | None], tuple[bytes, float]]:
-    """Take one token (or, after an outage, the `spent_elsewhere` this instance took alone)."""
-
-    def step(raw: bytes | None) -> tuple[bytes, float]:
-        saved = orjson.loads(raw) if raw else None
-        bucket = TokenBucket.restore(rate, burst, (saved[0], saved[1]) if saved else None)
-        now = time.time()
-        if spent_elsewhere:
-            bucket.take_many(spent_elsewhere, now)
-            wait = 0.0
-        else:
-            wait = bucket.take(now)
-        return orjson.dumps(bucket.dump()), wait
-
-    return step
-
-
-def _bucket_ttl(rate: float, burst: int) -> int:
-    """Milliseconds after which an untouched bucket is full again (and may as well be gone)."""
-    capacity = TokenBucket(rate, burst).capacity
-    return int((capacity * 60.0 / rate + 60.0) * 1000)
-
-
 def _bucket_params(key: str, state: State) -> tuple[float, int]:
     """The limit a bucket key stands for: `provider:NAME` or `client:ID`."""
     kind, _, name = key.partition(":")
@@ -533,35 +511,6 @@ def _bucket_params(key: str, state: State) -> tuple[float, int]:
         provider = state.config.provider(name)
         return (float(provider.requests_per_minute), provider.burst) if provider is not None else (0.0, 0)
     return float(state.config.limits.requests_per_minute), state.config.limits.burst
-
-
-def _load_counters(raw: bytes | None, now: float) -> tuple[limits.Counters, dict[str, float]]:
-    doc = orjson.loads(raw) if raw else {}
-    c = limits.Counters(**doc.get("c", {}))
-    flights = {rid: at for rid, at in doc.get("f", {}).items() if now - at < FLIGHT_MAX_AGE}
-    c.in_flight = len(flights)
-    return c, flights
-
-
-def _counters_step(
-    change: Callable[[limits.Counters, dict[str, float]], T], now: float
-) -> Callable[[bytes | None], tuple[bytes, T]]:
-    def step(raw: bytes | None) -> tuple[bytes, T]:
-        c, flights = _load_counters(raw, now)
-        result = change(c, flights)
-        fields = {
-            "rpm_level": c.rpm_level,
-            "rpm_at": c.rpm_at,
-            "tpm_level": c.tpm_level,
-            "tpm_at": c.tpm_at,
-            "day": c.day,
-            "spent_day": c.spent_day,
-            "month": c.month,
-            "spent_month": c.spent_month,
-        }
-        return orjson.dumps({"c": fields, "f": flights}), result
-
-    return step
 
 
 def _raw(value: bytes | str | None) -> bytes | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from ccproxy_core.core import shared
+from ccproxy_core.core import limits, shared
+from ccproxy_core.core import shared_counts as counts
 from ccproxy_core.core.breaker import BreakerSettings, CircuitBreaker
 from ccproxy_core.core.pool import Credential, CredentialState
 from ccproxy_core.core.ratelimit import TokenBucket
@@ -138,3 +140,34 @@ def test_a_single_instance_never_imports_the_redis_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["memory", "False"]
+
+
+def test_a_stored_bucket_decides_as_the_bucket_in_memory() -> None:
+    """bucket_step over stored bytes gives the same waits as one TokenBucket, step for step."""
+    memory, stored = TokenBucket(10, 0), None
+    for i in range(14):
+        now = NOW + i * 0.5
+        stored, wait = counts.bucket_step(10, 0, now)(stored)
+        assert wait == memory.take(now)
+    assert counts.bucket_step(10, 0, NOW + 7, spent=3)(stored)[1] == 0.0  # a charge never waits
+    assert counts.bucket_ttl_ms(10, 0) == (10 * 60 / 10 + 60) * 1000
+
+
+def test_stored_counters_count_flights_and_forget_lost_ones() -> None:
+    """counters_step keeps request ids in flight; one older than FLIGHT_MAX_AGE no longer counts."""
+
+    def start(rid: str) -> Callable[[limits.Counters, dict[str, float]], int]:
+        def change(c: limits.Counters, flights: dict[str, float]) -> int:
+            flights[rid] = NOW
+            c.spent_day += 1.5
+            return c.in_flight
+
+        return change
+
+    raw, seen = counts.counters_step(start("r1"), NOW)(None)
+    raw, seen = counts.counters_step(start("r2"), NOW)(raw)
+    assert seen == 1  # r1 was in flight when r2 came
+    c, flights = counts.load_counters(raw, NOW + 1)
+    assert (c.in_flight, sorted(flights), c.spent_day) == (2, ["r1", "r2"], 3.0)
+    c, flights = counts.load_counters(raw, NOW + counts.FLIGHT_MAX_AGE + 1)
+    assert (c.in_flight, flights) == (0, {})
