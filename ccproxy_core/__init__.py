@@ -4,9 +4,11 @@ The package is layered; a module may import from its own layer and the layers ab
 this list, never from a layer below:
 
     core/        pure decisions: errors, headers, routing, the credential pool and its failover
-                 policy, outcomes, breakers, buckets, rate-limit headers, SSE framing, token
-                 estimates. No I/O: nothing here imports aiohttp, asyncio, os, pathlib or time
-                 (tests/unit/test_layers.py holds it to that); clocks are passed in.
+                 policy, outcomes, breakers, buckets, client-key limits, sticky sessions,
+                 rate-limit headers, SSE framing, token estimates, prices, and the rules by
+                 which instances share state (shared.py, shared_counts.py). No I/O: nothing here
+                 imports aiohttp, asyncio, os, pathlib or time (tests/unit/test_layers.py holds it
+                 to that); clocks are passed in.
     translate/   pure, sans-I/O converters between the wire dialects (requests, answers, and
                  streams as explicit state machines).
     providers/   pure facts about provider kinds and presets (URLs, auth headers, quirks).
@@ -18,8 +20,11 @@ this list, never from a layer below:
     keys/        client keys: their model and their store (hashed, SQLite).
     sdk/         SDK mode: the local Claude Code CLI driven over its stream-json protocol.
     server/      the aiohttp shell: app and middlewares, run-time state, dispatch over routes,
-                 upstream calls with their credentials, the byte and event pumps, handlers/.
-    cli/         the `ccproxy` command: argparse over plain functions, the daemon, the service.
+                 upstream calls with their credentials, the byte and event pumps, handlers/;
+                 the shared-state backends (shared.py: in process; redis_state.py: Redis, loaded
+                 only when configured) and a worker's side of `serve --workers`.
+    cli/         the `ccproxy` command: argparse over plain functions, the daemon, the service,
+                 the supervisor of `serve --workers`.
 
 The path of one request (`POST /v1/messages` from Claude Code):
 
