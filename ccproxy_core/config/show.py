@@ -21,12 +21,29 @@ def _mask(value: Any) -> Any:
     return mask_setting(value) if isinstance(value, str) else value
 
 
+def _url_without_password(url: str) -> str:
+    """`redis://user:password@host` with the password (whatever its length) as `…`."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:…@{host}"
+
+
 def masked(data: Any) -> Any:
     if isinstance(data, dict):
-        return {k: _mask(v) if k in _SECRET_KEYS else masked(v) for k, v in data.items()}
+        return {k: _masked_item(k, v) for k, v in data.items()}
     if isinstance(data, list):
         return [masked(v) for v in data]
     return data
+
+
+def _masked_item(key: str, value: Any) -> Any:
+    if key in _SECRET_KEYS:
+        return _mask(value)
+    if key == "redis_url" and isinstance(value, str):
+        return _url_without_password(value)  # the host stays readable
+    return masked(value)
 
 
 def _lines(data: Any, sources: dict[str, str], prefix: str = "") -> list[str]:

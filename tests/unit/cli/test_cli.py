@@ -91,6 +91,18 @@ def test_config_show_masks_secrets_and_names_sources(tmp_path: object, capsys: p
     assert f"# {path}" in out and "limits.request_timeout = 600.0    # default" in out
 
 
+def test_config_show_hides_a_redis_password_of_any_length(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """state.redis_url keeps its host readable and shows its password as `…`, even a short one."""
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "c.json"
+    path.write_text('{"state": {"backend": "redis", "redis_url": "redis://app:pw7@redis.internal:6379/0"}}')
+    assert main(["config", "show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "pw7" not in out
+    assert 'state.redis_url = "redis://app:…@redis.internal:6379/0"' in out
+
+
 def test_version_names_python_and_platform(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version"]) == 0
     assert "Python 3." in capsys.readouterr().out
