@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from ccproxy_core.config.model import ConfigError
 from ccproxy_core.core import limits
 from ccproxy_core.core.pool import Credential
 from ccproxy_core.core.ratelimit import BucketSet
@@ -102,9 +103,11 @@ def backend_for(settings: StateConfig) -> SharedState:
         return MEMORY
     try:
         from ccproxy_core.server.redis_state import RedisState
-    except ImportError as exc:  # the extra is not installed
-        raise RuntimeError(
-            f"state.backend is redis but the redis client is not installed ({exc}); "
-            "install it with `pip install 'ccproxy[redis]'` (or `pip install redis`)"
+    except ImportError:  # the extra is not installed
+        raise ConfigError(
+            [
+                "state.backend: redis needs the redis client, which is not installed; install it with "
+                "`pip install 'ccproxy[redis]'` (or `pip install 'redis[hiredis]'`), or use the memory backend"
+            ]
         ) from None
     return RedisState(settings)

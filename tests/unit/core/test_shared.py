@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from ccproxy_core.core.breaker import BreakerSettings, CircuitBreaker
 from ccproxy_core.core.pool import Credential, CredentialState
 from ccproxy_core.core.ratelimit import TokenBucket
 from ccproxy_core.core.sticky import StickyTable
+from tests.redis_server import free_port
 
 NOW = 1_800_000_000.0
 ROOT = Path(__file__).parents[3]
@@ -171,3 +173,18 @@ def test_stored_counters_count_flights_and_forget_lost_ones() -> None:
     assert (c.in_flight, sorted(flights), c.spent_day) == (2, ["r1", "r2"], 3.0)
     c, flights = counts.load_counters(raw, NOW + counts.FLIGHT_MAX_AGE + 1)
     assert (c.in_flight, flights) == (0, {})
+
+
+def test_the_redis_backend_without_its_client_is_a_configuration_error() -> None:
+    """state.backend redis with no `redis` package: exit 2 naming the extra to install, no traceback."""
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None\n"
+        "from ccproxy_core.cli.main import main\n"
+        f"sys.exit(main(['serve', '--port', '{free_port()}']))\n"
+    )
+    env = {**os.environ, "CCPROXY_REDIS_URL": "redis://127.0.0.1:1/0"}
+    env.pop("CCPROXY_CONFIG", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "pip install 'ccproxy[redis]'" in out.stderr and "Traceback" not in out.stderr
