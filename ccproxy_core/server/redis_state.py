@@ -3,6 +3,7 @@
 Keys (all under `state.key_prefix`, "ccproxy" by default):
 
     P:cred:PROVIDER          hash: credential name -> its entry (core/shared.py), the newest word
+    P:sticky:PROVIDER        hash: conversation -> [credential, when told], for instances that start later
     P:events                 pub/sub channel: every change one instance tells the others
     P:bucket:KEY             a token bucket's (tokens, last refill), updated by compare-and-set
     P:key:NAME               a client key's counters and requests in flight, compare-and-set
@@ -49,6 +50,7 @@ from ccproxy_core.core.pool import Credential
 from ccproxy_core.core.ratelimit import BucketSet
 from ccproxy_core.core.shared import CredentialEntry
 from ccproxy_core.core.shared_counts import Step
+from ccproxy_core.core.sticky import StickyTable
 from ccproxy_core.server.shared import Fetch, SharedState
 
 if TYPE_CHECKING:
@@ -248,6 +250,21 @@ class RedisState(SharedState):
                 name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
                 if owner.pool.get(name) is not None:
                     owner.learn(name, orjson.loads(raw), now)
+            await self._pull_sticky(provider, owner.sticky, now)
+
+    async def _pull_sticky(self, provider: str, table: StickyTable, now: float) -> None:
+        """The conversations other instances bound while this one was away; lapsed ones are dropped."""
+        key = self._key("sticky", provider)
+        lapsed = []
+        for raw_session, raw in (await self.client.hgetall(key)).items():
+            session = raw_session.decode() if isinstance(raw_session, bytes) else raw_session
+            credential, told = orjson.loads(raw)
+            if now - told > table.ttl:
+                lapsed.append(session)
+            elif table.get(session, now) is None:
+                table.put(session, credential, told)  # alive for what is left of its TTL
+        if lapsed:
+            await self.client.hdel(key, *lapsed)
 
     async def _listen(self, pubsub: PubSub) -> None:
         try:
@@ -307,7 +324,13 @@ class RedisState(SharedState):
     def sticky_bound(self, provider: str, session: str, credential: str) -> None:
         if self.up:
             event = rules.encode("stick", self.id, provider, s=session, c=credential)
-            self._spawn(self._send(("PUBLISH", self._channel, event)))  # type: ignore[arg-type]
+            binding = orjson.dumps([credential, time.time()])  # kept for instances that start later
+            self._spawn(
+                self._send(
+                    ("HSET", self._key("sticky", provider), session, binding),  # type: ignore[arg-type]
+                    ("PUBLISH", self._channel, event),  # type: ignore[arg-type]
+                )
+            )
 
     def breaker_changed(self, provider: str, open_for: float | None) -> None:
         if self.up:

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
 import pytest
 
 from ccproxy_core.config.model import structure
@@ -180,3 +181,17 @@ async def test_a_burst_on_one_bucket_from_two_instances_takes_exactly_its_tokens
 
     results = await asyncio.gather(*(admitted(s) for s in (a, b) for _ in range(25)))
     assert sum(results) == 10
+
+
+async def test_an_instance_that_starts_later_knows_the_live_conversations(instances: Instances) -> None:
+    """A binding told before an instance started reaches it at start; a lapsed one is dropped from Redis."""
+    (a,) = await instances(1)
+    now = time.time()
+    a.shared.sticky_bound("p", "live", "key-1")
+    stale = orjson.dumps(["key-1", now - 2 * a.pools["p"].sticky.ttl])
+    await backend(a).client.hset("ccproxy:sticky:p", "lapsed", stale)
+    await asyncio.sleep(0.1)  # the telling task writes the live binding
+    (late,) = await instances(1)
+    assert late.pools["p"].sticky.get("live", time.time()) == "key-1"
+    assert late.pools["p"].sticky.get("lapsed", time.time()) is None
+    assert await backend(late).client.hkeys("ccproxy:sticky:p") == [b"live"]
