@@ -3,7 +3,8 @@
 Keys (all under `state.key_prefix`, "ccproxy" by default):
 
     P:cred:PROVIDER          hash: credential name -> its entry (core/shared.py), the newest word
-    P:sticky:PROVIDER        hash: conversation -> [credential, when told], for instances that start later
+    P:sticky:PROVIDER:N      hash per TTL-long period N: conversation -> [credential, when told], for
+                             instances that start later (expired by Redis after two periods)
     P:events                 pub/sub channel: every change one instance tells the others
     P:bucket:KEY             a token bucket's (tokens, last refill), updated by compare-and-set
     P:key:NAME               a client key's counters and requests in flight, compare-and-set
@@ -253,18 +254,13 @@ class RedisState(SharedState):
             await self._pull_sticky(provider, owner.sticky, now)
 
     async def _pull_sticky(self, provider: str, table: StickyTable, now: float) -> None:
-        """The conversations other instances bound while this one was away; lapsed ones are dropped."""
-        key = self._key("sticky", provider)
-        lapsed = []
-        for raw_session, raw in (await self.client.hgetall(key)).items():
-            session = raw_session.decode() if isinstance(raw_session, bytes) else raw_session
-            credential, told = orjson.loads(raw)
-            if now - told > table.ttl:
-                lapsed.append(session)
-            elif table.get(session, now) is None:
-                table.put(session, credential, told)  # alive for what is left of its TTL
-        if lapsed:
-            await self.client.hdel(key, *lapsed)
+        """The live conversations other instances bound (this period's and the last one's)."""
+        for back in (1, 0):  # the newer period last: its bindings win
+            for raw_session, raw in (await self.client.hgetall(self._sticky_key(provider, now, back))).items():
+                session = raw_session.decode() if isinstance(raw_session, bytes) else raw_session
+                credential, told = orjson.loads(raw)
+                if now - told <= table.ttl:
+                    table.put(session, credential, told)  # alive for what is left of its TTL
 
     async def _listen(self, pubsub: PubSub) -> None:
         try:
@@ -324,13 +320,26 @@ class RedisState(SharedState):
     def sticky_bound(self, provider: str, session: str, credential: str) -> None:
         if self.up:
             event = rules.encode("stick", self.id, provider, s=session, c=credential)
-            binding = orjson.dumps([credential, time.time()])  # kept for instances that start later
+            now = time.time()
+            binding = orjson.dumps([credential, now])  # kept for instances that start later
+            key, ttl = self._sticky_key(provider, now), self._sticky_ttl(provider)
             self._spawn(
                 self._send(
-                    ("HSET", self._key("sticky", provider), session, binding),  # type: ignore[arg-type]
+                    ("HSET", key, session, binding),  # type: ignore[arg-type]
+                    ("EXPIRE", key, str(int(2 * ttl) + 60)),
                     ("PUBLISH", self._channel, event),  # type: ignore[arg-type]
                 )
             )
+
+    def _sticky_ttl(self, provider: str) -> float:
+        owner = self._state.pools.get(provider) if self._state is not None else None
+        return max(1.0, owner.sticky.ttl) if owner is not None else 3600.0
+
+    def _sticky_key(self, provider: str, now: float, back: int = 0) -> str:
+        """Bindings go in one hash per TTL-long period, which Redis expires by itself: a binding
+        told at `now` lives no longer than the next period, so two periods hold every live one."""
+        period = int(now // self._sticky_ttl(provider)) - back
+        return self._key("sticky", provider, str(period))
 
     def breaker_changed(self, provider: str, open_for: float | None) -> None:
         if self.up:
