@@ -45,6 +45,7 @@ from ccproxy_core.translate.anthropic_blocks import (
     tool_result_content,
 )
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
+from ccproxy_core.translate.function_tools import read_tool_choice, read_tools
 from ccproxy_core.translate.tool_names import ToolNames, mistral_tool_id
 
 # Signatures of thinking blocks ccproxy made up from another provider's reasoning. Real
@@ -54,7 +55,6 @@ SYNTHETIC_SIGNATURE_PREFIX = "ccproxy-synthetic:"
 
 MISSING_RESULT = "[no result: the tool call was not answered]"
 MAX_STOP = 4  # OpenAI rejects more stop sequences
-_EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
 
 
 def messages_to_chat(body: JSON, *, model: str, dialect: ChatDialect = DEFAULT_DIALECT) -> tuple[JSON, ToolNames]:
@@ -71,13 +71,18 @@ def messages_to_chat(body: JSON, *, model: str, dialect: ChatDialect = DEFAULT_D
         conversation.add(message, f"messages.{i}")
     out: JSON = {"model": model, "messages": conversation.finish()}
 
-    tools = _tools(body.get("tools"), names)
-    choice, serial = _tool_choice(body.get("tool_choice"), names, {t["function"]["name"] for t in tools})
+    tools = read_tools(body.get("tools"), names)
+    choice = read_tool_choice(body.get("tool_choice"), names, {t.name for t in tools})
     if tools:  # OpenAI refuses tool_choice and parallel_tool_calls without tools
-        out["tools"] = tools
-        if choice is not None:
-            out["tool_choice"] = choice
-        if serial:
+        out["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.schema}}
+            for t in tools
+        ]
+        if choice.forced is not None:
+            out["tool_choice"] = {"type": "function", "function": {"name": choice.forced}}
+        elif choice.mode is not None:
+            out["tool_choice"] = choice.mode
+        if choice.serial:
             out["parallel_tool_calls"] = False
 
     max_tokens = body.get("max_tokens")
@@ -295,62 +300,6 @@ class _Conversation:
         if reasoning:
             message["reasoning_content"] = "".join(reasoning)
         self.out.append(message)
-
-
-def _tools(tools: Any, names: ToolNames) -> list[JSON]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise InvalidRequest("tools: expected a list")
-    out: list[JSON] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"tools.{i}: expected an object")
-        if tool.get("type") not in (None, "custom"):
-            continue  # server tools (web_search_*, bash_*, ...) run only inside Anthropic
-        name = tool.get("name")
-        if not isinstance(name, str):
-            raise InvalidRequest(f"tools.{i}.name: expected a string")
-        schema = tool.get("input_schema", _EMPTY_SCHEMA)
-        if not isinstance(schema, dict):
-            raise InvalidRequest(f"tools.{i}.input_schema: expected an object")
-        description = tool.get("description")
-        out.append(
-            {
-                "type": "function",
-                "function": {
-                    "name": names.to_upstream(name),
-                    "description": description if isinstance(description, str) else "",
-                    "parameters": schema,
-                },
-            }
-        )
-    return out
-
-
-def _tool_choice(choice: Any, names: ToolNames, declared: set[str]) -> tuple[Any, bool]:
-    """(OpenAI tool_choice or None, whether parallel calls must be switched off)."""
-    if choice is None:
-        return None, False
-    if not isinstance(choice, dict):
-        raise InvalidRequest("tool_choice: expected an object")
-    kind = choice.get("type")
-    serial = choice.get("disable_parallel_tool_use") is True
-    if kind == "auto":
-        return "auto", serial
-    if kind == "any":
-        return "required", serial
-    if kind == "none":
-        return "none", False
-    if kind == "tool":
-        name = choice.get("name")
-        if not isinstance(name, str):
-            raise InvalidRequest("tool_choice.name: expected a string")
-        upstream = names.to_upstream(name)
-        if upstream not in declared:
-            return None, serial  # it named a server tool that was dropped
-        return {"type": "function", "function": {"name": upstream}}, serial
-    raise InvalidRequest('tool_choice.type: expected "auto", "any", "tool" or "none"')
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

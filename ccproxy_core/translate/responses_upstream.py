@@ -56,12 +56,8 @@ from ccproxy_core.core.errors import InvalidRequest, UpstreamError, anthropic_ty
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.anthropic_blocks import system_text
 from ccproxy_core.translate.chat_request import reasoning_effort
-from ccproxy_core.translate.responses_upstream_input import (
-    InputItems,
-    function_tools,
-    reasoning_signature,
-    tool_choice,
-)
+from ccproxy_core.translate.function_tools import FunctionTool, read_tool_choice, read_tools
+from ccproxy_core.translate.responses_upstream_input import InputItems, reasoning_signature
 from ccproxy_core.translate.tool_arguments import parse_tool_arguments
 from ccproxy_core.translate.tool_names import ToolNames, safe_tool_use_id
 
@@ -117,13 +113,15 @@ def messages_to_responses(body: JSON, *, model: str, reasoning: bool = True) -> 
         conversation.add(message, f"messages.{i}")
     out["input"] = conversation.finish()
 
-    tools = function_tools(body.get("tools"), names, dropped)
+    tools = read_tools(body.get("tools"), names, dropped=dropped, require_name=True)
     if tools:  # OpenAI refuses tool_choice without tools
-        out["tools"] = tools
-        choice, serial = tool_choice(body.get("tool_choice"), names, {t["name"] for t in tools})
-        if choice is not None:
-            out["tool_choice"] = choice
-        if serial:
+        out["tools"] = [_function(t) for t in tools]
+        choice = read_tool_choice(body.get("tool_choice"), names, {t.name for t in tools})
+        if choice.forced is not None:
+            out["tool_choice"] = {"type": "function", "name": choice.forced}
+        elif choice.mode is not None:
+            out["tool_choice"] = choice.mode
+        if choice.serial:
             out["parallel_tool_calls"] = False
 
     max_tokens = body.get("max_tokens")
@@ -152,6 +150,13 @@ def messages_to_responses(body: JSON, *, model: str, reasoning: bool = True) -> 
     if isinstance(body.get("stream"), bool):
         out["stream"] = body["stream"]
     return ResponsesRequest(out, names, tuple(dropped))
+
+
+def _function(tool: FunctionTool) -> JSON:
+    function: JSON = {"type": "function", "name": tool.name, "parameters": tool.schema, "strict": False}
+    if tool.description:
+        function["description"] = tool.description
+    return function
 
 
 def _user_key(metadata: Any) -> str | None:

@@ -1,5 +1,6 @@
-"""Anthropic messages and tools -> Responses input items and function tools: the request half
-of `responses_upstream`, which holds the rules (read its docstring first).
+"""Anthropic messages -> Responses input items: the request half of `responses_upstream`, which
+holds the rules (read its docstring first). Tools and tool_choice are read by `function_tools`,
+as on the Chat path.
 
 Also the one place for the signature format of thinking that stands for a Responses
 `reasoning` item: `reasoning_signature` writes it (answer side), `reasoning_item` reads it
@@ -36,7 +37,6 @@ from ccproxy_core.translate.tool_names import ToolNames
 # ccproxy-made thinking (`strip_synthetic_thinking`) before real Anthropic sees them.
 REASONING_SIGNATURE_PREFIX = SYNTHETIC_SIGNATURE_PREFIX + "responses-v1:"
 _MAX_CALL_ID = 64  # function_call_output.call_id
-_EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
 
 # -- reasoning items in thinking signatures -------------------------------------------------
 
@@ -228,57 +228,3 @@ def _document(block: JSON, path: str) -> JSON:
     if kind == "url" and isinstance(source, dict) and isinstance(source.get("url"), str):
         return {"type": "input_file", "file_url": source["url"]}
     return {"type": "input_text", "text": document_text(block, path)}
-
-
-# -- tools ----------------------------------------------------------------------------------
-
-
-def function_tools(tools: Any, names: ToolNames, dropped: list[str]) -> list[JSON]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise InvalidRequest("tools: expected a list")
-    out: list[JSON] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"tools.{i}: expected an object")
-        if tool.get("type") not in (None, "custom"):
-            dropped.append(f"tools.{i} ({tool.get('type')})")  # server tools run only inside Anthropic
-            continue
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequest(f"tools.{i}.name: expected a string")
-        schema = tool.get("input_schema", _EMPTY_SCHEMA)
-        if not isinstance(schema, dict):
-            raise InvalidRequest(f"tools.{i}.input_schema: expected an object")
-        description = tool.get("description")
-        function: JSON = {"type": "function", "name": names.to_upstream(name), "parameters": schema, "strict": False}
-        if isinstance(description, str) and description:
-            function["description"] = description
-        out.append(function)
-    return out
-
-
-def tool_choice(choice: Any, names: ToolNames, declared: set[str]) -> tuple[Any, bool]:
-    """(Responses tool_choice or None, whether parallel calls must be switched off)."""
-    if choice is None:
-        return None, False
-    if not isinstance(choice, dict):
-        raise InvalidRequest("tool_choice: expected an object")
-    kind = choice.get("type")
-    serial = choice.get("disable_parallel_tool_use") is True
-    if kind == "auto":
-        return "auto", serial
-    if kind == "any":
-        return "required", serial
-    if kind == "none":
-        return "none", False
-    if kind == "tool":
-        name = choice.get("name")
-        if not isinstance(name, str):
-            raise InvalidRequest("tool_choice.name: expected a string")
-        upstream = names.to_upstream(name)
-        if upstream not in declared:
-            return None, serial  # it named a server tool that was dropped
-        return {"type": "function", "name": upstream}, serial
-    raise InvalidRequest('tool_choice.type: expected "auto", "any", "tool" or "none"')
