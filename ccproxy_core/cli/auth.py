@@ -11,8 +11,9 @@ import math
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import attrs
@@ -21,7 +22,6 @@ import orjson
 from ccproxy_core.accounts import codex
 from ccproxy_core.accounts.oauth import (
     OAuthError,
-    TokenSet,
     authorize_url,
     exchange_code,
     make_pkce,
@@ -150,52 +150,23 @@ def auth_login(
 ) -> int:
     """Log in in a browser, paste the code shown, save the account. Returns an exit code.
     Runs its own event loop: call it from synchronous code (the CLI)."""
-    try:
-        existing = _existing(accounts_path)
-        name = name or _free_name(existing)
-        _check_name(name)
-    except AccountsError as e:
-        print_fn(f"ccproxy: {e}")
-        return 1
-    verifier, challenge = make_pkce()
-    state = make_state()
-    print_fn(
-        "Open this URL in a browser, log in, then paste the code shown on the page:\n\n"
-        f"  {authorize_url(settings, challenge, state)}\n"
+
+    async def exchange(name: str, code: str, verifier: str, state: str) -> Credential:
+        async with aiohttp.ClientSession() as session:
+            tokens = await exchange_code(session, settings, code, verifier, state)
+        return Credential(name, "oauth", tokens.access_token, tokens.refresh_token, tokens.expires_at)
+
+    flow = _PasteLogin(
+        instructions=lambda challenge, state: (
+            "Open this URL in a browser, log in, then paste the code shown on the page:\n\n"
+            f"  {authorize_url(settings, challenge, state)}\n"
+        ),
+        prompt="Code: ",
+        pasted="code",
+        saved="account",
+        exchange=exchange,
     )
-    try:
-        code, pasted_state = parse_pasted_code(input_fn("Code: "))
-    except EOFError:
-        print_fn("ccproxy: no code entered")
-        return 1
-    except ValueError as e:
-        print_fn(f"ccproxy: {e}")
-        return 1
-    if pasted_state is not None and pasted_state != state:
-        print_fn("ccproxy: that code belongs to another login attempt (state mismatch); start again")
-        return 1
-    try:
-        tokens = asyncio.run(_exchange(settings, code, verifier, state))
-    except OAuthError as e:
-        print_fn(f"ccproxy: login failed: {e}")
-        return 1
-    cred = Credential(
-        name=name,
-        kind="oauth",
-        secret=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        expires_at=tokens.expires_at,
-    )
-    if not cred.refresh_token:
-        print_fn("ccproxy: login failed: the token endpoint issued no refresh token")
-        return 1
-    try:
-        upsert_account(accounts_path, cred)
-    except (AccountsError, OSError) as e:
-        print_fn(f"ccproxy: logged in, but could not save {accounts_path}: {e}")
-        return 1
-    print_fn(f"saved account '{name}' in {accounts_path}; token expires {_when(cred.expires_at, None)}")
-    return 0
+    return flow.run(accounts_path, name, input_fn, print_fn)
 
 
 def auth_import_codex(accounts_path: Path, from_path: Path, name: str | None, now: float) -> str:
@@ -232,69 +203,84 @@ def auth_login_openai(
 ) -> int:
     """Log in to ChatGPT in a browser, paste the address it ends on, save the account.
     Returns an exit code. Runs its own event loop: call it from synchronous code (the CLI)."""
-    try:
-        existing = _existing(accounts_path)
-        name = name or _free_name(existing)
-        _check_name(name)
-    except AccountsError as e:
-        print_fn(f"ccproxy: {e}")
-        return 1
-    verifier, challenge = make_pkce()
-    state = make_state()
-    print_fn(
-        "Open this URL in a browser and log in with your ChatGPT account:\n\n"
-        f"  {codex.authorize_url(settings, challenge, state)}\n\n"
-        f"The browser then goes to {settings.redirect_uri}?code=... (the page may fail to load;\n"
-        "that is expected). Copy that whole address from the address bar and paste it here.\n"
+
+    async def exchange(name: str, code: str, verifier: str, state: str) -> Credential:
+        async with aiohttp.ClientSession() as session:
+            login = await codex.exchange_code(session, settings, code, verifier)
+        tokens = login.tokens
+        return Credential(
+            name, "oauth", tokens.access_token, tokens.refresh_token, tokens.expires_at, account_id=login.account_id
+        )
+
+    flow = _PasteLogin(
+        instructions=lambda challenge, state: (
+            "Open this URL in a browser and log in with your ChatGPT account:\n\n"
+            f"  {codex.authorize_url(settings, challenge, state)}\n\n"
+            f"The browser then goes to {settings.redirect_uri}?code=... (the page may fail to load;\n"
+            "that is expected). Copy that whole address from the address bar and paste it here.\n"
+        ),
+        prompt="Address or code: ",
+        pasted="address",
+        saved="ChatGPT account",
+        exchange=exchange,
+        account_id_required=True,
     )
-    try:
-        code, pasted_state = parse_pasted_code(input_fn("Address or code: "))
-    except EOFError:
-        print_fn("ccproxy: no code entered")
-        return 1
-    except ValueError as e:
-        print_fn(f"ccproxy: {e}")
-        return 1
-    if pasted_state is not None and pasted_state != state:
-        print_fn("ccproxy: that address belongs to another login attempt (state mismatch); start again")
-        return 1
-    try:
-        login = asyncio.run(_exchange_openai(settings, code, verifier))
-    except OAuthError as e:
-        print_fn(f"ccproxy: login failed: {e}")
-        return 1
-    tokens = login.tokens
-    if not tokens.refresh_token:
-        print_fn("ccproxy: login failed: the token endpoint issued no refresh token")
-        return 1
-    if login.account_id is None:
-        print_fn("ccproxy: login failed: the tokens name no ChatGPT account (chatgpt_account_id)")
-        return 1
-    cred = Credential(
-        name=name,
-        kind="oauth",
-        secret=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        expires_at=tokens.expires_at,
-        account_id=login.account_id,
-    )
-    try:
-        upsert_account(accounts_path, cred)
-    except (AccountsError, OSError) as e:
-        print_fn(f"ccproxy: logged in, but could not save {accounts_path}: {e}")
-        return 1
-    print_fn(f"saved ChatGPT account '{name}' in {accounts_path}; token expires {_when(cred.expires_at, None)}")
-    return 0
+    return flow.run(accounts_path, name, input_fn, print_fn)
 
 
-async def _exchange_openai(settings: OpenAIOAuthSettings, code: str, verifier: str) -> codex.Login:
-    async with aiohttp.ClientSession() as session:
-        return await codex.exchange_code(session, settings, code, verifier)
+@attrs.frozen
+class _PasteLogin:
+    """The paste-the-code login (PKCE): one flow, for Claude and for ChatGPT accounts."""
 
+    instructions: Callable[[str, str], str]  # (PKCE challenge, state) -> what to open and paste
+    prompt: str
+    pasted: str  # what the user pastes, in messages: "code" or "address"
+    saved: str  # what is saved, in messages: "account" or "ChatGPT account"
+    exchange: Callable[[str, str, str, str], Coroutine[Any, Any, Credential]]  # (name, code, verifier, state)
+    account_id_required: bool = False
 
-async def _exchange(settings: OAuthSettings, code: str, verifier: str, state: str) -> TokenSet:
-    async with aiohttp.ClientSession() as session:
-        return await exchange_code(session, settings, code, verifier, state)
+    def run(
+        self, accounts_path: Path, name: str | None, input_fn: Callable[[str], str], print_fn: Callable[[str], None]
+    ) -> int:
+        try:
+            existing = _existing(accounts_path)  # a broken file is said before the login, not after
+            name = name or _free_name(existing)
+            _check_name(name)
+        except AccountsError as e:
+            print_fn(f"ccproxy: {e}")
+            return 1
+        verifier, challenge = make_pkce()
+        state = make_state()
+        print_fn(self.instructions(challenge, state))
+        try:
+            code, pasted_state = parse_pasted_code(input_fn(self.prompt))
+        except EOFError:
+            print_fn("ccproxy: no code entered")
+            return 1
+        except ValueError as e:
+            print_fn(f"ccproxy: {e}")
+            return 1
+        if pasted_state is not None and pasted_state != state:
+            print_fn(f"ccproxy: that {self.pasted} belongs to another login attempt (state mismatch); start again")
+            return 1
+        try:
+            cred = asyncio.run(self.exchange(name, code, verifier, state))
+        except OAuthError as e:
+            print_fn(f"ccproxy: login failed: {e}")
+            return 1
+        if not cred.refresh_token:
+            print_fn("ccproxy: login failed: the token endpoint issued no refresh token")
+            return 1
+        if self.account_id_required and cred.account_id is None:
+            print_fn("ccproxy: login failed: the tokens name no ChatGPT account (chatgpt_account_id)")
+            return 1
+        try:
+            upsert_account(accounts_path, cred)
+        except (AccountsError, OSError) as e:
+            print_fn(f"ccproxy: logged in, but could not save {accounts_path}: {e}")
+            return 1
+        print_fn(f"saved {self.saved} '{name}' in {accounts_path}; token expires {_when(cred.expires_at, None)}")
+        return 0
 
 
 def auth_status(accounts_path: Path, now: float) -> str:
