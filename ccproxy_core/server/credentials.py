@@ -323,7 +323,13 @@ class CredentialAttempts:
             now = time.time()
             owner, name = self._owner, self._current.name
             pool = owner.pool
-            rejected = pool is not None and pool.get(name) is not None and pool.state(name).auth_error
+            # Only a shared backend needs to hear that a rejected key's re-probe went through.
+            rejected = (
+                owner.shared is not MEMORY
+                and pool is not None
+                and pool.get(name) is not None
+                and pool.state(name).auth_error
+            )
             self._plan.report(OK, headers, now)
             if rejected:  # a re-probe went through: the key is back everywhere
                 owner.changed(name)

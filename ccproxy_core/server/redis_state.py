@@ -6,7 +6,8 @@ Keys (all under `state.key_prefix`, "ccproxy" by default):
     P:sticky:PROVIDER:N      hash per TTL-long period N: conversation -> [credential, when told], for
                              instances that start later (expired by Redis after two periods)
     P:events                 pub/sub channel: every change one instance tells the others
-    P:bucket:KEY             a token bucket's (tokens, last refill), updated by compare-and-set
+    P:bucket:provider:NAME   a token bucket's (tokens, last refill), updated by compare-and-set;
+    P:bucket:client:DIGEST   a client's bucket is named by a digest of its key or address
     P:key:NAME               a client key's counters and requests in flight, compare-and-set
     P:tokens:PROVIDER:NAME   the newest OAuth tokens of an account (written by the refresher)
     P:refresh:PROVIDER:NAME  the lock one instance holds while it refreshes that account
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -130,6 +132,14 @@ class RedisState(SharedState):
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
+    def _bucket_key(self, key: str) -> str:
+        """A bucket's Redis key: `provider:NAME` as it is, a client (its key or address) only
+        as a digest, so no client's secret ever names a key in the shared store."""
+        kind, _, name = key.partition(":")
+        if kind == "client":
+            name = hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
+        return self._key("bucket", kind, name)
+
     @property
     def _channel(self) -> str:
         return self._key("events")
@@ -228,7 +238,7 @@ class RedisState(SharedState):
             rate, burst = _bucket_params(key, state)
             if rate:
                 step = counts.bucket_step(rate, burst, now, spent=count)
-                await self._update(self._key("bucket", key), step, counts.bucket_ttl_ms(rate, burst))
+                await self._update(self._bucket_key(key), step, counts.bucket_ttl_ms(rate, burst))
         spend, self._pending_spend = self._pending_spend, {}
         for name, (client_key, tokens, cost) in spend.items():
 
@@ -432,7 +442,7 @@ class RedisState(SharedState):
         if self.up:
             try:
                 return await self._update(
-                    self._key("bucket", key),
+                    self._bucket_key(key),
                     counts.bucket_step(buckets.rate_per_minute, buckets.burst, time.time()),
                     counts.bucket_ttl_ms(buckets.rate_per_minute, buckets.burst),
                 )

@@ -35,13 +35,14 @@ FAIL = Outcome(OutcomeKind.TRANSIENT, 500)
 async def instances(redis_server: RedisServer) -> AsyncIterator[Instances]:
     started: list[State] = []
 
-    async def start(count: int = 2, **provider: object) -> list[State]:
+    async def start(count: int = 2, limits: dict[str, object] | None = None, **provider: object) -> list[State]:
         config = structure(
             {
                 "providers": [
                     {"name": "p", "kind": "anthropic", "api_base_url": "http://127.0.0.1:9", "api_key": "k", **provider}
                 ],
                 "breaker": {"consecutive_failures": 2, "open_seconds": 30},
+                "limits": limits or {},
                 "state": {"backend": "redis", "redis_url": redis_server.url},
             }
         )
@@ -196,3 +197,17 @@ async def test_an_instance_that_starts_later_knows_the_live_conversations(instan
     assert late.pools["p"].sticky.get("live", time.time()) == "key-1"
     assert late.pools["p"].sticky.get("lapsed", time.time()) is None
     assert 0 < await backend(a).client.ttl(key) <= 2 * ttl + 60  # gone by itself after two periods
+
+
+async def test_a_clients_bucket_is_shared_without_its_key_in_redis(instances: Instances) -> None:
+    """limits.requests_per_minute per client holds across instances; the client's key names no Redis key."""
+    a, b = await instances(limits={"requests_per_minute": 2})
+    secret = "sk-ant-api03-client-secret-key"
+    await a.admit_client(secret)
+    await b.admit_client(secret)
+    with pytest.raises(RateLimited):
+        await a.admit_client(secret)
+    await b.admit_client("another-client")  # its own bucket
+    names = [k.decode() if isinstance(k, bytes) else k for k in await backend(a).client.keys("*")]
+    assert any(n.startswith("ccproxy:bucket:client:") for n in names)
+    assert not any("secret" in n or "another" in n for n in names)
