@@ -182,6 +182,9 @@ class RedisState(SharedState):
         self.up = False
         self._down_reason = reason
 
+    def _lost(self, exc: BaseException) -> None:
+        self._down(f"lost the connection to Redis: {exc}")
+
     async def _watch(self) -> None:
         """While down: ping every second, and when Redis answers push, pull and resubscribe."""
         while True:
@@ -258,7 +261,7 @@ class RedisState(SharedState):
             if owner.pool is None:
                 continue
             for raw_name, raw in (await self.client.hgetall(self._key("cred", provider))).items():
-                name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+                name = _text(raw_name)
                 if owner.pool.get(name) is not None:
                     owner.learn(name, orjson.loads(raw), now)
             await self._pull_sticky(provider, owner.sticky, now)
@@ -267,7 +270,7 @@ class RedisState(SharedState):
         """The live conversations other instances bound (this period's and the last one's)."""
         for back in (1, 0):  # the newer period last: its bindings win
             for raw_session, raw in (await self.client.hgetall(self._sticky_key(provider, now, back))).items():
-                session = raw_session.decode() if isinstance(raw_session, bytes) else raw_session
+                session = _text(raw_session)
                 credential, told = orjson.loads(raw)
                 if now - told <= table.ttl:
                     table.put(session, credential, told)  # alive for what is left of its TTL
@@ -286,7 +289,7 @@ class RedisState(SharedState):
                         log.exception("redis: could not apply an event of kind %r", event.get("k"))
         except _ERRORS as exc:
             if not self._closing:
-                self._down(f"lost the connection to Redis: {exc}")
+                self._lost(exc)
 
     def _apply(self, event: dict[str, Any]) -> None:
         state = self._state
@@ -317,7 +320,7 @@ class RedisState(SharedState):
                     pipe.execute_command(*command)
                 await pipe.execute()
         except _ERRORS as exc:
-            self._down(f"lost the connection to Redis: {exc}")
+            self._lost(exc)
 
     def credential_changed(self, provider: str, name: str, entry: CredentialEntry) -> None:
         if not self.up:
@@ -447,7 +450,7 @@ class RedisState(SharedState):
                     counts.bucket_ttl_ms(buckets.rate_per_minute, buckets.burst),
                 )
             except _ERRORS as exc:
-                self._down(f"lost the connection to Redis: {exc}")
+                self._lost(exc)
             except _Conflict:
                 log.warning("redis: bucket %s stayed contended; deciding locally this time", key)
         wait = buckets.take(key, time.monotonic())
@@ -471,7 +474,7 @@ class RedisState(SharedState):
             try:
                 return await self._update(self._key("key", key.name), counts.counters_step(admit, now), KEY_TTL * 1000)
             except _ERRORS as exc:
-                self._down(f"lost the connection to Redis: {exc}")
+                self._lost(exc)
             except _Conflict:
                 log.warning("redis: client key %s stayed contended; deciding locally this time", key.name)
         return await super().key_admit(key, local, request_id, now)
@@ -490,7 +493,7 @@ class RedisState(SharedState):
                 await self._update(self._key("key", key.name), counts.counters_step(finish, now), KEY_TTL * 1000)
                 return
             except _ERRORS as exc:
-                self._down(f"lost the connection to Redis: {exc}")
+                self._lost(exc)
             except _Conflict:
                 log.warning("redis: client key %s stayed contended; its spend is charged in a moment", key.name)
         limits.finish(key, local, tokens, cost, now)
@@ -503,7 +506,7 @@ class RedisState(SharedState):
                 raw = _raw(await self.client.get(self._key("key", key.name)))
                 return counts.load_counters(raw, now)[0] if raw else local
             except _ERRORS as exc:
-                self._down(f"lost the connection to Redis: {exc}")
+                self._lost(exc)
         return local
 
     # --- one refresh per account, cluster-wide -----------------------------------------------------
@@ -523,7 +526,7 @@ class RedisState(SharedState):
                     break
                 await asyncio.sleep(0.05)  # the holder is refreshing: its tokens will be in tokens_key
         except _ERRORS as exc:
-            self._down(f"lost the connection to Redis: {exc}")
+            self._lost(exc)
             return await fetch()
         try:
             newer = _newer(cred, _raw(await self.client.get(tokens_key)))  # it may have finished as we locked
@@ -553,6 +556,10 @@ def _bucket_params(key: str, state: State) -> tuple[float, int]:
         provider = state.config.provider(name)
         return (float(provider.requests_per_minute), provider.burst) if provider is not None else (0.0, 0)
     return float(state.config.limits.requests_per_minute), state.config.limits.burst
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _raw(value: bytes | str | None) -> bytes | None:
