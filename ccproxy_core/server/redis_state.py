@@ -156,18 +156,29 @@ class RedisState(SharedState):
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._watchdog, self._listener, *self._tasks):
+        for task in (self._watchdog, *self._tasks):
             if task is not None:
                 task.cancel()
-        for task in (self._watchdog, self._listener, *self._tasks):
+        for task in (self._watchdog, *self._tasks):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
                     await task
-        if self._pubsub is not None:
-            with contextlib.suppress(*_ERRORS):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._stop_listening()
         with contextlib.suppress(*_ERRORS):
             await self.client.aclose()
+
+    async def _stop_listening(self) -> None:
+        """End the listener first, then close its subscription: closing it under a listener
+        that is still reading would fail that read and leave its connection behind."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
+                await listener
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(*_ERRORS):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def problems(self) -> list[str]:
         if self.up:
@@ -206,15 +217,11 @@ class RedisState(SharedState):
     async def _sync(self) -> None:
         """Connect, subscribe, push what changed here meanwhile, read the shared entries."""
         await self.client.ping()
-        if self._pubsub is not None:
-            with contextlib.suppress(*_ERRORS):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._stop_listening()  # the old subscription may still be waiting on a frozen server
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel)
         await self._push()
         await self._pull()
-        if self._listener is not None:
-            self._listener.cancel()
         self._listener = asyncio.get_running_loop().create_task(self._listen(self._pubsub), name="redis-listener")
         if self._down_since is not None:
             log.warning("redis: back after %.1f s; shared state is in sync again", time.time() - self._down_since)

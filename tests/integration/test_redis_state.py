@@ -9,6 +9,8 @@ instance is running, a breaker, and what an instance did alone while Redis was d
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -211,3 +213,23 @@ async def test_a_clients_bucket_is_shared_without_its_key_in_redis(instances: In
     names = [k.decode() if isinstance(k, bytes) else k for k in await backend(a).client.keys("*")]
     assert any(n.startswith("ccproxy:bucket:client:") for n in names)
     assert not any("secret" in n or "another" in n for n in names)
+
+
+async def test_a_stalled_redis_costs_one_timeout_then_requests_go_on_locally(
+    instances: Instances, redis_server: RedisServer
+) -> None:
+    """Redis frozen (SIGSTOP): the request waiting on it is served after the call times out, the
+    next ones locally without asking it; thawed, the instance is back in sync, with no connection
+    left behind (a leaked one is a ResourceWarning, an error here)."""
+    (a,) = await instances(1, requests_per_minute=600)
+    assert redis_server.proc is not None
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        await a.admit_provider("p")  # waits for the socket timeout, then decides locally
+        assert not backend(a).up and a.shared.problems()
+        for _ in range(20):
+            await a.admit_provider("p")  # Redis is known to be down: decided here, without asking it
+        assert backend(a)._pending_takes["provider:p"] == 21  # each charged to Redis once it is back
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    await eventually(lambda: backend(a).up, "back in sync once Redis thaws")
