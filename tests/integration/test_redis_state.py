@@ -233,3 +233,14 @@ async def test_a_stalled_redis_costs_one_timeout_then_requests_go_on_locally(
     finally:
         os.kill(redis_server.proc.pid, signal.SIGCONT)
     await eventually(lambda: backend(a).up, "back in sync once Redis thaws")
+
+
+async def test_garbage_on_the_channel_is_ignored_and_the_listener_keeps_going(instances: Instances) -> None:
+    """Foreign or malformed events (not JSON, missing fields, wrong types) change nothing and stop nothing."""
+    a, b = await instances()
+    for junk in (b"not json", b"[1]", b'{"k": "cred", "p": "p"}', b'{"k": "stick", "p": "p", "s": 1}', b'{"k": 5}'):
+        await backend(a).client.publish("ccproxy:events", junk)
+    for _ in range(2):
+        a.record_outcome("p", FAIL)  # a real event after the junk still arrives
+    await eventually(lambda: "p" in b.unavailable(time.monotonic()), "B still hears A")
+    assert backend(b).up and not backend(b)._listener.done()  # type: ignore[union-attr]
