@@ -2,7 +2,7 @@
 
 Like httpx's `MockTransport`, it answers each `send` from a script: a `Canned` answer (status,
 headers, body or a list of body chunks), or an exception to raise (the `ProxyError`s the real
-`AiohttpUpstream` raises for transport failures). `MemoryUpstream.script` maps the credential
+`Http1Upstream` raises for transport failures). `MemoryUpstream.script` maps the credential
 that was sent (x-api-key or bearer token) to its answers, consumed in order, the last one
 repeated; `sent` records every call.
 """

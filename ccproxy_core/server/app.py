@@ -62,7 +62,7 @@ from ccproxy_core.server.handlers import (
 )
 from ccproxy_core.server.handlers import sdk as sdk_mode
 from ccproxy_core.server.state import STATE, State, UpstreamFactory
-from ccproxy_core.server.upstream import AiohttpUpstream
+from ccproxy_core.server.upstream import Http1Upstream
 from ccproxy_core.server.workers import WORKER, WorkerSlot, watch_supervisor
 
 log = logging.getLogger("ccproxy")
@@ -231,7 +231,7 @@ def create_app(
     *,
     config_files: tuple[str, ...] = (),
     redactor: Redactor | None = None,
-    upstreams: UpstreamFactory = AiohttpUpstream,
+    upstreams: UpstreamFactory = Http1Upstream,
 ) -> web.Application:
     """Build the application for one configuration; nothing is read from env or disk here.
 

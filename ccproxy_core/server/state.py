@@ -29,7 +29,7 @@ from ccproxy_core.providers import presets
 from ccproxy_core.server.credentials import CredentialAttempts, ProviderPool
 from ccproxy_core.server.credentials import health as pool_health
 from ccproxy_core.server.shared import MEMORY, SharedState, backend_for
-from ccproxy_core.server.upstream import AiohttpUpstream, Upstream
+from ccproxy_core.server.upstream import Http1Upstream, Upstream
 
 UpstreamFactory = Callable[[str, str, LimitsConfig], Upstream]
 """Builds a provider's `Upstream` from (name, base URL, limits): aiohttp in the server, in memory in tests."""
@@ -86,7 +86,7 @@ class State:
         *,
         config_files: tuple[str, ...] = (),
         redactor: Redactor | None = None,
-        upstreams: UpstreamFactory = AiohttpUpstream,
+        upstreams: UpstreamFactory = Http1Upstream,
     ) -> None:
         self._new_upstream = upstreams
         self.started_at = time.time()

@@ -1,5 +1,5 @@
-"""Calling a provider: the `Upstream` interface, its aiohttp implementation, and the one place
-where aiohttp's exceptions become ccproxy errors.
+"""Calling a provider: the `Upstream` interface, its implementation over ccproxy's own HTTP/1.1
+client (server/http1.py), and the one place where transport failures become ccproxy errors.
 
     Upstream.send(url, headers, body, stream=) -> Answer   headers read, body not yet consumed
     Answer.read() / readany() / chunks()                    the body, whole or as it arrives
@@ -8,9 +8,9 @@ where aiohttp's exceptions become ccproxy errors.
 The caller decides, before any byte reached the client, whether to pass an answer on, translate
 it, or fail over. Every transport failure, at send or at any read, is raised as a `ProxyError`
 (`UpstreamUnreachable`, `UpstreamTimeout`, `StreamStalled`), so nothing above this module knows
-aiohttp's exceptions. Streams get a socket-read timeout equal to `stream_idle_timeout`: aiohttp
-resets it whenever bytes arrive, so it fires only when the provider goes silent, which is exactly
-the stall Claude Code would otherwise wait on forever.
+socket or protocol exceptions. A stream may run as long as it keeps talking: it ends when the
+provider sends nothing for `stream_idle_timeout`, exactly the stall Claude Code would otherwise
+wait on forever. Any other answer must be complete within `request_timeout`.
 
 `tests/fake_upstream.py` implements the same interface in memory, so failover, pool and breaker
 behaviour are tested without sockets; the integration tests use this module against real fakes.
@@ -18,14 +18,20 @@ behaviour are tested without sockets; the integration tests use this module agai
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncGenerator, Mapping
 from typing import Protocol
+from urllib.parse import urlsplit
 
-import aiohttp
 from attrs import define, field
 
 from ccproxy_core.config.model import LimitsConfig
 from ccproxy_core.core.errors import ProxyError, UpstreamTimeout, UpstreamUnreachable
+from ccproxy_core.core.http1 import ProtocolError
+from ccproxy_core.server.http1 import HEAD, STREAM, ConnectionLost, ErrorMapper, Pool, Timeouts
+
+KEEPALIVE = 15.0  # seconds an idle connection to a provider is kept for the next request
 
 
 class StreamStalled(UpstreamTimeout):
@@ -101,120 +107,85 @@ def broke_off(name: str, exc: BaseException | None = None) -> UpstreamUnreachabl
 
 
 @define
-class AiohttpUpstream:
-    """`Upstream` over one pooled `aiohttp.ClientSession` per provider."""
+class Http1Upstream:
+    """`Upstream` over ccproxy's own HTTP/1.1 client (server/http1.py): one keep-alive pool per
+    provider origin, the request's URL split once and remembered."""
 
     name: str
     base_url: str
     limits: LimitsConfig
-    _session: aiohttp.ClientSession | None = field(default=None, init=False)
-    _timeouts: dict[bool, aiohttp.ClientTimeout] = field(init=False)
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                # A proxy must not carry one client's provider cookies into another's request,
-                # and skipping the jar is measurably cheaper per request.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # We ask for identity, and providers send it, so nothing is decoded or re-encoded.
-                # One that compresses regardless is decoded chunk by chunk (its header is dropped
-                # on the way to the client), so the client never gets bytes it cannot read.
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-                raise_for_status=False,
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    _targets: dict[str, tuple[Pool, str, str]] = field(factory=dict, init=False)
+    _pools: dict[tuple[str, str, int], Pool] = field(factory=dict, init=False)
+    _timeouts: dict[bool, Timeouts] = field(init=False)
+    _errors: dict[bool, ErrorMapper] = field(init=False)
 
     @_timeouts.default
-    def _make_timeouts(self) -> dict[bool, aiohttp.ClientTimeout]:
-        # Built once: the same two timeouts serve every request to this provider.
-        return {
-            True: aiohttp.ClientTimeout(
-                total=None, sock_connect=self.limits.connect_timeout, sock_read=self.limits.stream_idle_timeout
-            ),
-            False: aiohttp.ClientTimeout(total=self.limits.request_timeout, sock_connect=self.limits.connect_timeout),
-        }
+    def _make_timeouts(self) -> dict[bool, Timeouts]:
+        # A stream may last as long as it keeps talking; any other answer has request_timeout in all.
+        limits = self.limits
+        return {True: Timeouts(limits.stream_idle_timeout, None), False: Timeouts(None, limits.request_timeout)}
+
+    @_errors.default
+    def _make_errors(self) -> dict[bool, ErrorMapper]:
+        return {stream: functools.partial(self._error, stream) for stream in (True, False)}
 
     async def send(self, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool) -> Answer:
         try:
-            response = await self.session.post(url, data=body, headers=headers, timeout=self._timeouts[stream])
-        except aiohttp.ConnectionTimeoutError as exc:  # before TimeoutError: it is one too
+            pool, target, host = self._targets[url]
+        except KeyError:
+            pool, target, host = self._target(url)
+        try:
+            return await pool.post(target, host, headers, body, self._timeouts[stream], self._errors[stream])
+        except TimeoutError as exc:  # only the connect can time out here: the answer's wait maps its own
             raise UpstreamUnreachable(
                 f"provider {self.name!r} could not be reached at {self.base_url}: no "
                 f"connection within {self.limits.connect_timeout:g} s"
             ) from exc
-        except (
-            aiohttp.ClientConnectorError,
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientOSError,
-            aiohttp.ClientPayloadError,
-        ) as exc:
+        except (OSError, ConnectionLost) as exc:
             raise UpstreamUnreachable(
                 f"provider {self.name!r} could not be reached at {self.base_url}: {_reason(exc)}"
             ) from exc
-        except TimeoutError as exc:
-            raise timed_out(self.name, self.limits, stream=stream, started=False) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable(f"provider {self.name!r} failed: {_reason(exc)}") from exc
-        return AiohttpAnswer(response, self, stream)
+        except ValueError as exc:
+            raise ProxyError(f"a header configured for provider {self.name!r} is invalid: {exc}") from exc
 
+    def _target(self, url: str) -> tuple[Pool, str, str]:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname or ""
+        if scheme not in ("http", "https") or not host:
+            raise UpstreamUnreachable(f"provider {self.name!r}: {url!r} is not an http(s) URL")
+        port = parts.port or (443 if scheme == "https" else 80)
+        key = (scheme, host, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            tls = _tls_context() if scheme == "https" else None
+            pool = self._pools[key] = Pool(host, port, tls, self.limits.connect_timeout, KEEPALIVE)
+        default_port = port == (443 if scheme == "https" else 80)
+        host_header = (f"[{host}]" if ":" in host else host) + ("" if default_port else f":{port}")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        entry = (pool, target, host_header)
+        if len(self._targets) < 256:  # a provider's URLs are a handful; never grow without bound
+            self._targets[url] = entry
+        return entry
 
-class AiohttpAnswer:
-    """`Answer` over an `aiohttp.ClientResponse`, with its read errors mapped to ccproxy errors."""
-
-    __slots__ = ("_response", "_started", "_stream", "_upstream", "headers", "status")
-
-    def __init__(self, response: aiohttp.ClientResponse, upstream: AiohttpUpstream, stream: bool) -> None:
-        self._response = response
-        self._upstream = upstream
-        self._stream = stream
-        self._started = False  # a chunk of the body came: a timeout from now on is a stall mid-stream
-        self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
-
-    @property
-    def content_type(self) -> str:
-        return self._response.content_type
-
-    def _error(self, exc: BaseException, *, started: bool) -> ProxyError:
+    def _error(self, stream: bool, exc: BaseException, stage: int) -> ProxyError:
         if isinstance(exc, TimeoutError):
-            return timed_out(self._upstream.name, self._upstream.limits, stream=self._stream, started=started)
-        return broke_off(self._upstream.name, exc)
+            return timed_out(self.name, self.limits, stream=stream, started=stage == STREAM)
+        if stage == HEAD:
+            what = "sent a malformed answer" if isinstance(exc, ProtocolError) else "could not be reached"
+            return UpstreamUnreachable(f"provider {self.name!r} {what} at {self.base_url}: {_reason(exc)}")
+        return broke_off(self.name, exc)
 
-    async def read(self) -> bytes:
-        try:
-            return await self._response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._error(exc, started=False) from exc
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        self._targets.clear()
 
-    async def readany(self) -> bytes:
-        try:
-            chunk = await self._response.content.readany()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._error(exc, started=self._started) from exc
-        self._started = True
-        return chunk
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._error(exc, started=True) from exc
-
-    def close(self) -> None:
-        self._response.close()
-
-    def release(self) -> None:
-        self._response.release()
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The system's trusted CAs, certificates and host names verified (built on first use)."""
+    return ssl.create_default_context()
 
 
 def _reason(exc: BaseException) -> str:
