@@ -35,7 +35,7 @@ The path of one request (`POST /v1/messages` from Claude Code):
          -> server.calls.anthropic_call  per credential: core.failover plan over core.pool,
                                          core.outcome.classify of each error answer, one
                                          Outcome read by the pool, the failover and the breaker
-         -> server.upstream              the Upstream interface (aiohttp; in memory in tests)
+         -> server.upstream              the Upstream interface (server.http1; in memory in tests)
          -> server.relay.pump_bytes      stream the provider's bytes to the client as they come
       <- server.observability            the access-log line, the ledger row, the metrics
 """
