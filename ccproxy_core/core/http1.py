@@ -27,6 +27,7 @@ from collections.abc import Mapping
 MAX_HEAD = 64 * 1024  # a provider's status line and headers; a real one is under 2 KiB
 _MAX_CHUNK_LINE = 1024
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?\r\n")
 
 # Parser states.
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
@@ -109,6 +110,20 @@ class ResponseParser:
                 self._read_head(data[pos:stop])
                 pos = stop + 4
             elif state == _CHUNK_SIZE:
+                # Whole chunks in one step each, the common case of a stream; anything else (a
+                # chunk not all here yet, a malformed size line) takes the general path below.
+                while (line := _CHUNK_LINE.match(data, pos)) is not None:
+                    size = int(line[1], 16)
+                    start = line.end()
+                    stop = start + size
+                    if not size or stop + 2 > end:
+                        break
+                    if data[stop : stop + 2] != b"\r\n":
+                        raise ProtocolError("a chunk is longer than its size line says")
+                    pieces.append(data[start:stop])
+                    pos = stop + 2
+                if pos >= end:
+                    break
                 stop = data.find(b"\r\n", pos)
                 if stop < 0:
                     if end - pos > _MAX_CHUNK_LINE:
