@@ -76,6 +76,15 @@ class ResponseParser:
             self._remaining = 0
             self._finish(len(data) > remaining)
             return data if len(data) == remaining else data[:remaining]
+        if self._state == _CHUNK_SIZE and not self._buf:  # one whole chunk of a stream, as it comes
+            digits = data.find(b"\r\n", 0, 18)
+            if digits > 0 and data[:digits].isalnum() and data[1] not in b"xX":  # (int() takes "0x")
+                try:
+                    stop = digits + 2 + int(data[:digits], 16)
+                except ValueError:
+                    stop = 0  # not hex: the general path below says so
+                if stop + 2 == len(data) and stop > digits + 2 and data.endswith(b"\r\n"):
+                    return data[digits + 2 : stop]
         if self._buf:
             data, self._buf = self._buf + data, b""
         pieces: list[bytes] = []

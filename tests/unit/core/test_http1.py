@@ -150,3 +150,24 @@ def test_a_configured_host_header_is_used() -> None:
 def test_a_line_break_in_a_header_is_refused(headers: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="CR or LF"):
         request_head("/", "h", headers, 0)
+
+
+def test_a_stream_fed_one_whole_chunk_at_a_time_gives_each_chunk_s_data() -> None:
+    parser = ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") == b""
+    assert [parser.feed(b"%x\r\n%s\r\n" % (len(e), e)) for e in (b"event: a\n\n", b"x" * 300)] == [
+        b"event: a\n\n",
+        b"x" * 300,
+    ]
+    assert parser.feed(b"0\r\n\r\n") == b"" and parser.done
+
+
+@pytest.mark.parametrize(
+    ("chunk", "why"),
+    [(b"zz\r\nabc\r\n", "chunk-size"), (b"0x3\r\nabc\r\n", "chunk-size"), (b"2\r\nabc\r\n", "longer than")],
+)
+def test_a_malformed_chunk_arriving_alone_is_refused(chunk: bytes, why: str) -> None:
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with pytest.raises(ProtocolError, match=why):
+        parser.feed(chunk)
