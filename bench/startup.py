@@ -1,6 +1,7 @@
 """How long `ccproxy serve` takes to answer its first request, and what it holds in memory.
 
     python bench/startup.py [--runs N] [--pyz PATH]
+    python bench/startup.py --base REV [--runs N]     (A/B: the tree at REV against the working tree)
 
 Start-up is what a user waits for after `ccproxy start` (and what `ccproxy code` waits for
 before Claude Code can talk), so it is measured as the user meets it: from spawning the
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,29 +147,69 @@ def summarize(times: list[float], rss: list[float], cpu: list[float]) -> dict[st
     }
 
 
+def alternate(starts: dict[str, Callable[[], tuple[float, float, float]]], runs: int) -> dict[str, dict[str, float]]:
+    """Each start once to warm the page cache (and a zipapp's extraction), then `runs` rounds of
+    all of them in turns, so a drift of the machine hits each alike; the figures of each."""
+    for start in starts.values():
+        start()
+    got: dict[str, tuple[list[float], list[float], list[float]]] = {name: ([], [], []) for name in starts}
+    for _ in range(runs):
+        for name, start in starts.items():
+            for values, value in zip(got[name], start(), strict=True):
+                values.append(value)
+    return {name: summarize(*values) for name, values in got.items()}
+
+
+def ratios(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """a's medians over b's: start time, CPU to the first 200 and idle RSS."""
+    return {
+        "time": a["median_s"] / b["median_s"],
+        "cpu": a["cpu_median_s"] / b["cpu_median_s"],
+        "rss": a["idle_rss_mb"] / b["idle_rss_mb"],
+    }
+
+
 def measure(entry: list[str], runs: int, env: dict[str, str] | None = None, floor: bool = True) -> dict[str, Any]:
     """ccproxy's start-up figures; with `floor`, the floor's in turns with it, under "floor", and
     the ratios of the medians under "ratio" (time, cpu, rss)."""
     env = {**bytecode_env(), **(env or {})}
-    one_start(entry, env)  # warm the page cache (and a zipapp's extraction)
+    starts = {"ccproxy": lambda: one_start(entry, env)}
     if floor:
-        one_start(None, env, status=ANY_STATUS)
-    runs_of: dict[str, tuple[list[float], list[float], list[float]]] = {"ccproxy": ([], [], []), "floor": ([], [], [])}
-    for _ in range(runs):
-        for name in ("ccproxy", "floor") if floor else ("ccproxy",):
-            t, r, c = one_start(entry, env) if name == "ccproxy" else one_start(None, env, status=ANY_STATUS)
-            runs_of[name][0].append(t)
-            runs_of[name][1].append(r)
-            runs_of[name][2].append(c)
-    result: dict[str, Any] = summarize(*runs_of["ccproxy"])
+        starts["floor"] = lambda: one_start(None, env, status=ANY_STATUS)
+    got = alternate(starts, runs)
+    result: dict[str, Any] = got["ccproxy"]
     if floor:
-        f = result["floor"] = summarize(*runs_of["floor"])
-        result["ratio"] = {
-            "time": result["median_s"] / f["median_s"],
-            "cpu": result["cpu_median_s"] / f["cpu_median_s"],
-            "rss": result["idle_rss_mb"] / f["idle_rss_mb"],
-        }
+        result["floor"] = got["floor"]
+        result["ratio"] = ratios(result, got["floor"])
     return result
+
+
+def compare(base: str, runs: int) -> list[str]:
+    """The tree at git revision `base` (A) against the working tree (B), with the floor, in turns:
+    on a machine shared with other work, only a comparison made this way says whether one change
+    helped. Both run as `python -m ccproxy_core` from their own source directory."""
+    sys.path.insert(0, str(ROOT))
+    from bench.ab import extract
+
+    with tempfile.TemporaryDirectory(prefix="ccproxy-startup-ab-") as tmp:
+        extract(base, tmp)
+        envs = {label: {**bytecode_env(), "PYTHONPATH": src} for label, src in (("A", tmp), ("B", str(ROOT)))}
+        entry = [sys.executable, "-m", "ccproxy_core"]
+        got = alternate(
+            {
+                "A": lambda: one_start(entry, envs["A"]),
+                "B": lambda: one_start(entry, envs["B"]),
+                "floor": lambda: one_start(None, envs["B"], status=ANY_STATUS),
+            },
+            runs,
+        )
+    r = ratios(got["B"], got["A"])
+    return [
+        f"{'A ' + base:12} start to first 200: {describe(got['A'])}",
+        f"{'B worktree':12} start to first 200: {describe(got['B'])}",
+        f"{'floor':12} start to first answer: {describe(got['floor'])}",
+        f"{'B/A':12} time {r['time']:.3f}, CPU {r['cpu']:.3f}, idle RSS {r['rss']:.3f}",
+    ]
 
 
 def describe(m: dict[str, Any]) -> str:
@@ -196,7 +238,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pyz", help="also measure this zipapp (build it with `python3 shiv.spec`)")
+    parser.add_argument("--base", metavar="REV", help="instead: the tree at this git revision against the working tree")
     args = parser.parse_args()
+    if args.base:
+        print("\n".join(compare(args.base, args.runs)))
+        return
     rows: list[tuple[str, list[str], dict[str, str]]] = [("pip install", installed_entry(), {})]
     if args.pyz:
         shiv_root = tempfile.mkdtemp(prefix="ccproxy-shiv-")
