@@ -216,9 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ccproxy_core.cli import ops_commands
 
     ops_commands.add_commands(command)  # service, completion, import
-    from ccproxy_core.cli import keys as keys_cmd
+    from ccproxy_core.cli import keys_args
 
-    keys_cmd.add_commands(command)  # keys create|list|show|update|revoke
+    keys_args.add_commands(command)  # keys create|list|show|update|revoke
     command("version", "print the version, Python and platform", _version)
     usage = command("usage", "requests, tokens and cost from the usage ledger", _usage)
     usage.add_argument("--since", default="24h", help="a span back from now (90m, 24h, 7d) or an ISO date; default 24h")

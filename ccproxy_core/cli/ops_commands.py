@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+SHELLS = ("bash", "zsh", "fish")  # completion.py renders a script for each; named here so the parser needs not load it
 Handler = Callable[[argparse.Namespace], int]
 Factory = Callable[[str, str, Handler], argparse.ArgumentParser]
 
@@ -59,8 +60,6 @@ def add_commands(command: Factory) -> None:
     run.add_argument("--config", metavar="FILE", required=True)
     run.add_argument("--env-file", metavar="FILE")
     run.set_defaults(func=_service_run)
-
-    from ccproxy_core.cli.completion import SHELLS
 
     command("completion", "print the shell completion script", _completion).add_argument(
         "shell", choices=SHELLS, help="bash, zsh or fish"

@@ -16,12 +16,10 @@ logs` reads. Each manager restarts the server when it fails, not when it was sto
 
 from __future__ import annotations
 
-import plistlib
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import escape
 
 from attrs import frozen
 
@@ -131,6 +129,8 @@ def launchd_plist(spec: ServiceSpec) -> bytes:
         "StandardOutPath": spec.early_log,
         "StandardErrorPath": spec.early_log,
     }
+    import plistlib  # here, not at the top: `serve` loads this module for open_bind_refusal alone
+
     return plistlib.dumps(plist, sort_keys=False)
 
 
@@ -151,6 +151,8 @@ def launchd_commands(uid: int, plist_path: str, *, action: str) -> list[list[str
 def task_xml(spec: ServiceSpec) -> str:
     """A Task Scheduler task (schema 1.2): at the user's logon, no time limit, restarted every
     minute after a failure (the scheduler's shortest interval), never two at once."""
+    from xml.sax.saxutils import escape  # here, not at the top: see launchd_plist
+
     command, *args = spec.command
     user = escape(spec.user)
     return f"""<?xml version="1.0" encoding="UTF-16"?>
