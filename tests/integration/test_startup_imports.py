@@ -38,6 +38,8 @@ NEVER_AT_START = [
     "ccproxy_core.server.handlers.responses_translated",  # a `responses` provider's first request
     "ccproxy_core.server.handlers.keys",
     "ccproxy_core.sdk.runner",  # the first SDK-mode turn
+    "ccproxy_core.accounts.oauth",  # an OAuth provider's pool
+    "tomllib",  # a .toml config
     "ccproxy_core.cli.keys",
     "ccproxy_core.cli.completion",
     "ccproxy_core.cli.daemon",
@@ -77,7 +79,7 @@ def probe():
                 break
         except OSError:
             time.sleep(0.01)
-    report = {"at_start": sorted(m for m in sys.modules if m.startswith("ccproxy_core")), "after": {}}
+    report = {"at_start": sorted(sys.modules), "after": {}}
     for kind, (method, path) in REQUESTS.items():
         report["after"][kind] = [call(method, path), sorted(m for m in sys.modules if m.startswith("ccproxy_core"))]
     with open(OUT, "w") as f:
