@@ -16,10 +16,12 @@ logs` reads. Each manager restarts the server when it fails, not when it was sto
 
 from __future__ import annotations
 
+import plistlib
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
+from xml.sax.saxutils import escape
 
 from attrs import frozen
 
@@ -129,8 +131,6 @@ def launchd_plist(spec: ServiceSpec) -> bytes:
         "StandardOutPath": spec.early_log,
         "StandardErrorPath": spec.early_log,
     }
-    import plistlib  # here, not at the top: `serve` loads this module for open_bind_refusal alone
-
     return plistlib.dumps(plist, sort_keys=False)
 
 
@@ -151,8 +151,6 @@ def launchd_commands(uid: int, plist_path: str, *, action: str) -> list[list[str
 def task_xml(spec: ServiceSpec) -> str:
     """A Task Scheduler task (schema 1.2): at the user's logon, no time limit, restarted every
     minute after a failure (the scheduler's shortest interval), never two at once."""
-    from xml.sax.saxutils import escape  # here, not at the top: see launchd_plist
-
     command, *args = spec.command
     user = escape(spec.user)
     return f"""<?xml version="1.0" encoding="UTF-16"?>
@@ -260,23 +258,3 @@ def env_file(names: Sequence[str], env: Mapping[str, str], old_text: str = "") -
         value = old.get(name, env.get(name))
         lines.append(f"{name}={value}" if value is not None else f"# {name}=   (not set when installed: fill it in)")
     return "\n".join(lines) + "\n"
-
-
-# --- the container's guard ----------------------------------------------------------------------
-
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-REQUIRE_APIKEY = "CCPROXY_REQUIRE_APIKEY"
-
-
-def open_bind_refusal(host: str, apikey: str, env: Mapping[str, str]) -> str | None:
-    """Why `serve` must not start, or None: with CCPROXY_REQUIRE_APIKEY=1 (the container sets it)
-    a server reachable from other machines needs an `apikey`, or anyone who can reach the port
-    spends the configured provider keys."""
-    if env.get(REQUIRE_APIKEY, "").strip().lower() not in ("1", "true", "yes", "on"):
-        return None
-    if host in _LOOPBACK or host.startswith("127.") or apikey:
-        return None
-    return (
-        f"refusing to listen on {host} without an apikey ({REQUIRE_APIKEY} is set): set `apikey` in the "
-        "config or CCPROXY_API_KEY in the environment, and give that key to your clients"
-    )

@@ -42,6 +42,7 @@ NEVER_AT_START = [
     "tomllib",  # a .toml config
     "ccproxy_core.cli.keys",
     "ccproxy_core.cli.completion",
+    "ccproxy_core.cli.service_units",
     "ccproxy_core.cli.daemon",
     "ccproxy_core.cli.auth",
     "ccproxy_core.cli.service",
