@@ -258,7 +258,17 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ccproxy_core.cli import ops_commands
+    from ccproxy_core.cli import codegen_cache
+
+    codegen_cache.install()  # attrs' and cattrs' generated code from the cache, not compiled at each start
+    try:
+        return _serve_cached(args)
+    finally:
+        codegen_cache.uninstall()  # (done before the server runs; here too for the paths that return early)
+
+
+def _serve_cached(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import codegen_cache, ops_commands
     from ccproxy_core.server import app as server
 
     loaded = _load(args)
@@ -271,6 +281,9 @@ def _serve(args: argparse.Namespace) -> int:
         return reload.run(_serve_argv(args), loaded.origin.candidates() if loaded.origin else [])
     from ccproxy_core.cli import ports
 
+    # The modules and the config are loaded: keep their code for the next start, and free the cache
+    # (a module first loaded by a request compiles its classes as it would without it).
+    codegen_cache.uninstall()
     try:
         server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded)
     except OSError as exc:
