@@ -269,6 +269,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_cached(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import codegen_cache, ops_commands
+    from ccproxy_core.config.model import unstructure
     from ccproxy_core.server import app as server
 
     loaded = _load(args)
@@ -281,8 +282,10 @@ def _serve_cached(args: argparse.Namespace) -> int:
         return reload.run(_serve_argv(args), loaded.origin.candidates() if loaded.origin else [])
     from ccproxy_core.cli import ports
 
-    # The modules and the config are loaded: keep their code for the next start, and free the cache
+    # The modules and the config are loaded (and the unstructure functions the app builds from the
+    # config made, by unstructuring it once): keep their code for the next start, and free the cache
     # (a module first loaded by a request compiles its classes as it would without it).
+    unstructure(loaded.config)
     codegen_cache.uninstall()
     try:
         server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded)
