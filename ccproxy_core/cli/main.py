@@ -280,8 +280,6 @@ def _serve_cached(args: argparse.Namespace) -> int:
         from ccproxy_core.cli import reload
 
         return reload.run(_serve_argv(args), loaded.origin.candidates() if loaded.origin else [])
-    from ccproxy_core.cli import ports
-
     # The modules and the config are loaded (and the unstructure functions the app builds from the
     # config made, by unstructuring it once): keep their code for the next start, and free the cache
     # (a module first loaded by a request compiles its classes as it would without it).
@@ -290,6 +288,8 @@ def _serve_cached(args: argparse.Namespace) -> int:
     try:
         server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded)
     except OSError as exc:
+        from ccproxy_core.cli import ports  # only to name what holds the port
+
         if not ports.is_address_in_use(exc):
             raise
         host, port = loaded.config.host, loaded.config.port

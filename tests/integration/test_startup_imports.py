@@ -43,6 +43,7 @@ NEVER_AT_START = [
     "ccproxy_core.cli.keys",
     "ccproxy_core.cli.completion",
     "ccproxy_core.cli.service_units",
+    "ccproxy_core.cli.ports",  # a port in use
     "ccproxy_core.cli.daemon",
     "ccproxy_core.cli.auth",
     "ccproxy_core.cli.service",
