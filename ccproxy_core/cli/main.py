@@ -92,7 +92,10 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
+    """The `ccproxy` parser; with `serve_only`, only as far as `serve` (what `ccproxy serve ...` is
+    parsed with: its help, errors and flags are the same, and the other commands' parsers, 10 ms
+    of every server start, are not built)."""
     parser = _Parser(
         prog="ccproxy",
         description="A proxy between Claude Code / OpenAI clients and LLM providers.",
@@ -122,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _workers_flag(serve)
     serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor (cli/workers.py)
+    if serve_only:
+        return parser
     start = command("start", "start the proxy in the background and wait until it answers", _start)
     _server_flags(start)
     _workers_flag(start)
@@ -521,8 +526,8 @@ def _global_debug(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv, debug = _global_debug(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(serve_only=argv[:1] in (["serve"], ["server"]))
     if not argv:
         from ccproxy_core.cli import home
 

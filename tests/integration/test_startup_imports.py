@@ -41,6 +41,7 @@ NEVER_AT_START = [
     "ccproxy_core.accounts.oauth",  # an OAuth provider's pool
     "tomllib",  # a .toml config
     "ccproxy_core.cli.keys",
+    "ccproxy_core.cli.keys_args",  # the parser of `serve` stops at serve
     "ccproxy_core.cli.completion",
     "ccproxy_core.cli.service_units",
     "ccproxy_core.cli.ports",  # a port in use
