@@ -137,17 +137,18 @@ def bytecode_env() -> dict[str, str]:
     return env
 
 
-def summarize(times: list[float], rss: list[float], cpu: list[float]) -> dict[str, float]:
+def summarize(times: list[float], rss: list[float], cpu: list[float]) -> dict[str, Any]:
     return {
         "min_s": min(times),
         "median_s": statistics.median(times),
         "max_s": max(times),
         "idle_rss_mb": statistics.median(rss),
         "cpu_median_s": statistics.median(cpu),
+        "cpu_runs": cpu,
     }
 
 
-def alternate(starts: dict[str, Callable[[], tuple[float, float, float]]], runs: int) -> dict[str, dict[str, float]]:
+def alternate(starts: dict[str, Callable[[], tuple[float, float, float]]], runs: int) -> dict[str, dict[str, Any]]:
     """Each start once to warm the page cache (and a zipapp's extraction), then `runs` rounds of
     all of them in turns, so a drift of the machine hits each alike; the figures of each."""
     for start in starts.values():
@@ -160,12 +161,15 @@ def alternate(starts: dict[str, Callable[[], tuple[float, float, float]]], runs:
     return {name: summarize(*values) for name, values in got.items()}
 
 
-def ratios(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    """a's medians over b's: start time, CPU to the first 200 and idle RSS."""
+def ratios(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    """a's medians over b's: start time, CPU to the first 200 and idle RSS; and the median of each
+    round's CPU ratio (`cpu_rounds`: two starts next to each other in time, so the least moved by
+    the machine's other work)."""
     return {
         "time": a["median_s"] / b["median_s"],
         "cpu": a["cpu_median_s"] / b["cpu_median_s"],
         "rss": a["idle_rss_mb"] / b["idle_rss_mb"],
+        "cpu_rounds": statistics.median(x / y for x, y in zip(a["cpu_runs"], b["cpu_runs"], strict=True) if y),
     }
 
 
@@ -208,7 +212,8 @@ def compare(base: str, runs: int) -> list[str]:
         f"{'A ' + base:12} start to first 200: {describe(got['A'])}",
         f"{'B worktree':12} start to first 200: {describe(got['B'])}",
         f"{'floor':12} start to first answer: {describe(got['floor'])}",
-        f"{'B/A':12} time {r['time']:.3f}, CPU {r['cpu']:.3f}, idle RSS {r['rss']:.3f}",
+        f"{'B/A':12} time {r['time']:.3f}, CPU {r['cpu']:.3f} (by round {r['cpu_rounds']:.3f}), "
+        f"idle RSS {r['rss']:.3f}",
     ]
 
 
@@ -225,7 +230,10 @@ def report_lines(label: str, m: dict[str, Any]) -> list[str]:
     if "floor" in m:
         r = m["ratio"]
         lines.append(f"{'floor':12} start to first answer: {describe(m['floor'])}")
-        lines.append(f"{'ratio':12} time {r['time']:.2f}x, CPU {r['cpu']:.2f}x, idle RSS {r['rss']:.2f}x the floor")
+        lines.append(
+            f"{'ratio':12} time {r['time']:.2f}x, CPU {r['cpu']:.2f}x (by round {r['cpu_rounds']:.2f}x), "
+            f"idle RSS {r['rss']:.2f}x the floor"
+        )
     return lines
 
 
