@@ -129,12 +129,15 @@ def _modules() -> list[ModuleType]:
 
 
 def install(path: Path | None = None) -> Cache:
-    """Compile attrs' and cattrs' generated code through the cache from now on (idempotent)."""
+    """Compile attrs' and cattrs' generated code through the cache from now on (idempotent).
+
+    Only a module that calls the builtin `compile` (has no name `compile` of its own) is patched."""
     global _installed
     if _installed is None:
         _installed = Cache(path or default_path())
         for module in _modules():
-            module.compile = _installed.compile  # type: ignore[attr-defined]
+            if "compile" not in vars(module):
+                module.compile = _installed.compile  # type: ignore[attr-defined]
     return _installed
 
 
@@ -148,6 +151,6 @@ def uninstall() -> None:
     global _installed
     save()
     for module in _modules():
-        if "compile" in vars(module):
+        if _installed is not None and vars(module).get("compile") == _installed.compile:
             del module.compile
     _installed = None

@@ -98,3 +98,17 @@ def test_a_class_from_the_cache_behaves_as_one_compiled_in_a_run_with_another_ha
     assert runs[0]["misses"] > 0 and runs[1]["misses"] == 0
     for run in runs:
         assert run["hash_ok"] and run["eq"] and run["repr"] == "P(a=1, b='x')"
+
+
+def test_install_patches_attrs_and_cattrs_and_uninstall_puts_the_builtin_back(tmp_path: Path) -> None:
+    """While installed, both libraries compile through the cache; after, through the builtin again."""
+    import attr._make
+    import cattrs.gen
+
+    cache = codegen_cache.install(tmp_path / "c.bin")
+    try:
+        assert vars(attr._make)["compile"] == cache.compile and vars(cattrs.gen)["compile"] == cache.compile
+        assert codegen_cache.install() is cache
+    finally:
+        codegen_cache.uninstall()
+    assert "compile" not in vars(attr._make) and "compile" not in vars(cattrs.gen)
