@@ -20,7 +20,8 @@ from collections.abc import Iterator
 
 from attrs import frozen
 
-SHELLS = ("bash", "zsh", "fish")
+from ccproxy_core.cli.ops_commands import SHELLS as SHELLS
+
 PROG = "ccproxy"
 _PASS_THROUGH = frozenset({"code"})  # its arguments are claude's, not ours
 

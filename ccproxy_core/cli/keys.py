@@ -5,6 +5,9 @@ through its admin API, with the admin key from the server's config, so the serve
 change from its next request; without one it writes the keys file itself (the server re-reads
 the file when it changes anyway). `create` prints the new key once, on a line of its own; no
 other command or output ever shows more than its masked prefix.
+
+The command's flags are in cli/keys_args.py, which every `ccproxy` run loads to build its parser:
+this module (the keys store, sqlite3, urllib) is loaded only when a `keys` command runs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,53 +26,9 @@ import orjson
 from ccproxy_core.keys.model import KeySettingError, Limits, apply_changes, parse_budgets
 from ccproxy_core.keys.store import KeyExists, KeyNotFound, KeyStore
 
-Factory = Callable[..., argparse.ArgumentParser]
-
 
 class KeysError(Exception):
     """One line for the user."""
-
-
-def _limit_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--budget-usd",
-        action="append",
-        default=[],
-        metavar="WINDOW=USD",
-        help="spend limit per UTC day or month, e.g. day=5 or month=100 (repeatable; day=none removes it)",
-    )
-    p.add_argument("--rpm", help="requests per minute (burst = rpm); none removes it")
-    p.add_argument("--tpm", help="tokens per minute; none removes it")
-    p.add_argument("--concurrency", help="requests in flight at once; none removes it")
-    p.add_argument("--models", help="model globs the key may use, e.g. 'claude-*,gpt-4.1' (empty: all)")
-    p.add_argument("--providers", help="providers the key may be routed to, e.g. anthropic,openai (empty: all)")
-    p.add_argument("--expires", help="30d, 12h, 2w from now, or a UTC date 2027-01-31; never removes it")
-
-
-def add_commands(command: Factory) -> None:
-    keys = command("keys", "manage client keys: each with its own budgets, limits and models", _help)
-    sub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
-    create = sub.add_parser("create", help="make a key; it is printed once, on a line of its own")
-    create.add_argument("name")
-    _limit_flags(create)
-    create.set_defaults(func=_run, action="create")
-    sub.add_parser("list", help="every key: name, masked prefix, state, limits").set_defaults(func=_run, action="list")
-    for action, text in (("show", "one key and its spend"), ("revoke", "revoke a key: 401 from its next request")):
-        p = sub.add_parser(action, help=text)
-        p.add_argument("name")
-        p.set_defaults(func=_run, action=action)
-    update = sub.add_parser("update", help="change a key's limits")
-    update.add_argument("name")
-    _limit_flags(update)
-    update.set_defaults(func=_run, action="update")
-    for p in (keys, create, update, *(sub.choices[a] for a in ("list", "show", "revoke"))):
-        p.add_argument("--json", action="store_true", help="print JSON")
-        p.add_argument("--config", metavar="FILE", help="config file (its apikey is the admin key)")
-
-
-def _help(args: argparse.Namespace) -> int:
-    print("usage: ccproxy keys {create,list,show,update,revoke} [--help]", file=sys.stderr)
-    return 2
 
 
 def changes_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,7 +139,8 @@ def run(
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
+    """`ccproxy keys ACTION ...` as parsed by cli/keys_args.py."""
     from ccproxy_core.cli import daemon
     from ccproxy_core.config.load import load
 

@@ -92,7 +92,10 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
+    """The `ccproxy` parser; with `serve_only`, only as far as `serve` (what `ccproxy serve ...` is
+    parsed with: its help, errors and flags are the same, and the other commands' parsers, 10 ms
+    of every server start, are not built)."""
     parser = _Parser(
         prog="ccproxy",
         description="A proxy between Claude Code / OpenAI clients and LLM providers.",
@@ -122,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _workers_flag(serve)
     serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor (cli/workers.py)
+    if serve_only:
+        return parser
     start = command("start", "start the proxy in the background and wait until it answers", _start)
     _server_flags(start)
     _workers_flag(start)
@@ -216,9 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ccproxy_core.cli import ops_commands
 
     ops_commands.add_commands(command)  # service, completion, import
-    from ccproxy_core.cli import keys as keys_cmd
+    from ccproxy_core.cli import keys_args
 
-    keys_cmd.add_commands(command)  # keys create|list|show|update|revoke
+    keys_args.add_commands(command)  # keys create|list|show|update|revoke
     command("version", "print the version, Python and platform", _version)
     usage = command("usage", "requests, tokens and cost from the usage ledger", _usage)
     usage.add_argument("--since", default="24h", help="a span back from now (90m, 24h, 7d) or an ISO date; default 24h")
@@ -258,7 +263,18 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ccproxy_core.cli import ops_commands
+    from ccproxy_core.cli import codegen_cache
+
+    codegen_cache.install()  # attrs' and cattrs' generated code from the cache, not compiled at each start
+    try:
+        return _serve_cached(args)
+    finally:
+        codegen_cache.uninstall()  # (done before the server runs; here too for the paths that return early)
+
+
+def _serve_cached(args: argparse.Namespace) -> int:
+    from ccproxy_core.cli import codegen_cache, ops_commands
+    from ccproxy_core.config.model import unstructure
     from ccproxy_core.server import app as server
 
     loaded = _load(args)
@@ -269,11 +285,16 @@ def _serve(args: argparse.Namespace) -> int:
         from ccproxy_core.cli import reload
 
         return reload.run(_serve_argv(args), loaded.origin.candidates() if loaded.origin else [])
-    from ccproxy_core.cli import ports
-
+    # The modules and the config are loaded (and the unstructure functions the app builds from the
+    # config made, by unstructuring it once): keep their code for the next start, and free the cache
+    # (a module first loaded by a request compiles its classes as it would without it).
+    unstructure(loaded.config)
+    codegen_cache.uninstall()
     try:
         server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded)
     except OSError as exc:
+        from ccproxy_core.cli import ports  # only to name what holds the port
+
         if not ports.is_address_in_use(exc):
             raise
         host, port = loaded.config.host, loaded.config.port
@@ -505,8 +526,8 @@ def _global_debug(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv, debug = _global_debug(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(serve_only=argv[:1] in (["serve"], ["server"]))
     if not argv:
         from ccproxy_core.cli import home
 

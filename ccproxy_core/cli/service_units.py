@@ -258,23 +258,3 @@ def env_file(names: Sequence[str], env: Mapping[str, str], old_text: str = "") -
         value = old.get(name, env.get(name))
         lines.append(f"{name}={value}" if value is not None else f"# {name}=   (not set when installed: fill it in)")
     return "\n".join(lines) + "\n"
-
-
-# --- the container's guard ----------------------------------------------------------------------
-
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-REQUIRE_APIKEY = "CCPROXY_REQUIRE_APIKEY"
-
-
-def open_bind_refusal(host: str, apikey: str, env: Mapping[str, str]) -> str | None:
-    """Why `serve` must not start, or None: with CCPROXY_REQUIRE_APIKEY=1 (the container sets it)
-    a server reachable from other machines needs an `apikey`, or anyone who can reach the port
-    spends the configured provider keys."""
-    if env.get(REQUIRE_APIKEY, "").strip().lower() not in ("1", "true", "yes", "on"):
-        return None
-    if host in _LOOPBACK or host.startswith("127.") or apikey:
-        return None
-    return (
-        f"refusing to listen on {host} without an apikey ({REQUIRE_APIKEY} is set): set `apikey` in the "
-        "config or CCPROXY_API_KEY in the environment, and give that key to your clients"
-    )

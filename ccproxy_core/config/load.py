@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -79,10 +78,12 @@ def parse_text(path: Path, text: str) -> dict[str, Any]:
     source = str(path)
     try:
         if path.suffix == ".toml":
+            import tomllib  # here: only a .toml file needs it (its TOMLDecodeError is a ValueError)
+
             raw: Any = tomllib.loads(text)
         else:
             raw = orjson.loads(ccr.json5_text(text)) if text.strip() else {}  # claude-code-router's JSON5 too
-    except (orjson.JSONDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, ValueError) as exc:
         raise ConfigError([f"{source}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: (top level): expected an object of settings"])

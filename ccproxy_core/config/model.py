@@ -7,7 +7,6 @@ and in which order they merge, is `config.load`'s business.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -436,6 +435,8 @@ def _check_route_names(config: Config, source: str) -> list[str]:
         if key in SCENARIOS or set(key) & set("*?["):
             continue
         folded = key.lower().replace("_", "").replace("-", "")
+        import difflib  # here: only a config with model aliases in `routes` needs it
+
         close = lowered.get(folded) or next(
             iter(difflib.get_close_matches(folded, list(lowered), n=1, cutoff=0.8)), None
         )

@@ -46,21 +46,8 @@ from ccproxy_core.core.errors import (
 from ccproxy_core.core.headers import bearer_token
 from ccproxy_core.core.inbound import ExpectationFailed, header_problem
 from ccproxy_core.core.redaction import Redactor, SecretsFilter
-from ccproxy_core.server import framing, keyguard, loops, observability, replies
-from ccproxy_core.server.handlers import (
-    chat,
-    dashboard,
-    health,
-    keys,
-    messages,
-    metrics,
-    models,
-    providers_api,
-    responses,
-    status,
-    usage,
-)
-from ccproxy_core.server.handlers import sdk as sdk_mode
+from ccproxy_core.server import framing, keyguard, lazy, loops, observability, replies, sdk_mode
+from ccproxy_core.server.handlers import chat, health, messages, metrics, models
 from ccproxy_core.server.state import STATE, State, UpstreamFactory
 from ccproxy_core.server.upstream import Http1Upstream
 from ccproxy_core.server.workers import WORKER, WorkerSlot, watch_supervisor
@@ -197,13 +184,14 @@ async def warmup(request: web.Request) -> web.Response:
     return web.Response(status=200, text="" if request.method == "HEAD" else "ccproxy is running; see /health\n")
 
 
+# lazy.*: the routes of surfaces only some clients use, their modules loaded on the first request.
 ROUTES = [
     web.route("HEAD", "/", warmup),
     web.get("/", warmup, allow_head=False),
     web.get("/health", health.health),
     web.get("/metrics", metrics.metrics),
-    web.get("/dashboard", dashboard.dashboard),
-    *usage.ROUTES,
+    *lazy.DASHBOARD,
+    *lazy.USAGE,
     web.post("/v1/messages", messages.create_message),
     web.post("/api/v1/messages", messages.create_message),
     web.post("/v1/messages/count_tokens", messages.count_tokens),
@@ -212,11 +200,15 @@ ROUTES = [
     web.post("/api/v1/chat/completions", chat.create_completion),
     web.get("/v1/models", models.list_models),
     web.get("/api/v1/models", models.list_models),
-    *status.ROUTES,
-    *providers_api.ROUTES,
-    *responses.ROUTES,
-    *sdk_mode.ROUTES,
-    *keys.ROUTES,
+    *lazy.STATUS,
+    *lazy.PROVIDERS,
+    *lazy.RESPONSES,
+    # The replaced product's Codex plugin also served these; they are the /v1 surfaces.
+    web.post("/api/codex/chat/completions", chat.create_completion),
+    web.post("/api/codex/v1/chat/completions", chat.create_completion),
+    web.get("/api/codex/v1/models", models.list_models),
+    *lazy.SDK,
+    *lazy.KEYS,
 ]
 
 

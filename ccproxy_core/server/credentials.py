@@ -20,14 +20,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import orjson
 import platformdirs
 from attrs import frozen
 
-from ccproxy_core.accounts import oauth
 from ccproxy_core.accounts import store as accounts
 from ccproxy_core.config.model import Config, ProviderConfig
 from ccproxy_core.core.errors import AttemptFailed, CredentialsRejected, ProxyError, RateLimited, ServiceUnavailable
@@ -40,6 +39,9 @@ from ccproxy_core.core.shared import CredentialEntry, entry_of, merge_entry, sha
 from ccproxy_core.core.sticky import StickyTable
 from ccproxy_core.providers.presets import AuthHeader, key_headers
 from ccproxy_core.server.shared import MEMORY, SharedState
+
+if TYPE_CHECKING:
+    from ccproxy_core.accounts import oauth
 
 log = logging.getLogger("ccproxy.pool")
 
@@ -76,6 +78,13 @@ def _codex() -> ModuleType:
     from ccproxy_core.accounts import codex
 
     return codex
+
+
+def _oauth() -> ModuleType:
+    """The OAuth refresh machinery (accounts/oauth.py), imported only where an OAuth provider is configured."""
+    from ccproxy_core.accounts import oauth
+
+    return oauth
 
 
 def _accounts_path(provider: ProviderConfig) -> Path:
@@ -171,7 +180,7 @@ class ProviderPool:
         assert self.accounts_path is not None
         rotation = self._config.rotation
         self._session = aiohttp.ClientSession()
-        self.scheduler = oauth.RefreshScheduler(
+        self.scheduler = _oauth().RefreshScheduler(
             self.pool,
             self._session,
             self._config.oauth,
@@ -358,7 +367,7 @@ class CredentialAttempts:
         credential = self._current
         try:
             await self._owner.refresh(credential.name, stale_token=credential.secret)
-        except (oauth.OAuthError, ProxyError) as exc:
+        except (_oauth().OAuthError, ProxyError) as exc:
             log.warning("provider %s: refreshing %s failed: %s", self._owner.name, credential.name, exc)
 
     def rejection(self, outcome: Outcome) -> ProxyError | None:

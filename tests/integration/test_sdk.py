@@ -24,7 +24,7 @@ from attrs import define
 
 from ccproxy_core.config.model import structure
 from ccproxy_core.server.app import create_app
-from ccproxy_core.server.handlers.sdk import SDK_RUNNER
+from ccproxy_core.server.sdk_mode import SDK_MODE
 from tests.grammar import assert_anthropic_stream_grammar
 from tests.sdk_fake import FakeClaudeAPI, find_claude
 
@@ -53,7 +53,7 @@ class SdkProxy:
         return openai.AsyncOpenAI(base_url=self.url + prefix + "/v1", api_key="dummy", max_retries=0)
 
     def pids(self) -> list[int]:
-        return self.app[SDK_RUNNER].live_pids()
+        return self.app[SDK_MODE].live_pids()
 
 
 SdkProxyFactory = Callable[..., Awaitable[SdkProxy]]

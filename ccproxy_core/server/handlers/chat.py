@@ -19,7 +19,6 @@ from ccproxy_core.core.sse import DONE, SSEEvent, data_event
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
-from ccproxy_core.server.handlers import responses_translated
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import OPENAI_END, event_payload, pump_bytes, pump_events, truncated
 from ccproxy_core.server.state import STATE
@@ -47,6 +46,8 @@ async def create_completion(request: web.Request) -> web.StreamResponse:
         if candidate.provider.kind == "openai":
             return await _passthrough(request, candidate, body, stream)
         if candidate.provider.kind == "responses":
+            from ccproxy_core.server.handlers import responses_translated  # loaded by the first such request
+
             return await responses_translated.for_chat_client(
                 request,
                 candidate,

@@ -115,12 +115,3 @@ async def revoke_key(request: web.Request) -> web.Response:
     _admin(request)
     key = await _store_call(request, request.app[KEYS].store.revoke, _name(request), time.time())
     return json_response(key.to_json(time.time()))
-
-
-ROUTES = [
-    web.get("/admin/keys", list_keys),
-    web.post("/admin/keys", create_key),
-    web.get("/admin/keys/{name}", show_key),
-    web.patch("/admin/keys/{name}", update_key),
-    web.delete("/admin/keys/{name}", revoke_key),
-]

@@ -17,7 +17,6 @@ from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
-from ccproxy_core.server.handlers import responses_translated
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import (
     PING,
@@ -48,6 +47,8 @@ async def create_message(request: web.Request) -> web.StreamResponse:
         if candidate.provider.kind == "anthropic":
             return await _to_anthropic(request, candidate, raw, body, stream)
         if candidate.provider.kind == "responses":
+            from ccproxy_core.server.handlers import responses_translated  # loaded by the first such request
+
             return await responses_translated.for_messages_client(request, candidate, body, model, stream)
         return await _to_chat(request, candidate, body, model, stream)
 

@@ -221,13 +221,3 @@ async def toggle_provider(request: web.Request) -> web.Response:
 def _lock(request: web.Request) -> asyncio.Lock:
     """One config write at a time; reads and proxied requests never wait for it."""
     return request.app[STATE].write_lock
-
-
-ROUTES = [
-    web.get("/providers", list_providers),
-    web.post("/providers", create_provider),
-    web.get("/providers/{name}", get_provider),
-    web.put("/providers/{name}", replace_provider),
-    web.delete("/providers/{name}", delete_provider),
-    web.patch("/providers/{name}/toggle", toggle_provider),
-]

@@ -31,7 +31,7 @@ from ccproxy_core.core.sse import SSEEvent
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch, sessions
-from ccproxy_core.server.handlers import chat, models, responses_upstream
+from ccproxy_core.server.handlers import responses_upstream
 from ccproxy_core.server.handlers.common import json_response, read_json, require_str
 from ccproxy_core.server.keyguard import check_model as keyguard_check_model
 from ccproxy_core.server.relay import Translate, event_payload, pump_events, truncated
@@ -224,26 +224,3 @@ async def stored_response(request: web.Request) -> web.Response:
 
 def _encode(events: list[JSON]) -> list[bytes]:
     return [encode_event(event) for event in events]
-
-
-ROUTES = [
-    web.post("/v1/responses", create_response),
-    web.post("/api/v1/responses", create_response),
-    web.post("/api/codex/responses", create_response),
-    web.post("/api/codex/v1/responses", create_response),
-    web.post("/api/codex/{session_id}/responses", create_response),
-    *[
-        route
-        for prefix in ("/v1", "/api/v1")
-        for route in (
-            web.get(f"{prefix}/responses/{{response_id}}", stored_response),
-            web.delete(f"{prefix}/responses/{{response_id}}", stored_response),
-            web.post(f"{prefix}/responses/{{response_id}}/cancel", stored_response),
-            web.get(f"{prefix}/responses/{{response_id}}/input_items", stored_response),
-        )
-    ],
-    # The replaced product's Codex plugin also served these; they are the /v1 surfaces.
-    web.post("/api/codex/chat/completions", chat.create_completion),
-    web.post("/api/codex/v1/chat/completions", chat.create_completion),
-    web.get("/api/codex/v1/models", models.list_models),
-]

@@ -7,6 +7,9 @@
     POST /claude/{session_id}/v1/chat/completions
     (and all of these under /sdk/ too)
 
+The routes are in server/lazy.py: this module and the runner load with the first of them
+(server/sdk_mode.py holds the runner from then on).
+
 The handler parses, asks the runner for a turn, and pumps: each CLI line goes through
 `CliTranslator` (Anthropic events) and, for an OpenAI client, through the same
 `MessagesStreamTranslator` that serves `/v1/chat/completions`, and is written at once. The
@@ -24,10 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import platformdirs
 from aiohttp import web
 
 from ccproxy_core.core.errors import InvalidRequest, ProxyError, UpstreamTimeout
@@ -38,10 +38,10 @@ from ccproxy_core.sdk import models
 from ccproxy_core.sdk.conversation import refuse_client_tools
 from ccproxy_core.sdk.process import Turn
 from ccproxy_core.sdk.protocol import CliTranslator, Event, RunUsage, fold_message
-from ccproxy_core.sdk.runner import SdkRunner
 from ccproxy_core.server import reqlog
 from ccproxy_core.server.handlers.common import json_response, read_model_request
 from ccproxy_core.server.relay import PING
+from ccproxy_core.server.sdk_mode import SDK_MODE
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.messages_request import chat_to_messages
 from ccproxy_core.translate.messages_response import message_to_chat
@@ -49,22 +49,8 @@ from ccproxy_core.translate.messages_stream import MessagesStreamTranslator
 
 log = logging.getLogger("ccproxy.sdk")
 
-SDK_RUNNER = web.AppKey("sdk_runner", SdkRunner)
 SDK_PROVIDER = "claude-code"  # the provider name SDK-mode requests are logged and metered under
 OPENAI_KEEPALIVE = b": keep-alive\n\n"
-
-
-async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """The runner lives as long as the app; closing it kills every Claude Code process left."""
-    config = app[STATE].config
-    runner = SdkRunner(
-        proxy_host=config.host, proxy_port=config.port, state_dir=Path(platformdirs.user_state_dir("ccproxy"))
-    )
-    app[SDK_RUNNER] = runner
-    state = app[STATE]
-    runner.start(lambda: float(state.config.sdk.session_ttl))
-    yield
-    await runner.close()
 
 
 def record_usage(request: web.Request, usage: RunUsage) -> None:
@@ -148,7 +134,7 @@ async def _serve(request: web.Request, *, openai: bool) -> web.StreamResponse:
         options = body.get("stream_options")
         include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
         body, _ = chat_to_messages(body, model=model)
-    runner = request.app[SDK_RUNNER]
+    runner = request.app[SDK_MODE].runner()
     session_id = request.match_info.get("session_id")
     writer = _Writer(model, openai, include_usage)
     async with runner.turn(settings, body, model, session_id) as turn:
@@ -246,16 +232,3 @@ async def _stream(
     await response.write(writer.end())
     await response.write_eof()
     return response
-
-
-def _routes(prefix: str) -> list[web.RouteDef]:
-    return [
-        web.post(f"{prefix}/v1/messages", messages),
-        web.post(f"{prefix}/v1/chat/completions", chat_completions),
-        web.get(f"{prefix}/v1/models", list_models),
-        web.post(f"{prefix}/{{session_id}}/v1/messages", messages),
-        web.post(f"{prefix}/{{session_id}}/v1/chat/completions", chat_completions),
-    ]
-
-
-ROUTES: list[web.RouteDef] = [*_routes("/claude"), *_routes("/sdk")]

@@ -175,13 +175,3 @@ async def enable_account(request: web.Request) -> web.Response:
 
 async def disable_account(request: web.Request) -> web.Response:
     return await _switch(request, False)
-
-
-ROUTES: list[Any] = [
-    web.get("/status", status),
-    web.get("/status/accounts", list_accounts),
-    web.get("/status/accounts/{name}", get_account),
-    web.post("/status/accounts/{name}/refresh", refresh_account),
-    web.post("/status/accounts/{name}/enable", enable_account),
-    web.post("/status/accounts/{name}/disable", disable_account),
-]

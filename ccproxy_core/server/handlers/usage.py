@@ -75,9 +75,3 @@ def _number(text: str, name: str) -> float:
     if value < 1:
         raise InvalidRequest(f"{name}: expected 1 or more, got {text!r}")
     return value
-
-
-ROUTES: list[Any] = [
-    web.get("/usage", usage),
-    web.get("/usage/requests", requests),
-]
