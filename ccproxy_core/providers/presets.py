@@ -139,6 +139,9 @@ class Preset:
         return int(found) if found is not None else None
 
     def dialect_for(self, model: str) -> ChatDialect:
+        return rules_for(self, model).dialect
+
+    def _dialect_for(self, model: str) -> ChatDialect:
         found = _by_specificity(self.dialect_overrides, model)
         dialect = found if isinstance(found, ChatDialect) else self.dialect
         if self.reasoning is True:
@@ -585,10 +588,44 @@ def _clean_tool(tool: Any, preset: Preset) -> Any:
     return {**tool, "function": {**{k: v for k, v in function.items() if k != "parameters"}, **keep}}
 
 
+@frozen
+class ModelRules:
+    """What a preset decides for one model, worked out once: every translated request asks."""
+
+    dialect: ChatDialect
+    rejected: frozenset[str]
+    max_output: int | None
+    forces_tool_choice: bool
+
+
+_RULES: dict[tuple[int, str], tuple[Preset, ModelRules]] = {}
+
+
+def rules_for(preset: Preset, model: str) -> ModelRules:
+    """The preset's rules for `model`, remembered like `_by_specificity`'s answers (an entry holds
+    its preset, so a preset that is gone is never mistaken for a new one at the same address)."""
+    key = (id(preset), model)
+    found = _RULES.get(key)
+    if found is not None and found[0] is preset:
+        return found[1]
+    rules = ModelRules(
+        dialect=preset._dialect_for(model),
+        rejected=frozenset(preset.rejected_for(model)),
+        max_output=preset.max_output_for(model),
+        forces_tool_choice=preset.forces_tool_choice(model),
+    )
+    if len(_RULES) >= _SPECIFIC_MAX:
+        _RULES.clear()
+    _RULES[key] = (preset, rules)
+    return rules
+
+
 def apply_preset(request: JSON, preset: Preset, model: str) -> JSON:
     """Post-process a translated Chat Completions request for this provider; returns a new dict."""
-    out = {k: v for k, v in request.items() if k not in set(preset.rejected_for(model))}
-    limit = preset.max_output_for(model)
+    rules = rules_for(preset, model)
+    rejected = rules.rejected
+    out = {k: v for k, v in request.items() if k not in rejected} if rejected else dict(request)
+    limit = rules.max_output
     if limit is not None:
         for name in ("max_tokens", "max_completion_tokens"):
             value = out.get(name)
@@ -596,7 +633,7 @@ def apply_preset(request: JSON, preset: Preset, model: str) -> JSON:
                 out[name] = limit
     if isinstance(out.get("tools"), list):
         out["tools"] = [_clean_tool(t, preset) for t in out["tools"]]
-    if "tool_choice" in out and _is_forced(out["tool_choice"]) and not preset.forces_tool_choice(model):
+    if "tool_choice" in out and _is_forced(out["tool_choice"]) and not rules.forces_tool_choice:
         # Without forcing, the model may still call the tool; with it, the request fails.
         del out["tool_choice"]
     return out
