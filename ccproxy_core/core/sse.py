@@ -32,6 +32,18 @@ class SSEDecoder:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not self._partial and not self._data and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            # The usual chunk: one whole event, `data:` alone or after `event:`, as providers send it.
+            ends = chunk.count(b"\n")
+            if ends == 2 and chunk.startswith(b"data: "):
+                event, self._event, self._skip_lf = self._event, "", False
+                return [SSEEvent(event, chunk[6:-2].decode("utf-8", "replace"))]
+            if ends == 3 and chunk.startswith(b"event: "):
+                split = chunk.index(b"\n")
+                if chunk.startswith(b"data: ", split + 1):
+                    self._event, self._skip_lf = "", False
+                    name, data = chunk[7:split], chunk[split + 7 : -2]
+                    return [SSEEvent(name.decode("utf-8", "replace"), data.decode("utf-8", "replace"))]
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
