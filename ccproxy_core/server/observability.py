@@ -19,18 +19,20 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from ccproxy_core.core import pricing
 from ccproxy_core.server.metrics import Metrics, credential_rows
-from ccproxy_core.server.rawlog import RawHttpLog
 from ccproxy_core.server.reqlog import CURRENT, SESSION_HEADER, USAGE, RequestLog
 from ccproxy_core.server.state import STATE, State
 from ccproxy_core.usage.ledger import Ledger, resolve_path
 from ccproxy_core.usage.record import UsageRecord
+
+if TYPE_CHECKING:
+    from ccproxy_core.server.rawlog import RawHttpLog
 
 access_log = logging.getLogger("ccproxy.access")
 
@@ -85,11 +87,11 @@ class Observability:
             else None
         )
         self.metrics = Metrics(self._credential_view, self._breaker_view) if config.metrics.enabled else None
-        self.raw = (
-            RawHttpLog(config.log.raw_http_dir, self._secrets, max_bytes=config.log.raw_http_max_bytes)
-            if config.log.raw_http_dir
-            else None
-        )
+        self.raw: RawHttpLog | None = None
+        if config.log.raw_http_dir:  # a debugging aid: its module (and logging.handlers) only when asked for
+            from ccproxy_core.server.rawlog import RawHttpLog
+
+            self.raw = RawHttpLog(config.log.raw_http_dir, self._secrets, max_bytes=config.log.raw_http_max_bytes)
         self._prices: dict[str, pricing.Price | None] = {}
         self._price_source: object = None
 

@@ -40,6 +40,7 @@ NEVER_AT_START = [
     "ccproxy_core.sdk.runner",  # the first SDK-mode turn
     "ccproxy_core.accounts.oauth",  # an OAuth provider's pool
     "tomllib",  # a .toml config
+    "ccproxy_core.server.rawlog",  # log.raw_http_dir, a debugging aid
     "ccproxy_core.cli.keys",
     "ccproxy_core.cli.keys_args",  # the parser of `serve` stops at serve
     "ccproxy_core.cli.completion",
