@@ -37,7 +37,21 @@ log = logging.getLogger("ccproxy")
 
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ (/[^ ?#\r\n]*)")
 _SNIFF = 8192  # bytes of a connection's latest chunk kept: a request line and the headers that follow
+_LINE_END_WITHIN = 65536  # how far a long request line's end is looked for
 _SHOWN = 200  # characters of aiohttp's parse message kept in the answer and the log
+
+
+def sniffed(data: bytes) -> bytes:
+    """What naming the dialect needs of a chunk, in at most `_SNIFF` bytes: its start (a request
+    line's method and path) and, after a request line too long for that, the headers that follow
+    it, where `anthropic-version` may be."""
+    if len(data) <= _SNIFF:
+        return data  # (no copy)
+    eol = data.find(b"\r\n", 0, _LINE_END_WITHIN)
+    half = _SNIFF // 2
+    if eol <= half:
+        return data[:_SNIFF]
+    return data[:half] + data[eol : eol + half]
 
 
 def dialect_of(data: bytes) -> bool | None:
@@ -67,7 +81,7 @@ class ProxyRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         # Kept for naming the dialect if this chunk's request fails to parse; a bounded copy, so
         # an idle keep-alive connection holds no large buffer.
-        self._last_data = data[:_SNIFF]
+        self._last_data = sniffed(data)
         super().data_received(data)
 
     def handle_error(

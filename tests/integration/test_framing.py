@@ -72,6 +72,18 @@ async def test_framing_errors_answer_in_the_dialect_of_the_request_line(fake: Fa
     assert_anthropic_error(unknown.json(), "invalid_request_error")
 
 
+async def test_a_request_line_too_long_is_answered_in_the_dialect_its_headers_name(fake: FakeUpstream) -> None:
+    """The headers after a request line past aiohttp's limit still name the dialect (found by the fuzz test)."""
+    line = b"GET /v1/models?" + b"q" * 9000 + b" HTTP/1.1\r\n"
+    async with serving(config(fake)) as port:
+        anthropic = parse_answer(await exchange(port, line + b"Host: x\r\nanthropic-version: 2023-06-01\r\n\r\n"))
+        openai = parse_answer(await exchange(port, line + b"Host: x\r\n\r\n"))
+    assert anthropic.status == openai.status == 400
+    assert_anthropic_error(anthropic.json(), "invalid_request_error")
+    assert_openai_error(openai.json())
+    assert "type" not in openai.json()
+
+
 async def test_a_credential_in_a_malformed_header_line_is_not_echoed_or_logged(fake: FakeUpstream) -> None:
     """aiohttp quotes the bad header line; a key in it is redacted in both the answer and the log."""
     raw = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-ant-secret\x01\r\nContent-Length: 2\r\n\r\n{}"
