@@ -29,7 +29,8 @@ from attrs import define, field
 from ccproxy_core.config.model import LimitsConfig
 from ccproxy_core.core.errors import ProxyError, UpstreamTimeout, UpstreamUnreachable
 from ccproxy_core.core.http1 import ProtocolError
-from ccproxy_core.server.http1 import HEAD, STREAM, ConnectionLost, ErrorMapper, Pool, Timeouts
+from ccproxy_core.server.http1 import Pool
+from ccproxy_core.server.http1_exchange import HEAD, STREAM, ConnectionLost, ErrorMapper, Timeouts
 
 KEEPALIVE = 15.0  # seconds an idle connection to a provider is kept for the next request
 

@@ -14,7 +14,7 @@ import pytest
 
 from ccproxy_core.config.model import LimitsConfig
 from ccproxy_core.core.errors import ProxyError, UpstreamTimeout, UpstreamUnreachable
-from ccproxy_core.server import http1
+from ccproxy_core.server import http1_exchange
 from ccproxy_core.server.upstream import Http1Upstream, StreamStalled
 
 TLS = Path(__file__).resolve().parents[2] / "fixtures" / "tls"
@@ -267,7 +267,7 @@ async def test_a_slow_reader_pauses_the_provider_instead_of_filling_memory(
     for _ in range(50):
         await asyncio.sleep(0.01)
     assert not written.is_set()  # the provider is held back by the paused socket
-    assert answer._size <= http1.HIGH_WATER + 65536 * 2  # type: ignore[attr-defined]
+    assert answer._size <= http1_exchange.HIGH_WATER + 65536 * 2  # type: ignore[attr-defined]
     received = bytearray()
     while chunk := await answer.readany():
         received += chunk
