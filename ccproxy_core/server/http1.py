@@ -106,21 +106,31 @@ class Pool:
         """Send the request; return once the answer's head came (its body still to read)."""
         head = request_head(target, host_header, headers, len(body))
         loop = asyncio.get_running_loop()
-        conn = self._reuse(loop.time()) or await self._connect(loop)
-        exchange = Exchange(conn, loop, timeouts, errors)
-        conn.exchange = exchange
-        transport = conn.transport
-        assert transport is not None
-        if len(body) < 16 * 1024:
-            transport.write(head + body)
-        else:
-            transport.writelines((head, body))
-        try:
-            await exchange.wait_head()
-        except BaseException:  # cancelled (the client left) or failed: the request dies with its connection
-            exchange.close()
-            raise
-        return exchange
+        conn = self._reuse(loop.time())
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = await self._connect(loop)
+            exchange = Exchange(conn, loop, timeouts, errors)
+            conn.exchange = exchange
+            transport = conn.transport
+            assert transport is not None
+            if len(body) < 16 * 1024:
+                transport.write(head + body)
+            else:
+                transport.writelines((head, body))
+            try:
+                await exchange.wait_head()
+            except BaseException:  # cancelled (the client left) or failed: the request dies with its connection
+                exchange.close()
+                if reused and exchange.unanswered():
+                    # A kept-alive connection the provider closed as the request went out (it
+                    # drops idle ones about when ccproxy does): sent once more, on a new one, as
+                    # browsers do. A new connection that closes unanswered is the provider's answer.
+                    conn, reused = None, False
+                    continue
+                raise
+            return exchange
 
     def _reuse(self, now: float) -> Connection | None:
         idle = self._idle

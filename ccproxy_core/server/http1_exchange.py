@@ -58,6 +58,7 @@ class Exchange:
         "_deadline",
         "_errors",
         "_failure",
+        "_heard",
         "_hold",
         "_idle",
         "_inflater",
@@ -87,6 +88,7 @@ class Exchange:
         self._failure: BaseException | None = None
         self._inflater: Inflater | None = None
         self._started = False  # a chunk was handed on: a timeout from now on is a stall mid-stream
+        self._heard = False  # a byte of the answer came
         self.status = 0
         self.headers: CIMultiDictProxy[str] = _NO_HEADERS
         self.content_type = ""
@@ -100,6 +102,7 @@ class Exchange:
     # --- the protocol's side ---------------------------------------------------------------------
 
     def received(self, data: bytes) -> None:
+        self._heard = True
         if self._idle is not None:
             self._last = self._loop.time()
         parser = self._parser
@@ -178,6 +181,10 @@ class Exchange:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def unanswered(self) -> bool:
+        """The connection closed before a byte of the answer came."""
+        return not self._heard and isinstance(self._failure, ConnectionLost)
 
     # --- timeouts -----------------------------------------------------------------------------
 

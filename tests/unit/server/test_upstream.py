@@ -361,6 +361,31 @@ async def test_a_connection_the_provider_closed_while_idle_is_replaced(
     await client.close()
 
 
+async def test_a_kept_alive_connection_closed_as_the_request_goes_out_is_retried_once_on_a_new_one(
+    serve: Callable[[Script], Awaitable[RawServer]],
+) -> None:
+    """The provider closes an idle connection just as ccproxy reuses it: the request goes again, on a new connection."""
+    raw: RawServer
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, raw)
+        writer.write(sized(b'{"n":1}'))
+        await writer.drain()
+        if raw.connections == 1:
+            await read_request(reader, raw)
+            writer.transport.abort()  # the second request on this connection is never answered
+
+    raw = await serve(script)
+    client = upstream(raw.url)
+    for n in range(2):
+        answer = await client.send(f"{raw.url}/v1/messages", {}, b'{"q":%d}' % n, stream=False)
+        assert await answer.read() == b'{"n":1}'
+        answer.close()
+    assert raw.connections == 2
+    assert [r.endswith(b'{"q":1}') for r in raw.requests] == [False, True, True]
+    await client.close()
+
+
 async def test_a_gzipped_answer_is_inflated_and_an_unknown_coding_refused(
     serve: Callable[[Script], Awaitable[RawServer]],
 ) -> None:
