@@ -21,12 +21,19 @@ time); server/http1_exchange.py holds the exchange: the answer, its timeouts and
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
+import aiohappyeyeballs
+
 from ccproxy_core.core.http1 import request_head
 from ccproxy_core.server.http1_exchange import ConnectionLost, ErrorMapper, Exchange, Timeouts
+
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+DNS_TTL = 300.0  # seconds a host's addresses are kept, as aiohttp's client kept them
+HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended delay before the next address is tried
 
 
 class Connection(asyncio.Protocol):
@@ -93,6 +100,7 @@ class Pool:
         self._idle: list[Connection] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        self._resolved: tuple[float, list[AddrInfo]] | None = None  # (until, addresses)
 
     async def post(
         self,
@@ -142,12 +150,31 @@ class Pool:
         return None
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> Connection:
+        """A new connection: the host's addresses (remembered for `DNS_TTL`), tried the way
+        aiohttp's client does, by happy eyeballs (RFC 8305: the next address is started after
+        `HAPPY_EYEBALLS_DELAY` if the last has not connected, so a host whose IPv6 route is
+        broken still connects over IPv4 at once; uvloop's own connect tries them one by one)."""
         if self._closed:
             raise ConnectionLost("the proxy is shutting down")
         extra: dict[str, Any] = {"ssl": self._ssl, "server_hostname": self.host} if self._ssl is not None else {}
         async with asyncio.timeout(self._connect_timeout):
-            _, conn = await loop.create_connection(lambda: Connection(self), self.host, self.port, **extra)
+            sock = await aiohappyeyeballs.start_connection(
+                await self._addresses(loop), happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1
+            )
+            try:
+                _, conn = await loop.create_connection(lambda: Connection(self), sock=sock, **extra)
+            except BaseException:
+                sock.close()
+                raise
         return conn
+
+    async def _addresses(self, loop: asyncio.AbstractEventLoop) -> list[AddrInfo]:
+        now = loop.time()
+        if self._resolved is not None and now < self._resolved[0]:
+            return self._resolved[1]
+        infos: list[AddrInfo] = list(await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM))
+        self._resolved = (now + DNS_TTL, infos)
+        return infos
 
     def keep(self, conn: Connection) -> None:
         if self._closed:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -187,10 +188,39 @@ async def test_a_connect_that_times_out_says_so(monkeypatch: pytest.MonkeyPatch)
     async def never(*args: object, **kwargs: object) -> None:
         await asyncio.sleep(3600)
 
-    monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", never)
+    monkeypatch.setattr("ccproxy_core.server.http1.aiohappyeyeballs.start_connection", never)
     client = upstream("http://127.0.0.1:9", connect_timeout=0.05)
     with pytest.raises(UpstreamUnreachable, match=r"no connection within 0\.05 s"):
         await client.send("http://127.0.0.1:9/v1/messages", {}, b"{}", stream=False)
+
+
+async def test_a_host_s_addresses_are_tried_in_turn_and_remembered(
+    serve: Callable[[Script], Awaitable[RawServer]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first address refuses, the next one serves; the name is resolved once for both connections."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(sized(b"{}", "connection: close\r\n"))
+        await writer.drain()
+
+    raw = await serve(script)
+    port = int(raw.url.rsplit(":", 1)[1])
+    lookups: list[str] = []
+
+    async def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[object]:
+        lookups.append(host)
+        tcp = (socket.AF_INET, socket.SOCK_STREAM, 6, "")
+        return [(*tcp, ("127.0.0.1", 9)), (*tcp, ("127.0.0.1", port))]  # nothing listens on port 9
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    client = upstream(f"http://provider.test:{port}")
+    for _ in range(2):  # `connection: close`: a new connection each time
+        answer = await client.send(f"http://provider.test:{port}/v1/messages", {}, b"{}", stream=False)
+        assert await answer.read() == b"{}"
+        answer.close()
+    assert raw.connections == 2 and lookups == ["provider.test"]
+    await client.close()
 
 
 async def test_a_silent_provider_times_out_before_the_head_and_after_a_chunk(
