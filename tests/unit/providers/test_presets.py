@@ -12,13 +12,13 @@ import pytest
 from ccproxy_core.providers.presets import (
     PRESETS,
     apply_preset,
-    clean_schema,
     key_headers,
     preset_for,
     preset_for_provider,
     takes_reasoning,
     upstream_url,
 )
+from ccproxy_core.providers.schemas import clean_schema
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "claude-code"
 GEMINI_KEYWORDS = {
