@@ -97,7 +97,7 @@ class Exchange:
         self._idle = timeouts.idle
         self._deadline = now + timeouts.total if timeouts.total is not None else None
         self._timer: asyncio.TimerHandle | None = None
-        self._arm(now)
+        self._arm()
 
     # --- the protocol's side ---------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ class Exchange:
         if self._parser.closed():
             self._finish(reusable=False)
         else:
-            self._fail(ConnectionLost(_reason(exc) if exc else "the connection closed before the answer ended"))
+            self._fail(ConnectionLost(reason(exc) if exc else "the connection closed before the answer ended"))
             return
         self._wake()
 
@@ -156,9 +156,16 @@ class Exchange:
         self.headers = headers
         self.status = head.status  # last: a head that fails above never counts as come
 
-    def _finish(self, reusable: bool = True) -> None:
+    def _detach(self) -> Connection | None:
+        """The connection, taken from this exchange (which is over), its timer stopped."""
         conn, self._conn = self._conn, None
-        self._cancel_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return conn
+
+    def _finish(self, reusable: bool = True) -> None:
+        conn = self._detach()
         if self._inflater is not None:
             try:
                 self._inflater.finish()
@@ -171,9 +178,7 @@ class Exchange:
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
             self._failure = exc
-        conn, self._conn = self._conn, None
-        self._cancel_timer()
-        if conn is not None:
+        if (conn := self._detach()) is not None:
             conn.drop()
         self._wake()
 
@@ -188,7 +193,7 @@ class Exchange:
 
     # --- timeouts -----------------------------------------------------------------------------
 
-    def _arm(self, now: float) -> None:
+    def _arm(self) -> None:
         when = self._deadline
         if self._idle is not None and (when is None or self._last + self._idle < when):
             when = self._last + self._idle
@@ -202,12 +207,7 @@ class Exchange:
             self._timer = None
             self._fail(TimeoutError())
         else:
-            self._arm(now)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+            self._arm()
 
     # --- the reader's side --------------------------------------------------------------------
 
@@ -238,17 +238,14 @@ class Exchange:
         self._size = 0
         self._started = True
         if self._paused:
-            self._paused = False
-            if self._conn is not None:
-                self._conn.transport.resume_reading()  # type: ignore[union-attr]
+            self._resume()
         return data
 
     async def read(self) -> bytes:
         """The whole body."""
         self._hold = 1 << 62  # all of it is wanted: never pause for it
-        if self._paused and self._conn is not None:
-            self._paused = False
-            self._conn.transport.resume_reading()  # type: ignore[union-attr]
+        if self._paused:
+            self._resume()
         while self._conn is not None and self._failure is None:
             await self._wait()
         if self._failure is not None:
@@ -257,6 +254,11 @@ class Exchange:
         self._chunks.clear()
         return data
 
+    def _resume(self) -> None:
+        self._paused = False
+        if self._conn is not None:
+            self._conn.transport.resume_reading()  # type: ignore[union-attr]
+
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         while chunk := await self.readany():
             yield chunk
@@ -264,10 +266,8 @@ class Exchange:
     def close(self) -> None:
         """Done with it: a connection still carrying its answer is dropped (the provider sees the
         request cancelled)."""
-        conn, self._conn = self._conn, None
-        self._cancel_timer()
         self._chunks.clear()
-        if conn is not None:
+        if (conn := self._detach()) is not None:
             conn.drop()
 
     release = close  # an answer read to its end has already given its connection back
@@ -276,6 +276,7 @@ class Exchange:
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """What went wrong, in words: the exception's message, or its class's name if it has none."""
     text = str(exc).strip()
     return text or type(exc).__name__

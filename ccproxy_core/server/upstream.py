@@ -30,7 +30,7 @@ from ccproxy_core.config.model import LimitsConfig
 from ccproxy_core.core.errors import ProxyError, UpstreamTimeout, UpstreamUnreachable
 from ccproxy_core.core.http1 import ProtocolError
 from ccproxy_core.server.http1 import Pool
-from ccproxy_core.server.http1_exchange import HEAD, STREAM, ConnectionLost, ErrorMapper, Timeouts
+from ccproxy_core.server.http1_exchange import HEAD, STREAM, ConnectionLost, ErrorMapper, Timeouts, reason
 
 KEEPALIVE = 15.0  # seconds an idle connection to a provider is kept for the next request
 
@@ -103,7 +103,7 @@ def timed_out(name: str, limits: LimitsConfig, *, stream: bool, started: bool) -
 
 
 def broke_off(name: str, exc: BaseException | None = None) -> UpstreamUnreachable:
-    why = f": {_reason(exc)}" if exc is not None else ""
+    why = f": {reason(exc)}" if exc is not None else ""
     return UpstreamUnreachable(f"provider {name!r} broke off its answer{why}")
 
 
@@ -144,7 +144,7 @@ class Http1Upstream:
             ) from exc
         except (OSError, ConnectionLost) as exc:
             raise UpstreamUnreachable(
-                f"provider {self.name!r} could not be reached at {self.base_url}: {_reason(exc)}"
+                f"provider {self.name!r} could not be reached at {self.base_url}: {reason(exc)}"
             ) from exc
         except ValueError as exc:
             raise ProxyError(f"a header configured for provider {self.name!r} is invalid: {exc}") from exc
@@ -173,7 +173,7 @@ class Http1Upstream:
             return timed_out(self.name, self.limits, stream=stream, started=stage == STREAM)
         if stage == HEAD:
             what = "sent a malformed answer" if isinstance(exc, ProtocolError) else "could not be reached"
-            return UpstreamUnreachable(f"provider {self.name!r} {what} at {self.base_url}: {_reason(exc)}")
+            return UpstreamUnreachable(f"provider {self.name!r} {what} at {self.base_url}: {reason(exc)}")
         return broke_off(self.name, exc)
 
     async def close(self) -> None:
@@ -187,8 +187,3 @@ class Http1Upstream:
 def _tls_context() -> ssl.SSLContext:
     """The system's trusted CAs, certificates and host names verified (built on first use)."""
     return ssl.create_default_context()
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text or type(exc).__name__
