@@ -22,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -32,6 +32,8 @@ from ccproxy_core.core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAU
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers.schemas import SchemaDialect, clean_schema
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
+
+V = TypeVar("V")
 
 Kind = Literal["anthropic", "openai", "responses", "codex"]
 AuthHeader = Literal["x-api-key", "authorization-bearer", "none"]
@@ -76,29 +78,50 @@ def takes_reasoning(model: str) -> bool:
     return bool(_by_specificity(REASONING_MODELS, model.rsplit("/", 1)[-1]))
 
 
-def _by_specificity(patterns: Mapping[str, Any], model: str) -> Any:
-    """The value of the longest glob matching `model` (case-insensitive), else None.
+class _Memo(Generic[V]):
+    """Answers by (object, model), asked on every translated request with the same few pairs.
+    An entry holds its object, so an object that is gone is never mistaken for a new one at the
+    same address; past `LIMIT` entries all are forgotten at once."""
 
-    Asked on every translated request with the same few (table, model) pairs, so the answer is
-    remembered; an entry holds its table, so a table that is gone is never mistaken for a new one."""
-    key = (id(patterns), model)
-    found = _SPECIFIC.get(key)
-    if found is not None and found[0] is patterns:
-        return found[1]
+    LIMIT = 4096
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, str], tuple[object, V]] = {}
+
+    def get(self, owner: object, model: str) -> V | _Missing:
+        found = self._entries.get((id(owner), model))
+        return found[1] if found is not None and found[0] is owner else _MISSING
+
+    def put(self, owner: object, model: str, value: V) -> V:
+        if len(self._entries) >= self.LIMIT:
+            self._entries.clear()
+        self._entries[(id(owner), model)] = (owner, value)
+        return value
+
+
+class _Missing:
+    """What a `_Memo` holds no answer for (an answer may itself be None)."""
+
+
+_MISSING = _Missing()
+
+
+def _by_specificity(patterns: Mapping[str, Any], model: str) -> Any:
+    """The value of the longest glob matching `model` (case-insensitive), else None (remembered)."""
+    found = _SPECIFIC.get(patterns, model)
+    if not isinstance(found, _Missing):
+        return found
     lowered = model.lower()
     value = None
     for pattern in sorted(patterns, key=len, reverse=True):
         if fnmatch.fnmatchcase(lowered, pattern.lower()):
             value = patterns[pattern]
             break
-    if len(_SPECIFIC) >= _SPECIFIC_MAX:
-        _SPECIFIC.clear()
-    _SPECIFIC[key] = (patterns, value)
-    return value
+    return _SPECIFIC.put(patterns, model, value)
 
 
-_SPECIFIC: dict[tuple[int, str], tuple[Mapping[str, Any], Any]] = {}
-_SPECIFIC_MAX = 4096
+_SPECIFIC: _Memo[Any] = _Memo()
 
 
 @frozen
@@ -427,26 +450,21 @@ class ModelRules:
     forces_tool_choice: bool
 
 
-_RULES: dict[tuple[int, str], tuple[Preset, ModelRules]] = {}
+_RULES: _Memo[ModelRules] = _Memo()
 
 
 def rules_for(preset: Preset, model: str) -> ModelRules:
-    """The preset's rules for `model`, remembered like `_by_specificity`'s answers (an entry holds
-    its preset, so a preset that is gone is never mistaken for a new one at the same address)."""
-    key = (id(preset), model)
-    found = _RULES.get(key)
-    if found is not None and found[0] is preset:
-        return found[1]
+    """The preset's rules for `model`, worked out once (remembered like `_by_specificity`'s answers)."""
+    found = _RULES.get(preset, model)
+    if not isinstance(found, _Missing):
+        return found
     rules = ModelRules(
         dialect=preset._dialect_for(model),
         rejected=frozenset(preset.rejected_for(model)),
         max_output=preset.max_output_for(model),
         forces_tool_choice=preset.forces_tool_choice(model),
     )
-    if len(_RULES) >= _SPECIFIC_MAX:
-        _RULES.clear()
-    _RULES[key] = (preset, rules)
-    return rules
+    return _RULES.put(preset, model, rules)
 
 
 def apply_preset(request: JSON, preset: Preset, model: str) -> JSON:
