@@ -30,6 +30,10 @@ def decode(chunks: list[bytes]) -> list[SSEEvent]:
         (b"event: only-a-name\n\ndata: x\n\n", [SSEEvent("", "x")]),
         (b"id: 7\nretry: 10\ndata: x\n\n", [SSEEvent("", "x")]),
         (b"data: unterminated", [SSEEvent("", "unterminated")]),
+        (b"event: a\ndata: 1\n\ndata: 2\n\n", [SSEEvent("a", "1"), SSEEvent("", "2")]),
+        (b"data: a\n\ndata: b\ndata: c\n\n", [SSEEvent("", "a"), SSEEvent("", "b\nc")]),
+        (b"data: a\n\n: comment\n\nevent: e\ndata: b\n\n", [SSEEvent("", "a"), SSEEvent("e", "b")]),
+        (b"data: a\n\n\ndata: b\n\n", [SSEEvent("", "a"), SSEEvent("", "b")]),
         ("data: caf\u00e9 \u2603\n\n".encode(), [SSEEvent("", "caf\u00e9 \u2603")]),
     ],
 )
@@ -46,6 +50,13 @@ def test_every_split_point_of_a_recording_gives_the_same_events(path: object) ->
     assert whole, "a recording has events"
     for cut in range(len(raw)):
         assert decode([raw[:cut], raw[cut:]]) == whole
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_a_recording_read_whole_gives_what_its_lines_give(path: object) -> None:
+    """A read holding many whole events (as under load) gives what the same bytes give a line at a time."""
+    raw = path.read_bytes()  # type: ignore[attr-defined]
+    assert decode([raw]) == decode(raw.splitlines(keepends=True))
 
 
 @settings(max_examples=150, deadline=None)
