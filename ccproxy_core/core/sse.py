@@ -120,7 +120,26 @@ def _whole_events(chunk: bytes) -> list[SSEEvent] | None:
 
 def anthropic_event(name: str, payload: Any) -> bytes:
     """One Anthropic SSE event: `event: NAME` and the JSON payload, then a blank line."""
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    head = _HEADS.get(name)
+    if head is None:
+        head = b"event: " + name.encode() + b"\ndata: "
+    return head + orjson.dumps(payload) + b"\n\n"
+
+
+# The lines before the payload of each Anthropic event, made once rather than per event.
+_HEADS = {
+    name: b"event: " + name.encode() + b"\ndata: "
+    for name in (
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+    )
+}
 
 
 def data_event(payload: Any) -> bytes:
