@@ -12,6 +12,8 @@ per request; it deletes rows past `retention_days` at start and then hourly. Rea
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import logging
 import os
 import sqlite3
@@ -49,6 +51,19 @@ SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS requests ({_COLUMN_DEFS});CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);"
 )
 INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+# Rows go in by multi-row INSERTs of up to ROWS_PER_STATEMENT rows (SQLite's 999-parameter
+# limit of versions before 3.32), not by executemany: sqlite3 lets go of the GIL around each
+# statement it steps, so a statement per row handed the GIL to the event loop's thread and back
+# twice per row, each handoff a futex call and a context switch on the loop's thread.
+ROWS_PER_STATEMENT = 999 // len(COLUMNS)
+
+
+@functools.cache
+def insert_rows(count: int) -> str:
+    """The INSERT statement of `count` rows."""
+    row = f"({', '.join('?' * len(COLUMNS))})"
+    return f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES {', '.join([row] * count)}"
 
 
 def default_path() -> Path:
@@ -195,7 +210,10 @@ class Ledger:
             try:
                 with conn:
                     conn.execute("BEGIN")
-                    conn.executemany(INSERT, [r.row() for r in records])
+                    for start in range(0, len(records), ROWS_PER_STATEMENT):
+                        part = records[start : start + ROWS_PER_STATEMENT]
+                        values = list(itertools.chain.from_iterable(r.row() for r in part))
+                        conn.execute(insert_rows(len(part)), values)
             except sqlite3.Error as exc:
                 ok = False
                 log.error("usage ledger: could not write %d row(s) to %s: %s", len(records), self.path, exc)

@@ -10,7 +10,7 @@ import pytest
 
 from ccproxy_core.core.errors import InvalidRequest
 from ccproxy_core.usage import query
-from ccproxy_core.usage.ledger import Ledger, reading
+from ccproxy_core.usage.ledger import ROWS_PER_STATEMENT, Ledger, reading
 from ccproxy_core.usage.record import UsageRecord
 
 DAY = 86400.0
@@ -38,6 +38,19 @@ def test_rows_are_written_and_read_back(ledger: Ledger) -> None:
         rows = query.latest(conn)
     assert rows[0]["request_id"] == r.request_id and rows[0]["stream"] is True and rows[0]["cost_usd"] is None
     assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
+
+
+def test_a_batch_of_many_statements_keeps_every_row(ledger: Ledger) -> None:
+    """More rows than one INSERT statement holds all land, each with its own values."""
+    count = ROWS_PER_STATEMENT * 2 + 3
+    now = time.time()
+    for i in range(count):
+        assert ledger.add(rec(now + i, provider=f"p{i}", input_tokens=i, status=200))
+    assert ledger.sync()
+    with reading(ledger.path) as conn:
+        rows = conn.execute("SELECT request_id, provider, input_tokens FROM requests ORDER BY ts").fetchall()
+    assert rows == [(f"req_{now + i}", f"p{i}", i) for i in range(count)]
+    assert ledger.written == count
 
 
 def test_full_queue_counts_drops_and_never_blocks(tmp_path: Path) -> None:
