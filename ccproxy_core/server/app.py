@@ -47,7 +47,7 @@ from ccproxy_core.core.headers import bearer_token
 from ccproxy_core.core.inbound import ExpectationFailed, header_problem
 from ccproxy_core.core.redaction import Redactor, SecretsFilter
 from ccproxy_core.server import framing, keyguard, lazy, loops, observability, replies, sdk_mode
-from ccproxy_core.server.handlers import chat, health, messages, metrics, models
+from ccproxy_core.server.handlers import chat, common, health, messages, metrics, models
 from ccproxy_core.server.state import STATE, State, UpstreamFactory
 from ccproxy_core.server.upstream import Http1Upstream
 from ccproxy_core.server.workers import WORKER, WorkerSlot, watch_supervisor
@@ -170,7 +170,7 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     if err is None and expect != "100-continue":
         err = ExpectationFailed(f"Expect: {expect} is not supported; send no Expect or 100-continue")
     if err is None and request.content_length is not None and request.content_length > limit:
-        err = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+        err = common.too_large(limit)
     if err is not None:
         response = error_response(request, err)
         response.force_close()

@@ -101,6 +101,8 @@ class Pool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self._resolved: tuple[float, list[AddrInfo]] | None = None  # (until, addresses)
+        # The loop of its first request, kept: asyncio.get_running_loop() is a getpid() system call.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def post(
         self,
@@ -113,7 +115,9 @@ class Pool:
     ) -> Exchange:
         """Send the request; return once the answer's head came (its body still to read)."""
         head = request_head(target, host_header, headers, len(body))
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         conn = self._reuse(loop.time())
         reused = conn is not None
         while True:
@@ -180,7 +184,8 @@ class Pool:
         if self._closed:
             conn.drop()
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # a connection comes back only after a request went out
         conn.idle_since = loop.time()
         self._idle.append(conn)
         if self._sweeper is None:
@@ -193,7 +198,8 @@ class Pool:
     def _sweep(self) -> None:
         """Close connections idle for `keepalive` seconds (providers drop them about then)."""
         self._sweeper = None
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         limit = loop.time() - self._keepalive
         for conn in [c for c in self._idle if c.idle_since <= limit]:
             conn.drop()

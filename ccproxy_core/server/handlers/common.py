@@ -40,12 +40,16 @@ async def read_json(request: web.Request) -> tuple[bytes, JSON]:
     return raw, body
 
 
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The body, inflated if it is gzip or deflate; 413 as soon as it passes `limit` bytes either way."""
     coding = inbound.body_coding(request.headers.get("content-encoding"))
-    too_large = RequestTooLarge(f"the request body is larger than {limit} bytes (limits.max_request_body_size)")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
+    length = request.content_length
+    if length is not None and length > limit:
+        raise too_large(limit)
     try:
         if coding is None:
             return await request.read()
@@ -53,13 +57,13 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         async for chunk in request.content.iter_any():
             received += len(chunk)
             if received > limit:
-                raise too_large
+                raise too_large(limit)
             pieces.append(inflater.feed(chunk))
         if received:
             inflater.finish()
         return b"".join(pieces)
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise too_large(limit) from None
     except HttpProcessingError as exc:  # the body's own framing broke: cut short, a bad chunk
         raise InvalidRequest(f"the request body is malformed: {' '.join(exc.message.split())[:200]}") from None
     except ConnectionResetError:  # the client went away mid-body; nobody reads this answer
