@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -252,7 +252,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fake_port, proxy_port, bare_port = free_port(), free_port(), free_port()
     fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
     bare_url = f"http://127.0.0.1:{bare_port}"
-    ledger_path = os.path.join(tempfile.gettempdir(), f"ccproxy-bench-{proxy_port}.sqlite3")
+    # The config and the ledger in directories of their own, as an install has them (the config
+    # directory and the state directory): the config watcher watches the config's directory, and
+    # a ledger written there, or a shared /tmp that other programs write to, would wake it (and
+    # charge the proxy for it) on every write.
+    work = Path(tempfile.mkdtemp(prefix="ccproxy-bench-"))
+    (work / "config").mkdir()
+    ledger_path = str(work / "state" / "usage.sqlite3")
     config = {
         "providers": [
             {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
@@ -264,15 +270,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         # the ledger is on, as shipped, but never in the user's own state directory
         "usage": {"path": ledger_path},
     }
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(config, f)
-        config_path = f.name
+    config_path = str(work / "config" / "config.json")
+    Path(config_path).write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
     proxy = subprocess.Popen(
         [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port), "--config", config_path],
         env=env,
-        cwd=tempfile.gettempdir(),
+        cwd=work,
     )
     bare = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "bare_forwarder.py"), str(bare_port), fake_url], env=env
@@ -365,10 +370,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        os.unlink(config_path)
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(ledger_path + suffix)
+        shutil.rmtree(work, ignore_errors=True)
     print("\nper-event translation cost (in-process, decode + translate + encode):")
     report["translation_us"] = {}
     for label, micros in translation_cost():
