@@ -49,7 +49,7 @@ from redis.exceptions import NoScriptError, RedisError
 from ccproxy_core.core import limits
 from ccproxy_core.core import shared as rules
 from ccproxy_core.core import shared_counts as counts
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 from ccproxy_core.core.ratelimit import BucketSet
 from ccproxy_core.core.shared import CredentialEntry
 from ccproxy_core.core.shared_counts import Step
