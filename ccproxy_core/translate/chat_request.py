@@ -167,19 +167,6 @@ def _is_synthetic_thinking(block: Any) -> bool:
     return isinstance(signature, str) and signature.startswith(SYNTHETIC_SIGNATURE_PREFIX)
 
 
-def read_message(message: Any, path: str) -> tuple[str, str | list[Any]]:
-    """(role, content) of one Anthropic message: "user", "assistant" or "system" (Claude Code
-    sends these mid-conversation), and a string or a list of blocks; else `InvalidRequest`."""
-    if not isinstance(message, dict):
-        raise InvalidRequest(f"{path}: expected an object")
-    role, content = message.get("role"), message.get("content")
-    if not isinstance(content, (str, list)):
-        raise InvalidRequest(f"{path}.content: expected a string or a list of blocks")
-    if role not in ("user", "assistant", "system"):
-        raise InvalidRequest(f'{path}.role: expected "user", "assistant" or "system"')
-    return role, content
-
-
 @define
 class _Conversation:
     names: ToolNames
@@ -197,16 +184,22 @@ class _Conversation:
             self.out.append({"role": "system", "content": text})
 
     def add(self, message: Any, path: str) -> None:
-        role, content = read_message(message, path)
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{path}: expected an object")
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(content, (str, list)):
+            raise InvalidRequest(f"{path}.content: expected a string or a list of blocks")
         if role == "user":
             self._user(content, f"{path}.content")
         elif role == "assistant":
             self.out.extend(self.pending.settle())
             self._assistant(content, f"{path}.content")
-        else:
+        elif role == "system":
             text = system_text(content, f"{path}.content")
             if text:
                 self.out.extend(self.pending.note({"role": "system", "content": text}))
+        else:
+            raise InvalidRequest(f'{path}.role: expected "user", "assistant" or "system"')
 
     def finish(self) -> list[JSON]:
         self.out.extend(self.pending.settle())

@@ -30,7 +30,7 @@ from ccproxy_core.translate.anthropic_blocks import (
     tool_arguments,
     tool_result_content,
 )
-from ccproxy_core.translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX, read_message
+from ccproxy_core.translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX
 from ccproxy_core.translate.pending import MISSING_RESULT, PendingCalls
 from ccproxy_core.translate.tool_names import ToolNames
 
@@ -82,19 +82,25 @@ class InputItems:
         self.pending = PendingCalls(_missing_output)
 
     def add(self, message: Any, path: str) -> None:
-        role, content = read_message(message, path)
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{path}: expected an object")
+        role, content = message.get("role"), message.get("content")
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
+        if not isinstance(content, list):
+            raise InvalidRequest(f"{path}.content: expected a string or a list of blocks")
         if role == "user":
             self._user(content, f"{path}.content")
         elif role == "assistant":
             self.items.extend(self.pending.settle())
             self._assistant(content, f"{path}.content")
-        else:
+        elif role == "system":  # Claude Code sends these mid-conversation
             text = system_text(content, f"{path}.content")
             if text:
                 note = {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
                 self.items.extend(self.pending.note(note))
+        else:
+            raise InvalidRequest(f'{path}.role: expected "user", "assistant" or "system"')
 
     def finish(self) -> list[JSON]:
         self.items.extend(self.pending.settle())
