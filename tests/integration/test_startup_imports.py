@@ -52,6 +52,8 @@ NEVER_AT_START = [
     "ccproxy_core.cli.workers",
     "ccproxy_core.config.starter",
 ]
+if sys.platform.startswith("linux"):  # the config files are watched by inotify in the event loop (server/dir_watch.py)
+    NEVER_AT_START.append("watchdog")
 REQUESTS = {
     "responses": ("POST", "/v1/responses"),
     "sdk": ("GET", "/claude/v1/models"),
