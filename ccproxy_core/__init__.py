@@ -11,11 +11,13 @@ this list, never from a layer below:
                  to that); clocks are passed in.
     translate/   pure, sans-I/O converters between the wire dialects (requests, answers, and
                  streams as explicit state machines).
-    providers/   pure facts about provider kinds and presets (URLs, auth headers, quirks).
+    providers/   pure facts about provider kinds and presets (URLs, auth headers, quirks), the
+                 rules a preset makes for one model (rules.py), tool-schema rewriting (schemas.py).
     files.py     atomic file writes, shared by the I/O layers below.
     config/      the configuration model (attrs + cattrs), how its layers load, foreign formats.
     accounts/    accounts.json (one writer per file, watch) and Claude OAuth (login, refresh);
-                 ChatGPT OAuth for `codex` providers (codex.py), refreshed by the same scheduler.
+                 ChatGPT OAuth for `codex` providers (codex.py), refreshed by the same scheduler;
+                 what both token endpoints share (grant.py).
     usage/       the usage ledger (SQLite, written in batches off the event loop) and its queries.
     keys/        client keys: their model and their store (hashed, SQLite).
     sdk/         SDK mode: the local Claude Code CLI driven over its stream-json protocol.

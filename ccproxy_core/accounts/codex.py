@@ -3,7 +3,8 @@
 A `kind: "codex"` provider pools ChatGPT accounts exactly like Claude ones: the same accounts
 file (store.py; each entry also holds its `accountId`), the same `CredentialPool`, the same
 single-flight `RefreshScheduler` and single writer. Only the token calls differ, and they are
-here; the scheduler takes them as its `refresher` (`refresher_for`).
+here (what they share with Claude's is accounts/grant.py's); the scheduler takes them as its
+`refresher` (`refresher_for`).
 
 Facts (the Codex CLI's own login, codex-rs/login; every URL is `OpenAIOAuthSettings`):
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,20 +35,13 @@ import aiohttp
 import orjson
 from attrs import frozen
 
-from ccproxy_core.accounts.oauth import (
-    InvalidGrant,
-    OAuthError,
-    Refresher,
-    TokenSet,
-    TransientRefreshError,
-    _oauth_error,
-)
+from ccproxy_core.accounts import grant
+from ccproxy_core.accounts.grant import Clock, Refresher, TokenSet
 from ccproxy_core.accounts.store import AccountsError
 from ccproxy_core.config.model import Config, OpenAIOAuthSettings, converter
 from ccproxy_core.core.pool import Credential
 from ccproxy_core.core.redaction import scrub
 
-Clock = Callable[[], float]
 AUTH_CLAIM = "https://api.openai.com/auth"
 # The Codex CLI refreshes a login this often; a login whose token shows no expiry is taken to
 # last that long after its `last_refresh` (its access tokens last longer).
@@ -131,14 +124,7 @@ async def exchange_code(
     *,
     clock: Clock = time.time,
 ) -> Login:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": settings.redirect_uri,
-        "client_id": settings.client_id,
-        "code_verifier": verifier,
-    }
-    body = urlencode(form).encode("ascii")
+    body = urlencode(grant.code_grant(settings, code, verifier)).encode("ascii")
     tokens, doc = await _token_call(session, settings, body, "application/x-www-form-urlencoded", None, clock)
     id_token = doc.get("id_token") if isinstance(doc.get("id_token"), str) else None
     return Login(tokens, account_id_of(id_token, tokens.access_token))
@@ -163,10 +149,10 @@ async def refresh(
 def refresher(settings: OpenAIOAuthSettings) -> Refresher:
     """The `RefreshScheduler` strategy for ChatGPT accounts."""
 
-    async def grant(session: aiohttp.ClientSession, refresh_token: str, clock: Clock) -> TokenSet:
+    async def refresh_grant(session: aiohttp.ClientSession, refresh_token: str, clock: Clock) -> TokenSet:
         return await refresh(session, settings, refresh_token, clock=clock)
 
-    return Refresher(grant, relogin=RELOGIN)
+    return Refresher(refresh_grant, relogin=RELOGIN)
 
 
 def is_codex(config: Config, provider: str) -> bool:
@@ -191,58 +177,35 @@ async def _token_call(
     old_refresh: str | None,
     clock: Clock,
 ) -> tuple[TokenSet, dict[str, Any]]:
-    headers = {"content-type": content_type, "accept": "application/json", "user-agent": settings.user_agent}
-    try:
-        async with session.post(
-            settings.token_url,
-            data=body,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
-        ) as resp:
-            status, raw = resp.status, await resp.read()
-    except (aiohttp.ClientError, TimeoutError) as e:
-        raise TransientRefreshError(f"token endpoint unreachable: {type(e).__name__}: {e}") from e
-    try:
-        doc: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        doc = None
+    status, doc, raw = await grant.post_grant(session, settings, body, content_type)
     if status == 200 and isinstance(doc, dict) and isinstance(doc.get("access_token"), str) and doc["access_token"]:
         access = doc["access_token"]
-        expires_in = doc.get("expires_in")
-        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
-            expires_at = clock() + float(expires_in)
+        lasts = grant.expires_in(doc)
+        if lasts is not None:
+            expires_at = clock() + lasts
         else:
             expires_at = expiry_of(access) or clock() + float(settings.default_expires_in)
-        new_refresh = doc.get("refresh_token")
         tokens = TokenSet(
             access_token=access,
-            refresh_token=new_refresh if isinstance(new_refresh, str) and new_refresh else old_refresh,
+            refresh_token=grant.next_refresh(doc, old_refresh),
             expires_at=expires_at,
             scope=doc.get("scope") if isinstance(doc.get("scope"), str) else None,
         )
         return tokens, doc
-    code, message = _refusal(doc, raw)
-    what = f"ChatGPT token endpoint answered HTTP {status}" + (f": {message}" if message else "")
-    if code in _DEAD_GRANT:
-        raise InvalidGrant(what)
-    if status >= 500 or status in (408, 429):
-        raise TransientRefreshError(what)
-    if status == 200:
-        raise TransientRefreshError("ChatGPT token endpoint answered 200 without an access_token")
-    raise OAuthError(what)
+    raise grant.refusal("ChatGPT token endpoint", status, *_error_of(doc, raw), dead=_DEAD_GRANT)
 
 
 # The refresh token is spent, expired or revoked: only a new login helps (codex-rs reads the same codes).
 _DEAD_GRANT = frozenset({"invalid_grant", "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated"})
 
 
-def _refusal(doc: Any, raw: bytes) -> tuple[str, str]:
+def _error_of(doc: Any, raw: bytes) -> tuple[str, str]:
     """(error code, message) from an RFC 6749 body or an OpenAI one (`{"error": {"code", "message"}}`)."""
     err = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(err, dict):
         code = err.get("code") or err.get("type") or ""
         return str(code), scrub(f"{code} {err.get('message') or ''}".strip())
-    return _oauth_error(doc, raw)
+    return grant.oauth_error(doc, raw)
 
 
 # --- the Codex CLI's login --------------------------------------------------------------------

@@ -3,11 +3,9 @@
 The endpoints are undocumented and have moved before (console.anthropic.com -> platform.claude.com),
 so every constant lives in `OAuthSettings`; the caller builds it from config and from
 `CCPROXY_OAUTH_TOKEN_URL`. Both token calls send JSON bodies; Claude also wants `state` in the
-code exchange.
-
-    OAuthError                  the token endpoint refused, for a reason not listed below
-    ├── InvalidGrant            the refresh token is dead (used, revoked): re-login needed
-    └── TransientRefreshError   5xx, 429, timeout, connection failure: retry later
+code exchange. What every token endpoint shares (PKCE, the pasted code, `TokenSet`, posting
+a grant, the errors `OAuthError` > `InvalidGrant`, `TransientRefreshError`) is accounts/grant.py's,
+named here too.
 
 Refresh tokens are single-use and rotate, so `RefreshScheduler` guarantees one refresh per
 account at a time: a per-account lock, one shared in-flight task that every caller joins
@@ -24,67 +22,45 @@ jitter. A refresh never touches a rate-limit cooldown.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import logging
 import random
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
-from attrs import field, frozen
 
+# Named here too: the CLI, the status handler and the tests know them as this module's.
+from ccproxy_core.accounts.grant import (
+    Clock,
+    Refresher,
+    code_grant,
+    expires_in,
+    next_refresh,
+    oauth_error,
+    post_grant,
+    refusal,
+)
+from ccproxy_core.accounts.grant import InvalidGrant as InvalidGrant
+from ccproxy_core.accounts.grant import OAuthError as OAuthError
+from ccproxy_core.accounts.grant import TokenSet as TokenSet
+from ccproxy_core.accounts.grant import TransientRefreshError as TransientRefreshError
+from ccproxy_core.accounts.grant import make_pkce as make_pkce
+from ccproxy_core.accounts.grant import make_state as make_state
+from ccproxy_core.accounts.grant import parse_pasted_code as parse_pasted_code
 from ccproxy_core.accounts.store import AccountsError, load_accounts, save_refreshed, write_back_newer
 from ccproxy_core.config.model import OAuthSettings
 from ccproxy_core.core.errors import NotFound, ProxyError
 from ccproxy_core.core.pool import Credential, CredentialPool, CredentialState, with_tokens
-from ccproxy_core.core.redaction import redact, scrub
 
 log = logging.getLogger("ccproxy.oauth")
-Clock = Callable[[], float]
-
-
-@frozen
-class TokenSet:
-    access_token: str = field(repr=redact)
-    refresh_token: str | None = field(repr=redact)
-    expires_at: float  # epoch seconds
-    scope: str | None = None
-
-
-class OAuthError(Exception):
-    pass
-
-
-class InvalidGrant(OAuthError):
-    pass
-
-
-class TransientRefreshError(OAuthError):
-    pass
+_DEAD_GRANT = frozenset({"invalid_grant"})  # the refresh token is spent or revoked
 
 
 # --- login ------------------------------------------------------------------------------------
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def make_pkce() -> tuple[str, str]:
-    """(verifier, S256 challenge): 32 random bytes, base64url without padding."""
-    verifier = _b64url(secrets.token_bytes(32))
-    return verifier, _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
-
-
-def make_state() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def authorize_url(settings: OAuthSettings, challenge: str, state: str) -> str:
@@ -103,21 +79,6 @@ def authorize_url(settings: OAuthSettings, challenge: str, state: str) -> str:
     return f"{settings.authorize_url}?{query}"
 
 
-def parse_pasted_code(text: str) -> tuple[str, str | None]:
-    """(code, state) from what the user pasted: `code#state`, a bare code, or the callback URL."""
-    text = text.strip()
-    if "?" in text and "code=" in text:
-        query = parse_qs(urlsplit(text).query)
-        code = query.get("code", [""])[0]
-        state = query.get("state", [None])[0]
-    else:
-        code, _, rest = text.partition("#")
-        state = rest or None
-    if not code:
-        raise ValueError("no code found: paste the value shown after login (it looks like `abc…#xyz…`)")
-    return code, state
-
-
 async def exchange_code(
     session: aiohttp.ClientSession,
     settings: OAuthSettings,
@@ -127,14 +88,7 @@ async def exchange_code(
     *,
     clock: Clock = time.time,
 ) -> TokenSet:
-    body = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": settings.redirect_uri,
-        "client_id": settings.client_id,
-        "code_verifier": verifier,
-        "state": state,
-    }
+    body = {**code_grant(settings, code, verifier), "state": state}
     return await _token_call(session, settings, body, None, clock)
 
 
@@ -149,62 +103,16 @@ async def refresh(
 async def _token_call(
     session: aiohttp.ClientSession, settings: OAuthSettings, body: dict[str, str], old_refresh: str | None, clock: Clock
 ) -> TokenSet:
-    headers = {"content-type": "application/json", "accept": "application/json", "user-agent": settings.user_agent}
-    try:
-        async with session.post(
-            settings.token_url,
-            data=orjson.dumps(body),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
-        ) as resp:
-            status, raw = resp.status, await resp.read()
-    except (aiohttp.ClientError, TimeoutError) as e:
-        raise TransientRefreshError(f"token endpoint unreachable: {type(e).__name__}: {e}") from e
-    try:
-        doc: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        doc = None
+    status, doc, raw = await post_grant(session, settings, orjson.dumps(body), "application/json")
     if status == 200 and isinstance(doc, dict) and isinstance(doc.get("access_token"), str):
-        expires_in = doc.get("expires_in")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
-            expires_in = settings.default_expires_in
-        new_refresh = doc.get("refresh_token")
+        lasts = expires_in(doc)
         return TokenSet(
             access_token=doc["access_token"],
-            refresh_token=new_refresh if isinstance(new_refresh, str) and new_refresh else old_refresh,
-            expires_at=clock() + float(expires_in),
+            refresh_token=next_refresh(doc, old_refresh),
+            expires_at=clock() + (float(settings.default_expires_in) if lasts is None else lasts),
             scope=doc.get("scope"),
         )
-    code, message = _oauth_error(doc, raw)
-    what = f"token endpoint answered HTTP {status}" + (f": {message}" if message else "")
-    if code == "invalid_grant":
-        raise InvalidGrant(what)
-    if status >= 500 or status in (408, 429):
-        # The token host sits behind bot protection; its 429 is not the account's quota.
-        raise TransientRefreshError(what)
-    if status == 200:
-        raise TransientRefreshError("token endpoint answered 200 without an access_token")
-    raise OAuthError(what)
-
-
-def _oauth_error(doc: Any, raw: bytes) -> tuple[str, str]:
-    """(error code, message) from an RFC 6749 body or an Anthropic-style error body."""
-    if isinstance(doc, dict):
-        err = doc.get("error")
-        if isinstance(err, dict):  # {"type":"error","error":{"type":..,"message":..}}
-            return str(err.get("type") or ""), scrub(str(err.get("message") or ""))
-        desc = doc.get("error_description") or ""
-        return str(err or ""), scrub(f"{err} {desc}".strip() if err else str(desc))
-    return "", scrub(raw[:200].decode("utf-8", "replace").strip())
-
-
-@frozen
-class Refresher:
-    """How one kind of account gets new tokens: the HTTP grant (Claude's by default; ChatGPT's in
-    accounts/codex.py), and the command that logs an account in anew when its refresh token is dead."""
-
-    grant: Callable[[aiohttp.ClientSession, str, Clock], Awaitable[TokenSet]]
-    relogin: str = "ccproxy auth login --name {name}"
+    raise refusal("token endpoint", status, *oauth_error(doc, raw), dead=_DEAD_GRANT)
 
 
 def claude_refresher(settings: OAuthSettings) -> Refresher:

@@ -40,7 +40,7 @@ from ccproxy_core.accounts.store import (
     upsert_account,
 )
 from ccproxy_core.config.model import Config, OAuthSettings, OpenAIOAuthSettings
-from ccproxy_core.core.pool import Credential, iso
+from ccproxy_core.core.credential import Credential, iso
 
 
 def _existing(accounts_path: Path) -> list[Credential]:

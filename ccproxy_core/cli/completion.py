@@ -217,7 +217,7 @@ def render(shell: str, parser: argparse.ArgumentParser) -> str:
 
 def main(shell: str) -> int:
     """`ccproxy completion SHELL`: print the script."""
-    from ccproxy_core.cli.main import build_parser
+    from ccproxy_core.cli.parser import build_parser
 
     print(render(shell, build_parser()), end="")
     return 0

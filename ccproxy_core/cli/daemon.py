@@ -2,8 +2,7 @@
 
 Files, under platformdirs (nothing is touched at import time):
 
-    user_state_dir/ccproxy.pid    JSON: pid, host, port, url, started_at, version, proc_start,
-                                  flags, log; written atomically (temp file + rename)
+    user_state_dir/ccproxy.pid    what runs, and how it was started (cli/pidfile.py)
     user_state_dir/ccproxy.lock   held while a start, stop or restart runs, so two `ccproxy code`
                                   launched at once start one server, not two
     user_log_dir/ccproxy.log      the server's stdout and stderr, rotated by size (5 MB, 3 old
@@ -44,153 +43,23 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-import platformdirs
-from attrs import asdict, frozen
 
 from ccproxy_core import __version__
 from ccproxy_core.cli.daemon_log import BOOT, log_path, show, tail
+from ccproxy_core.cli.pidfile import Endpoint as Endpoint
+from ccproxy_core.cli.pidfile import Flags as Flags
+from ccproxy_core.cli.pidfile import PidInfo as PidInfo
+from ccproxy_core.cli.pidfile import client_url as client_url
+from ccproxy_core.cli.pidfile import is_ours, load_pidfile, lock_path, remove_pidfile, write_pidfile
+from ccproxy_core.cli.pidfile import pidfile_path as pidfile_path
 from ccproxy_core.cli.processes import DaemonError as DaemonError
-from ccproxy_core.cli.processes import cmdline, locked, probe, terminate
-from ccproxy_core.files import atomic_write
+from ccproxy_core.cli.processes import locked, probe, terminate
 
 READY_TIMEOUT = 15.0
 RESTART_STOP_TIMEOUT = 10.0
 LOG_TAIL_ON_FAILURE = 20
 STATUS_NOT_RUNNING = 3
 _LOCK_TIMEOUT = 60.0
-
-
-@frozen
-class Flags:
-    """The flags a daemon was started with, kept in the pidfile so `restart` can reuse them."""
-
-    host: str | None = None
-    port: int | None = None
-    config: str | None = None
-    log_level: str | None = None
-    workers: int | None = None  # `--workers N` (cli/workers.py): the pid is then the supervisor's
-
-    @classmethod
-    def given(
-        cls, host: str | None, port: int | None, config: str | None, log_level: str | None, workers: int | None = None
-    ) -> Flags:
-        return cls(host, port, str(Path(config).expanduser().resolve()) if config else None, log_level, workers)
-
-    def over(self, previous: Flags) -> Flags:
-        """These flags, falling back to `previous` for the ones not given."""
-        return Flags(
-            *(
-                mine if mine is not None else old
-                for mine, old in zip(asdict(self).values(), asdict(previous).values(), strict=True)
-            )
-        )
-
-
-@frozen
-class Endpoint:
-    host: str
-    port: int
-    url: str
-    pid: int
-    started: bool = False  # True when this call started the server
-
-
-@frozen
-class PidInfo:
-    pid: int
-    host: str
-    port: int
-    url: str
-    started_at: float
-    version: str
-    proc_start: str  # "" when the platform cannot tell
-    log: str
-    flags: Flags = Flags()
-    cwd: str = ""  # where it was started: its project config is read from there
-
-    def endpoint(self, *, started: bool = False) -> Endpoint:
-        return Endpoint(self.host, self.port, self.url, self.pid, started)
-
-
-# --- paths ----------------------------------------------------------------------------------------
-
-
-def pidfile_path() -> Path:
-    return Path(platformdirs.user_state_dir("ccproxy")) / "ccproxy.pid"
-
-
-def _lock_path() -> Path:
-    return pidfile_path().with_name("ccproxy.lock")
-
-
-def client_url(host: str, port: int) -> str:
-    """The URL a client on this machine uses; a wildcard listen address becomes loopback."""
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-# --- the pidfile ----------------------------------------------------------------------------------
-
-
-def _write_pidfile(info: PidInfo) -> None:
-    atomic_write(pidfile_path(), orjson.dumps(asdict(info), option=orjson.OPT_INDENT_2) + b"\n", mode=0o644)
-
-
-def _load_pidfile() -> tuple[bool, PidInfo | None]:
-    """(the file exists, its content when readable)."""
-    path = pidfile_path()
-    try:
-        raw = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        return False, None
-    except (OSError, ValueError):
-        return True, None
-    try:
-        flags = raw.get("flags") or {}
-        info = PidInfo(
-            pid=int(raw["pid"]),
-            host=str(raw["host"]),
-            port=int(raw["port"]),
-            url=str(raw["url"]),
-            started_at=float(raw.get("started_at") or 0),
-            version=str(raw.get("version") or "?"),
-            proc_start=str(raw.get("proc_start") or ""),
-            log=str(raw.get("log") or log_path()),
-            flags=Flags(
-                flags.get("host"), flags.get("port"), flags.get("config"), flags.get("log_level"), flags.get("workers")
-            ),
-            cwd=str(raw.get("cwd") or ""),
-        )
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return True, None
-    return True, info
-
-
-def _remove_pidfile(pid: int | None = None) -> None:
-    """Remove the pidfile; with `pid`, only while it still names that process."""
-    if pid is not None:
-        _, info = _load_pidfile()
-        if info is not None and info.pid != pid:
-            return
-    with contextlib.suppress(FileNotFoundError):
-        pidfile_path().unlink()
-
-
-# --- processes ------------------------------------------------------------------------------------
-
-
-def _is_ours(info: PidInfo) -> bool:
-    """Is the pidfile's process alive, and still the one that was started (not a reused pid)?"""
-    alive, identity = probe(info.pid)
-    if not alive:
-        return False
-    if identity and info.proc_start:
-        return identity == info.proc_start
-    command = cmdline(info.pid)  # a pidfile without a start time: fall back on the command line
-    return command is None or "ccproxy" in command
 
 
 # --- HTTP to the server ---------------------------------------------------------------------------
@@ -268,13 +137,13 @@ def _spawn(flags: Flags, timeout: float) -> PidInfo:
         flags=flags,
         cwd=os.getcwd(),
     )
-    _write_pidfile(info)
+    write_pidfile(info)
     try:
         _wait_ready(proc, info, timeout)
     except BaseException:
         with contextlib.suppress(DaemonError):
             terminate(proc.pid, info.proc_start, 3.0)
-        _remove_pidfile(proc.pid)
+        remove_pidfile(proc.pid)
         raise
     return info
 
@@ -306,13 +175,13 @@ def _failure(reason: str, log: Path) -> DaemonError:
 
 def _ensure(flags: Flags, timeout: float = READY_TIMEOUT) -> tuple[PidInfo, bool]:
     """The running daemon, or a new one; call with the lock held. (info, started by this call)."""
-    exists, info = _load_pidfile()
-    if info is not None and _is_ours(info):
+    exists, info = load_pidfile()
+    if info is not None and is_ours(info):
         return info, False
     if exists:
         why = f"pid {info.pid} is not ccproxy any more" if info else "unreadable"
         print(f"ccproxy: replacing a stale pidfile ({why}): {pidfile_path()}", file=sys.stderr)
-        _remove_pidfile()
+        remove_pidfile()
     return _spawn(flags, timeout), True
 
 
@@ -320,7 +189,7 @@ def start(
     *, host: str | None, port: int | None, config: str | None, log_level: str | None, workers: int | None = None
 ) -> int:
     try:
-        with locked(_lock_path(), _LOCK_TIMEOUT):
+        with locked(lock_path(), _LOCK_TIMEOUT):
             info, started = _ensure(Flags.given(host, port, config, log_level, workers))
     except DaemonError as exc:
         print(f"ccproxy: {exc}", file=sys.stderr)
@@ -339,7 +208,7 @@ def _report_start(info: PidInfo, started: bool) -> None:
 
 def ensure_running(host: str | None, port: int | None, config: str | None) -> Endpoint:
     """The running daemon's endpoint, starting one when none runs (for `ccproxy code`)."""
-    with locked(_lock_path(), _LOCK_TIMEOUT):
+    with locked(lock_path(), _LOCK_TIMEOUT):
         info, started = _ensure(Flags.given(host, port, config, None))
     if started:
         return info.endpoint(started=True)
@@ -365,8 +234,8 @@ def config_of(info: PidInfo) -> Any:
 
 def running() -> PidInfo | None:
     """The pidfile's content when its process runs and is the one started; reads only."""
-    _, info = _load_pidfile()
-    return info if info is not None and _is_ours(info) else None
+    _, info = load_pidfile()
+    return info if info is not None and is_ours(info) else None
 
 
 # --- stopping -------------------------------------------------------------------------------------
@@ -377,16 +246,16 @@ def _stop_locked(timeout: float, *, quiet: bool = False) -> int:
         if not quiet:
             print(text)
 
-    exists, info = _load_pidfile()
-    if info is None or not _is_ours(info):
+    exists, info = load_pidfile()
+    if info is None or not is_ours(info):
         if exists:
-            _remove_pidfile()
+            remove_pidfile()
             say(f"ccproxy is not running (removed a stale pidfile{f' for pid {info.pid}' if info else ''})")
         else:
             say("ccproxy is not running")
         return 0
     how = terminate(info.pid, info.proc_start, timeout)
-    _remove_pidfile(info.pid)
+    remove_pidfile(info.pid)
     say(
         f"ccproxy stopped (pid {info.pid})"
         if how == "stopped"
@@ -397,7 +266,7 @@ def _stop_locked(timeout: float, *, quiet: bool = False) -> int:
 
 def stop(*, timeout: float) -> int:
     try:
-        with locked(_lock_path(), _LOCK_TIMEOUT):
+        with locked(lock_path(), _LOCK_TIMEOUT):
             return _stop_locked(timeout)
     except DaemonError as exc:
         print(f"ccproxy: {exc}", file=sys.stderr)
@@ -409,8 +278,8 @@ def restart(
 ) -> int:
     """Stop, then start with the flags given, the others taken from the previous start."""
     try:
-        with locked(_lock_path(), _LOCK_TIMEOUT):
-            _, previous = _load_pidfile()
+        with locked(lock_path(), _LOCK_TIMEOUT):
+            _, previous = load_pidfile()
             flags = Flags.given(host, port, config, log_level, workers)
             if previous is not None:
                 flags = flags.over(previous.flags)

@@ -25,7 +25,7 @@ def _errors(func: Handler) -> Handler:
 
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
-        from ccproxy_core.cli.main import CommandError
+        from ccproxy_core.cli.errors import CommandError
         from ccproxy_core.cli.service import ServiceError
 
         try:
@@ -125,7 +125,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def guard_serve(config: Any) -> None:
     """`serve` refuses a non-loopback bind without an apikey when CCPROXY_REQUIRE_APIKEY is set."""
-    from ccproxy_core.cli.main import CommandError
+    from ccproxy_core.cli.errors import CommandError
 
     refusal = open_bind_refusal(str(config.host), str(config.apikey), os.environ)
     if refusal:

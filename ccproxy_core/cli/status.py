@@ -15,15 +15,8 @@ import orjson
 from attrs import asdict
 
 from ccproxy_core import __version__
-from ccproxy_core.cli.daemon import (
-    STATUS_NOT_RUNNING,
-    PidInfo,
-    _get_json,
-    _is_ours,
-    _load_pidfile,
-    config_of,
-    pidfile_path,
-)
+from ccproxy_core.cli.daemon import STATUS_NOT_RUNNING, _get_json, config_of
+from ccproxy_core.cli.pidfile import PidInfo, is_ours, load_pidfile, pidfile_path
 
 
 def _uptime(seconds: float) -> str:
@@ -136,8 +129,8 @@ def _render_status(report: dict[str, Any]) -> str:
 
 
 def show(*, as_json: bool) -> int:
-    exists, info = _load_pidfile()
-    if info is None or not _is_ours(info):
+    exists, info = load_pidfile()
+    if info is None or not is_ours(info):
         stale = exists
         if as_json:
             print(

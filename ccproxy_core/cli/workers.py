@@ -303,7 +303,7 @@ def serve(loaded: Any, count: int, index: int | None, *, config_file: str | None
         server.run(config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded, worker=slot)
         return 0
     from ccproxy_core.cli import ports
-    from ccproxy_core.cli.main import CommandError
+    from ccproxy_core.cli.errors import CommandError
     from ccproxy_core.config.model import ConfigError
 
     problem = refusal(config, count, has_reuse_port())

@@ -83,7 +83,7 @@ class ProviderConfig:
     requests_per_minute: int = 0
     burst: int = 0
     # Send reasoning controls (Claude Code's thinking as reasoning_effort): "auto" = only to
-    # models known to take them (presets.REASONING_MODELS); true / false = always / never.
+    # models known to take them (REASONING_MODELS in providers/rules.py); true / false = always / never.
     reasoning: bool | Literal["auto"] = "auto"
 
     @property

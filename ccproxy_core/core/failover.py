@@ -11,9 +11,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+from ccproxy_core.core.credential import Credential
 from ccproxy_core.core.errors import ProxyError, ServiceUnavailable
 from ccproxy_core.core.outcome import Outcome, OutcomeKind
-from ccproxy_core.core.pool import Credential, CredentialPool
+from ccproxy_core.core.pool import CredentialPool
 
 
 class Step(enum.Enum):

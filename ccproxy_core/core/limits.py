@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from attrs import define, frozen
 
-from ccproxy_core.core.pool import iso
+from ccproxy_core.core.credential import iso
 
 if TYPE_CHECKING:  # a value from the keys layer, read here, never imported at run time
     from ccproxy_core.keys.model import ClientKey

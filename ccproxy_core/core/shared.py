@@ -22,7 +22,7 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-from ccproxy_core.core.pool import Credential, CredentialState, with_tokens
+from ccproxy_core.core.credential import Credential, CredentialState, with_tokens
 
 EventKind = Literal["cred", "stick", "breaker", "tokens"]
 

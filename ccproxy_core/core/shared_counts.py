@@ -1,6 +1,6 @@
 """Counted limits as a shared store keeps them: each key's value as bytes, and one update of it.
 
-The Redis backend (`server/redis_state.py`) reads a key, applies one of these steps and writes
+The Redis backend (`server/redis_cas.py`) reads a key, applies one of these steps and writes
 the result back only if nobody wrote in between, so the limits across instances are decided by
 the same pure rules as in one process (`ratelimit.TokenBucket`, `limits.admit` / `finish`),
 never by a second copy of them in Lua. Pure: `now` (epoch seconds) is passed in.

@@ -13,7 +13,8 @@ whole configuration exactly as a start would (`Sources.load`):
   configuration stays in use.
 
 The file is read off the event loop; the swap holds the State's write lock, so a reload never
-interleaves with a write from the live provider API.
+interleaves with a write from the live provider API. On Linux the directories are watched by
+inotify in the event loop (dir_watch.py); elsewhere by watchdog's threads.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from ccproxy_core.config.load import LoadedConfig, Sources
 from ccproxy_core.config.model import Config, ConfigError
+from ccproxy_core.server import dir_watch
 from ccproxy_core.server.state import STATE, State
 
 log = logging.getLogger("ccproxy.config")
@@ -66,26 +68,20 @@ class ConfigWatcher:
         dirs = sorted({str(p.parent) for p in paths if p.parent.is_dir()})
         if not dirs:
             return
-        from watchdog.observers import Observer  # imported on start: about 1 MB that a test app may skip
-
-        observer = Observer()
-        handler = _handler(self)
         try:
-            for d in dirs:
-                observer.schedule(handler, d, recursive=False)
-            observer.daemon = True
-            observer.start()
+            self._observer = dir_watch.open_watch(dirs, self._changed) or _watchdog(self, dirs)
         except OSError as exc:  # out of inotify watches, say: serve anyway, without live reload
             log.warning("config files are not watched (%s); edits apply at `ccproxy restart`", exc)
             return
-        self._observer = observer
         log.debug("watching the config files in %s", ", ".join(dirs))
 
     async def stop(self) -> None:
         observer, self._observer = self._observer, None
         if self._timer is not None:
             self._timer.cancel()
-        if observer is not None:
+        if isinstance(observer, dir_watch.DirWatch):
+            observer.close()
+        elif observer is not None:
             observer.stop()
             await asyncio.to_thread(observer.join, 5)
         if self._task is not None:
@@ -98,6 +94,11 @@ class ConfigWatcher:
         if os.path.normcase(path) in self._names and self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
                 self._loop.call_soon_threadsafe(self._poke)
+
+    def _changed(self, path: str | None) -> None:
+        """A name changed in a watched directory (inotify, in the loop); None: events were lost."""
+        if path is None or os.path.normcase(path) in self._names:
+            self._poke()
 
     def _poke(self) -> None:
         if self._observer is None or self._loop is None:
@@ -162,6 +163,19 @@ async def apply(state: State, config: Config) -> bool:
         ", ".join(p.name for p in config.providers),
     )
     return True
+
+
+def _watchdog(watcher: ConfigWatcher, dirs: list[str]) -> Any:
+    """watchdog's observer on `dirs`, started (where inotify in the loop cannot be had)."""
+    from watchdog.observers import Observer
+
+    observer = Observer()
+    handler = _handler(watcher)
+    for d in dirs:
+        observer.schedule(handler, d, recursive=False)
+    observer.daemon = True
+    observer.start()
+    return observer
 
 
 def _handler(watcher: ConfigWatcher) -> Any:

@@ -29,12 +29,13 @@ from attrs import frozen
 
 from ccproxy_core.accounts import store as accounts
 from ccproxy_core.config.model import Config, ProviderConfig
+from ccproxy_core.core.credential import Credential as PoolCredential
+from ccproxy_core.core.credential import api_key_credentials
 from ccproxy_core.core.errors import AttemptFailed, CredentialsRejected, ProxyError, RateLimited, ServiceUnavailable
 from ccproxy_core.core.failover import FailoverPlan, Step
 from ccproxy_core.core.headers import ANTHROPIC_BETA, CHATGPT_ACCOUNT_ID, OAUTH_BETA, merge_beta
 from ccproxy_core.core.outcome import OK, Outcome, OutcomeKind
-from ccproxy_core.core.pool import Credential as PoolCredential
-from ccproxy_core.core.pool import CredentialPool, PoolSettings, api_key_credentials
+from ccproxy_core.core.pool import CredentialPool, PoolSettings
 from ccproxy_core.core.shared import CredentialEntry, entry_of, merge_entry, shared_tokens
 from ccproxy_core.core.sticky import StickyTable
 from ccproxy_core.providers.presets import AuthHeader, key_headers

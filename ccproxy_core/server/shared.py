@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ccproxy_core.config.model import ConfigError
 from ccproxy_core.core import limits
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 from ccproxy_core.core.ratelimit import BucketSet
 from ccproxy_core.core.shared import CredentialEntry
 

@@ -12,8 +12,9 @@ rule Chat Completions has: an assistant turn with `tool_calls` must be followed 
 `tool` message per call. So a user turn's tool_results go first, in block order, before its
 text and images; a call without a result gets a placeholder answer; a result without a call
 is dropped; a mid-conversation system message that lands between a call and its result
-waits behind the tool messages. Turning one block into text or a content part (images,
-documents, tool_result content, system text) is `anthropic_blocks`' job.
+waits behind the tool messages (that rule is `pending.PendingCalls`, shared with the
+Responses translator). Turning one block into text or a content part (images, documents,
+tool_result content, system text) is `anthropic_blocks`' job.
 
 Reasoning buckets (`thinking` -> effort), one table for every provider:
 
@@ -46,6 +47,7 @@ from ccproxy_core.translate.anthropic_blocks import (
 )
 from ccproxy_core.translate.dialect import DEFAULT_DIALECT, ChatDialect
 from ccproxy_core.translate.function_tools import read_tool_choice, read_tools
+from ccproxy_core.translate.pending import MISSING_RESULT, PendingCalls
 from ccproxy_core.translate.tool_names import ToolNames, mistral_tool_id
 
 # Signatures of thinking blocks ccproxy made up from another provider's reasoning. Real
@@ -53,7 +55,6 @@ from ccproxy_core.translate.tool_names import ToolNames, mistral_tool_id
 # before history goes back to Anthropic (`strip_synthetic_thinking`).
 SYNTHETIC_SIGNATURE_PREFIX = "ccproxy-synthetic:"
 
-MISSING_RESULT = "[no result: the tool call was not answered]"
 MAX_STOP = 4  # OpenAI rejects more stop sequences
 
 
@@ -171,10 +172,9 @@ class _Conversation:
     names: ToolNames
     dialect: ChatDialect
     out: list[JSON] = field(factory=list)
-    # ids (upstream form) of the last assistant turn's tool calls that still need an answer
-    awaiting: list[str] = field(factory=list)
-    # system messages that arrived while calls were awaiting their tool messages
-    held: list[JSON] = field(factory=list)
+    # the last assistant turn's calls still awaiting their tool messages, and the system
+    # messages held behind them
+    pending: PendingCalls = field(factory=lambda: PendingCalls(_missing_result))
 
     def add_system(self, system: Any) -> None:
         if system is None:
@@ -192,25 +192,18 @@ class _Conversation:
         if role == "user":
             self._user(content, f"{path}.content")
         elif role == "assistant":
-            self._answer_missing()
+            self.out.extend(self.pending.settle())
             self._assistant(content, f"{path}.content")
         elif role == "system":
             text = system_text(content, f"{path}.content")
             if text:
-                (self.held if self.awaiting else self.out).append({"role": "system", "content": text})
+                self.out.extend(self.pending.note({"role": "system", "content": text}))
         else:
             raise InvalidRequest(f'{path}.role: expected "user", "assistant" or "system"')
 
     def finish(self) -> list[JSON]:
-        self._answer_missing()
+        self.out.extend(self.pending.settle())
         return self.out
-
-    def _answer_missing(self) -> None:
-        for call_id in self.awaiting:
-            self.out.append({"role": "tool", "tool_call_id": call_id, "content": MISSING_RESULT})
-        self.awaiting = []
-        self.out.extend(self.held)
-        self.held = []
 
     def _call_id(self, block: JSON, key: str, path: str) -> str:
         value = block.get(key)
@@ -220,7 +213,7 @@ class _Conversation:
 
     def _user(self, content: str | list[Any], path: str) -> None:
         if isinstance(content, str):
-            self._answer_missing()
+            self.out.extend(self.pending.settle())
             if content:
                 self.out.append({"role": "user", "content": content})
             return
@@ -231,9 +224,8 @@ class _Conversation:
             kind = block_type(block, bpath)
             if kind == "tool_result":
                 call_id = self._call_id(block, "tool_use_id", bpath)
-                if call_id not in self.awaiting:
+                if not self.pending.answer(call_id):
                     continue  # orphan: OpenAI rejects a tool message without its call
-                self.awaiting.remove(call_id)
                 text, images = tool_result_content(block, bpath, vision=self.dialect.supports_images)
                 self.out.append({"role": "tool", "tool_call_id": call_id, "content": text})
                 tool_images.extend(images)
@@ -246,7 +238,7 @@ class _Conversation:
             elif kind == "document":
                 parts.append({"type": "text", "text": document_text(block, bpath)})
             # anything else (thinking echoed by a client, future types) has no user equivalent
-        self._answer_missing()
+        self.out.extend(self.pending.settle())
         parts = tool_images + parts
         if not parts:
             return
@@ -296,10 +288,15 @@ class _Conversation:
         message: JSON = {"role": "assistant", "content": text or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls
-            self.awaiting = [c["id"] for c in calls]
+            for call in calls:
+                self.pending.expect(call["id"])
         if reasoning:
             message["reasoning_content"] = "".join(reasoning)
         self.out.append(message)
+
+
+def _missing_result(call_id: str) -> JSON:
+    return {"role": "tool", "tool_call_id": call_id, "content": MISSING_RESULT}
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

@@ -30,7 +30,8 @@ from ccproxy_core.translate.anthropic_blocks import (
     tool_arguments,
     tool_result_content,
 )
-from ccproxy_core.translate.chat_request import MISSING_RESULT, SYNTHETIC_SIGNATURE_PREFIX
+from ccproxy_core.translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX
+from ccproxy_core.translate.pending import MISSING_RESULT, PendingCalls
 from ccproxy_core.translate.tool_names import ToolNames
 
 # Inside the synthetic prefix, so the Anthropic path strips these blocks like any other
@@ -72,14 +73,13 @@ def reasoning_item(block: Mapping[str, Any]) -> JSON | None:
 class InputItems:
     """Anthropic messages -> Responses input items, in one pass.
 
-    `awaiting` holds the calls of the last assistant turn that still need an output."""
+    `pending` holds the calls of the last assistant turn that still need an output, and the
+    system messages that wait behind those outputs."""
 
     def __init__(self, names: ToolNames) -> None:
         self.names = names
         self.items: list[JSON] = []
-        self.awaiting: list[str] = []
-        # system messages that arrived between calls and their outputs: they wait behind the outputs
-        self.held: list[JSON] = []
+        self.pending = PendingCalls(_missing_output)
 
     def add(self, message: Any, path: str) -> None:
         if not isinstance(message, dict):
@@ -92,26 +92,19 @@ class InputItems:
         if role == "user":
             self._user(content, f"{path}.content")
         elif role == "assistant":
-            self._answer_missing()
+            self.items.extend(self.pending.settle())
             self._assistant(content, f"{path}.content")
         elif role == "system":  # Claude Code sends these mid-conversation
             text = system_text(content, f"{path}.content")
             if text:
                 note = {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
-                (self.held if self.awaiting else self.items).append(note)
+                self.items.extend(self.pending.note(note))
         else:
             raise InvalidRequest(f'{path}.role: expected "user", "assistant" or "system"')
 
     def finish(self) -> list[JSON]:
-        self._answer_missing()
+        self.items.extend(self.pending.settle())
         return self.items
-
-    def _answer_missing(self) -> None:
-        for call_id in self.awaiting:
-            self.items.append({"type": "function_call_output", "call_id": call_id, "output": MISSING_RESULT})
-        self.awaiting = []
-        self.items.extend(self.held)
-        self.held = []
 
     def _user(self, content: list[Any], path: str) -> None:
         parts: list[JSON] = []
@@ -129,7 +122,7 @@ class InputItems:
             elif kind == "document":
                 parts.append(_document(block, bpath))
             # thinking echoed by a client and unknown types have no user equivalent
-        self._answer_missing()
+        self.items.extend(self.pending.settle())
         if parts:
             self.items.append({"type": "message", "role": "user", "content": parts})
 
@@ -139,11 +132,10 @@ class InputItems:
             raise InvalidRequest(f"{path}.tool_use_id: expected a string")
         text, images = tool_result_content(block, path, vision=True)
         call_id = _call_id(tool_use_id)
-        if call_id not in self.awaiting:  # its call is not in the turn before: keep it as text
+        if not self.pending.answer(call_id):  # its call is not in the turn before: keep it as text
             parts.append({"type": "input_text", "text": f"[output of tool call {tool_use_id}]\n{text}"})
             parts.extend(_input_part(image) for image in images)
             return
-        self.awaiting.remove(call_id)
         output: str | list[JSON] = text
         if images:
             output = [{"type": "input_text", "text": text}, *(_input_part(image) for image in images)]
@@ -183,13 +175,17 @@ class InputItems:
         if not isinstance(tool_use_id, str) or not tool_use_id:
             raise InvalidRequest(f"{path}.id: expected a string")
         call_id = _call_id(tool_use_id)
-        self.awaiting.append(call_id)
+        self.pending.expect(call_id)
         return {
             "type": "function_call",
             "call_id": call_id,
             "name": self.names.to_upstream(name),
             "arguments": tool_arguments(block.get("input")),
         }
+
+
+def _missing_output(call_id: str) -> JSON:
+    return {"type": "function_call_output", "call_id": call_id, "output": MISSING_RESULT}
 
 
 def _flush_text(texts: list[str], turn: list[JSON]) -> None:

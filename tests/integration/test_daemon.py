@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from ccproxy_core import __version__
-from ccproxy_core.cli import daemon, daemon_log, processes
+from ccproxy_core.cli import daemon, daemon_log, pidfile, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("ccproxy")
@@ -214,7 +214,7 @@ def test_stale_pidfile_of_a_dead_process_is_reported_then_replaced(sandbox: Sand
     """status reports a dead pid as not running without touching the file; start replaces it."""
     dead = subprocess.Popen(["true"])
     dead.wait(timeout=10)
-    daemon._write_pidfile(
+    pidfile.write_pidfile(
         daemon.PidInfo(
             dead.pid,
             "127.0.0.1",
@@ -247,7 +247,7 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
         alive, identity = processes.probe(sleeper.pid)
         assert alive
         assert identity
-        daemon._write_pidfile(
+        pidfile.write_pidfile(
             daemon.PidInfo(
                 sleeper.pid,
                 "127.0.0.1",
@@ -268,7 +268,7 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
         assert sleeper.poll() is None, "the unrelated program was not signalled"
 
         # A hand-written pidfile without a start time falls back on the command line.
-        daemon._write_pidfile(
+        pidfile.write_pidfile(
             daemon.PidInfo(
                 sleeper.pid,
                 "127.0.0.1",

@@ -19,9 +19,9 @@ import pytest
 
 from ccproxy_core.config.model import structure
 from ccproxy_core.core import limits
+from ccproxy_core.core.credential import Credential
 from ccproxy_core.core.errors import RateLimited
 from ccproxy_core.core.outcome import Outcome, OutcomeKind
-from ccproxy_core.core.pool import Credential
 from ccproxy_core.keys.model import ClientKey, Limits
 from ccproxy_core.server.redis_state import RedisState
 from ccproxy_core.server.state import State

@@ -43,6 +43,7 @@ NEVER_AT_START = [
     "ccproxy_core.server.rawlog",  # log.raw_http_dir, a debugging aid
     "ccproxy_core.cli.keys",
     "ccproxy_core.cli.keys_args",  # the parser of `serve` stops at serve
+    "ccproxy_core.cli.commands",  # the other commands' functions (cli/parser.py imports them past serve)
     "ccproxy_core.cli.completion",
     "ccproxy_core.cli.service_units",
     "ccproxy_core.cli.ports",  # a port in use
@@ -52,6 +53,8 @@ NEVER_AT_START = [
     "ccproxy_core.cli.workers",
     "ccproxy_core.config.starter",
 ]
+if sys.platform.startswith("linux"):  # the config files are watched by inotify in the event loop (server/dir_watch.py)
+    NEVER_AT_START.append("watchdog")
 REQUESTS = {
     "responses": ("POST", "/v1/responses"),
     "sdk": ("GET", "/claude/v1/models"),

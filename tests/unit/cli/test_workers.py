@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ccproxy_core.cli import daemon, workers
+from ccproxy_core.cli import daemon, pidfile, workers
 from ccproxy_core.cli.main import build_parser
 from ccproxy_core.config.model import structure
 from ccproxy_core.server.app import configure_logging
@@ -105,6 +105,6 @@ def test_the_background_server_keeps_its_worker_count(tmp_path: Path) -> None:
     one = daemon._server_command(daemon.Flags.given(None, None, None, None, workers=1), "127.0.0.1", 3456, tmp_path)
     assert "--workers" not in one
     info = daemon.PidInfo(1, "127.0.0.1", 3456, "http://127.0.0.1:3456", 0.0, "v", "", "log", flags)
-    daemon._write_pidfile(info)
-    loaded = daemon._load_pidfile()[1]
+    pidfile.write_pidfile(info)
+    loaded = pidfile.load_pidfile()[1]
     assert loaded is not None and loaded.flags.workers == 3

@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ccproxy_core.core.credential import Credential, with_tokens
 from ccproxy_core.core.errors import AuthenticationFailed, NotFound, ProxyError, RateLimited, ServiceUnavailable
 from ccproxy_core.core.failover import FailoverPlan, Step
 from ccproxy_core.core.outcome import Outcome, OutcomeKind, classify
-from ccproxy_core.core.pool import Credential, CredentialPool, PoolSettings, with_tokens
+from ccproxy_core.core.pool import CredentialPool, PoolSettings
 from ccproxy_core.core.redaction import redact, scrub
 from tests.fakes import recorded, recorded_headers
 

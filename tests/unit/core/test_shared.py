@@ -11,7 +11,7 @@ from pathlib import Path
 from ccproxy_core.core import limits, shared
 from ccproxy_core.core import shared_counts as counts
 from ccproxy_core.core.breaker import BreakerSettings, CircuitBreaker
-from ccproxy_core.core.pool import Credential, CredentialState
+from ccproxy_core.core.credential import Credential, CredentialState
 from ccproxy_core.core.ratelimit import TokenBucket
 from ccproxy_core.core.sticky import StickyTable
 from tests.redis_server import free_port

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import orjson
 
+from ccproxy_core.core.credential import api_key_credentials
 from ccproxy_core.core.failover import FailoverPlan
 from ccproxy_core.core.outcome import Outcome, OutcomeKind
-from ccproxy_core.core.pool import CredentialPool, api_key_credentials
+from ccproxy_core.core.pool import CredentialPool
 from ccproxy_core.core.sticky import (
     StickyTable,
     is_signature_error,
