@@ -39,7 +39,7 @@ from ccproxy_core.accounts import grant
 from ccproxy_core.accounts.grant import Clock, Refresher, TokenSet
 from ccproxy_core.accounts.store import AccountsError
 from ccproxy_core.config.model import Config, OpenAIOAuthSettings, converter
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 from ccproxy_core.core.redaction import scrub
 
 AUTH_CLAIM = "https://api.openai.com/auth"

@@ -53,8 +53,9 @@ from ccproxy_core.accounts.grant import make_state as make_state
 from ccproxy_core.accounts.grant import parse_pasted_code as parse_pasted_code
 from ccproxy_core.accounts.store import AccountsError, load_accounts, save_refreshed, write_back_newer
 from ccproxy_core.config.model import OAuthSettings
+from ccproxy_core.core.credential import Credential, CredentialState, with_tokens
 from ccproxy_core.core.errors import NotFound, ProxyError
-from ccproxy_core.core.pool import Credential, CredentialPool, CredentialState, with_tokens
+from ccproxy_core.core.pool import CredentialPool
 
 log = logging.getLogger("ccproxy.oauth")
 _DEAD_GRANT = frozenset({"invalid_grant"})  # the refresh token is spent or revoked

@@ -46,7 +46,7 @@ import orjson
 from attrs import frozen
 
 from ccproxy_core.accounts.filelock import locked
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.files import atomic_write, swap_in
 

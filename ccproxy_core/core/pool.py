@@ -36,16 +36,11 @@ from ccproxy_core.core.credential import (
     older_tokens,
     state_of,
     usable,
-    with_tokens,
 )
 from ccproxy_core.core.errors import NotFound, ProxyError, ServiceUnavailable
 from ccproxy_core.core.outcome import Outcome, OutcomeKind
 from ccproxy_core.core.redaction import scrub
 from ccproxy_core.core.wire import JSON
-
-# accounts/ (oauth.py, codex.py, store.py) still imports Credential, CredentialState and
-# with_tokens from here; credential.py is their home.
-__all__ = ["Credential", "CredentialPool", "CredentialState", "PoolSettings", "with_tokens"]
 
 _NO_NAMES: frozenset[str] = frozenset()
 # Headroom is compared in 5 % bands: tiny differences (19999 vs 20000 requests left) must not

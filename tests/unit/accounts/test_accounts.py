@@ -28,7 +28,7 @@ from ccproxy_core.accounts.store import (
     state_path,
     upsert_account,
 )
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 
 REPO = Path(__file__).resolve().parents[3]
 posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX permissions and signals")
@@ -206,7 +206,7 @@ SAVER = """
 import sys
 from pathlib import Path
 from ccproxy_core.accounts.store import save_accounts
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 path = Path(sys.argv[1])
 sets = [[Credential(f"acct-{i}", "oauth", "a" * 4000, "r" * 100, 1.8e9) for i in range(n)] for n in (1, 40)]
 print("ready", flush=True)

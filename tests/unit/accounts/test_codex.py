@@ -16,7 +16,7 @@ from ccproxy_core.accounts.oauth import InvalidGrant, OAuthError, TransientRefre
 from ccproxy_core.accounts.store import AccountsError, load_accounts, upsert_account
 from ccproxy_core.cli.auth import auth_status
 from ccproxy_core.config.model import OpenAIOAuthSettings, structure
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 from tests.chatgpt_fakes import id_token, make_jwt
 
 

@@ -30,8 +30,9 @@ from ccproxy_core.accounts.oauth import (
 )
 from ccproxy_core.accounts.store import load_accounts, save_accounts
 from ccproxy_core.config.model import OAuthSettings, Seconds
+from ccproxy_core.core.credential import Credential, CredentialState
 from ccproxy_core.core.outcome import Outcome, OutcomeKind
-from ccproxy_core.core.pool import Credential, CredentialPool, CredentialState
+from ccproxy_core.core.pool import CredentialPool
 from tests.fakes import FakeTokenEndpoint
 
 T0 = 1_800_000_000.0

@@ -23,7 +23,7 @@ from ccproxy_core.accounts.store import (
     upsert_account,
     write_back_newer,
 )
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 
 REPO = Path(__file__).resolve().parents[3]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
@@ -67,7 +67,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from ccproxy_core.accounts.store import upsert_account
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 path, prefix = Path(sys.argv[1]), sys.argv[2]
 for i in range(int(sys.argv[3])):
     upsert_account(path, Credential(f"{prefix}-{i}", "oauth", "sk-ant-oat01-x", "sk-ant-ort01-x", expires_at=1.8e9))

@@ -14,7 +14,7 @@ import pytest
 from ccproxy_core.accounts.store import AccountsError, load_accounts, save_accounts, save_state, state_path
 from ccproxy_core.cli.auth import auth_import, auth_login, auth_status
 from ccproxy_core.config.model import OAuthSettings
-from ccproxy_core.core.pool import Credential
+from ccproxy_core.core.credential import Credential
 from tests.fakes import FakeTokenEndpoint
 
 T0 = 1_800_000_000.0
