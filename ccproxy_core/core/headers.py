@@ -66,11 +66,16 @@ OAUTH_BETA = "oauth-2025-04-20"
 CHATGPT_ACCOUNT_ID = "chatgpt-account-id"
 
 
+def connection_tokens(value: str) -> set[str]:
+    """The options a `Connection` header value lists, lower-case (`close`, `keep-alive`, header names)."""
+    return {token.strip().lower() for token in value.split(",")}
+
+
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
     listed: set[str] = set()
     for name, value in headers:
         if len(name) == 10 and name.lower() == "connection":  # one length test per header on the happy path
-            listed.update(token.strip().lower() for token in value.split(","))
+            listed |= connection_tokens(value)
     return frozenset(listed)
 
 

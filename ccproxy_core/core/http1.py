@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ccproxy_core.core.headers import connection_tokens
+
 MAX_HEAD = 64 * 1024  # a provider's status line and headers; a real one is under 2 KiB
 _MAX_CHUNK_LINE = 1024
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -214,7 +216,7 @@ class ResponseParser:
                 continue
             key = name.lower()
             if key == "connection":
-                tokens = {t.strip().lower() for t in value.split(",")}
+                tokens = connection_tokens(value)
                 keep_alive = "close" not in tokens and (keep_alive or "keep-alive" in tokens)
             elif key == "content-length":
                 length = _content_length(value, length)
