@@ -154,7 +154,7 @@ def _pdf_tokens(data: Any) -> int:
 
 
 def _source(source: Any, tally: _Tally, *, image: bool) -> None:
-    if not isinstance(source, Mapping):
+    if not isinstance(source, dict):
         tally.fixed += IMAGE_TOKENS if image else PDF_TOKENS_PER_100KB
         return
     kind = source.get("type")
@@ -177,7 +177,7 @@ def _blocks(content: Any, tally: _Tally) -> None:
     if not isinstance(content, list):
         return
     for block in content:
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         kind = block.get("type")
         if kind == "text":
@@ -216,10 +216,10 @@ def _tools(body: Mapping[str, Any], tally: _Tally, describe: Iterable[str]) -> N
     model = body.get("model")
     tally.fixed += TOOLS_PREAMBLE_HAIKU if isinstance(model, str) and "haiku" in model else TOOLS_PREAMBLE
     for tool in tools:
-        if not isinstance(tool, Mapping):
+        if not isinstance(tool, dict):
             continue
         spec = tool.get("function", tool)  # OpenAI nests the definition under "function"
-        if not isinstance(spec, Mapping):
+        if not isinstance(spec, dict):
             continue
         tally.fixed += TOOL_OVERHEAD
         tally.text(spec.get("name"))
@@ -235,12 +235,12 @@ def estimate_tokens(body: JSON) -> int:
     _blocks(body.get("system"), tally)
     messages = body.get("messages")
     for message in messages if isinstance(messages, list) else ():
-        if isinstance(message, Mapping):
+        if isinstance(message, dict):
             tally.fixed += MESSAGE_OVERHEAD
             _blocks(message.get("content"), tally)
     _tools(body, tally, ("input_schema",))
     thinking = body.get("thinking")
-    if isinstance(thinking, Mapping):
+    if isinstance(thinking, dict):
         kind = thinking.get("type")
         if kind == "enabled":
             tally.fixed += THINKING_ENABLED

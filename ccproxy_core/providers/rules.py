@@ -181,12 +181,12 @@ class Preset:
 
 
 def _is_forced(choice: Any) -> bool:
-    return choice == "required" or (isinstance(choice, Mapping) and choice.get("type") == "function")
+    return choice == "required" or (isinstance(choice, dict) and choice.get("type") == "function")
 
 
 def _clean_tool(tool: Any, preset: Preset) -> Any:
-    function = tool.get("function") if isinstance(tool, Mapping) else None
-    if not isinstance(function, Mapping) or not isinstance(function.get("parameters"), Mapping):
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("parameters"), Mapping):
         return tool
     params = clean_schema(function["parameters"], preset.schema_dialect, preset.refused_schema_keywords)
     # Gemini refuses an object with empty `properties`; a function without parameters says the same.

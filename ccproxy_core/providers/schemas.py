@@ -61,11 +61,11 @@ _BRANCH_KEYS = {
 def _drop_keywords(node: Any, refused: frozenset[str]) -> Any:
     if isinstance(node, list):
         return [_drop_keywords(x, refused) for x in node]
-    if not isinstance(node, Mapping):
+    if not isinstance(node, dict):
         return node
     return {
         key: {name: _drop_keywords(sub, refused) for name, sub in value.items()}
-        if key in _NAMED_SCHEMAS and isinstance(value, Mapping)
+        if key in _NAMED_SCHEMAS and isinstance(value, dict)
         else value
         if key in _DATA
         else _drop_keywords(value, refused)
@@ -77,9 +77,9 @@ def _drop_keywords(node: Any, refused: frozenset[str]) -> Any:
 def _gemini_prepare(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -> tuple[JSON, bool]:
     """Rewrite the constructs Gemini lacks into ones it has; returns (node, nullable)."""
     parts = node.pop("allOf", None)
-    for part in (p for p in parts if isinstance(p, Mapping)) if isinstance(parts, list) else ():
+    for part in (p for p in parts if isinstance(p, dict)) if isinstance(parts, list) else ():
         for key, value in _gemini_resolve(dict(part), defs, seen)[0].items():
-            if key == "properties" and isinstance(value, Mapping):
+            if key == "properties" and isinstance(value, dict):
                 node["properties"] = {**value, **node.get("properties", {})}
             elif key == "required" and isinstance(value, list):
                 node["required"] = [*node.get("required", []), *value]
@@ -102,9 +102,9 @@ def _gemini_prepare(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -
             ]
     branches = node.get("anyOf")
     if isinstance(branches, list):
-        rest = [b for b in branches if not (isinstance(b, Mapping) and b.get("type") == "null")]
+        rest = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
         nullable = nullable or len(rest) < len(branches)
-        if len(rest) == 1 and isinstance(rest[0], Mapping):
+        if len(rest) == 1 and isinstance(rest[0], dict):
             # `anyOf: [X, {"type": "null"}]` is how pydantic writes Optional[X].
             del node["anyOf"]
             merged, inner = _gemini_prepare({**_gemini_resolve(dict(rest[0]), defs, seen)[0], **node}, defs, seen)
@@ -140,13 +140,13 @@ def _gemini_resolve(node: JSON, defs: Mapping[str, Any], seen: frozenset[str]) -
         return node, seen
     name = ref.rsplit("/", 1)[-1]
     target = defs.get(name) if ref.startswith(("#/$defs/", "#/definitions/")) else None
-    if not isinstance(target, Mapping) or name in seen:
+    if not isinstance(target, dict) or name in seen:
         return {"type": "object", **node}, seen  # recursive or foreign: an open object is all we can say
     return _gemini_resolve({**target, **node}, defs, seen | {name})
 
 
 def _gemini(node: Any, defs: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> JSON:
-    if not isinstance(node, Mapping):
+    if not isinstance(node, dict):
         return {}  # `true` / `false` schemas: nothing Gemini can express
     resolved, seen = _gemini_resolve(dict(node), defs, seen)
     node, nullable = _gemini_prepare(resolved, defs, seen)
@@ -159,7 +159,7 @@ def _gemini(node: Any, defs: Mapping[str, Any], seen: frozenset[str] = frozenset
         or (typ in ("integer", "number") and fmt in ("int32", "int64", "float", "double"))
     ):
         drop.add("format")
-    if typ != "object" or not isinstance(props, Mapping) or not props:
+    if typ != "object" or not isinstance(props, dict) or not props:
         drop.add("properties")  # "only allowed for OBJECT type" / "should be non-empty"
     if typ != "array":
         drop.add("items")

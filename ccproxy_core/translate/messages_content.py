@@ -35,7 +35,7 @@ def system_blocks(content: Any, path: str) -> list[JSON]:
     if isinstance(content, list):
         blocks = []
         for j, part in enumerate(content):
-            text = part.get("text") if isinstance(part, Mapping) and part.get("type") == "text" else None
+            text = part.get("text") if isinstance(part, dict) and part.get("type") == "text" else None
             if not isinstance(text, str):
                 raise InvalidRequest(f"{path}.content.{j}: expected a text part")
             if text.strip():
@@ -53,7 +53,7 @@ def user_blocks(content: Any, path: str) -> list[JSON]:
 
 
 def _part(part: Any, path: str) -> JSON | None:
-    if not isinstance(part, Mapping):
+    if not isinstance(part, dict):
         raise InvalidRequest(f"{path}: expected a content part object")
     kind = part.get("type")
     if kind == "text":
@@ -63,13 +63,13 @@ def _part(part: Any, path: str) -> JSON | None:
         return _text(text, part) if text.strip() else None
     if kind == "image_url":
         spec = part.get("image_url")
-        url = spec.get("url") if isinstance(spec, Mapping) else spec
+        url = spec.get("url") if isinstance(spec, dict) else spec
         if not isinstance(url, str):
             raise InvalidRequest(f"{path}.image_url.url: expected a string")
         return _image(url, f"{path}.image_url.url")
     if kind == "file":
         spec = part.get("file")
-        if not isinstance(spec, Mapping):
+        if not isinstance(spec, dict):
             raise InvalidRequest(f"{path}.file: expected an object")
         return _document(spec, f"{path}.file")
     if kind in ("image", "document") and isinstance(part.get("source"), Mapping):
@@ -126,11 +126,11 @@ def assistant_blocks(msg: Mapping[str, Any], path: str) -> list[JSON]:
     blocks: list[JSON] = []
     for echoed in msg.get("thinking_blocks") or ():
         # Only signed blocks can go back; an unsigned one would be rejected.
-        if isinstance(echoed, Mapping) and echoed.get("type") == "thinking" and echoed.get("signature"):
+        if isinstance(echoed, dict) and echoed.get("type") == "thinking" and echoed.get("signature"):
             blocks.append(
                 {"type": "thinking", "thinking": str(echoed.get("thinking") or ""), "signature": echoed["signature"]}
             )
-        elif isinstance(echoed, Mapping) and echoed.get("type") == "redacted_thinking" and echoed.get("data"):
+        elif isinstance(echoed, dict) and echoed.get("type") == "redacted_thinking" and echoed.get("data"):
             blocks.append({"type": "redacted_thinking", "data": echoed["data"]})
     content = msg.get("content")
     if isinstance(content, str):
@@ -138,7 +138,7 @@ def assistant_blocks(msg: Mapping[str, Any], path: str) -> list[JSON]:
             blocks.append(_text(content))
     elif isinstance(content, list):
         for j, part in enumerate(content):
-            text = part.get("text", part.get("refusal")) if isinstance(part, Mapping) else None
+            text = part.get("text", part.get("refusal")) if isinstance(part, dict) else None
             if not isinstance(text, str):
                 raise InvalidRequest(f"{path}.content.{j}: expected a text or refusal part")
             if text.strip():
@@ -150,8 +150,8 @@ def assistant_blocks(msg: Mapping[str, Any], path: str) -> list[JSON]:
         raise InvalidRequest(f"{path}.tool_calls: expected a list")
     for k, call in enumerate(calls or ()):
         where = f"{path}.tool_calls.{k}"
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
             raise InvalidRequest(f"{where}.function: expected an object")
         name = function.get("name")
         if not isinstance(name, str) or not name:
@@ -185,7 +185,7 @@ def tool_result_block(msg: Mapping[str, Any], path: str) -> JSON:
 
 def mark_cache(cache_control: Any, blocks: list[JSON]) -> None:
     # LiteLLM-style `cache_control` on a whole message marks its last block.
-    if isinstance(cache_control, Mapping):
+    if isinstance(cache_control, dict):
         for block in reversed(blocks):
             if block["type"] not in ("thinking", "redacted_thinking"):
                 block["cache_control"] = dict(cache_control)
@@ -199,7 +199,7 @@ def parse_arguments(arguments: Any) -> JSON:
     `{"raw": "..."}` rather than refused: it is the model's own earlier output, and refusing it
     would wedge the conversation.
     """
-    if isinstance(arguments, Mapping):
+    if isinstance(arguments, dict):
         return dict(arguments)
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
         return {}

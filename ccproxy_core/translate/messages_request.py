@@ -67,7 +67,7 @@ _USER_ID = re.compile(r"[^@\s]{1,512}")  # Anthropic asks for an opaque id: no e
 
 def chat_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4096) -> tuple[JSON, bool]:
     """Translate a Chat Completions request body; returns (Anthropic body, json_mode)."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         raise InvalidRequest("body: expected a JSON object")
     n = body.get("n")
     if n is not None and n != 1:
@@ -113,7 +113,7 @@ def _conversation(messages: Any) -> tuple[list[JSON], list[JSON]]:
     turns: list[JSON] = []
     for i, msg in enumerate(messages):
         path = f"messages.{i}"
-        if not isinstance(msg, Mapping):
+        if not isinstance(msg, dict):
             raise InvalidRequest(f"{path}: expected a message object")
         role = msg.get("role")
         if role in ("system", "developer"):
@@ -264,7 +264,7 @@ def _tools(body: Mapping[str, Any], *, thinking: bool) -> tuple[list[JSON], JSON
 
 
 def _tool(tool: Any, path: str) -> JSON:
-    if not isinstance(tool, Mapping):
+    if not isinstance(tool, dict):
         raise InvalidRequest(f"{path}: expected a tool object")
     kind = tool.get("type", "function")
     if kind != "function":
@@ -273,7 +273,7 @@ def _tool(tool: Any, path: str) -> JSON:
         raise InvalidRequest(f"{path}.type: only function tools can be sent to Anthropic, got {kind!r}")
     # Some clients send the Responses API's flat shape: name and parameters beside "type".
     function = tool.get("function", tool if "name" in tool else None)
-    if not isinstance(function, Mapping):
+    if not isinstance(function, dict):
         raise InvalidRequest(f"{path}.function: expected an object")
     name = function.get("name")
     if not isinstance(name, str) or not name:
@@ -281,7 +281,7 @@ def _tool(tool: Any, path: str) -> JSON:
     params = function.get("parameters")
     if params is None:
         schema = dict(_EMPTY_SCHEMA)
-    elif isinstance(params, Mapping):
+    elif isinstance(params, dict):
         schema = dict(params) if "type" in params else {"type": "object", **params}
     else:
         raise InvalidRequest(f"{path}.function.parameters: expected a JSON schema object")
@@ -300,15 +300,15 @@ def _tool_choice(choice: Any) -> JSON | None:
         return None
     if isinstance(choice, str) and choice in _TOOL_CHOICES:
         return dict(_TOOL_CHOICES[choice])
-    if isinstance(choice, Mapping):
+    if isinstance(choice, dict):
         function = choice.get("function")
-        if choice.get("type") == "function" and isinstance(function, Mapping):
+        if choice.get("type") == "function" and isinstance(function, dict):
             name = function.get("name")
             if not isinstance(name, str) or not name:
                 raise InvalidRequest("tool_choice.function.name: expected a non-empty string")
             return {"type": "tool", "name": name}
         allowed = choice.get("allowed_tools")
-        if choice.get("type") == "allowed_tools" and isinstance(allowed, Mapping):
+        if choice.get("type") == "allowed_tools" and isinstance(allowed, dict):
             # Anthropic cannot narrow the tool list per request; keep the mode at least.
             return {"type": "any"} if allowed.get("mode") == "required" else {"type": "auto"}
     raise InvalidRequest("tool_choice: expected auto, required, none or {type: function, function: {name}}")
@@ -317,17 +317,17 @@ def _tool_choice(choice: Any) -> JSON | None:
 def _response_schema(fmt: Any) -> JSON | None:
     if fmt is None:
         return None
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
     if kind == "text":
         return None
     if kind == "json_object":
         return {"type": "object"}
     if kind == "json_schema":
         spec = fmt.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         if schema is None:
             return {"type": "object"}
-        if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        if not isinstance(schema, dict) or schema.get("type") != "object":
             raise InvalidRequest(
                 'response_format.json_schema.schema: expected an object schema ({"type": "object", …})'
             )

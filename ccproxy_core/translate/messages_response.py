@@ -72,7 +72,7 @@ def chat_usage(usage: Mapping[str, Any]) -> JSON:
         "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
     }
     details = usage.get("output_tokens_details")
-    if isinstance(details, Mapping) and "thinking_tokens" in details:
+    if isinstance(details, dict) and "thinking_tokens" in details:
         out["completion_tokens_details"] = {"reasoning_tokens": _count(details["thinking_tokens"])}
     return out
 
@@ -93,7 +93,7 @@ def leading_blank(blocks: list[Any]) -> bool:
     if not blocks:
         return False
     first = blocks[0]
-    if not isinstance(first, Mapping) or first.get("type") != "text":
+    if not isinstance(first, dict) or first.get("type") != "text":
         return False
     text = first.get("text")
     return not isinstance(text, str) or not text.strip()
@@ -114,7 +114,7 @@ def message_to_chat(msg: JSON, *, model: str, json_mode: bool = False, created: 
     thinking_blocks: list[JSON] = []
     json_used = False
     for block in blocks[1:] if leading_blank(blocks) else blocks:
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         kind = block.get("type")
         if kind == "text":
@@ -169,5 +169,5 @@ def message_to_chat(msg: JSON, *, model: str, json_mode: bool = False, created: 
                 "logprobs": None,
             }
         ],
-        "usage": chat_usage(usage if isinstance(usage, Mapping) else {}),
+        "usage": chat_usage(usage if isinstance(usage, dict) else {}),
     }

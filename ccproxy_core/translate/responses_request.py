@@ -78,7 +78,7 @@ _OPENAI_ONLY_ITEMS = frozenset(
 
 def responses_to_messages(body: JSON, *, model: str, default_max_tokens: int = 4096) -> tuple[JSON, ResponsesPlan]:
     """Translate a Responses request body; returns (Anthropic body, plan for the answer)."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         raise InvalidRequest("body: expected a JSON object")
     _refuse_state(body)
     tools, targets, dropped = anthropic_tools(body.get("tools"))
@@ -159,7 +159,7 @@ def _instructions(value: Any) -> list[JSON]:
 
 def _chat_part(part: Any, path: str) -> Any:
     """A Responses content part as the Chat Completions part `messages_content` converts."""
-    if not isinstance(part, Mapping):
+    if not isinstance(part, dict):
         raise InvalidRequest(f"{path}: expected a content part object")
     kind = part.get("type")
     if kind in ("input_text", "output_text", "text"):
@@ -233,7 +233,7 @@ class _Conversation:
             self.turns.append({"role": role, "content": list(blocks)})
 
     def _item(self, item: Any, path: str) -> None:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise InvalidRequest(f"{path}: expected an input item object")
         kind = item.get("type", "message" if "role" in item else None)
         if kind == "message":
@@ -344,14 +344,14 @@ def _forces_a_tool(choice: JSON | None) -> bool:
 
 
 def _effort(reasoning: Any) -> str | None:
-    effort = reasoning.get("effort") if isinstance(reasoning, Mapping) else None
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
     return effort if isinstance(effort, str) else None
 
 
 def _thinking_budget(reasoning: Any) -> int | None:
     if reasoning is None:
         return None
-    if not isinstance(reasoning, Mapping):
+    if not isinstance(reasoning, dict):
         raise InvalidRequest('reasoning: expected an object such as {"effort": "medium"}')
     effort = reasoning.get("effort")
     if effort is None:

@@ -91,18 +91,18 @@ def response_echo(body: Mapping[str, Any]) -> JSON:
     """The request fields a `response` object repeats, with OpenAI's defaults for those left out."""
     echo = {key: default if body.get(key) is None else body[key] for key, default in _echo_defaults().items()}
     reasoning = body.get("reasoning")
-    reasoning = reasoning if isinstance(reasoning, Mapping) else {}
+    reasoning = reasoning if isinstance(reasoning, dict) else {}
     echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
     tools = echo["tools"]
     if isinstance(tools, list):  # as OpenAI echoes them: function tools state `strict` and `parameters`
         echo["tools"] = [_echo_tool(tool) for tool in tools]
     text = body.get("text")
-    echo["text"] = text if isinstance(text, Mapping) and "format" in text else {"format": {"type": "text"}}
+    echo["text"] = text if isinstance(text, dict) and "format" in text else {"format": {"type": "text"}}
     return echo
 
 
 def _echo_tool(tool: Any) -> Any:
-    if isinstance(tool, Mapping) and tool.get("type") == "function":
+    if isinstance(tool, dict) and tool.get("type") == "function":
         return {**tool, "strict": tool.get("strict", True), "parameters": tool.get("parameters")}
     return tool
 
@@ -161,7 +161,7 @@ def responses_usage(usage: Mapping[str, Any]) -> JSON:
     written = _count(usage.get("cache_creation_input_tokens"))
     output = _count(usage.get("output_tokens"))
     details = usage.get("output_tokens_details")
-    reasoning = _count(details.get("thinking_tokens")) if isinstance(details, Mapping) else 0
+    reasoning = _count(details.get("thinking_tokens")) if isinstance(details, dict) else 0
     prompt = fresh + read + written
     return {
         "input_tokens": prompt,
@@ -256,7 +256,7 @@ def call_item(item: str, target: CallTarget, call_id: str, payload: str, status:
 
 def custom_input(tool_input: Any) -> str:
     """A custom tool's string from the `{"input": "..."}` object its Anthropic stand-in takes."""
-    if isinstance(tool_input, Mapping) and isinstance(tool_input.get("input"), str):
+    if isinstance(tool_input, dict) and isinstance(tool_input.get("input"), str):
         return str(tool_input["input"])
     return dumps_compact(tool_input) if tool_input else ""
 
@@ -269,7 +269,7 @@ def message_to_response(msg: JSON, *, model: str, plan: ResponsesPlan, created_a
         blocks = []
     output: list[JSON] = []
     for block in blocks[1:] if leading_blank(blocks) else blocks:
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         kind = block.get("type")
         index = len(output)
@@ -303,7 +303,7 @@ def message_to_response(msg: JSON, *, model: str, plan: ResponsesPlan, created_a
         model=model,
         status=status,
         output=output,
-        usage=responses_usage(usage if isinstance(usage, Mapping) else {}),
+        usage=responses_usage(usage if isinstance(usage, dict) else {}),
         echo=plan.echo,
         incomplete=incomplete,
     )

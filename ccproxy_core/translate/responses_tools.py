@@ -50,7 +50,7 @@ def anthropic_tools(raw: Any) -> tuple[list[JSON], dict[str, CallTarget], list[s
     dropped: list[str] = []
     for i, tool in enumerate(raw):
         path = f"tools.{i}"
-        if not isinstance(tool, Mapping):
+        if not isinstance(tool, dict):
             raise InvalidRequest(f"{path}: expected a tool object")
         kind = tool.get("type")
         if kind == "namespace":
@@ -72,7 +72,7 @@ def anthropic_tools(raw: Any) -> tuple[list[JSON], dict[str, CallTarget], list[s
 
 
 def _tool(tool: Any, path: str, namespace: str | None, tools: list[JSON], targets: dict[str, CallTarget]) -> None:
-    if not isinstance(tool, Mapping) or tool.get("type") not in ("function", "custom"):
+    if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom"):
         raise InvalidRequest(f"{path}.type: expected a function or custom tool")
     kind = str(tool["type"])
     name = tool.get("name")
@@ -84,7 +84,7 @@ def _tool(tool: Any, path: str, namespace: str | None, tools: list[JSON], target
     if kind == "custom":
         schema = CUSTOM_INPUT_SCHEMA
         fmt = tool.get("format")
-        if isinstance(fmt, Mapping) and fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
+        if isinstance(fmt, dict) and fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
             description += (
                 f"\n\nThe input must match this {fmt.get('syntax') or 'grammar'} grammar:\n{fmt['definition']}"
             )
@@ -92,7 +92,7 @@ def _tool(tool: Any, path: str, namespace: str | None, tools: list[JSON], target
         params = tool.get("parameters")
         if params is None:
             schema = _EMPTY_SCHEMA
-        elif isinstance(params, Mapping):
+        elif isinstance(params, dict):
             schema = dict(params) if "type" in params else {"type": "object", **params}
         else:
             raise InvalidRequest(f"{path}.parameters: expected a JSON schema object")
@@ -111,7 +111,7 @@ def tool_choice(choice: Any, targets: Mapping[str, CallTarget]) -> JSON | None:
         if choice in _TOOL_CHOICES:
             return None if not targets and choice != "none" else dict(_TOOL_CHOICES[choice])
         raise InvalidRequest("tool_choice: expected auto, required, none or an object naming a tool")
-    if not isinstance(choice, Mapping):
+    if not isinstance(choice, dict):
         raise InvalidRequest("tool_choice: expected auto, required, none or an object naming a tool")
     kind = choice.get("type")
     if kind in ("function", "custom"):
@@ -131,10 +131,10 @@ def tool_choice(choice: Any, targets: Mapping[str, CallTarget]) -> JSON | None:
 def text_format(text: Any) -> JSON | None:
     if text is None:
         return None
-    if not isinstance(text, Mapping):
+    if not isinstance(text, dict):
         raise InvalidRequest('text: expected an object such as {"format": {"type": "text"}}')
     fmt = text.get("format")
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
     if fmt is None or kind == "text":
         return None
     if kind == "json_object":
@@ -143,7 +143,7 @@ def text_format(text: Any) -> JSON | None:
         schema = fmt.get("schema")
         if schema is None:
             return {"type": "object"}
-        if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        if not isinstance(schema, dict) or schema.get("type") != "object":
             raise InvalidRequest('text.format.schema: expected an object schema ({"type": "object", …})')
         return dict(schema)
     raise InvalidRequest("text.format.type: expected text, json_object or json_schema")

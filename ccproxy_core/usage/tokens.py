@@ -44,7 +44,7 @@ def from_anthropic(usage: Mapping[str, Any]) -> dict[str, int]:
     if "cache_creation_input_tokens" in usage:
         out["cache_creation"] = _int(usage["cache_creation_input_tokens"])
     breakdown = usage.get("cache_creation")
-    if isinstance(breakdown, Mapping) and "ephemeral_1h_input_tokens" in breakdown:
+    if isinstance(breakdown, dict) and "ephemeral_1h_input_tokens" in breakdown:
         out["cache_creation_1h"] = _int(breakdown["ephemeral_1h_input_tokens"])
     return out
 
@@ -52,7 +52,7 @@ def from_anthropic(usage: Mapping[str, Any]) -> dict[str, int]:
 def from_openai(usage: Mapping[str, Any]) -> dict[str, int]:
     """An OpenAI `usage` object in Anthropic's sense: cached prompt tokens are cache reads, not input."""
     details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
     if not cached:  # DeepSeek names its cache hits differently
         cached = _int(usage.get("prompt_cache_hit_tokens"))
     prompt = _int(usage.get("prompt_tokens"))
@@ -85,10 +85,10 @@ class UsageMeter:
         kind = payload.get("type")
         if kind == "message_start":
             message = payload.get("message")
-            usage = message.get("usage") if isinstance(message, Mapping) else None
+            usage = message.get("usage") if isinstance(message, dict) else None
         else:
             usage = payload.get("usage")
-        if not isinstance(usage, Mapping):
+        if not isinstance(usage, dict):  # parsed JSON: `dict`, whose isinstance is ~10x cheaper than Mapping's
             return
         if "prompt_tokens" in usage or "completion_tokens" in usage:
             self._counts = from_openai(usage)
