@@ -114,7 +114,7 @@ class ProxyRequestHandler(RequestHandler):
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
-        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+        if resp.status >= 400 and isinstance(resp, web.HTTPException):  # (an ABC's isinstance: only for errors)
             # Raised before the middlewares could render it (`Expect` on a path without a route).
             err = EscapedHttpError(resp.status, resp.text or resp.reason)
             resp = render_error(err, openai=is_openai_dialect(request))
