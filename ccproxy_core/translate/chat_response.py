@@ -16,10 +16,10 @@ tool schema (see `tool_arguments`).
 from __future__ import annotations
 
 import hashlib
-import secrets
 from typing import Any
 
 from ccproxy_core.core.errors import UpstreamError
+from ccproxy_core.core.ids import new_id
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.chat_request import SYNTHETIC_SIGNATURE_PREFIX
 
@@ -39,7 +39,7 @@ _STOP_REASONS: dict[str, str] = {
 
 
 def new_message_id() -> str:
-    return "msg_" + secrets.token_hex(12)
+    return new_id("msg_")
 
 
 def synthetic_signature(seed: str) -> str:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from attrs import field, frozen
 
+from ccproxy_core.core.ids import new_id
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.messages_response import JSON_TOOL_NAME, dumps_compact, leading_blank
 
@@ -143,7 +143,7 @@ def decode_thinking(value: Any) -> JSON | None:
 def response_id(message_id: Any) -> str:
     if isinstance(message_id, str) and message_id:
         return "resp_" + message_id.removeprefix("msg_")
-    return "resp_" + secrets.token_hex(12)
+    return new_id("resp_")
 
 
 def item_id(prefix: str, resp_id: str, index: int) -> str:

@@ -40,7 +40,6 @@ ignored: Anthropic may add event types, and compatible upstreams are not always 
 from __future__ import annotations
 
 import enum
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +47,7 @@ import orjson
 from attrs import define, field
 
 from ccproxy_core.core.errors import ProxyError, UpstreamError, UpstreamUnreachable
+from ccproxy_core.core.ids import new_id
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.translate.chat_response import parse_tool_arguments
 from ccproxy_core.translate.messages_response import dumps_compact
@@ -200,7 +200,7 @@ class ResponsesStreamTranslator:
         )
 
     def _open(self, message_id: Any, out: list[JSON]) -> None:
-        self._id = response_id(message_id) if message_id else "resp_" + secrets.token_hex(12)
+        self._id = response_id(message_id) if message_id else new_id("resp_")
         self._move("message_start")
         snapshot = self._response("in_progress")
         self._emit(out, "response.created", response=snapshot)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from collections.abc import Iterable
 from typing import Any
 
 from attrs import field, frozen
 
+from ccproxy_core.core.ids import new_id
 from ccproxy_core.core.wire import JSON
 
 MAX_TOOL_NAME = 64
@@ -106,7 +106,7 @@ def _is_tool_use(block: Any) -> bool:
 
 
 def new_tool_use_id() -> str:
-    return "toolu_" + secrets.token_hex(12)
+    return new_id("toolu_")
 
 
 def safe_tool_use_id(tool_id: str | None) -> str:

@@ -16,7 +16,6 @@ credential comes from the candidate's provider pool exactly as for the Messages 
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
@@ -25,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from ccproxy_core.core.errors import ProxyError
+from ccproxy_core.core.ids import new_id
 from ccproxy_core.core.splice import with_string_field
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch
@@ -133,7 +133,7 @@ class _Failed:
     def event(self, err: ProxyError) -> bytes:
         watched = self._watched
         response = response_object(
-            resp_id=watched.response_id or "resp_" + secrets.token_hex(12),
+            resp_id=watched.response_id or new_id("resp_"),
             created_at=int(time.time()),
             model=self._model,
             status="failed",
