@@ -169,10 +169,10 @@ class Route:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
-    # aiohttp's headers are case-insensitive already; plain dicts from tests or other shells
-    # are not, so fall back to a scan.
+    # aiohttp's headers are case-insensitive already; a plain dict (from tests or other shells)
+    # is not, so only there is a header that is not found by its name searched for.
     value = headers.get(name)
-    if value is None:
+    if value is None and isinstance(headers, dict):
         value = next((v for k, v in headers.items() if k.lower() == name), None)
     return (value or "").strip()
 
