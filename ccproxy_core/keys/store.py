@@ -15,15 +15,17 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import platformdirs
 from attrs import evolve, field, frozen
 
 from ccproxy_core.keys.model import KEY_PREFIX, ClientKey, KeySettingError, Limits, check_name
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,6 +129,8 @@ class KeyStore:
             return None
 
     def _connect(self, create: bool) -> sqlite3.Connection:
+        import sqlite3  # loaded once a keys file is opened: a server without keys never loads it
+
         if create and not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -165,6 +169,8 @@ class KeyStore:
 
     def create(self, name: str, limits: Limits, now: float) -> tuple[ClientKey, str]:
         """A new key: the stored record and the clear key, which is never available again."""
+        import sqlite3
+
         check_name(name)
         clear = new_key()
         conn = self._connect(create=True)

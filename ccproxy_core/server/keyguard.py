@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -64,6 +63,11 @@ class KeyGuard:
 
     def reload(self) -> None:
         self._mtime = self.store.mtime()
+        if self._mtime is None:  # no keys file, no keys (and SQLite stays unloaded)
+            self.index = EMPTY_INDEX
+            return
+        import sqlite3
+
         try:
             self.index = self.store.index()
         except (sqlite3.Error, OSError, ValueError) as exc:
@@ -244,6 +248,8 @@ def _ledger_spend(path_setting: str, names: list[str], now: float) -> dict[str, 
     path = resolve_path(path_setting)
     if not names or not path.exists():
         return {}
+    import sqlite3
+
     day, month = limits.day_window(now)[0], limits.month_window(now)[0]
     sql = (
         "SELECT client, SUM(CASE WHEN ts >= ? THEN cost_usd ELSE 0 END), SUM(cost_usd) "

@@ -98,8 +98,7 @@ class Observability:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def lifecycle(self, _: web.Application) -> AsyncIterator[None]:
-        if self.ledger is not None:
-            await asyncio.to_thread(self.ledger.start)
+        # The ledger's writer starts with the first row (`finish`) or read (/usage), not here.
         if self.raw is not None:
             self.raw.start()
         yield
@@ -170,6 +169,8 @@ class Observability:
         if log.proxied:
             if self.metrics is not None:
                 self.metrics.observe(rec)
+            if self.ledger is not None and not self.ledger.started:
+                self.ledger.start()  # with the first row: an idle server has not loaded SQLite
             if (
                 self.ledger is not None
                 and not self.ledger.add(rec)

@@ -1,6 +1,8 @@
 """The usage ledger file: SQLite (WAL), written in batches by one thread, never in a request's way.
 
-A finished request hands its `UsageRecord` to `Ledger.add`, which only appends it to a bounded
+The writer starts with the first row to write or the first read (`start`), not with the server,
+and opens the file on its own thread: a server that has proxied nothing has not loaded SQLite
+(about 1.6 MB). A finished request hands its `UsageRecord` to `Ledger.add`, which only appends it to a bounded
 queue: when the queue is full the record is counted as dropped (and the drop logged, once per
 burst), so a slow disk can cost rows but never a request's latency. One writer thread owns the
 writing connection; twice a second (or at once when a reader asks for `sync`) it writes what is
@@ -16,16 +18,19 @@ import functools
 import itertools
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
 from ccproxy_core.usage.record import COLUMNS, UsageRecord
+
+if TYPE_CHECKING:
+    import sqlite3
 
 log = logging.getLogger("ccproxy.usage")
 
@@ -77,6 +82,8 @@ def resolve_path(setting: str) -> Path:
 
 def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     """A connection to the ledger; `create` makes the file (0600) and its table when missing."""
+    import sqlite3  # loaded with the first connection, not with the server
+
     if create:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.exists():
@@ -127,27 +134,29 @@ class Ledger:
         self._stop = False
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._opened = threading.Event()  # set once the writer has opened the file, or failed to
+        self._failed_open = False
         self._drop_logged = False
 
     def start(self) -> None:
-        """Open (or create) the file and start the writer; a ledger that cannot open is logged, not fatal."""
-        try:
-            conn = connect(self.path, create=True)
-        except (OSError, sqlite3.Error) as exc:
-            log.error(
-                "usage ledger disabled: cannot open %s: %s (set usage.path, or usage.enabled: false)", self.path, exc
-            )
-            return
-        self._thread = threading.Thread(target=self._run, args=(conn,), name="ccproxy-ledger", daemon=True)
-        self._thread.start()
+        """Start the writer, which opens (or creates) the file first; nothing here waits on the disk.
+        A ledger that cannot open is logged, not fatal: its rows are counted as failed."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ccproxy-ledger", daemon=True)
+            self._thread.start()
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Started, and not (yet) known to be unable to open its file."""
+        return self._thread is not None and self._thread.is_alive() and not self._failed_open
 
     def add(self, record: UsageRecord) -> bool:
         """Queue one row; never blocks. False (and counted in `dropped`) when the queue is full."""
-        if self._thread is None:
+        if self._thread is None or self._failed_open:
             return False
         if len(self._pending) >= self.queue_size:
             self.dropped += 1
@@ -168,6 +177,8 @@ class Ledger:
         if not self.running:
             return True
         target = self._enqueued
+        if not self._opened.wait(timeout):
+            return False
         with self._done:
             self._wake.set()
             return self._done.wait_for(lambda: self.written + self.failed >= target, timeout)
@@ -183,7 +194,23 @@ class Ledger:
 
     # --- the writer thread --------------------------------------------------------------------
 
-    def _run(self, conn: sqlite3.Connection) -> None:
+    def _run(self) -> None:
+        import sqlite3
+
+        try:
+            conn = connect(self.path, create=True)
+        except (OSError, sqlite3.Error) as exc:
+            log.error(
+                "usage ledger disabled: cannot open %s: %s (set usage.path, or usage.enabled: false)", self.path, exc
+            )
+            with self._done:
+                self._failed_open = True
+                self.failed += len(self._pending)
+                self._pending.clear()
+                self._done.notify_all()
+            self._opened.set()
+            return
+        self._opened.set()
         next_purge = 0.0
         try:
             while True:
@@ -205,6 +232,8 @@ class Ledger:
             conn.close()
 
     def _write(self, conn: sqlite3.Connection, records: list[UsageRecord]) -> None:
+        import sqlite3
+
         ok = True
         if records:
             try:
@@ -226,6 +255,8 @@ class Ledger:
             self._done.notify_all()
 
     def _purge(self, conn: sqlite3.Connection, now: float) -> None:
+        import sqlite3
+
         if self.retention_days <= 0:
             return
         try:

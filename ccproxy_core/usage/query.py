@@ -8,12 +8,14 @@ both give the same document. Times are parsed here from what a person types: ISO
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccproxy_core.core.errors import InvalidRequest
 from ccproxy_core.usage.record import COLUMNS
+
+if TYPE_CHECKING:
+    import sqlite3
 
 GROUPS: dict[str, str] = {
     "provider": "CASE WHEN provider = '' THEN '(none)' ELSE provider END",

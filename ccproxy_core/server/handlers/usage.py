@@ -24,6 +24,7 @@ def _ledger(request: web.Request) -> Ledger:
     ledger = request.app[OBS].ledger
     if ledger is None:
         raise ServiceUnavailable("the usage ledger is off (usage.enabled: false in the config)")
+    ledger.start()  # the first read of a server that has proxied nothing yet opens the file
     if not ledger.running:
         raise ServiceUnavailable(f"the usage ledger could not be opened at {ledger.path}; see the proxy's log")
     return ledger
@@ -31,6 +32,8 @@ def _ledger(request: web.Request) -> Ledger:
 
 def _read(ledger: Ledger, work: Any) -> Any:
     ledger.sync(timeout=2.0)
+    if not ledger.running:  # it was opening when _ledger looked, and could not
+        raise ServiceUnavailable(f"the usage ledger could not be opened at {ledger.path}; see the proxy's log")
     try:
         with reading(ledger.path) as conn:
             return work(conn)

@@ -86,7 +86,19 @@ def test_unwritable_path_disables_the_ledger(tmp_path: Path) -> None:
     blocker.write_text("x")
     led = Ledger(blocker / "sub" / "u.sqlite3")
     led.start()
+    led.sync()  # the writer opens the file on its own thread: by now it has failed
     assert not led.running and not led.add(rec(1.0))
+
+
+def test_rows_added_as_the_writer_opens_are_written(tmp_path: Path) -> None:
+    """start() does not wait for the file: rows added at once are queued and land once it is open."""
+    led = Ledger(tmp_path / "state" / "u.sqlite3")
+    led.start()
+    assert led.add(rec(1.0)) and led.add(rec(2.0))
+    assert led.sync()
+    led.close()
+    with reading(led.path) as conn:
+        assert [r["request_id"] for r in query.latest(conn)] == ["req_2.0", "req_1.0"]
 
 
 def test_aggregate_groups_and_totals(ledger: Ledger) -> None:
