@@ -241,7 +241,7 @@ class Ledger:
                     conn.execute("BEGIN")
                     for start in range(0, len(records), ROWS_PER_STATEMENT):
                         part = records[start : start + ROWS_PER_STATEMENT]
-                        values = list(itertools.chain.from_iterable(r.row() for r in part))
+                        values = list(itertools.chain.from_iterable(part))  # a record is its row
                         conn.execute(insert_rows(len(part)), values)
             except sqlite3.Error as exc:
                 ok = False

@@ -1,19 +1,16 @@
 """One row of the usage ledger: one client request, written after it ended.
 
 `COLUMNS` is the one list of the ledger's columns, in table order; the SQLite schema, the
-insert statement and `/usage/requests` are all derived from it.
+insert statement and `/usage/requests` are all derived from it. A NamedTuple rather than a
+frozen attrs class: one is made per request (1.3 against 2.1 µs), and it is its own ledger row.
 """
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import Any
-
-from attrs import asdict, fields, frozen
+from typing import Any, NamedTuple
 
 
-@frozen
-class UsageRecord:
+class UsageRecord(NamedTuple):
     ts: float  # when the request started, epoch seconds
     request_id: str
     client: str = "anonymous"  # the client key's name
@@ -36,12 +33,10 @@ class UsageRecord:
     session_id: str = ""  # X-Claude-Code-Session-Id
 
     def row(self) -> tuple[Any, ...]:
-        return _ROW(self)
+        return self  # the fields are the columns, in order
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRecord))
-# One C call for the whole row (the ledger's writer calls it per request), not a generator of getattrs.
-_ROW = attrgetter(*COLUMNS)
+COLUMNS: tuple[str, ...] = UsageRecord._fields
