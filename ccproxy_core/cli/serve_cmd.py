@@ -56,6 +56,7 @@ def _serve_cached(args: argparse.Namespace) -> int:
     # (a module first loaded by a request compiles its classes as it would without it).
     unstructure(loaded.config)
     codegen_cache.uninstall()
+    codegen_cache.forget_sources()  # ~0.3 MB of generated text kept for tracebacks and debuggers only
     try:
         server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded)
     except OSError as exc:

@@ -112,3 +112,29 @@ def test_install_patches_attrs_and_cattrs_and_uninstall_puts_the_builtin_back(tm
     finally:
         codegen_cache.uninstall()
     assert "compile" not in vars(attr._make) and "compile" not in vars(cattrs.gen)
+
+
+def test_forget_sources_drops_only_generated_text_and_the_class_still_works() -> None:
+    """attrs' and cattrs' generated text leaves linecache, other files' lines stay, and the class runs and fails as before."""
+    import linecache
+    import traceback
+
+    import attrs
+    import cattrs
+
+    @attrs.frozen
+    class Probe:
+        size: int = attrs.field(validator=attrs.validators.gt(0))
+
+    cattrs.Converter().get_structure_hook(Probe)
+    linecache.getlines(__file__)
+    generated = [name for name in linecache.cache if name.startswith(codegen_cache.GENERATED)]
+    assert any("Probe" in name for name in generated)
+    assert codegen_cache.forget_sources() >= len(generated)
+    assert not [name for name in linecache.cache if name.startswith(codegen_cache.GENERATED)]
+    assert __file__ in linecache.cache
+    assert Probe(3) == Probe(3) and hash(Probe(3)) == hash(Probe(3)) and repr(Probe(3)) == "Probe(size=3)"
+    with pytest.raises(ValueError, match="'size' must be > 0") as caught:
+        Probe(0)
+    text = "".join(traceback.format_exception(caught.value))
+    assert "<attrs generated methods" in text and "in __init__" in text
