@@ -7,7 +7,8 @@ and compiling that text was about 100 ms of CPU in a 0.5 s start (cProfile: `bui
 118 calls from attr._make and 37 from cattrs.gen), more than any module ccproxy imports.
 
 `install()` (at the top of `serve`) puts a caching `compile` in the namespaces of the two modules
-that call it (both call the builtin by its global name): a text seen before is loaded from the
+that call it (both call the builtin by its global name; while they are first imported, when
+attrs makes its own classes, the builtin itself): a text seen before is loaded from the
 cache with `marshal`, as an import loads a .pyc, instead of compiled. `save()` writes what this
 run used to one file in the user cache directory (`<cache dir>/codegen-<python tag>.bin`, mode
 0600, replaced atomically); it writes nothing when every text was found, or when Python is told
@@ -137,7 +138,15 @@ def install(path: Path | None = None) -> Cache:
     global _installed
     if _installed is None:
         _installed = Cache(path or default_path())
-        for module in _modules():
+        # attrs makes ~60 classes of its own (validators, converters) as it is first imported,
+        # before its module can be patched: while attrs and cattrs load, the builtin itself is
+        # the cache's (a call it does not cache, with flags or bytes, goes to the builtin).
+        builtins.compile = _installed.compile
+        try:
+            modules = _modules()
+        finally:
+            builtins.compile = _builtin_compile
+        for module in modules:
             if "compile" not in vars(module):
                 module.compile = _installed.compile  # type: ignore[attr-defined]
     return _installed
