@@ -94,7 +94,8 @@ class Cache:
         key = hashlib.blake2b(f"{mode}\0{filename}\0{text}".encode(), digest_size=20).digest()
         code = self.found.get(key)
         if not isinstance(code, CodeType):
-            code = _builtin_compile(text, filename, mode)
+            # dont_inherit: compiled as its caller (attrs, cattrs) would, not with this module's __future__ flags
+            code = _builtin_compile(text, filename, mode, dont_inherit=True)
             self.misses += 1
         self.used[key] = code
         return code if number is None else _reseeded(code, number)

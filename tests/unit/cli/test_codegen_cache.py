@@ -144,3 +144,11 @@ def test_forget_sources_drops_only_generated_text_and_the_class_still_works() ->
         Probe(0)
     text = "".join(traceback.format_exception(caught.value))
     assert "<attrs generated methods" in text and "in __init__" in text
+
+
+def test_code_compiled_through_the_cache_does_not_take_this_modules_future_flags(tmp_path: Path) -> None:
+    """A text compiled on a miss keeps its annotations as objects (codegen_cache's own
+    `from __future__ import annotations` would make them strings), as attrs' own compile would."""
+    namespace: dict[str, object] = {}
+    exec(Cache(tmp_path / "c.bin").compile("def f(x: int) -> None: pass\n", "<t>", "exec"), namespace)
+    assert namespace["f"].__annotations__ == {"x": int, "return": None}
