@@ -191,13 +191,20 @@ def measure(entry: list[str], runs: int, env: dict[str, str] | None = None, floo
 def compare(base: str, runs: int) -> list[str]:
     """The tree at git revision `base` (A) against the working tree (B), with the floor, in turns:
     on a machine shared with other work, only a comparison made this way says whether one change
-    helped. Both run as `python -m ccproxy_core` from their own source directory."""
+    helped. Both run as `python -m ccproxy_core` from their own source directory, each with its
+    own user cache directory. CPU is read from /proc in clock ticks (10 ms on Linux), so a
+    change smaller than that shows only in the medians of many runs."""
     sys.path.insert(0, str(ROOT))
     from bench.ab import extract
 
-    with tempfile.TemporaryDirectory(prefix="ccproxy-startup-ab-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ccproxy-startup-ab-") as tmp, tempfile.TemporaryDirectory() as caches:
         extract(base, tmp)
-        envs = {label: {**bytecode_env(), "PYTHONPATH": src} for label, src in (("A", tmp), ("B", str(ROOT)))}
+        # Each side keeps its own codegen cache (cli/codegen_cache.py), as an install of it would:
+        # sharing one, two trees whose classes differ would overwrite it in turns and both compile.
+        envs = {
+            label: {**bytecode_env(), "PYTHONPATH": src, "XDG_CACHE_HOME": os.path.join(caches, label)}
+            for label, src in (("A", tmp), ("B", str(ROOT)))
+        }
         entry = [sys.executable, "-m", "ccproxy_core"]
         got = alternate(
             {

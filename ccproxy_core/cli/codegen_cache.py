@@ -7,7 +7,8 @@ and compiling that text was about 100 ms of CPU in a 0.5 s start (cProfile: `bui
 118 calls from attr._make and 37 from cattrs.gen), more than any module ccproxy imports.
 
 `install()` (at the top of `serve`) puts a caching `compile` in the namespaces of the two modules
-that call it (both call the builtin by its global name): a text seen before is loaded from the
+that call it (both call the builtin by its global name; while they are first imported, when
+attrs makes its own classes, the builtin itself): a text seen before is loaded from the
 cache with `marshal`, as an import loads a .pyc, instead of compiled. `save()` writes what this
 run used to one file in the user cache directory (`<cache dir>/codegen-<python tag>.bin`, mode
 0600, replaced atomically); it writes nothing when every text was found, or when Python is told
@@ -15,7 +16,8 @@ not to write bytecode (PYTHONDONTWRITEBYTECODE, -B). An entry is found only by t
 file name it was compiled from, so a changed class (a new ccproxy, attrs or cattrs) misses and is
 compiled as before, and the file never grows with old versions. Anything wrong with the file
 (missing, unreadable, truncated, another Python's) means compiling as before: nothing here can
-fail or change a start, only make it cheaper. `uninstall()` puts the builtin back.
+fail or change a start, only make it cheaper. `uninstall()` puts the builtin back, and
+`forget_sources()` drops the text of the generated code that attrs and cattrs keep in linecache.
 
 One part of attrs' text changes from process to process: a class's `__hash__` starts from
 `hash(<its generated file name>)`, a number that string hash randomization makes new each run.
@@ -30,6 +32,7 @@ import builtins
 import hashlib
 import importlib
 import importlib.util
+import linecache
 import marshal
 import os
 import re
@@ -91,7 +94,8 @@ class Cache:
         key = hashlib.blake2b(f"{mode}\0{filename}\0{text}".encode(), digest_size=20).digest()
         code = self.found.get(key)
         if not isinstance(code, CodeType):
-            code = _builtin_compile(text, filename, mode)
+            # dont_inherit: compiled as its caller (attrs, cattrs) would, not with this module's __future__ flags
+            code = _builtin_compile(text, filename, mode, dont_inherit=True)
             self.misses += 1
         self.used[key] = code
         return code if number is None else _reseeded(code, number)
@@ -135,7 +139,15 @@ def install(path: Path | None = None) -> Cache:
     global _installed
     if _installed is None:
         _installed = Cache(path or default_path())
-        for module in _modules():
+        # attrs makes ~60 classes of its own (validators, converters) as it is first imported,
+        # before its module can be patched: while attrs and cattrs load, the builtin itself is
+        # the cache's (a call it does not cache, with flags or bytes, goes to the builtin).
+        builtins.compile = _installed.compile
+        try:
+            modules = _modules()
+        finally:
+            builtins.compile = _builtin_compile
+        for module in modules:
             if "compile" not in vars(module):
                 module.compile = _installed.compile  # type: ignore[attr-defined]
     return _installed
@@ -144,6 +156,25 @@ def install(path: Path | None = None) -> Cache:
 def save() -> None:
     if _installed is not None:
         _installed.save()
+
+
+# The names attrs and cattrs give their generated code in linecache.
+GENERATED = ("<attrs generated ", "<cattrs generated ")
+
+
+def forget_sources() -> int:
+    """Drop the text of attrs' and cattrs' generated code from linecache; how many were dropped.
+
+    attrs keeps the text of every class's methods there, and cattrs of each function it writes,
+    for a debugger to step through and a traceback to quote (cattrs has a switch to keep none,
+    `_cattrs_use_linecache`). For a server that is about 0.3 MB held for its whole life (~136
+    texts, 0.2 MB of lines): `serve` drops them once its classes are made. The code runs the same;
+    a traceback through a generated `__init__` names its file and line without quoting it, and
+    a class a module defines later (a lazily loaded surface) keeps its text."""
+    names = [name for name in linecache.cache if name.startswith(GENERATED)]
+    for name in names:
+        del linecache.cache[name]
+    return len(names)
 
 
 def uninstall() -> None:

@@ -1,19 +1,16 @@
-"""The operations commands: `service`, `completion`, `import`, and `serve`'s container guard.
+"""The operations commands: `service`, `completion` and `import`.
 
 Their parsers are added to the main parser by `add_commands(command)` (the `command` factory of
 `main.build_parser`), and each handler calls one function in the module that does the job:
-`service`, `completion`, `importer`. Kept out of `main.py` so that file stays the table of
-everyday commands. The container guard (`open_bind_refusal`, pure) lives here, not with the
-service units, so that `serve` loads no module it does not run.
+`service`, `completion`, `importer`. Kept apart so the parser module stays the table of
+everyday commands; `serve` never loads this module.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 SHELLS = ("bash", "zsh", "fish")  # completion.py renders a script for each; named here so the parser needs not load it
 Handler = Callable[[argparse.Namespace], int]
@@ -121,30 +118,3 @@ def _import(args: argparse.Namespace) -> int:
     from ccproxy_core.cli import importer
 
     return importer.run(args.file, args.output, force=args.force, when=date.today().isoformat())
-
-
-def guard_serve(config: Any) -> None:
-    """`serve` refuses a non-loopback bind without an apikey when CCPROXY_REQUIRE_APIKEY is set."""
-    from ccproxy_core.cli.errors import CommandError
-
-    refusal = open_bind_refusal(str(config.host), str(config.apikey), os.environ)
-    if refusal:
-        raise CommandError(refusal)
-
-
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-REQUIRE_APIKEY = "CCPROXY_REQUIRE_APIKEY"
-
-
-def open_bind_refusal(host: str, apikey: str, env: Mapping[str, str]) -> str | None:
-    """Why `serve` must not start, or None: with CCPROXY_REQUIRE_APIKEY=1 (the container sets it)
-    a server reachable from other machines needs an `apikey`, or anyone who can reach the port
-    spends the configured provider keys."""
-    if env.get(REQUIRE_APIKEY, "").strip().lower() not in ("1", "true", "yes", "on"):
-        return None
-    if host in _LOOPBACK or host.startswith("127.") or apikey:
-        return None
-    return (
-        f"refusing to listen on {host} without an apikey ({REQUIRE_APIKEY} is set): set `apikey` in the "
-        "config or CCPROXY_API_KEY in the environment, and give that key to your clients"
-    )

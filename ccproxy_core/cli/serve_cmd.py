@@ -1,5 +1,8 @@
 """`ccproxy serve`: load the config and run the server in the foreground (or its workers, or --reload).
 
+Before it binds, the container's guard: with CCPROXY_REQUIRE_APIKEY set, a server reachable from
+other machines needs an apikey (`open_bind_refusal`).
+
 The one command on the path of every start of the proxy (`ccproxy start`, `ccproxy code` and the
 services run it too), so it is kept apart from the other commands: `ccproxy serve ...` loads
 this module, the parser built as far as serve, and nothing of the other commands.
@@ -8,6 +11,8 @@ this module, the parser built as far as serve, and nothing of the other commands
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from ccproxy_core.cli.errors import CommandError
@@ -39,12 +44,12 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_cached(args: argparse.Namespace) -> int:
-    from ccproxy_core.cli import codegen_cache, ops_commands
+    from ccproxy_core.cli import codegen_cache
     from ccproxy_core.config.model import unstructure
     from ccproxy_core.server import app as server
 
     loaded = load(args)
-    ops_commands.guard_serve(loaded.config)  # the container's CCPROXY_REQUIRE_APIKEY
+    guard_serve(loaded.config)  # the container's CCPROXY_REQUIRE_APIKEY
     if args.worker_index is not None or (args.workers or 1) > 1:
         return _serve_workers(args, loaded)
     if args.reload:
@@ -56,6 +61,7 @@ def _serve_cached(args: argparse.Namespace) -> int:
     # (a module first loaded by a request compiles its classes as it would without it).
     unstructure(loaded.config)
     codegen_cache.uninstall()
+    codegen_cache.forget_sources()  # ~0.3 MB of generated text kept for tracebacks and debuggers only
     try:
         server.run(loaded.config, config_files=tuple(str(f) for f in loaded.files), loaded=loaded)
     except OSError as exc:
@@ -86,3 +92,28 @@ def _serve_argv(args: argparse.Namespace) -> list[str]:
         if getattr(args, flag, None) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return argv
+
+
+def guard_serve(config: Any) -> None:
+    """`serve` refuses a non-loopback bind without an apikey when CCPROXY_REQUIRE_APIKEY is set."""
+    refusal = open_bind_refusal(str(config.host), str(config.apikey), os.environ)
+    if refusal:
+        raise CommandError(refusal)
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+REQUIRE_APIKEY = "CCPROXY_REQUIRE_APIKEY"
+
+
+def open_bind_refusal(host: str, apikey: str, env: Mapping[str, str]) -> str | None:
+    """Why `serve` must not start, or None: with CCPROXY_REQUIRE_APIKEY=1 (the container sets it)
+    a server reachable from other machines needs an `apikey`, or anyone who can reach the port
+    spends the configured provider keys."""
+    if env.get(REQUIRE_APIKEY, "").strip().lower() not in ("1", "true", "yes", "on"):
+        return None
+    if host in _LOOPBACK or host.startswith("127.") or apikey:
+        return None
+    return (
+        f"refusing to listen on {host} without an apikey ({REQUIRE_APIKEY} is set): set `apikey` in the "
+        "config or CCPROXY_API_KEY in the environment, and give that key to your clients"
+    )

@@ -44,6 +44,7 @@ NEVER_AT_START = [
     "ccproxy_core.cli.keys",
     "ccproxy_core.cli.keys_args",  # the parser of `serve` stops at serve
     "ccproxy_core.cli.commands",  # the other commands' functions (cli/parser.py imports them past serve)
+    "ccproxy_core.cli.ops_commands",  # service, completion, import (the container guard is serve_cmd's)
     "ccproxy_core.cli.completion",
     "ccproxy_core.cli.service_units",
     "ccproxy_core.cli.ports",  # a port in use

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ccproxy_core.cli import ops_commands, service
+from ccproxy_core.cli import serve_cmd, service
 from ccproxy_core.cli import service_units as units
 
 SPEC = units.ServiceSpec(
@@ -131,10 +131,10 @@ def test_env_file_keeps_old_values_and_marks_unknown_ones() -> None:
 def test_the_container_guard() -> None:
     """CCPROXY_REQUIRE_APIKEY refuses a non-loopback bind without an apikey, and nothing else."""
     on = {"CCPROXY_REQUIRE_APIKEY": "1"}
-    assert ops_commands.open_bind_refusal("0.0.0.0", "", on) is not None
-    assert ops_commands.open_bind_refusal("0.0.0.0", "k", on) is None
-    assert ops_commands.open_bind_refusal("127.0.0.1", "", on) is None
-    assert ops_commands.open_bind_refusal("0.0.0.0", "", {}) is None
+    assert serve_cmd.open_bind_refusal("0.0.0.0", "", on) is not None
+    assert serve_cmd.open_bind_refusal("0.0.0.0", "k", on) is None
+    assert serve_cmd.open_bind_refusal("127.0.0.1", "", on) is None
+    assert serve_cmd.open_bind_refusal("0.0.0.0", "", {}) is None
 
 
 def test_a_zipapp_runs_itself_and_a_package_runs_as_a_module() -> None:

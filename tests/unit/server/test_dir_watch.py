@@ -7,6 +7,7 @@ of loop turns, never by a clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import struct
@@ -23,6 +24,15 @@ from ccproxy_core.server import config_watch, dir_watch
 from ccproxy_core.server.app import create_app
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+
+
+def inotify_fds() -> int:
+    """How many inotify descriptors this process holds (other tests' watchers included)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile (listdir's own descriptor, another thread's)
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+    return count
 
 
 def event(wd: int, mask: int, name: bytes = b"", pad: int = 0) -> bytes:
@@ -72,7 +82,7 @@ async def test_a_write_a_rename_in_and_a_delete_are_each_reported_by_path(tmp_pa
 @linux
 async def test_after_close_nothing_is_reported_and_the_descriptor_is_gone(tmp_path: Path) -> None:
     """close() stops reading and closes the descriptor; closing twice is harmless."""
-    before = set(os.listdir("/proc/self/fd"))
+    before = inotify_fds()
     seen: list[str | None] = []
     watch = dir_watch.open_watch([str(tmp_path)], seen.append)
     assert watch is not None
@@ -82,17 +92,17 @@ async def test_after_close_nothing_is_reported_and_the_descriptor_is_gone(tmp_pa
     for _ in range(20):
         await asyncio.sleep(0)
     assert seen == []
-    assert set(os.listdir("/proc/self/fd")) <= before
+    assert inotify_fds() <= before
 
 
 @linux
 async def test_a_directory_that_cannot_be_watched_is_an_oserror_naming_it(tmp_path: Path) -> None:
     """A refused watch raises OSError with the directory (the watcher then serves without reload), leaking no descriptor."""
-    before = set(os.listdir("/proc/self/fd"))
+    before = inotify_fds()
     with pytest.raises(OSError, match="inotify_add_watch") as caught:
         dir_watch.open_watch([str(tmp_path), str(tmp_path / "missing")], lambda _: None)
     assert caught.value.filename == str(tmp_path / "missing")
-    assert set(os.listdir("/proc/self/fd")) <= before
+    assert inotify_fds() <= before
 
 
 async def reloads(aiohttp_server: Any, tmp_path: Path) -> tuple[config_watch.ConfigWatcher, list[object]]:
