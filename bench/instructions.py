@@ -6,9 +6,12 @@ CPU time per request on a shared 2-core VM moves by ±20 % from one round to the
 most single changes move it. The number of user-space instructions a request costs does not: it
 runs ccproxy and the floor (`bench/bare_forwarder.py`) under callgrind, warms each, zeroes the
 counters (`callgrind_control -z`), drives the same rows as `bench/overhead.py`, and reads the
-count back (`callgrind_control -d`). Two runs of one tree agree within about 1 %. The kernel's
-share (the socket calls, about the same for both) is not counted, so a row's ratio here is
-larger than its CPU ratio; what this tool is for is telling whether a change made a row cheaper.
+count back (`callgrind_control -d`). Two runs of one tree agree within 1-2 % on most rows and
+up to 6 % on some (a full garbage collection landing inside the counted requests or not): a
+change is seen when it moves a row by more than that, or when `--requests` is raised. The
+kernel's share (the socket calls, about the same for both) is not counted, so a row's ratio
+here is larger than its CPU ratio; what this tool is for is telling whether a change made a
+row cheaper.
 
 Needs valgrind (Debian: `apt install valgrind`). Under valgrind Python runs ~50x slower: about
 a minute a row at the default 300 requests. Hash randomization is off (PYTHONHASHSEED=0) in both.
