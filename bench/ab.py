@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.overhead import SCENARIOS, cpu_per_request, free_port, pin, wait_ready  # noqa: E402
+from bench.overhead import SCENARIOS, cpu_per_request, free_port, pin, stop, wait_ready  # noqa: E402
 
 
 def extract(rev: str, into: str) -> None:
@@ -119,13 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
     finally:
-        for proc in (*procs.values(), fake):
-            proc.terminate()
-        for proc in (*procs.values(), fake):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(*procs.values(), fake)
         shutil.rmtree(tmp, ignore_errors=True)
     return results
 

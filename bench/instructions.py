@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.overhead import DIRECT_PATH, SCENARIOS, drive, free_port, wait_ready  # noqa: E402
+from bench.overhead import DIRECT_PATH, SCENARIOS, drive, free_port, stop, wait_ready  # noqa: E402
 
 READY_TIMEOUT = 180.0  # a Python start under valgrind takes 20-60 s
 
@@ -117,13 +117,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, object]]:
             rows.append({"scenario": name, "floor_ir": floor_ir, "proxy_ir": proxy_ir, "ratio": proxy_ir / floor_ir})
             print(f"{name:38} {floor_ir:>13,.0f} {proxy_ir:>15,.0f} {proxy_ir / floor_ir:>5.2f}x", flush=True)
     finally:
-        for p in (proxy, bare, fake):
-            p.terminate()
-        for p in (proxy, bare, fake):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(proxy, bare, fake, timeout=30.0)  # a process under valgrind is slow to end
         shutil.rmtree(work, ignore_errors=True)
     return rows
 
