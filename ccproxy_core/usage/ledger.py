@@ -141,7 +141,7 @@ class Ledger:
     def start(self) -> None:
         """Start the writer, which opens (or creates) the file first; nothing here waits on the disk.
         A ledger that cannot open is logged, not fatal: its rows are counted as failed."""
-        if self._thread is None:
+        if self._thread is None and not self._stop:  # never again after close(): the server is going
             self._thread = threading.Thread(target=self._run, name="ccproxy-ledger", daemon=True)
             self._thread.start()
 
@@ -156,7 +156,7 @@ class Ledger:
 
     def add(self, record: UsageRecord) -> bool:
         """Queue one row; never blocks. False (and counted in `dropped`) when the queue is full."""
-        if self._thread is None or self._failed_open:
+        if self._thread is None or self._failed_open or self._stop:
             return False
         if len(self._pending) >= self.queue_size:
             self.dropped += 1
@@ -184,13 +184,12 @@ class Ledger:
             return self._done.wait_for(lambda: self.written + self.failed >= target, timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the writer."""
+        """Write what is queued, then stop the writer (for good: a later row or read does not start it again)."""
+        self._stop = True
         if self._thread is None:
             return
-        self._stop = True
         self._wake.set()
         self._thread.join(timeout)
-        self._thread = None
 
     # --- the writer thread --------------------------------------------------------------------
 

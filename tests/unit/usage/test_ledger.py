@@ -53,6 +53,18 @@ def test_a_batch_of_many_statements_keeps_every_row(ledger: Ledger) -> None:
     assert ledger.written == count
 
 
+def test_a_closed_ledger_is_not_started_again(tmp_path: Path) -> None:
+    """After close (the server shutting down), a late row is refused and does not start a new writer."""
+    led = Ledger(tmp_path / "u.sqlite3")
+    led.start()
+    assert led.add(rec(1.0)) and led.sync()
+    led.close()
+    led.start()
+    assert not led.add(rec(2.0)) and not led.running
+    with reading(led.path) as conn:
+        assert [r["request_id"] for r in query.latest(conn)] == ["req_1.0"]
+
+
 def test_full_queue_counts_drops_and_never_blocks(tmp_path: Path) -> None:
     """With the queue full, add returns False at once and counts the drop."""
     led = Ledger(tmp_path / "u.sqlite3", queue_size=2)
