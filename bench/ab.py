@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.overhead import SCENARIOS, cpu_per_request, free_port, pin, stop, wait_ready  # noqa: E402
+from bench.overhead import SCENARIOS, bench_config, cpu_per_request, free_port, pin, stop, wait_ready  # noqa: E402
 
 
 def extract(rev: str, into: str) -> None:
@@ -75,16 +75,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     configs = []
     for label in ports:
-        config = {
-            "providers": [
-                {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
-                {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"},
-            ],
-            "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
-            "log": {"level": "warning"},
-            "breaker": {"enabled": False},
-            "usage": {"path": os.path.join(tmp, f"ledger-{label}.sqlite3")},
-        }
+        # The ledgers not beside the configs, whose directory the config watcher watches (see overhead.py).
+        config = bench_config(fake_url, os.path.join(tmp, "state", f"ledger-{label}.sqlite3"))
         path = os.path.join(tmp, f"config-{label}.json")
         Path(path).write_text(json.dumps(config))
         configs.append(path)

@@ -32,7 +32,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.overhead import DIRECT_PATH, SCENARIOS, drive, free_port, stop, wait_ready  # noqa: E402
+from bench.overhead import (  # noqa: E402
+    DIRECT_PATH,
+    SCENARIOS,
+    bench_config,
+    drive,
+    free_port,
+    stop,
+    wait_ready,
+)
 
 READY_TIMEOUT = 180.0  # a Python start under valgrind takes 20-60 s
 
@@ -70,16 +78,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, object]]:
     (work / "config").mkdir()
     fake_port, proxy_port, bare_port = free_port(), free_port(), free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
-    config = {
-        "providers": [
-            {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
-            {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"},
-        ],
-        "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
-        "log": {"level": "warning"},
-        "breaker": {"enabled": False},
-        "usage": {"path": str(work / "state" / "usage.sqlite3")},  # on, as shipped
-    }
+    config = bench_config(fake_url, str(work / "state" / "usage.sqlite3"))
     config_path = work / "config" / "config.json"
     config_path.write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

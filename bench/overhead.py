@@ -137,6 +137,21 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def bench_config(fake_url: str, ledger_path: str, log_level: str = "warning") -> dict[str, Any]:
+    """The proxy's config for the bench rows: the fake as an Anthropic and an OpenAI provider, the
+    breaker off, and the ledger on, as shipped, but never in the user's own state directory."""
+    return {
+        "providers": [
+            {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
+            {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"},
+        ],
+        "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
+        "log": {"level": log_level},
+        "breaker": {"enabled": False},
+        "usage": {"path": ledger_path},
+    }
+
+
 def stop(*procs: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """Terminate the bench's processes, and kill any that does not end within `timeout`."""
     for proc in procs:
@@ -275,17 +290,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ccproxy-bench-"))
     (work / "config").mkdir()
     ledger_path = str(work / "state" / "usage.sqlite3")
-    config = {
-        "providers": [
-            {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
-            {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"},
-        ],
-        "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
-        "log": {"level": args.log_level},
-        "breaker": {"enabled": False},
-        # the ledger is on, as shipped, but never in the user's own state directory
-        "usage": {"path": ledger_path},
-    }
+    config = bench_config(fake_url, ledger_path, args.log_level)
     config_path = str(work / "config" / "config.json")
     Path(config_path).write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
