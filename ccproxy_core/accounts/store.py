@@ -22,8 +22,9 @@ An editor takes no lock; the file's identity (inode, mtime, size) is checked aga
 the rename and a changed file is merged anew, which narrows its window to a few microseconds;
 tokens that an editor's stale copy puts back are replaced by `write_back_newer`.
 
-`AccountsWatcher` reloads on change: watchdog on the parent directory (editors and our own
-writer save by rename, so moves count too), a trailing-edge debounce so the last write wins,
+`AccountsWatcher` reloads on change: the parent directory watched (inotify in the event loop on
+Linux, config/dir_watch.py; watchdog elsewhere; editors and our own writer save by rename, so
+moves count too), a trailing-edge debounce so the last write wins,
 and the parsed result handed to an async callback on the event loop.
 """
 
@@ -46,6 +47,7 @@ import orjson
 from attrs import frozen
 
 from ccproxy_core.accounts.filelock import locked
+from ccproxy_core.config import dir_watch
 from ccproxy_core.core.credential import Credential
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.files import atomic_write, swap_in
@@ -369,13 +371,12 @@ class AccountsWatcher:
             creds, _ = parse_accounts(raw, self.path)
             self._digest, self.last_good = hashlib.sha256(raw).digest(), tuple(creds)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        from watchdog.observers import Observer
+        self._observer = dir_watch.open_watch([str(self.path.parent)], self._changed) or _watchdog(self)
 
-        observer = Observer()
-        observer.schedule(_handler(self), str(self.path.parent), recursive=False)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
+    def _changed(self, path: str | None) -> None:
+        """A name changed in the file's directory (inotify, in the loop); None: events were lost."""
+        if path is None or os.path.basename(path) == self.path.name:
+            self._poke()
 
     async def stop(self) -> None:
         with self._lock:
@@ -383,7 +384,9 @@ class AccountsWatcher:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if observer is not None:
+        if isinstance(observer, dir_watch.DirWatch):
+            observer.close()
+        elif observer is not None:
             observer.stop()
             await asyncio.to_thread(observer.join, 5)
         for task in list(self._tasks):
@@ -391,7 +394,7 @@ class AccountsWatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _poke(self) -> None:
-        """A change was seen (watchdog thread): restart the debounce timer."""
+        """A change was seen (in the loop, or on watchdog's thread): restart the debounce timer."""
         with self._lock:
             if self._observer is None:
                 return
@@ -434,11 +437,22 @@ class AccountsWatcher:
             log.error("accounts reload callback failed", exc_info=task.exception())
 
 
+def _watchdog(watcher: AccountsWatcher) -> Any:
+    """watchdog's observer on the file's directory, started (where inotify in the loop cannot be had)."""
+    from watchdog.observers import Observer
+
+    observer = Observer()
+    observer.schedule(_handler(watcher), str(watcher.path.parent), recursive=False)
+    observer.daemon = True
+    observer.start()
+    return observer
+
+
 def _handler(watcher: AccountsWatcher) -> Any:
     """The watchdog handler for one accounts file.
 
-    watchdog is imported here, when a watcher starts, not with this module: a proxy without
-    OAuth accounts never needs it, and it costs about 1 MB of resident memory."""
+    watchdog is imported here, only where inotify cannot be had (config/dir_watch.py): it costs
+    about 1 MB of resident memory and three threads."""
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
     kinds = frozenset({"modified", "created", "moved", "deleted", "closed"})

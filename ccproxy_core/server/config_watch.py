@@ -28,9 +28,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ccproxy_core.config import dir_watch
 from ccproxy_core.config.load import LoadedConfig, Sources
 from ccproxy_core.config.model import Config, ConfigError
-from ccproxy_core.server import dir_watch
 from ccproxy_core.server.state import STATE, State
 
 log = logging.getLogger("ccproxy.config")

@@ -55,7 +55,7 @@ NEVER_AT_START = [
     "ccproxy_core.config.starter",
     "sqlite3",  # the ledger's writer opens its file with the first row or /usage read; keys only when a keys file exists
 ]
-if sys.platform.startswith("linux"):  # the config files are watched by inotify in the event loop (server/dir_watch.py)
+if sys.platform.startswith("linux"):  # the config files are watched by inotify in the event loop (config/dir_watch.py)
     NEVER_AT_START.append("watchdog")
 REQUESTS = {
     "responses": ("POST", "/v1/responses"),

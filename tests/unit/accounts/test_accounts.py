@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from ccproxy_core.accounts.store import (
     state_path,
     upsert_account,
 )
+from ccproxy_core.config import dir_watch
 from ccproxy_core.core.credential import Credential
 
 REPO = Path(__file__).resolve().parents[3]
@@ -271,6 +273,39 @@ async def test_watcher_picks_up_in_place_edits(tmp_path: Path) -> None:
         with path.open("wb") as f:
             f.write(doc(a=entry("a"), b=entry("b")))
         assert names(await asyncio.wait_for(reloads.get(), 2)) == ["a", "b"]
+    finally:
+        await watcher.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+async def test_on_linux_the_file_is_watched_in_the_loop_without_a_thread(tmp_path: Path) -> None:
+    """The accounts watcher uses inotify in the event loop: no watchdog thread runs, and an edit is reported."""
+    path = tmp_path / "accounts.json"
+    save_accounts(path, [cred("a")])
+    watcher, reloads = await watching(path)
+    try:
+        assert isinstance(watcher._observer, dir_watch.DirWatch)
+        assert [t for t in threading.enumerate() if type(t).__module__.startswith("watchdog")] == []
+        (tmp_path / "other.json").write_bytes(b"{}")  # another file in the directory: not reported
+        save_accounts(path, [cred("b")])
+        assert names(await asyncio.wait_for(reloads.get(), 2)) == ["b"]
+        assert reloads.empty()
+    finally:
+        await watcher.stop()
+
+
+async def test_where_inotify_cannot_be_had_watchdog_watches_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without inotify (macOS, Windows, an old libc) the accounts watcher falls back to watchdog, and reports the same."""
+    monkeypatch.setattr(dir_watch, "_libc", lambda: None)
+    path = tmp_path / "accounts.json"
+    save_accounts(path, [cred("a")])
+    watcher, reloads = await watching(path)
+    try:
+        assert type(watcher._observer).__module__.startswith("watchdog")
+        save_accounts(path, [cred("c")])
+        assert names(await asyncio.wait_for(reloads.get(), 2)) == ["c"]
     finally:
         await watcher.stop()
 

@@ -1,4 +1,4 @@
-"""server/dir_watch.py: inotify events read by the event loop, and the config watcher's use of it.
+"""config/dir_watch.py: inotify events read by the event loop, and the config watcher's use of it.
 
 The watches are real (a temporary directory, the kernel's inotify); waits are bounded by a count
 of loop turns, never by a clock.
@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from ccproxy_core.config import dir_watch
 from ccproxy_core.config.load import Sources
-from ccproxy_core.server import config_watch, dir_watch
+from ccproxy_core.server import config_watch
 from ccproxy_core.server.app import create_app
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
