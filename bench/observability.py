@@ -19,7 +19,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.overhead import ANTHROPIC_BODY, OPENAI_BODY, cpu_seconds, drive, free_port, pin, rss_mb, wait_ready
+from bench.overhead import (
+    ANTHROPIC_BODY,
+    OPENAI_BODY,
+    bench_config,
+    cpu_seconds,
+    drive,
+    free_port,
+    pin,
+    rss_mb,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS: list[tuple[str, str, dict[str, Any]]] = [
@@ -41,17 +51,10 @@ TURNS = 3
 
 def _start(fake_url: str, workdir: Path, on: bool, log_level: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
-    config = {
-        "providers": [
-            {"name": "claude", "kind": "anthropic", "api_base_url": fake_url, "api_key": "sk-bench"},
-            {"name": "openai", "kind": "openai", "api_base_url": f"{fake_url}/v1", "api_key": "sk-bench"},
-        ],
-        "routes": {"default": {"provider": "claude", "model": "claude-sonnet-4-5"}},
-        "log": {"level": log_level},
-        "breaker": {"enabled": False},
-        "usage": {"enabled": on, "path": str(workdir / f"usage-{'on' if on else 'off'}.sqlite3")},
-        "metrics": {"enabled": on},
-    }
+    # The ledgers not beside the configs, whose directory the config watcher watches (see overhead.py).
+    config = bench_config(fake_url, str(workdir / "state" / f"usage-{'on' if on else 'off'}.sqlite3"), log_level)
+    config["usage"]["enabled"] = on
+    config["metrics"] = {"enabled": on}
     path = workdir / f"config-{'on' if on else 'off'}.json"
     path.write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
