@@ -28,6 +28,7 @@ import platformdirs
 from attrs import frozen
 
 from ccproxy_core.accounts import store as accounts
+from ccproxy_core.accounts.watch import AccountsWatcher, Reload
 from ccproxy_core.config.model import Config, ProviderConfig
 from ccproxy_core.core.credential import Credential as PoolCredential
 from ccproxy_core.core.credential import api_key_credentials
@@ -107,7 +108,7 @@ class ProviderPool:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.scheduler: oauth.RefreshScheduler | None = None
-        self.watcher: accounts.AccountsWatcher | None = None
+        self.watcher: AccountsWatcher | None = None
         self.shared: SharedState = MEMORY  # set by State when a shared backend is in use
         self._told: dict[str, CredentialEntry] = {}  # what the other instances last heard (or told us)
         rotation = config.rotation
@@ -192,7 +193,7 @@ class ProviderPool:
         )
         self.scheduler.start()
         if rotation.hot_reload:
-            self.watcher = accounts.AccountsWatcher(self.accounts_path, self._reloaded)
+            self.watcher = AccountsWatcher(self.accounts_path, self._reloaded)
             self.watcher.start()
 
     async def _refresh_once(self, cred: PoolCredential, fetch: oauth.Fetch) -> PoolCredential:
@@ -225,7 +226,7 @@ class ProviderPool:
         if new is not None:
             await self.scheduler.adopt(cred, new)
 
-    async def _reloaded(self, reload: accounts.Reload) -> None:
+    async def _reloaded(self, reload: Reload) -> None:
         if reload.error is not None or reload.credentials is None:
             log.error("provider %s: %s; keeping the last good set of accounts", self.name, reload.error)
             return

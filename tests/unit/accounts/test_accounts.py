@@ -19,8 +19,6 @@ import pytest
 from ccproxy_core.accounts.store import (
     AccountsError,
     AccountsFileMissing,
-    AccountsWatcher,
-    Reload,
     check_permissions,
     load_accounts,
     read_state,
@@ -29,6 +27,7 @@ from ccproxy_core.accounts.store import (
     state_path,
     upsert_account,
 )
+from ccproxy_core.accounts.watch import AccountsWatcher, Reload
 from ccproxy_core.config import dir_watch
 from ccproxy_core.core.credential import Credential
 
