@@ -98,7 +98,7 @@ class Observability:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def lifecycle(self, _: web.Application) -> AsyncIterator[None]:
-        # The ledger's writer starts with the first row (`finish`) or read (/usage), not here.
+        # The ledger's writer starts with its first row or read, not here: an idle server has not loaded SQLite.
         if self.raw is not None:
             self.raw.start()
         yield
@@ -169,8 +169,6 @@ class Observability:
         if log.proxied:
             if self.metrics is not None:
                 self.metrics.observe(rec)
-            if self.ledger is not None and not self.ledger.started:
-                self.ledger.start()  # with the first row: an idle server has not loaded SQLite
             if (
                 self.ledger is not None
                 and not self.ledger.add(rec)

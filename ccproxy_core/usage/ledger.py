@@ -1,7 +1,7 @@
 """The usage ledger file: SQLite (WAL), written in batches by one thread, never in a request's way.
 
-The writer starts with the first row to write or the first read (`start`), not with the server,
-and opens the file on its own thread: a server that has proxied nothing has not loaded SQLite
+The writer starts with the first row added or with `start` (a reader's first read), not with the
+server, and opens the file on its own thread: a server that has proxied nothing has not loaded SQLite
 (about 1.6 MB). A finished request hands its `UsageRecord` to `Ledger.add`, which only appends it to a bounded
 queue: when the queue is full the record is counted as dropped (and the drop logged, once per
 burst), so a slow disk can cost rows but never a request's latency. One writer thread owns the
@@ -55,8 +55,6 @@ _COLUMN_DEFS = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
 SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS requests ({_COLUMN_DEFS});CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);"
 )
-INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
 # Rows go in by multi-row INSERTs of up to ROWS_PER_STATEMENT rows (SQLite's 999-parameter
 # limit of versions before 3.32), not by executemany: sqlite3 lets go of the GIL around each
 # statement it steps, so a statement per row handed the GIL to the event loop's thread and back
@@ -69,6 +67,9 @@ def insert_rows(count: int) -> str:
     """The INSERT statement of `count` rows."""
     row = f"({', '.join('?' * len(COLUMNS))})"
     return f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES {', '.join([row] * count)}"
+
+
+INSERT = insert_rows(1)
 
 
 def default_path() -> Path:
@@ -146,17 +147,16 @@ class Ledger:
             self._thread.start()
 
     @property
-    def started(self) -> bool:
-        return self._thread is not None
-
-    @property
     def running(self) -> bool:
         """Started, and not (yet) known to be unable to open its file."""
         return self._thread is not None and self._thread.is_alive() and not self._failed_open
 
     def add(self, record: UsageRecord) -> bool:
-        """Queue one row; never blocks. False (and counted in `dropped`) when the queue is full."""
-        if self._thread is None or self._failed_open or self._stop:
+        """Queue one row, starting the writer with the first; never blocks. False (and counted in
+        `dropped`) when the queue is full; False, uncounted, once closed or unable to open its file."""
+        if self._thread is None:
+            self.start()
+        if self._failed_open or self._stop:
             return False
         if len(self._pending) >= self.queue_size:
             self.dropped += 1

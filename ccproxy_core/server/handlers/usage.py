@@ -25,15 +25,18 @@ def _ledger(request: web.Request) -> Ledger:
     if ledger is None:
         raise ServiceUnavailable("the usage ledger is off (usage.enabled: false in the config)")
     ledger.start()  # the first read of a server that has proxied nothing yet opens the file
+    _check_open(ledger)
+    return ledger
+
+
+def _check_open(ledger: Ledger) -> None:
     if not ledger.running:
         raise ServiceUnavailable(f"the usage ledger could not be opened at {ledger.path}; see the proxy's log")
-    return ledger
 
 
 def _read(ledger: Ledger, work: Any) -> Any:
     ledger.sync(timeout=2.0)
-    if not ledger.running:  # it was opening when _ledger looked, and could not
-        raise ServiceUnavailable(f"the usage ledger could not be opened at {ledger.path}; see the proxy's log")
+    _check_open(ledger)  # it may have been opening when _ledger looked, and failed since
     try:
         with reading(ledger.path) as conn:
             return work(conn)

@@ -53,6 +53,17 @@ def test_a_batch_of_many_statements_keeps_every_row(ledger: Ledger) -> None:
     assert ledger.written == count
 
 
+def test_the_first_row_starts_the_writer(tmp_path: Path) -> None:
+    """A ledger nobody started opens its file with the first row added, and writes it."""
+    led = Ledger(tmp_path / "state" / "u.sqlite3")
+    assert not led.running and not led.path.exists()
+    assert led.add(rec(1.0)) and led.running
+    assert led.sync()
+    led.close()
+    with reading(led.path) as conn:
+        assert [r["request_id"] for r in query.latest(conn)] == ["req_1.0"]
+
+
 def test_a_closed_ledger_is_not_started_again(tmp_path: Path) -> None:
     """After close (the server shutting down), a late row is refused and does not start a new writer."""
     led = Ledger(tmp_path / "u.sqlite3")
