@@ -51,7 +51,7 @@ class AccountsWatcher:
         self._callback = callback
         self._debounce = debounce
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._observer: Any = None
+        self._observer: dir_watch.DirWatch | dir_watch.WatchdogWatch | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._fire_lock = threading.Lock()
@@ -66,10 +66,10 @@ class AccountsWatcher:
             creds, _ = parse_accounts(raw, self.path)
             self._digest, self.last_good = hashlib.sha256(raw).digest(), tuple(creds)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._observer = dir_watch.open_watch([str(self.path.parent)], self._changed) or _watchdog(self)
+        self._observer = dir_watch.watch([str(self.path.parent)], self._changed)
 
     def _changed(self, path: str | None) -> None:
-        """A name changed in the file's directory (inotify, in the loop); None: events were lost."""
+        """A name changed in the file's directory (in the loop); None: events were lost."""
         if path is None or os.path.basename(path) == self.path.name:
             self._poke()
 
@@ -79,17 +79,14 @@ class AccountsWatcher:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if isinstance(observer, dir_watch.DirWatch):
-            observer.close()
-        elif observer is not None:
-            observer.stop()
-            await asyncio.to_thread(observer.join, 5)
+        if observer is not None:
+            await observer.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _poke(self) -> None:
-        """A change was seen (in the loop, or on watchdog's thread): restart the debounce timer."""
+        """A change was seen: restart the debounce timer."""
         with self._lock:
             if self._observer is None:
                 return
@@ -130,35 +127,3 @@ class AccountsWatcher:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("accounts reload callback failed", exc_info=task.exception())
-
-
-def _watchdog(watcher: AccountsWatcher) -> Any:
-    """watchdog's observer on the file's directory, started (where inotify in the loop cannot be had)."""
-    from watchdog.observers import Observer
-
-    observer = Observer()
-    observer.schedule(_handler(watcher), str(watcher.path.parent), recursive=False)
-    observer.daemon = True
-    observer.start()
-    return observer
-
-
-def _handler(watcher: AccountsWatcher) -> Any:
-    """The watchdog handler for one accounts file.
-
-    watchdog is imported here, only where inotify cannot be had (config/dir_watch.py): it costs
-    about 1 MB of resident memory and three threads."""
-    from watchdog.events import FileSystemEvent, FileSystemEventHandler
-
-    kinds = frozenset({"modified", "created", "moved", "deleted", "closed"})
-    name = watcher.path.name
-
-    class Handler(FileSystemEventHandler):
-        def on_any_event(self, event: FileSystemEvent) -> None:
-            if event.event_type not in kinds:
-                return
-            paths = [event.src_path, getattr(event, "dest_path", "")]
-            if any(p and os.path.basename(os.fsdecode(p)) == name for p in paths):
-                watcher._poke()
-
-    return Handler()

@@ -5,8 +5,9 @@ first moment the server runs. watchdog does that everywhere, but on Linux it cos
 its 13 modules, three threads (reader, emitter, dispatcher) and about 0.5 MB of idle memory, for
 what one file descriptor in the event loop does: `inotify_init1` and `inotify_add_watch` (called
 through ctypes, which ccproxy loads anyway for files.py), then `loop.add_reader` reads the
-events as they come. Where inotify cannot be had (macOS, Windows, a libc without it) `open`
-returns None and the caller keeps watchdog.
+events as they come. Where inotify cannot be had (macOS, Windows, a libc without it) `watch`
+falls back to watchdog's threads, whose events are handed to the loop, so a caller gets
+`on_change(path)` in the event loop either way and stops either with `await watching.stop()`.
 
 Reading is the only I/O here; `parse` (bytes -> events) takes bytes alone. A read returns
 whole events (the kernel never splits one), so nothing is carried from one read to the next.
@@ -15,11 +16,13 @@ whole events (the kernel never splits one), so nothing is carried from one read 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import struct
 import sys
 from collections.abc import Callable, Iterable
+from typing import Any
 
 # <sys/inotify.h>: what a watched directory reports about the names in it.
 IN_MODIFY = 0x002
@@ -96,6 +99,20 @@ class DirWatch:
         os.close(self._fd)
         self._fd = -1
 
+    async def stop(self) -> None:
+        self.close()
+
+
+class WatchdogWatch:
+    """watchdog's observer, where inotify in the loop cannot be had; stopped with `stop`."""
+
+    def __init__(self, observer: Any) -> None:
+        self.observer = observer
+
+    async def stop(self) -> None:
+        self.observer.stop()
+        await asyncio.to_thread(self.observer.join, 5)
+
 
 def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
@@ -127,3 +144,39 @@ def open_watch(dirs: Iterable[str], on_change: OnChange) -> DirWatch | None:
         os.close(fd)
         raise
     return watch
+
+
+def watch(dirs: Iterable[str], on_change: OnChange) -> DirWatch | WatchdogWatch:
+    """Watch `dirs`, calling `on_change(path)` in the running loop: inotify where it can be had,
+    watchdog's threads elsewhere. Raises OSError when the system refuses (out of watches)."""
+    dirs = list(dirs)
+    return open_watch(dirs, on_change) or _watchdog(dirs, on_change)
+
+
+# watchdog's events that can mean a file's content changed (not opened, not closed unwritten).
+_WATCHDOG_KINDS = frozenset({"modified", "created", "moved", "deleted", "closed"})
+
+
+def _watchdog(dirs: list[str], on_change: OnChange) -> WatchdogWatch:
+    # Imported here: where inotify serves, watchdog (13 modules, three threads) is never loaded.
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    loop = asyncio.get_running_loop()
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:  # on watchdog's thread
+            if event.event_type not in _WATCHDOG_KINDS:
+                return
+            for path in (event.src_path, getattr(event, "dest_path", "")):
+                if path:
+                    with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+                        loop.call_soon_threadsafe(on_change, os.fsdecode(path))
+
+    observer = Observer()
+    handler = Handler()
+    for d in dirs:
+        observer.schedule(handler, d, recursive=False)
+    observer.daemon = True
+    observer.start()
+    return WatchdogWatch(observer)

@@ -24,7 +24,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -55,7 +54,7 @@ class ConfigWatcher:
         self._debounce = debounce
         self.on_reload = on_reload  # tests and the CLI's --reload learn of each outcome
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._observer: Any = None
+        self._observer: dir_watch.DirWatch | dir_watch.WatchdogWatch | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -69,7 +68,7 @@ class ConfigWatcher:
         if not dirs:
             return
         try:
-            self._observer = dir_watch.open_watch(dirs, self._changed) or _watchdog(self, dirs)
+            self._observer = dir_watch.watch(dirs, self._changed)
         except OSError as exc:  # out of inotify watches, say: serve anyway, without live reload
             log.warning("config files are not watched (%s); edits apply at `ccproxy restart`", exc)
             return
@@ -79,24 +78,15 @@ class ConfigWatcher:
         observer, self._observer = self._observer, None
         if self._timer is not None:
             self._timer.cancel()
-        if isinstance(observer, dir_watch.DirWatch):
-            observer.close()
-        elif observer is not None:
-            observer.stop()
-            await asyncio.to_thread(observer.join, 5)
+        if observer is not None:
+            await observer.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _seen(self, path: str) -> None:
-        """A file changed (watchdog's thread)."""
-        if os.path.normcase(path) in self._names and self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
-                self._loop.call_soon_threadsafe(self._poke)
-
     def _changed(self, path: str | None) -> None:
-        """A name changed in a watched directory (inotify, in the loop); None: events were lost."""
+        """A name changed in a watched directory (in the loop); None: events were lost."""
         if path is None or os.path.normcase(path) in self._names:
             self._poke()
 
@@ -163,34 +153,6 @@ async def apply(state: State, config: Config) -> bool:
         ", ".join(p.name for p in config.providers),
     )
     return True
-
-
-def _watchdog(watcher: ConfigWatcher, dirs: list[str]) -> Any:
-    """watchdog's observer on `dirs`, started (where inotify in the loop cannot be had)."""
-    from watchdog.observers import Observer
-
-    observer = Observer()
-    handler = _handler(watcher)
-    for d in dirs:
-        observer.schedule(handler, d, recursive=False)
-    observer.daemon = True
-    observer.start()
-    return observer
-
-
-def _handler(watcher: ConfigWatcher) -> Any:
-    from watchdog.events import FileSystemEvent, FileSystemEventHandler
-
-    kinds = frozenset({"modified", "created", "moved", "deleted", "closed"})
-
-    class Handler(FileSystemEventHandler):
-        def on_any_event(self, event: FileSystemEvent) -> None:
-            if event.event_type in kinds:
-                for p in (event.src_path, getattr(event, "dest_path", "")):
-                    if p:
-                        watcher._seen(os.fsdecode(p))
-
-    return Handler()
 
 
 WATCHER = web.AppKey("config_watcher", ConfigWatcher)

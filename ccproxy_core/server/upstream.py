@@ -154,14 +154,14 @@ class Http1Upstream:
         scheme, host = parts.scheme.lower(), parts.hostname or ""
         if scheme not in ("http", "https") or not host:
             raise UpstreamUnreachable(f"provider {self.name!r}: {url!r} is not an http(s) URL")
-        port = parts.port or (443 if scheme == "https" else 80)
+        default_port = 443 if scheme == "https" else 80
+        port = parts.port or default_port
         key = (scheme, host, port)
         pool = self._pools.get(key)
         if pool is None:
             tls = _tls_context() if scheme == "https" else None
             pool = self._pools[key] = Pool(host, port, tls, self.limits.connect_timeout, KEEPALIVE)
-        default_port = port == (443 if scheme == "https" else 80)
-        host_header = (f"[{host}]" if ":" in host else host) + ("" if default_port else f":{port}")
+        host_header = (f"[{host}]" if ":" in host else host) + ("" if port == default_port else f":{port}")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         entry = (pool, target, host_header)
         if len(self._targets) < 256:  # a provider's URLs are a handful; never grow without bound

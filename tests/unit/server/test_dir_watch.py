@@ -140,5 +140,6 @@ async def test_where_inotify_cannot_be_had_watchdog_watches(
     """Without inotify (macOS, Windows, an old libc) the config watcher falls back to watchdog, and reloads the same."""
     monkeypatch.setattr(dir_watch, "_libc", lambda: None)
     watcher, outcomes = await reloads(aiohttp_server, tmp_path)
-    assert type(watcher._observer).__module__.startswith("watchdog")
+    assert isinstance(watcher._observer, dir_watch.WatchdogWatch)
+    assert type(watcher._observer.observer).__module__.startswith("watchdog")
     assert outcomes and outcomes[0] is not None
