@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ccproxy_core.config import dir_watch
+
 DEBOUNCE = 0.3
 STOP_TIMEOUT = 10.0
 CHILD_BOOT = (
@@ -87,7 +89,7 @@ class Supervisor:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type in ("modified", "created", "moved", "deleted", "closed"):
+                if event.event_type in dir_watch.WATCHDOG_KINDS:
                     for p in (event.src_path, getattr(event, "dest_path", "")):
                         if p:
                             supervisor.seen(os.fsdecode(p))

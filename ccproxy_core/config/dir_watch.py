@@ -154,7 +154,7 @@ def watch(dirs: Iterable[str], on_change: OnChange) -> DirWatch | WatchdogWatch:
 
 
 # watchdog's events that can mean a file's content changed (not opened, not closed unwritten).
-_WATCHDOG_KINDS = frozenset({"modified", "created", "moved", "deleted", "closed"})
+WATCHDOG_KINDS = frozenset({"modified", "created", "moved", "deleted", "closed"})
 
 
 def _watchdog(dirs: list[str], on_change: OnChange) -> WatchdogWatch:
@@ -166,7 +166,7 @@ def _watchdog(dirs: list[str], on_change: OnChange) -> WatchdogWatch:
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:  # on watchdog's thread
-            if event.event_type not in _WATCHDOG_KINDS:
+            if event.event_type not in WATCHDOG_KINDS:
                 return
             for path in (event.src_path, getattr(event, "dest_path", "")):
                 if path:
