@@ -4,8 +4,7 @@ The endpoints are undocumented and have moved before (console.anthropic.com -> p
 so every constant lives in `OAuthSettings`; the caller builds it from config and from
 `CCPROXY_OAUTH_TOKEN_URL`. Both token calls send JSON bodies; Claude also wants `state` in the
 code exchange. What every token endpoint shares (PKCE, the pasted code, `TokenSet`, posting
-a grant, the errors `OAuthError` > `InvalidGrant`, `TransientRefreshError`) is accounts/grant.py's,
-named here too.
+a grant, the errors `OAuthError` > `InvalidGrant`, `TransientRefreshError`) is accounts/grant.py's.
 
 Refresh tokens are single-use and rotate, so `RefreshScheduler` guarantees one refresh per
 account at a time: a per-account lock, one shared in-flight task that every caller joins
@@ -33,10 +32,12 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-# Named here too: the CLI, the status handler and the tests know them as this module's.
 from ccproxy_core.accounts.grant import (
     Clock,
+    InvalidGrant,
+    OAuthError,
     Refresher,
+    TokenSet,
     code_grant,
     expires_in,
     next_refresh,
@@ -44,13 +45,6 @@ from ccproxy_core.accounts.grant import (
     post_grant,
     refusal,
 )
-from ccproxy_core.accounts.grant import InvalidGrant as InvalidGrant
-from ccproxy_core.accounts.grant import OAuthError as OAuthError
-from ccproxy_core.accounts.grant import TokenSet as TokenSet
-from ccproxy_core.accounts.grant import TransientRefreshError as TransientRefreshError
-from ccproxy_core.accounts.grant import make_pkce as make_pkce
-from ccproxy_core.accounts.grant import make_state as make_state
-from ccproxy_core.accounts.grant import parse_pasted_code as parse_pasted_code
 from ccproxy_core.accounts.store import AccountsError, load_accounts, save_refreshed, write_back_newer
 from ccproxy_core.config.model import OAuthSettings
 from ccproxy_core.core.credential import Credential, CredentialState, with_tokens

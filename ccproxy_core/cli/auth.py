@@ -20,14 +20,8 @@ import attrs
 import orjson
 
 from ccproxy_core.accounts import codex
-from ccproxy_core.accounts.oauth import (
-    OAuthError,
-    authorize_url,
-    exchange_code,
-    make_pkce,
-    make_state,
-    parse_pasted_code,
-)
+from ccproxy_core.accounts.grant import OAuthError, make_pkce, make_state, parse_pasted_code
+from ccproxy_core.accounts.oauth import authorize_url, exchange_code
 from ccproxy_core.accounts.store import (
     NAME_RE,
     AccountsError,

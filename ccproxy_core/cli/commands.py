@@ -97,7 +97,7 @@ def _auth_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
-        from ccproxy_core.accounts.oauth import OAuthError
+        from ccproxy_core.accounts.grant import OAuthError
         from ccproxy_core.accounts.store import AccountsError
 
         try:

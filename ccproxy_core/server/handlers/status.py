@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ccproxy_core.accounts.oauth import InvalidGrant, OAuthError, TransientRefreshError
+from ccproxy_core.accounts.grant import InvalidGrant, OAuthError, TransientRefreshError
 from ccproxy_core.core.errors import NotFound, ProxyError, ServiceUnavailable, UpstreamError
 from ccproxy_core.core.pool import CredentialPool
 from ccproxy_core.core.wire import JSON

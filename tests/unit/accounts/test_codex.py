@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from ccproxy_core.accounts import codex
-from ccproxy_core.accounts.oauth import InvalidGrant, OAuthError, TransientRefreshError
+from ccproxy_core.accounts.grant import InvalidGrant, OAuthError, TransientRefreshError
 from ccproxy_core.accounts.store import AccountsError, load_accounts, upsert_account
 from ccproxy_core.cli.auth import auth_status
 from ccproxy_core.config.model import OpenAIOAuthSettings, structure

@@ -14,17 +14,19 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from ccproxy_core.accounts.oauth import (
+from ccproxy_core.accounts.grant import (
     InvalidGrant,
     OAuthError,
-    RefreshScheduler,
     TokenSet,
     TransientRefreshError,
+    make_pkce,
+    parse_pasted_code,
+)
+from ccproxy_core.accounts.oauth import (
+    RefreshScheduler,
     authorize_url,
     backoff_delay,
     exchange_code,
-    make_pkce,
-    parse_pasted_code,
     refresh,
     refresh_due_at,
 )
