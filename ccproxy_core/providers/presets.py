@@ -7,8 +7,7 @@ names, `max_tokens` limits per model, rejected fields and schema keywords, and t
 
 This module is the table and the lookup (`preset_for_provider`), the endpoint URLs and the key
 header; what a `Preset` decides for one model (its dialect, `apply_preset`, the reasoning
-table) is providers/rules.py's, and is named here too for the callers that know it as this
-module's.
+table) is providers/rules.py's.
 """
 
 from __future__ import annotations
@@ -21,12 +20,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, ANTHROPIC_VERSION_DEFAULT
-from ccproxy_core.providers.rules import AuthHeader as AuthHeader
-from ccproxy_core.providers.rules import Preset as Preset
-from ccproxy_core.providers.rules import apply_preset as apply_preset
-from ccproxy_core.providers.rules import fit_responses_request as fit_responses_request
-from ccproxy_core.providers.rules import takes_reasoning as takes_reasoning
-from ccproxy_core.providers.rules import takes_reasoning_on as takes_reasoning_on
+from ccproxy_core.providers.rules import AuthHeader, Preset
 from ccproxy_core.translate.dialect import ChatDialect
 
 PathKind = Literal["chat", "messages", "count_tokens", "models", "responses"]

@@ -35,7 +35,7 @@ from ccproxy_core.core.headers import (
 )
 from ccproxy_core.core.outcome import classify, no_answer
 from ccproxy_core.core.wire import JSON
-from ccproxy_core.providers import presets
+from ccproxy_core.providers import rules
 from ccproxy_core.server import reqlog, sessions
 from ccproxy_core.server.state import STATE, ProviderRuntime
 from ccproxy_core.server.upstream import Answer
@@ -129,7 +129,7 @@ def chat_call(
     `passthrough`: an OpenAI client is talking, so its headers go along and the provider's own
     error answer is passed on unchanged; otherwise the error is rendered in the client's dialect."""
     provider = candidate.provider
-    body = orjson.dumps(presets.apply_preset(chat, provider.preset, candidate.model))
+    body = orjson.dumps(rules.apply_preset(chat, provider.preset, candidate.model))
     base = _base_headers(request, provider, passthrough)
     base.update({"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"})
     return _Call(

@@ -39,7 +39,8 @@ from ccproxy_core.core.outcome import OK, Outcome, OutcomeKind
 from ccproxy_core.core.pool import CredentialPool, PoolSettings
 from ccproxy_core.core.shared import CredentialEntry, entry_of, merge_entry, shared_tokens
 from ccproxy_core.core.sticky import StickyTable
-from ccproxy_core.providers.presets import AuthHeader, key_headers
+from ccproxy_core.providers.presets import key_headers
+from ccproxy_core.providers.rules import AuthHeader
 from ccproxy_core.server.shared import MEMORY, SharedState
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from ccproxy_core.core.outcome import Outcome
 from ccproxy_core.core.ratelimit import BucketSet
 from ccproxy_core.core.redaction import Redactor
 from ccproxy_core.core.routing import RoutingTable
-from ccproxy_core.providers import presets
+from ccproxy_core.providers import presets, rules
 from ccproxy_core.server.credentials import CredentialAttempts, ProviderPool
 from ccproxy_core.server.credentials import health as pool_health
 from ccproxy_core.server.shared import MEMORY, SharedState, backend_for
@@ -38,7 +38,7 @@ UpstreamFactory = Callable[[str, str, LimitsConfig], Upstream]
 @frozen
 class ProviderRuntime:
     config: ProviderConfig
-    preset: presets.Preset
+    preset: rules.Preset
     upstream: Upstream
     urls: Mapping[str, str]  # path kind ("messages", "count_tokens", "chat", "responses", ...) -> full URL
 
@@ -68,7 +68,7 @@ class Runtime:
     providers: Mapping[str, ProviderRuntime]
 
 
-def _urls(preset: presets.Preset, base: str) -> dict[str, str]:
+def _urls(preset: rules.Preset, base: str) -> dict[str, str]:
     urls: dict[str, str] = {}
     kinds: tuple[presets.PathKind, ...] = ("messages", "count_tokens", "chat", "models", "responses")
     for kind in kinds:

@@ -27,7 +27,7 @@ from aiohttp import web
 from ccproxy_core.core.sse import DONE, SSEEvent, anthropic_event, data_event
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
-from ccproxy_core.providers.presets import fit_responses_request, takes_reasoning_on
+from ccproxy_core.providers.rules import fit_responses_request, takes_reasoning_on
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response
 from ccproxy_core.server.relay import PING, Encoder, anthropic_stream_error, event_payload, pump_events, truncated

@@ -9,15 +9,8 @@ from typing import Any
 
 import pytest
 
-from ccproxy_core.providers.presets import (
-    PRESETS,
-    apply_preset,
-    key_headers,
-    preset_for,
-    preset_for_provider,
-    takes_reasoning,
-    upstream_url,
-)
+from ccproxy_core.providers.presets import PRESETS, key_headers, preset_for, preset_for_provider, upstream_url
+from ccproxy_core.providers.rules import apply_preset, takes_reasoning
 from ccproxy_core.providers.schemas import clean_schema
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "claude-code"

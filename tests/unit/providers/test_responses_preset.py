@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 from ccproxy_core.config.model import structure
-from ccproxy_core.providers.presets import (
-    fit_responses_request,
-    preset_for_provider,
-    responses_url,
-    takes_reasoning_on,
-    upstream_url,
-)
+from ccproxy_core.providers.presets import preset_for_provider, responses_url, upstream_url
+from ccproxy_core.providers.rules import fit_responses_request, takes_reasoning_on
 
 
 @pytest.mark.parametrize(
