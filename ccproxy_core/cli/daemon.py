@@ -46,14 +46,19 @@ import orjson
 
 from ccproxy_core import __version__
 from ccproxy_core.cli.daemon_log import BOOT, log_path, show, tail
-from ccproxy_core.cli.pidfile import Endpoint as Endpoint
-from ccproxy_core.cli.pidfile import Flags as Flags
-from ccproxy_core.cli.pidfile import PidInfo as PidInfo
-from ccproxy_core.cli.pidfile import client_url as client_url
-from ccproxy_core.cli.pidfile import is_ours, load_pidfile, lock_path, remove_pidfile, write_pidfile
-from ccproxy_core.cli.pidfile import pidfile_path as pidfile_path
-from ccproxy_core.cli.processes import DaemonError as DaemonError
-from ccproxy_core.cli.processes import locked, probe, terminate
+from ccproxy_core.cli.pidfile import (
+    Endpoint,
+    Flags,
+    PidInfo,
+    client_url,
+    is_ours,
+    load_pidfile,
+    lock_path,
+    pidfile_path,
+    remove_pidfile,
+    write_pidfile,
+)
+from ccproxy_core.cli.processes import DaemonError, locked, probe, terminate
 
 READY_TIMEOUT = 15.0
 RESTART_STOP_TIMEOUT = 10.0

@@ -9,7 +9,7 @@ Exit 0: nothing went wrong.
 
 from __future__ import annotations
 
-from ccproxy_core.cli import daemon
+from ccproxy_core.cli import daemon, pidfile
 
 NEXT = (
     ("ccproxy code", "start the proxy if needed, then run Claude Code through it"),
@@ -18,7 +18,7 @@ NEXT = (
 )
 
 
-def render(info: daemon.PidInfo | None) -> str:
+def render(info: pidfile.PidInfo | None) -> str:
     if info is not None:
         head = f"ccproxy is running on {info.url} (pid {info.pid}); `ccproxy status` shows its health."
     else:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 
-from ccproxy_core.cli import daemon
+from ccproxy_core.cli import daemon, pidfile, processes
 
 PLACEHOLDER_TOKEN = "ccproxy"
 API_TIMEOUT_MS = "600000"
@@ -121,7 +121,7 @@ def env(*, shell: str, config: str | None = None, key: str | None = None) -> int
         settings = daemon.config_of(info)
     else:
         settings = _config(None, None, config)
-    url = info.url if info is not None else daemon.client_url(settings.host, settings.port)
+    url = info.url if info is not None else pidfile.client_url(settings.host, settings.port)
     apikey = key or settings.apikey  # --key: a client key (`ccproxy keys create`) instead of the admin key
     variables = client_env(url, apikey, os.environ, proxy_credentials=holds_credentials(settings))
     sys.stdout.write(render(variables, shell))
@@ -141,7 +141,7 @@ def code(args: list[str], *, host: str | None, port: int | None, config: str | N
     settings = _config(host, port, config)  # a bad config is refused before anything starts
     try:
         endpoint = daemon.ensure_running(host, port, config)
-    except daemon.DaemonError as exc:
+    except processes.DaemonError as exc:
         print(f"ccproxy: {exc}", file=sys.stderr)
         return 1
     if not endpoint.started and config is None:

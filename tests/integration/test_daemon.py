@@ -102,7 +102,7 @@ class Sandbox:
         )
 
     def pidinfo(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(daemon.pidfile_path().read_text())
+        data: dict[str, Any] = json.loads(pidfile.pidfile_path().read_text())
         return data
 
     def config(self, data: dict[str, Any]) -> Path:
@@ -118,7 +118,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox
         yield box
     finally:
         with contextlib.suppress(Exception):
-            info = json.loads(daemon.pidfile_path().read_text())
+            info = json.loads(pidfile.pidfile_path().read_text())
             os.kill(int(info["pid"]), signal.SIGKILL)
         kill_started_under(tmp_path)
 
@@ -198,7 +198,7 @@ def test_start_status_restart_stop_cycle(sandbox: Sandbox) -> None:
     stopped = sandbox.run("stop")
     assert stopped.returncode == 0
     assert f"ccproxy stopped (pid {new['pid']})" in stopped.stdout
-    assert not daemon.pidfile_path().exists()
+    assert not pidfile.pidfile_path().exists()
     assert not processes.probe(new["pid"])[0]
     gone = sandbox.run("status")
     assert gone.returncode == 3
@@ -215,7 +215,7 @@ def test_stale_pidfile_of_a_dead_process_is_reported_then_replaced(sandbox: Sand
     dead = subprocess.Popen(["true"])
     dead.wait(timeout=10)
     pidfile.write_pidfile(
-        daemon.PidInfo(
+        pidfile.PidInfo(
             dead.pid,
             "127.0.0.1",
             sandbox.port,
@@ -226,11 +226,11 @@ def test_stale_pidfile_of_a_dead_process_is_reported_then_replaced(sandbox: Sand
             "log",
         )
     )
-    before = daemon.pidfile_path().read_bytes()
+    before = pidfile.pidfile_path().read_bytes()
     status = sandbox.run("status")
     assert status.returncode == 3
     assert "stale pidfile" in status.stdout
-    assert daemon.pidfile_path().read_bytes() == before, "status never changes state"
+    assert pidfile.pidfile_path().read_bytes() == before, "status never changes state"
 
     started = sandbox.run("start", "--port", str(sandbox.port))
     assert started.returncode == 0, started.stderr
@@ -248,7 +248,7 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
         assert alive
         assert identity
         pidfile.write_pidfile(
-            daemon.PidInfo(
+            pidfile.PidInfo(
                 sleeper.pid,
                 "127.0.0.1",
                 sandbox.port,
@@ -264,12 +264,12 @@ def test_pidfile_naming_a_live_unrelated_program_is_never_signalled(sandbox: San
         stop = sandbox.run("stop")
         assert stop.returncode == 0
         assert "stale pidfile" in stop.stdout
-        assert not daemon.pidfile_path().exists()
+        assert not pidfile.pidfile_path().exists()
         assert sleeper.poll() is None, "the unrelated program was not signalled"
 
         # A hand-written pidfile without a start time falls back on the command line.
         pidfile.write_pidfile(
-            daemon.PidInfo(
+            pidfile.PidInfo(
                 sleeper.pid,
                 "127.0.0.1",
                 sandbox.port,
@@ -304,7 +304,7 @@ def test_start_fails_fast_with_the_log_when_the_port_is_taken(sandbox: Sandbox) 
     assert "did not start" in result.stderr
     assert "last lines of" in result.stderr
     assert "is already in use by pid" in result.stderr and "--port" in result.stderr  # the holder, and a way out
-    assert not daemon.pidfile_path().exists()
+    assert not pidfile.pidfile_path().exists()
 
 
 def test_start_refuses_an_invalid_config_before_starting_anything(sandbox: Sandbox) -> None:
@@ -314,7 +314,7 @@ def test_start_refuses_an_invalid_config_before_starting_anything(sandbox: Sandb
     assert result.returncode == 2
     assert "configuration error" in result.stderr
     assert "nonsense" in result.stderr
-    assert not daemon.pidfile_path().exists()
+    assert not pidfile.pidfile_path().exists()
 
 
 def test_status_and_logs_when_nothing_ever_ran(sandbox: Sandbox) -> None:
@@ -417,7 +417,7 @@ def test_code_without_claude_says_how_to_install_it(sandbox: Sandbox) -> None:
     result = sandbox.run("code", env=env, command=[sys.executable, str(ROOT / "ccproxy.py")])
     assert result.returncode == 127
     assert "npm install -g @anthropic-ai/claude-code" in result.stderr
-    assert not daemon.pidfile_path().exists(), "nothing was started for nothing"
+    assert not pidfile.pidfile_path().exists(), "nothing was started for nothing"
 
 
 def test_env_output_evaluates_in_sh(sandbox: Sandbox) -> None:
@@ -476,15 +476,15 @@ def test_tail_reads_the_last_lines(tmp_path: Path) -> None:
 
 
 def test_client_url_turns_wildcards_into_loopback() -> None:
-    assert daemon.client_url("0.0.0.0", 80) == "http://127.0.0.1:80"
-    assert daemon.client_url("::", 80) == "http://[::1]:80"
-    assert daemon.client_url("::1", 80) == "http://[::1]:80"
-    assert daemon.client_url("localhost", 3456) == "http://localhost:3456"
+    assert pidfile.client_url("0.0.0.0", 80) == "http://127.0.0.1:80"
+    assert pidfile.client_url("::", 80) == "http://[::1]:80"
+    assert pidfile.client_url("::1", 80) == "http://[::1]:80"
+    assert pidfile.client_url("localhost", 3456) == "http://localhost:3456"
 
 
 def test_restart_flags_fall_back_on_the_previous_start() -> None:
-    previous = daemon.Flags(host="0.0.0.0", port=4000, config="/c.json", log_level="debug")
-    assert daemon.Flags(port=5000).over(previous) == daemon.Flags("0.0.0.0", 5000, "/c.json", "debug")
+    previous = pidfile.Flags(host="0.0.0.0", port=4000, config="/c.json", log_level="debug")
+    assert pidfile.Flags(port=5000).over(previous) == pidfile.Flags("0.0.0.0", 5000, "/c.json", "debug")
 
 
 def test_probe_tells_the_living_from_the_dead() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ccproxy_core import __version__
-from ccproxy_core.cli import daemon
+from ccproxy_core.cli import pidfile
 from tests.integration.test_daemon import ROOT, Sandbox, claude_runs, fake_claude, health, kill_started_under
 
 INSTALL_SH = ROOT / "install.sh"
@@ -229,7 +229,7 @@ def test_installed_zipapp_runs_the_daemon(box: Sandbox, pyz: Path, shiv_root: Pa
     assert stopped.returncode == 0
     assert "ccproxy stopped" in stopped.stdout
     assert box.run("status", command=ccproxy).returncode == 3
-    assert not daemon.pidfile_path().exists()
+    assert not pidfile.pidfile_path().exists()
 
 
 @pytest.mark.slow

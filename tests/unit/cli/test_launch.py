@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ccproxy_core.cli import daemon, launch
+from ccproxy_core.cli import daemon, launch, pidfile, processes
 
 NASTY = [
     "plain",
@@ -155,7 +155,7 @@ def test_env_prints_the_configured_endpoint_when_no_daemon_runs(
 
 
 def test_env_prefers_the_running_daemon(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    info = daemon.PidInfo(1, "0.0.0.0", 5005, "http://127.0.0.1:5005", 0.0, "x", "", "log")
+    info = pidfile.PidInfo(1, "0.0.0.0", 5005, "http://127.0.0.1:5005", 0.0, "x", "", "log")
     monkeypatch.setattr(daemon, "running", lambda: info)
     assert launch.env(shell="fish") == 0
     assert "set -gx ANTHROPIC_BASE_URL 'http://127.0.0.1:5005'" in capsys.readouterr().out
@@ -177,9 +177,9 @@ def test_code_starts_the_daemon_runs_claude_and_returns_its_status(
     monkeypatch.setattr(launch.shutil, "which", lambda name: f"/opt/{name}")
     asked: list[Any] = []
 
-    def ensure(host: str | None, port: int | None, config: str | None) -> daemon.Endpoint:
+    def ensure(host: str | None, port: int | None, config: str | None) -> pidfile.Endpoint:
         asked.append((host, port, config))
-        return daemon.Endpoint("127.0.0.1", 4002, "http://127.0.0.1:4002", 42, started=True)
+        return pidfile.Endpoint("127.0.0.1", 4002, "http://127.0.0.1:4002", 42, started=True)
 
     monkeypatch.setattr(daemon, "ensure_running", ensure)
     run = Recorder(code=5)
@@ -200,8 +200,8 @@ def test_code_reports_a_daemon_that_cannot_start(
 ) -> None:
     monkeypatch.setattr(launch.shutil, "which", lambda name: f"/opt/{name}")
 
-    def fail(*_: Any) -> daemon.Endpoint:
-        raise daemon.DaemonError("ccproxy did not start: boom")
+    def fail(*_: Any) -> pidfile.Endpoint:
+        raise processes.DaemonError("ccproxy did not start: boom")
 
     monkeypatch.setattr(daemon, "ensure_running", fail)
     monkeypatch.setattr(launch, "_run", Recorder())

@@ -98,13 +98,13 @@ def test_a_worker_tags_its_log_lines(fmt: str, ccproxy_log: io.StringIO) -> None
 
 def test_the_background_server_keeps_its_worker_count(tmp_path: Path) -> None:
     """`start --workers 3` passes the count to the detached `serve`, the pidfile keeps it, and `restart` without the flag reuses it."""
-    flags = daemon.Flags.given(None, None, None, None, workers=3)
+    flags = pidfile.Flags.given(None, None, None, None, workers=3)
     argv = daemon._server_command(flags, "127.0.0.1", 3456, tmp_path / "log")
     assert argv[argv.index("--workers") + 1] == "3"
-    assert daemon.Flags.given(None, 4000, None, None).over(flags).workers == 3
-    one = daemon._server_command(daemon.Flags.given(None, None, None, None, workers=1), "127.0.0.1", 3456, tmp_path)
+    assert pidfile.Flags.given(None, 4000, None, None).over(flags).workers == 3
+    one = daemon._server_command(pidfile.Flags.given(None, None, None, None, workers=1), "127.0.0.1", 3456, tmp_path)
     assert "--workers" not in one
-    info = daemon.PidInfo(1, "127.0.0.1", 3456, "http://127.0.0.1:3456", 0.0, "v", "", "log", flags)
+    info = pidfile.PidInfo(1, "127.0.0.1", 3456, "http://127.0.0.1:3456", 0.0, "v", "", "log", flags)
     pidfile.write_pidfile(info)
     loaded = pidfile.load_pidfile()[1]
     assert loaded is not None and loaded.flags.workers == 3
