@@ -34,7 +34,6 @@ from __future__ import annotations
 import enum
 
 import orjson
-from attrs import define, field
 
 from ccproxy_core.core.errors import ProxyError, UpstreamError
 from ccproxy_core.core.wire import JSON
@@ -80,18 +79,20 @@ class CallState(enum.Enum):
     CLOSED = "closed"  # its block was stopped
 
 
-@define(slots=True)
 class _ToolCall:
     """One OpenAI tool call as its fragments arrive."""
 
-    state: CallState = CallState.WAITING
-    id: str | None = None
-    name: str | None = None
-    args: list[str] = field(factory=list)
-    sent: int = 0  # fragments of `args` already sent as input_json_delta
-    fragments: int = 0  # fragments seen, to stop waiting for an id that never comes
-    checked: int = -1  # len(args) when completeness was last tested
-    complete: bool = False
+    __slots__ = ("args", "checked", "complete", "fragments", "id", "name", "sent", "state")
+
+    def __init__(self) -> None:
+        self.state = CallState.WAITING
+        self.id: str | None = None
+        self.name: str | None = None
+        self.args: list[str] = []
+        self.sent = 0  # fragments of `args` already sent as input_json_delta
+        self.fragments = 0  # fragments seen, to stop waiting for an id that never comes
+        self.checked = -1  # len(args) when completeness was last tested
+        self.complete = False
 
     def ready(self) -> bool:
         return self.name is not None and (self.id is not None or self.fragments > 1)

@@ -39,8 +39,6 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-from attrs import define, field
-
 from ccproxy_core.core.errors import (
     ProxyError,
     UpstreamError,
@@ -74,6 +72,8 @@ class _State(enum.Enum):
 
 
 _ENDED = frozenset({_State.CLOSED, _State.FAILED})
+_NOTHING_TO_FINISH = _ENDED | {_State.IDLE}
+_COMPLETE = _ENDED | {_State.STOPPED}
 
 _BLOCK_STATES = frozenset(
     {
@@ -115,18 +115,26 @@ _TRANSITIONS: dict[tuple[_State, str], _State] = {
 }
 
 
-@define(kw_only=True)
 class MessagesStreamTranslator:
-    model: str
-    include_usage: bool
-    json_mode: bool = False
-    created: int
-    chunk_id: str | None = None
-    _state: _State = field(default=_State.IDLE, init=False)
-    _tool_index: int = field(default=-1, init=False)
-    _usage: dict[str, Any] = field(factory=dict, init=False)
-    _held: str = field(default="", init=False)  # blank text of a LEADING block
-    _thought: list[str] = field(factory=list, init=False)  # thinking text of the open block
+    """One Anthropic stream as Chat Completions chunks. A plain class, not attrs: it is compiled
+    by mypyc (pyproject.toml, [tool.ccproxy] compiled), which builds its own native classes."""
+
+    __slots__ = ("_held", "_state", "_thought", "_tool_index", "_usage", "chunk_id", "created", "include_usage",
+                 "json_mode", "model")  # fmt: skip
+
+    def __init__(
+        self, *, model: str, include_usage: bool, created: int, json_mode: bool = False, chunk_id: str | None = None
+    ) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.json_mode = json_mode
+        self.created = created
+        self.chunk_id = chunk_id
+        self._state = _State.IDLE
+        self._tool_index = -1
+        self._usage: dict[str, Any] = {}
+        self._held = ""  # blank text of a LEADING block
+        self._thought: list[str] = []  # thinking text of the open block
 
     def feed(self, event: str, payload: JSON) -> list[JSON]:
         """One upstream SSE event (its name and parsed data) -> the chunks to send now."""
@@ -141,7 +149,7 @@ class MessagesStreamTranslator:
         A body that ended before `message_delta` is closed with finish_reason "stop"; the shell
         checks `complete` first and calls `fail` for a body that was cut short.
         """
-        if self._state in (_State.IDLE, *_ENDED):
+        if self._state in _NOTHING_TO_FINISH:
             return []
         return self._on_message_stop({})
 
@@ -149,7 +157,7 @@ class MessagesStreamTranslator:
     def complete(self) -> bool:
         """The provider finished its answer (`message_delta` with its stop reason, `message_stop`,
         or an error): a body that ends before this was cut short, and the shell calls `fail`."""
-        return self._state in (_State.STOPPED, *_ENDED)
+        return self._state in _COMPLETE
 
     @property
     def failed(self) -> bool:
