@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Everything written in Python: the package, its tests and benchmarks, and the build (setup.py,
+# the build backend).
+LINTED = ("ccproxy_core", "tests", "bench", "ccproxy.py", "setup.py", "build_support")
 
 
 def _tool(name: str) -> str:
@@ -24,14 +27,14 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_lint_is_clean() -> None:
-    """`ruff check` finds nothing in the package, the tests or the benchmarks."""
-    result = _run(_tool("ruff"), "check", "ccproxy_core", "tests", "bench", "ccproxy.py")
+    """`ruff check` finds nothing in the package, the tests, the benchmarks or the build."""
+    result = _run(_tool("ruff"), "check", *LINTED)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_applied() -> None:
     """Every file is as `ruff format` writes it."""
-    result = _run(_tool("ruff"), "format", "--check", "ccproxy_core", "tests", "bench", "ccproxy.py")
+    result = _run(_tool("ruff"), "format", "--check", *LINTED)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
