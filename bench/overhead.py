@@ -173,6 +173,29 @@ def stop(*procs: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             proc.kill()
 
 
+def compiled_build(target: str) -> Path:
+    """ccproxy as `CCPROXY_COMPILE=1 pip install .` builds it (the modules pyproject.toml lists
+    under [tool.ccproxy] compiled, as C extensions by mypyc), in `target`: built there when empty
+    ("" for a new directory), used as it is when it already holds a build."""
+    where = Path(target or tempfile.mkdtemp(prefix="ccproxy-compiled-"))
+    if not (where / "ccproxy_core").is_dir():
+        print(f"building the compiled modules into {where} (CCPROXY_COMPILE=1 pip install; about a minute)...")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(where), str(ROOT)],
+            env={**os.environ, "CCPROXY_COMPILE": "1"},
+            check=True,
+        )
+    sys.path.insert(0, str(where))  # this process's own measures (per-event cost) import it too
+    return where
+
+
+def build_label(where: Path | None) -> str:
+    if where is None:
+        return "pure Python (the checkout)"
+    built = len(list((where / "ccproxy_core").glob("**/*.so")))
+    return f"compiled: {built} modules by mypyc ({where})"
+
+
 def pin(pid: int, cpu: int) -> None:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(pid, {cpu})
@@ -304,16 +327,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     config_path = str(work / "config" / "config.json")
     Path(config_path).write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    build = compiled_build(args.compiled) if args.compiled is not None else None
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
     proxy = subprocess.Popen(
         [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port), "--config", config_path],
-        env=env,
+        env={**env, "PYTHONPATH": str(build)} if build else env,
         cwd=work,
     )
     bare = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "bare_forwarder.py"), str(bare_port), fake_url], env=env
     )
-    report: dict[str, Any] = {"rows": [], "requests": args.requests, "python": sys.version.split()[0]}
+    report: dict[str, Any] = {
+        "rows": [],
+        "requests": args.requests,
+        "python": sys.version.split()[0],
+        "build": build_label(build),
+    }
     try:
         pin(proxy.pid, 1)
         pin(bare.pid, 1)
@@ -326,7 +355,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         report["idle_rss_mb"] = rss_mb(proxy.pid)
         print(
             f"proxy idle RSS: {report['idle_rss_mb']:.1f} MB  (python {sys.version.split()[0]}, "
-            f"{os.cpu_count()} cores, {args.requests} requests per row)\n"
+            f"{os.cpu_count()} cores, {args.requests} requests per row)\nccproxy under test: {report['build']}\n"
         )
         header = (
             f"{'scenario':38} {'conc':>4} {'target':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
@@ -404,9 +433,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.startup_runs:
         from bench import startup
 
-        report["startup"] = m = startup.measure(startup.installed_entry(), args.startup_runs)
+        if build is None:
+            entry, label, start_env = startup.installed_entry(), "pip install", {}
+        else:
+            entry, label, start_env = [sys.executable, "-m", "ccproxy_core"], "compiled", {"PYTHONPATH": str(build)}
+        report["startup"] = m = startup.measure(entry, args.startup_runs, start_env)
         print(f"\nstart-up (bytecode cached, {args.startup_runs} runs each, in turns with the floor):")
-        print("\n".join("  " + line for line in startup.report_lines("pip install", m)))
+        print("\n".join("  " + line for line in startup.report_lines(label, m)))
     floor_rss = report.get("startup", {}).get("floor", {}).get("idle_rss_mb")
     print(
         f"proxy RSS: idle {report['idle_rss_mb']:.1f} MB, peak {report.get('peak_rss_mb', float('nan')):.1f} MB"
@@ -434,6 +467,14 @@ def main() -> None:
         help="times each row's proxy and floor are measured, in turns; the median is reported (default 1)",
     )
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
+    parser.add_argument(
+        "--compiled",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="measure the compiled build (CCPROXY_COMPILE=1 pip install), made in DIR, or in a new directory "
+        "without DIR; a DIR that already holds one is reused (default: the checkout, pure Python)",
+    )
     parser.add_argument("--log-level", default="warning", help="the proxy's log level (default warning)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--skip-observability", action="store_true", help="leave out the ledger/metrics on-off rows")
