@@ -185,5 +185,19 @@ def usage(args: argparse.Namespace) -> int:
 
 
 def version(args: argparse.Namespace) -> int:
-    print(f"ccproxy {__version__} (Python {platform.python_version()}, {platform.system()} {platform.machine()})")
+    where = f"Python {platform.python_version()}, {platform.system()} {platform.machine()}"
+    print(f"ccproxy {__version__} ({where}, {build_kind()})")
     return 0
+
+
+def build_kind() -> str:
+    """How this ccproxy was built: "N modules compiled" where mypyc extensions for this interpreter
+    sit beside the sources (CCPROXY_COMPILE=1, setup.py), which Python then imports; else "pure Python"."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+    from pathlib import Path
+
+    import ccproxy_core
+
+    package = Path(ccproxy_core.__file__).parent
+    compiled = sum(1 for suffix in EXTENSION_SUFFIXES for _ in package.rglob(f"*{suffix}"))
+    return f"{compiled} modules compiled" if compiled else "pure Python"

@@ -72,6 +72,19 @@ def test_every_listed_module_is_built_and_imported_as_an_extension(compiled: Pat
         assert file.startswith(str(compiled)) and file.endswith(".so"), f"{path} was imported from {file}"
 
 
+def test_version_says_the_build_is_compiled(compiled: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ccproxy_core", "version"],
+        cwd=compiled,
+        env=_env(compiled),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.rstrip().endswith(f", {len(COMPILED)} modules compiled)"), out
+
+
 def test_the_sources_also_ship_for_other_interpreters(compiled: Path) -> None:
     """Beside each extension its .py, which an interpreter the extension was not built for imports."""
     for path in COMPILED:

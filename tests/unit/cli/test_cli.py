@@ -103,9 +103,11 @@ def test_config_show_hides_a_redis_password_of_any_length(tmp_path: object, caps
     assert 'state.redis_url = "redis://app:…@redis.internal:6379/0"' in out
 
 
-def test_version_names_python_and_platform(capsys: pytest.CaptureFixture[str]) -> None:
+def test_version_names_python_platform_and_build(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version"]) == 0
-    assert "Python 3." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Python 3." in out
+    assert out.rstrip().endswith(", pure Python)"), out  # the checkout (an editable install is never compiled)
 
 
 def test_the_parser_builds() -> None:
