@@ -48,10 +48,13 @@ READY_TIMEOUT = 180.0  # a Python start under valgrind takes 20-60 s
 
 
 def callgrind(command: list[str], out_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`command` under callgrind; valgrind runs it in its own process, so the pid is the program's."""
+    """`command` under callgrind; valgrind runs it in its own process, so the pid is the program's.
+    It runs in `out_dir`: `python -m` puts its working directory first on sys.path, where a checkout
+    would be imported ahead of the build that PYTHONPATH names."""
     return subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p", *command],
         env={**env, "PYTHONHASHSEED": "0"},
+        cwd=out_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

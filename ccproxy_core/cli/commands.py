@@ -199,5 +199,8 @@ def build_kind() -> str:
     import ccproxy_core
 
     package = Path(ccproxy_core.__file__).parent
-    compiled = sum(1 for suffix in EXTENSION_SUFFIXES for _ in package.rglob(f"*{suffix}"))
+    compiled = sum(
+        any(source.with_name(source.stem + suffix).exists() for suffix in EXTENSION_SUFFIXES)
+        for source in package.rglob("*.py")
+    )
     return f"{compiled} modules compiled" if compiled else "pure Python"

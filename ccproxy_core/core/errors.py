@@ -121,6 +121,18 @@ class InvalidRequest(ProxyError):
     _type = "invalid_request_error"
 
 
+class UnsupportedEncoding(InvalidRequest):
+    """A request body in a content coding ccproxy cannot read (HTTP 415)."""
+
+    _status = 415
+
+
+class ExpectationFailed(InvalidRequest):
+    """An `Expect` header other than `100-continue` (HTTP 417)."""
+
+    _status = 417
+
+
 class AuthenticationFailed(ProxyError):
     _status = 401
     _type = "authentication_error"

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge
+from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge, UnsupportedEncoding
 
 MAX_JSON_DEPTH = 128
 
@@ -110,18 +110,6 @@ GZIP, DEFLATE = "gzip", "deflate"
 _CODINGS = {"gzip": GZIP, "x-gzip": GZIP, "deflate": DEFLATE}
 _IDENTITY = frozenset({"", "identity"})
 _PIECE = 64 * 1024  # inflated bytes per decompress call: the most that can overshoot the limit
-
-
-class UnsupportedEncoding(InvalidRequest):
-    """A request body in a content coding ccproxy cannot read (HTTP 415)."""
-
-    _status = 415
-
-
-class ExpectationFailed(InvalidRequest):
-    """An `Expect` header other than `100-continue` (HTTP 417)."""
-
-    _status = 417
 
 
 def body_coding(header: str | None) -> str | None:

@@ -37,6 +37,7 @@ from aiohttp import web
 from ccproxy_core.config.model import Config
 from ccproxy_core.core.errors import (
     AuthenticationFailed,
+    ExpectationFailed,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -44,7 +45,7 @@ from ccproxy_core.core.errors import (
     RequestTooLarge,
 )
 from ccproxy_core.core.headers import bearer_token
-from ccproxy_core.core.inbound import ExpectationFailed, header_problem
+from ccproxy_core.core.inbound import header_problem
 from ccproxy_core.core.redaction import Redactor, SecretsFilter
 from ccproxy_core.server import framing, keyguard, lazy, loops, observability, replies, sdk_mode
 from ccproxy_core.server.handlers import chat, common, health, messages, metrics, models

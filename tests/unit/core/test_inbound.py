@@ -11,12 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge
+from ccproxy_core.core.errors import InvalidRequest, RequestTooLarge, UnsupportedEncoding
 from ccproxy_core.core.inbound import (
     MAX_JSON_DEPTH,
     ORJSON_MAX_DEPTH,
     Inflater,
-    UnsupportedEncoding,
     body_coding,
     check_json_depth,
     header_problem,
