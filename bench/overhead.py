@@ -8,7 +8,9 @@ a fixed number of requests per scenario with an aiohttp client and prints, per s
 requests/s, p50/p99 latency, and the proxy process's CPU time per request, read from
 /proc/PID/stat before and after the run. CPU per request is the figure that holds on a noisy
 2-core machine; latency is shown for scale. With `--rounds N` each row's proxy and floor are
-measured N times in turns and the median is shown, with each round's ratio in the summary.
+measured N times and the median is shown, with each round's ratio in the summary; within a round
+the two are driven in `--slices` alternating turns (A B, B A, ...), so that a drift of the
+machine's speed hits both.
 Ratios compare each proxied row with the same load sent to the fake directly. Every row also
 shows the floor: `bench/bare_forwarder.py`, an aiohttp + uvloop forwarder that does nothing
 else, carrying the provider's own answer for that row under the same load, and the proxy's CPU
@@ -266,6 +268,32 @@ async def cpu_per_request(url: str, body: dict[str, Any], pid: int, requests: in
     return (cpu_seconds(pid) - c0) / requests * 1000, timing
 
 
+async def interleaved(
+    sides: list[tuple[str, dict[str, Any], int]], requests: int, conc: int, slices: int
+) -> list[tuple[float, tuple[float, list[float]]]]:
+    """Each side's (CPU ms per request, (seconds, latencies)) over `requests` requests, driven in
+    `slices` turns that alternate the sides (A B, B A, A B...) after one warm-up each. The VM's
+    speed drifts over seconds: sides measured in turns of a fifth of a second each see the same
+    drift, where two back-to-back runs of a second each did not (a row's ratio moved by ±20 %)."""
+    for url, body, _ in sides:
+        await drive(url, body, min(100, requests), conc)
+    per = max(1, requests // slices)
+    cpu = [0.0] * len(sides)
+    seconds = [0.0] * len(sides)
+    latencies: list[list[float]] = [[] for _ in sides]
+    for turn in range(slices):
+        count = per if turn < slices - 1 else requests - per * (slices - 1)
+        order = range(len(sides)) if turn % 2 == 0 else reversed(range(len(sides)))
+        for i in order:
+            url, body, pid = sides[i]
+            c0 = cpu_seconds(pid)
+            took, lat = await drive(url, body, count, conc)
+            cpu[i] += cpu_seconds(pid) - c0
+            seconds[i] += took
+            latencies[i] += lat
+    return [(cpu[i] / requests * 1000, (seconds[i], latencies[i])) for i in range(len(sides))]
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -374,12 +402,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 d_time, d_lat = await drive(direct, direct_body, args.requests, conc)
                 proxy_runs, floor_runs, ratios = [], [], []
                 for _ in range(args.rounds):  # proxy and floor in turns: a drift of the machine hits both
-                    cpu_ms, (p_time, p_lat) = await cpu_per_request(
-                        proxy_url + path, body, proxy.pid, args.requests, conc
-                    )
                     # The floor: the bare forwarder carrying the provider's own answer for this row.
-                    floor_ms, (f_time, f_lat) = await cpu_per_request(
-                        bare_url + DIRECT_PATH[provider], direct_body, bare.pid, args.requests, conc
+                    (cpu_ms, (p_time, p_lat)), (floor_ms, (f_time, f_lat)) = await interleaved(
+                        [
+                            (proxy_url + path, body, proxy.pid),
+                            (bare_url + DIRECT_PATH[provider], direct_body, bare.pid),
+                        ],
+                        args.requests,
+                        conc,
+                        args.slices,
                     )
                     proxy_runs.append(cpu_ms)
                     floor_runs.append(floor_ms)
@@ -465,6 +496,12 @@ def main() -> None:
         type=int,
         default=1,
         help="times each row's proxy and floor are measured, in turns; the median is reported (default 1)",
+    )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=5,
+        help="turns a round's proxy and floor requests are split into, alternating the two (default 5)",
     )
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     parser.add_argument(
