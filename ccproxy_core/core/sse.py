@@ -10,9 +10,13 @@ survives.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import orjson
+
+from ccproxy_core.core.errors import UpstreamError
+from ccproxy_core.core.wire import JSON
 
 DONE = b"data: [DONE]\n\n"
 
@@ -145,3 +149,30 @@ _HEADS = {
 def data_event(payload: Any) -> bytes:
     """One OpenAI-style SSE event: a `data:` line only."""
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def anthropic_events(events: Iterable[tuple[str, Any]]) -> list[bytes]:
+    """A translator's (name, payload) events, each as `anthropic_event` writes it."""
+    return [anthropic_event(name, payload) for name, payload in events]
+
+
+def data_events(payloads: Iterable[Any]) -> list[bytes]:
+    """A translator's chunks, each as `data_event` writes it."""
+    return [data_event(payload) for payload in payloads]
+
+
+def event_payload(event: SSEEvent, provider: str) -> JSON | None:
+    """An event's data as a JSON object; None for an empty keep-alive. Data that is not a JSON
+    object is the provider's fault, and ends the stream rather than being skipped unseen."""
+    data = event.data
+    if not data or data.isspace():  # (not `strip()`, which copies every event's data to test it)
+        return None
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise UpstreamError(
+            502, "api_error", f"provider {provider!r} sent an event that is not a JSON object: {event.data[:200]!r}"
+        )
+    return payload

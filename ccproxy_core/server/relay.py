@@ -40,7 +40,6 @@ from ccproxy_core.core.headers import STREAM_HEADERS, client_response_headers
 from ccproxy_core.core.outcome import classify, no_answer
 from ccproxy_core.core.redaction import Redactor
 from ccproxy_core.core.sse import SSEDecoder, SSEEvent, anthropic_event
-from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import reqlog
 from ccproxy_core.server.state import STATE
 from ccproxy_core.server.upstream import Answer
@@ -78,23 +77,6 @@ def truncated(provider: str) -> UpstreamError:
     return UpstreamError(
         502, "api_error", f"provider {provider!r} ended the stream before its final event; the answer is incomplete"
     )
-
-
-def event_payload(event: SSEEvent, provider: str) -> JSON | None:
-    """An event's data as a JSON object; None for an empty keep-alive. Data that is not a JSON
-    object is the provider's fault, and ends the stream rather than being skipped unseen."""
-    data = event.data
-    if not data or data.isspace():  # (not `strip()`, which copies every event's data to test it)
-        return None
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise UpstreamError(
-            502, "api_error", f"provider {provider!r} sent an event that is not a JSON object: {event.data[:200]!r}"
-        )
-    return payload
 
 
 async def first_chunk(answer: Answer, provider: str) -> bytes:

@@ -15,12 +15,12 @@ import orjson
 from aiohttp import web
 
 from ccproxy_core.core.errors import AttemptFailed, ProxyError, openai_status_and_body
-from ccproxy_core.core.sse import DONE, SSEEvent, data_event
+from ccproxy_core.core.sse import DONE, SSEEvent, data_event, data_events, event_payload
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import codex
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response, read_model_request
-from ccproxy_core.server.relay import OPENAI_END, event_payload, pump_bytes, pump_events, truncated
+from ccproxy_core.server.relay import OPENAI_END, pump_bytes, pump_events, truncated
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.messages_request import chat_to_messages
 from ccproxy_core.translate.messages_response import message_to_chat
@@ -113,14 +113,12 @@ async def _to_anthropic(
             payload = event_payload(event, provider)
             if payload is None:
                 return []
-            return [
-                data_event(chunk) for chunk in translator.feed(event.event or str(payload.get("type", "")), payload)
-            ]
+            return data_events(translator.feed(event.event or str(payload.get("type", "")), payload))
 
         def finish() -> list[bytes]:
             if not translator.complete:  # the provider never finished its answer
-                return [data_event(chunk) for chunk in translator.fail(truncated(provider))]
-            closing = [data_event(chunk) for chunk in translator.finish()]
+                return data_events(translator.fail(truncated(provider)))
+            closing = data_events(translator.finish())
             # An in-band error ended the stream: the error chunk was the last word.
             return closing if translator.failed else [*closing, DONE]
 
@@ -132,6 +130,6 @@ async def _to_anthropic(
             first=[],
             translate=translate,
             finish=finish,
-            fail=lambda err: [data_event(chunk) for chunk in translator.fail(err)],
+            fail=lambda err: data_events(translator.fail(err)),
             on_error=openai_stream_error,
         )

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from ccproxy_core.core.errors import AttemptFailed
-from ccproxy_core.core.sse import SSEEvent, anthropic_event
+from ccproxy_core.core.sse import SSEEvent, anthropic_events, event_payload
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers import codex
@@ -21,7 +21,6 @@ from ccproxy_core.server.handlers.common import json_response, read_model_reques
 from ccproxy_core.server.relay import (
     PING,
     anthropic_stream_error,
-    event_payload,
     pump_bytes,
     pump_events,
     truncated,
@@ -86,30 +85,29 @@ async def _to_chat(
         # message_start needs input tokens before the provider has counted them.
         translator = ChatStreamTranslator(model=client_model, names=names, input_tokens=estimate_tokens(body))
 
-        def encode(events: list[tuple[str, JSON]]) -> list[bytes]:
-            return [anthropic_event(name, payload) for name, payload in events]
-
         provider = candidate.provider.name
 
         def translate(event: SSEEvent) -> list[bytes]:
             if event.data == "[DONE]":
-                return encode(translator.finish())
+                return anthropic_events(translator.finish())
             chunk = event_payload(event, provider)
-            return encode(translator.feed(chunk)) if chunk is not None else []
+            return anthropic_events(translator.feed(chunk)) if chunk is not None else []
 
         def finish() -> list[bytes]:
             # The body ended: a complete answer is closed; a cut one ends with an error.
-            return encode(translator.finish() if translator.complete else translator.fail(truncated(provider)))
+            return anthropic_events(
+                translator.finish() if translator.complete else translator.fail(truncated(provider))
+            )
 
         return await pump_events(
             request,
             upstream.answer,
             provider,
             extra_headers=candidate.route_header,
-            first=encode(translator.start()),
+            first=anthropic_events(translator.start()),
             translate=translate,
             finish=finish,
-            fail=lambda err: encode(translator.fail(err)),
+            fail=lambda err: anthropic_events(translator.fail(err)),
             on_error=anthropic_stream_error,
             keepalive=PING,
             keepalive_interval=request.app[STATE].config.limits.keepalive_interval,

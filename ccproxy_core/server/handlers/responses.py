@@ -27,14 +27,14 @@ from aiohttp import web
 
 from ccproxy_core.core.errors import AttemptFailed, InvalidRequest, NotFound, ProxyError, openai_status_and_body
 from ccproxy_core.core.headers import X_DROPPED_TOOLS
-from ccproxy_core.core.sse import SSEEvent
+from ccproxy_core.core.sse import SSEEvent, event_payload
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.server import calls, dispatch, sessions
 from ccproxy_core.server.handlers import responses_upstream
 from ccproxy_core.server.handlers.common import json_response, read_json, require_str
 from ccproxy_core.server.keyguard import check_model as keyguard_check_model
-from ccproxy_core.server.relay import Translate, event_payload, pump_events, truncated
+from ccproxy_core.server.relay import Translate, pump_events, truncated
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.chat_request import messages_to_chat, strip_synthetic_thinking
 from ccproxy_core.translate.chat_response import chat_to_message

@@ -24,13 +24,13 @@ from collections.abc import Iterable
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.sse import DONE, SSEEvent, anthropic_event, data_event
+from ccproxy_core.core.sse import DONE, SSEEvent, anthropic_events, data_event, event_payload
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers.rules import fit_responses_request, takes_reasoning_on
 from ccproxy_core.server import calls, dispatch
 from ccproxy_core.server.handlers.common import json_response
-from ccproxy_core.server.relay import PING, Encoder, anthropic_stream_error, event_payload, pump_events, truncated
+from ccproxy_core.server.relay import PING, Encoder, anthropic_stream_error, pump_events, truncated
 from ccproxy_core.server.state import STATE
 from ccproxy_core.translate.messages_response import message_to_chat
 from ccproxy_core.translate.messages_stream import MessagesStreamTranslator
@@ -69,16 +69,15 @@ async def for_messages_client(
         )
         provider = candidate.provider.name
 
-        def encode(events: Events) -> list[bytes]:
-            return [anthropic_event(name, payload) for name, payload in events]
-
         def translate(event: SSEEvent) -> list[bytes]:
             data = event_payload(event, provider)
-            return encode(translator.feed(data)) if data is not None else []
+            return anthropic_events(translator.feed(data)) if data is not None else []
 
         def finish() -> list[bytes]:
             # The body ended: a finished answer is closed; a cut one ends with an error.
-            return encode(translator.finish() if translator.complete else translator.fail(truncated(provider)))
+            return anthropic_events(
+                translator.finish() if translator.complete else translator.fail(truncated(provider))
+            )
 
         return await pump_events(
             request,
@@ -88,7 +87,7 @@ async def for_messages_client(
             first=[],  # message_start comes with the first event, named after the provider's response
             translate=translate,
             finish=finish,
-            fail=lambda err: encode(translator.fail(err)),
+            fail=lambda err: anthropic_events(translator.fail(err)),
             on_error=anthropic_stream_error,
             keepalive=PING,
             keepalive_interval=request.app[STATE].config.limits.keepalive_interval,
