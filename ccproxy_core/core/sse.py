@@ -6,6 +6,10 @@ one space after the colon is dropped, several `data:` lines join with a newline,
 is dispatched by a blank line. A partial line is carried to the next `feed`. Lines are split
 on bytes and decoded only when complete, so a multi-byte character split across chunks
 survives.
+
+On the stream path a byte string is searched with `data.find(x) >= 0`, not `x in data`: CPython
+3.11's `in` first tries `x` as an integer, raising and clearing a TypeError, about 2,000
+instructions a test (callgrind), which was 4 % of a translated stream's whole cost.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class SSEDecoder:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        if not (self._partial or self._data or self._event) and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+        if not (self._partial or self._data or self._event) and chunk.endswith(b"\n\n") and chunk.find(b"\r") < 0:
             if chunk.startswith(b"data: ") and chunk.find(b"\n") == len(chunk) - 2:  # one event, as it was sent
                 self._skip_lf = False
                 return [_new(SSEEvent, ("", chunk[6:-2].decode("utf-8", "replace")))]
@@ -53,7 +57,7 @@ class SSEDecoder:
         if not chunk:
             return []
         buf = self._partial + chunk if self._partial else chunk
-        if b"\r" in buf:  # rare: CR or CRLF line ends, split by the general rule
+        if buf.find(b"\r") >= 0:  # rare: CR or CRLF line ends, split by the general rule
             lines = buf.splitlines(keepends=True)
             last = lines[-1]
             if last.endswith(b"\n"):
@@ -108,7 +112,7 @@ def _whole_events(chunk: bytes) -> list[SSEEvent] | None:
     events: list[SSEEvent] = []
     for part in chunk[:-2].split(b"\n\n"):
         if part.startswith(b"data: "):
-            if b"\n" in part:
+            if part.find(b"\n") >= 0:
                 return None
             events.append(_new(SSEEvent, ("", part[6:].decode("utf-8", "replace"))))
         elif part.startswith(b"event: "):

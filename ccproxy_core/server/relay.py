@@ -141,7 +141,7 @@ def _ends(data: bytes, markers: EndMarkers) -> bool:
                 return True
             at = data.find(marker, at + 1)
     for fragment in fragments:  # noqa: SIM110 (a loop, not any(): no generator per chunk)
-        if fragment in data:
+        if data.find(fragment) >= 0:  # (find, not `in`: see core/sse.py)
             return True
     return False
 
@@ -182,7 +182,7 @@ async def pump_bytes(
                 whole = data[:cut] if cut < len(data) else data
                 if not finished:
                     finished = _ends(whole, end)
-                if b"error" in whole and _ends(whole, _ERRORS):
+                if whole.find(b"error") >= 0 and _ends(whole, _ERRORS):
                     whole = redactor.scrub_bytes(whole)  # a provider quoting a key in its error
                 await response.write(whole)
                 pending = data[cut:]
@@ -237,7 +237,7 @@ class _Writer:
     async def write(self, pieces: Iterable[bytes]) -> None:
         data = b"".join(pieces)
         if data:
-            if b'"error"' in data:  # an error the provider sent in-band may quote a secret
+            if data.find(b'"error"') >= 0:  # an error the provider sent in-band may quote a secret
                 data = self._redactor.scrub_bytes(data)
             self._last = self._loop.time()
             await self.response.write(data)

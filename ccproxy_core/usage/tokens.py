@@ -100,7 +100,7 @@ class UsageMeter:
 
     def feed_body(self, body: bytes) -> None:
         """A whole (non-streaming) JSON answer."""
-        if _MARK not in body:
+        if body.find(_MARK) < 0:  # (find, not `in`: see core/sse.py)
             return
         try:
             payload = orjson.loads(body)

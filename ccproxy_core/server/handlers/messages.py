@@ -56,7 +56,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
 
 def _with_model(raw: bytes, body: JSON, model: str) -> bytes:
     """The body as the client sent it, with only `model` replaced (and forged thinking removed)."""
-    cleaned = strip_synthetic_thinking(body) if _SYNTHETIC in raw else None
+    cleaned = strip_synthetic_thinking(body) if raw.find(_SYNTHETIC) >= 0 else None
     if cleaned is None and body.get("model") == model:
         return raw
     return orjson.dumps({**(cleaned or body), "model": model})
