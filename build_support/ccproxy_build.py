@@ -36,6 +36,17 @@ def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) 
     return [*requires, MYPYC]
 
 
+def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: dict[str, Any] | None = None) -> str:
+    # The metadata is the same either way; asked as for a pure build, so that mypyc does not
+    # generate the C code twice (here and again in build_wheel).
+    compiling = _compiling()
+    os.environ["CCPROXY_COMPILE"] = "0"
+    try:
+        return _setuptools.prepare_metadata_for_build_wheel(metadata_directory, config_settings)
+    finally:
+        os.environ["CCPROXY_COMPILE"] = "1" if compiling else "0"
+
+
 # An editable install: its three hooks run as for a pure build, whatever CCPROXY_COMPILE says.
 def get_requires_for_build_editable(config_settings: dict[str, Any] | None = None) -> list[str]:
     os.environ["CCPROXY_COMPILE"] = "0"

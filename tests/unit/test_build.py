@@ -28,7 +28,7 @@ class _Setuptools:
         self.asked_with.append(os.environ.get("CCPROXY_COMPILE"))
         return ["wheel-from-setuptools"]
 
-    get_requires_for_build_wheel = get_requires_for_build_editable = _answer
+    get_requires_for_build_wheel = get_requires_for_build_editable = prepare_metadata_for_build_wheel = _answer
 
 
 @pytest.fixture
@@ -65,6 +65,15 @@ def test_a_compiling_wheel_build_asks_for_mypy_and_a_pure_one_does_not(
     # there yet), and the setting is back for the build that follows.
     assert backend._setuptools.asked_with == [None, "0"]
     assert os.environ["CCPROXY_COMPILE"] == "1"
+
+
+def test_the_metadata_of_a_compiling_build_is_made_without_running_mypyc(
+    backend: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CCPROXY_COMPILE", "1")
+    backend.prepare_metadata_for_build_wheel("metadata")
+    assert backend._setuptools.asked_with == ["0"]
+    assert os.environ["CCPROXY_COMPILE"] == "1"  # for the build_wheel that follows
 
 
 def test_an_editable_install_is_never_compiled(backend: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
