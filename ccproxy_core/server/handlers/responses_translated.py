@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import orjson
 from aiohttp import web
 
-from ccproxy_core.core.sse import DONE, SSEEvent, anthropic_events, data_event, event_payload
+from ccproxy_core.core.sse import DONE, SSEEvent, anthropic_events, data_event, data_events, event_payload
 from ccproxy_core.core.tokens import estimate_tokens
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.providers.rules import fit_responses_request, takes_reasoning_on
@@ -137,8 +137,8 @@ async def for_chat_client(
 
         def finish() -> list[bytes]:
             if not to_messages.complete:  # the provider never finished its answer
-                return [data_event(chunk) for chunk in to_chat.fail(truncated(provider))]
-            closing = [*relay(to_messages.finish()), *(data_event(chunk) for chunk in to_chat.finish())]
+                return data_events(to_chat.fail(truncated(provider)))
+            closing = [*relay(to_messages.finish()), *data_events(to_chat.finish())]
             # An in-band error ended the stream: the error chunk was the last word.
             return closing if to_chat.failed else [*closing, DONE]
 
@@ -150,6 +150,6 @@ async def for_chat_client(
             first=[],  # message_start comes with the first event, named after the provider's response
             translate=translate,
             finish=finish,
-            fail=lambda err: [data_event(chunk) for chunk in to_chat.fail(err)],
+            fail=lambda err: data_events(to_chat.fail(err)),
             on_error=on_error,
         )

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from ccproxy_core.core.errors import InvalidRequest, ProxyError, UpstreamTimeout
 from ccproxy_core.core.headers import ANTHROPIC_VERSION, STREAM_HEADERS
-from ccproxy_core.core.sse import DONE, anthropic_event, data_event
+from ccproxy_core.core.sse import DONE, anthropic_events, data_event, data_events
 from ccproxy_core.core.wire import JSON
 from ccproxy_core.sdk import models
 from ccproxy_core.sdk.conversation import refuse_client_tools
@@ -83,7 +83,7 @@ class _Writer:
 
     def encode(self, events: list[Event]) -> bytes:
         if self.chat is None:
-            return b"".join(anthropic_event(name, payload) for name, payload in events)
+            return b"".join(anthropic_events(events))
         return b"".join(data_event(chunk) for name, payload in events for chunk in self.chat.feed(name, payload))
 
     def fail(self, err: ProxyError, translator: CliTranslator) -> bytes:
@@ -91,12 +91,12 @@ class _Writer:
         events = translator.fail(err)
         if self.chat is None or translator.failure is not None:
             return self.encode(events)
-        return b"".join(data_event(chunk) for chunk in self.chat.fail(err))
+        return b"".join(data_events(self.chat.fail(err)))
 
     def end(self) -> bytes:
         if self.chat is None:
             return b""
-        closing = b"".join(data_event(chunk) for chunk in self.chat.finish())
+        closing = b"".join(data_events(self.chat.finish()))
         return closing if self.chat.failed else closing + DONE
 
     @property
