@@ -38,8 +38,10 @@ from bench.overhead import (  # noqa: E402
     bench_config,
     build_label,
     compiled_build,
+    compiled_option,
     drive,
     free_port,
+    proxy_env,
     stop,
     wait_ready,
 )
@@ -88,11 +90,12 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, object]]:
     config_path.write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     build = compiled_build(args.compiled) if args.compiled is not None else None
+    label = build_label(build)
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
     proxy = callgrind(
         [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port), "--config", str(config_path)],
         work,
-        {**env, "PYTHONPATH": str(build)} if build else env,
+        proxy_env(env, build),
     )
     bare = callgrind([sys.executable, str(ROOT / "bench" / "bare_forwarder.py"), str(bare_port), fake_url], work, env)
     rows: list[dict[str, object]] = []
@@ -101,7 +104,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, object]]:
         print("starting ccproxy and the floor under valgrind (20-60 s)...", flush=True)
         await wait_ready(f"http://127.0.0.1:{proxy_port}/health", READY_TIMEOUT)
         await wait_ready(f"http://127.0.0.1:{bare_port}/health", READY_TIMEOUT)
-        print(f"ccproxy under test: {build_label(build)}")
+        print(f"ccproxy under test: {label}")
         print(f"\n{'scenario':38} {'floor Ir/req':>13} {'ccproxy Ir/req':>15} {'ratio':>6}")
         for name, path, body, provider in SCENARIOS:
             if args.only and args.only not in name:
@@ -134,13 +137,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    parser.add_argument(
-        "--compiled",
-        nargs="?",
-        const="",
-        metavar="DIR",
-        help="count the compiled build (as bench/overhead.py --compiled) instead of the checkout",
-    )
+    compiled_option(parser, "count the compiled build (as bench/overhead.py --compiled) instead of the checkout")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("bench/instructions.py needs valgrind and callgrind_control (Debian: apt install valgrind)")

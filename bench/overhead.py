@@ -6,7 +6,7 @@ Starts `bench/fake_upstream.py` and `ccproxy serve` as separate processes (the p
 one core, the fake and this load client to the other where the machine has two), then drives
 a fixed number of requests per scenario with an aiohttp client and prints, per scenario:
 requests/s, p50/p99 latency, and the proxy process's CPU time per request, read from
-/proc/PID/stat before and after the run. CPU per request is the figure that holds on a noisy
+/proc/PID/task/*/schedstat before and after the run. CPU per request is the figure that holds on a noisy
 2-core machine; latency is shown for scale. With `--rounds N` each row's proxy and floor are
 measured N times and the median is shown, with each round's ratio in the summary; within a round
 the two are driven in `--slices` alternating turns (A B, B A, ...), so that a drift of the
@@ -192,10 +192,29 @@ def compiled_build(target: str) -> Path:
 
 
 def build_label(where: Path | None) -> str:
+    """What the proxy under test runs, in the words of its own `ccproxy version` (run as the proxy
+    is: from outside the checkout, the build first on its path)."""
     if where is None:
         return "pure Python (the checkout)"
-    built = len(list((where / "ccproxy_core").glob("**/*.so")))
-    return f"compiled: {built} modules by mypyc ({where})"
+    version = subprocess.run(
+        [sys.executable, "-m", "ccproxy_core", "version"],
+        cwd=where,
+        env=proxy_env(dict(os.environ), where),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return f"{version.strip().rsplit(', ', 1)[-1].rstrip(')')} ({where})"
+
+
+def compiled_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--compiled [DIR]`: measure the compiled build (`compiled_build`) instead of the checkout."""
+    parser.add_argument("--compiled", nargs="?", const="", metavar="DIR", help=help)
+
+
+def proxy_env(env: dict[str, str], build: Path | None) -> dict[str, str]:
+    """The environment the proxy under test runs in: the checkout's, or the build first on its path."""
+    return env if build is None else {**env, "PYTHONPATH": str(build)}
 
 
 def pin(pid: int, cpu: int) -> None:
@@ -356,10 +375,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     Path(config_path).write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     build = compiled_build(args.compiled) if args.compiled is not None else None
+    label = build_label(build)
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
     proxy = subprocess.Popen(
         [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port), "--config", config_path],
-        env={**env, "PYTHONPATH": str(build)} if build else env,
+        env=proxy_env(env, build),
         cwd=work,
     )
     bare = subprocess.Popen(
@@ -369,7 +389,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "rows": [],
         "requests": args.requests,
         "python": sys.version.split()[0],
-        "build": build_label(build),
+        "build": label,
     }
     try:
         pin(proxy.pid, 1)
@@ -504,12 +524,9 @@ def main() -> None:
         help="turns a round's proxy and floor requests are split into, alternating the two (default 5)",
     )
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
-    parser.add_argument(
-        "--compiled",
-        nargs="?",
-        const="",
-        metavar="DIR",
-        help="measure the compiled build (CCPROXY_COMPILE=1 pip install), made in DIR, or in a new directory "
+    compiled_option(
+        parser,
+        "measure the compiled build (CCPROXY_COMPILE=1 pip install), made in DIR, or in a new directory "
         "without DIR; a DIR that already holds one is reused (default: the checkout, pure Python)",
     )
     parser.add_argument("--log-level", default="warning", help="the proxy's log level (default warning)")
