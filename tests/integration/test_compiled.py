@@ -28,7 +28,10 @@ RETESTED = [
     "tests/integration/test_passthrough.py",
     "tests/integration/test_translate_anthropic_client.py",
     "tests/integration/test_translate_openai_client.py",
-    "tests/integration/test_faults.py",
+    "tests/integration/test_faults.py",  # the provider cuts, stalls, lies, rate-limits
+    "tests/integration/test_hostile.py",  # the client sends garbage
+    "tests/integration/test_fuzz.py",
+    "tests/integration/test_framing.py",  # bodies in codings, Expect, heads: where 415 became 400
 ]
 
 pytestmark = pytest.mark.slow
