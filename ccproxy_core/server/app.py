@@ -1,18 +1,20 @@
 """The aiohttp application: a literal route table, the middlewares, startup and shutdown.
 
-Middlewares, outermost first:
+Two middlewares (each layer costs every request a coroutine and its resumptions), outermost first:
 - `observability.observe`: a request id on every response, one access-log line, the usage
   ledger row and the metrics of each request (499 when the client goes away).
-- `errors`: every `ProxyError` (and every aiohttp HTTP error, and anything unexpected) becomes
-  an answer in the client's own dialect, scrubbed of secrets; no traceback ever reaches a
-  client. Once a stream has started, errors are the pumps' business (server/relay.py): they end
-  it with one error event; nothing here ever writes a second response into an open body.
-- `client_auth`: with `apikey` set, every request but `/health` and the `HEAD /` warm-up must
-  carry it (`x-api-key` or `Authorization: Bearer`), compared in constant time; without it,
-  only loopback clients are served. It runs before any handler reads (or inflates) a body, and
-  first refuses header values that are not UTF-8, so no later step meets an unencodable one.
-- `keyguard.enforce` (run by `client_auth` for a request that presented a client key, so a
-  request without one pays no extra layer): each request's key, its limits and budgets.
+- `guard`, which does, in this order:
+  - client auth (`refusal`): with `apikey` set, every request but `/health` and the `HEAD /`
+    warm-up must carry it (`x-api-key` or `Authorization: Bearer`), compared in constant time;
+    without it, only loopback clients are served. It runs before any handler reads (or
+    inflates) a body, and first refuses header values that are not UTF-8, so no later step
+    meets an unencodable one.
+  - `keyguard.enforce`, only for a request that presented a client key (one without pays
+    nothing for it): each request's key, its limits and budgets.
+  - errors: every `ProxyError` (and every aiohttp HTTP error, and anything unexpected) becomes
+    an answer in the client's own dialect, scrubbed of secrets; no traceback ever reaches a
+    client. Once a stream has started, errors are the pumps' business (server/relay.py): they
+    end it with one error event; nothing here ever writes a second response into an open body.
 
 A client that sends `Expect: 100-continue` is checked the same way (and against the body
 size limit) before it is told to send its body (`expect_continue`). Requests aiohttp cannot
@@ -47,7 +49,7 @@ from ccproxy_core.core.errors import (
 from ccproxy_core.core.headers import bearer_token
 from ccproxy_core.core.inbound import header_problem
 from ccproxy_core.core.redaction import Redactor, SecretsFilter
-from ccproxy_core.server import framing, keyguard, lazy, loops, observability, replies, sdk_mode
+from ccproxy_core.server import framing, keyguard, lazy, loops, observability, replies, reqlog, sdk_mode
 from ccproxy_core.server.handlers import chat, common, health, messages, metrics, models
 from ccproxy_core.server.state import STATE, State, UpstreamFactory
 from ccproxy_core.server.upstream import Http1Upstream
@@ -84,9 +86,17 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> ProxyError:
 
 
 @web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`client_auth`, then the handler (through `keyguard.enforce` for a client key), with every
+    error made an answer (`errors`): the two in one layer, a coroutine fewer on every request."""
     try:
-        response = await handler(request)
+        refused = refusal(request)
+        if refused is not None:
+            raise refused
+        if reqlog.log_of(request).client_key is None:  # no client key: nothing for the key guard to hold
+            response = await handler(request)
+        else:
+            response = await keyguard.enforce(request, handler)
     except ProxyError as err:
         return error_response(request, err)
     except web.HTTPException as exc:
@@ -148,16 +158,6 @@ def refusal(request: web.Request) -> ProxyError | None:
             "(or CCPROXY_API_KEY) to accept clients from other hosts"
         )
     return None
-
-
-@web.middleware
-async def client_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    err = refusal(request)
-    if err is not None:
-        raise err
-    if request.get(keyguard.CLIENT_KEY) is None:  # no client key: nothing for the key guard to hold
-        return await handler(request)
-    return await keyguard.enforce(request, handler)  # one middleware layer fewer on every other request
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
@@ -230,7 +230,7 @@ def create_app(
 
     `upstreams` builds each provider's `Upstream`: aiohttp by default, an in-memory fake in tests."""
     app = web.Application(
-        middlewares=[observability.observe, errors, client_auth],  # client_auth runs keyguard.enforce
+        middlewares=[observability.observe, guard],
         client_max_size=config.limits.max_request_body_size,
         # Request bodies are inflated by read_json, after client auth and within the size limit.
         handler_args={"max_field_size": 65536, "auto_decompress": False},

@@ -122,7 +122,7 @@ class ProxyRequestHandler(RequestHandler):
 
 
 class EscapedHttpError(ProxyError):
-    """An aiohttp HTTP error that reached the protocol without passing the `errors` middleware."""
+    """An aiohttp HTTP error that reached the protocol without passing the `guard` middleware."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

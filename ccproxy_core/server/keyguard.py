@@ -2,11 +2,12 @@
 
 Once the keys file holds any key, every request but `/health` needs a key (loopback included):
 the config's `apikey` (the admin key, logged as client `admin`, no limits) or a client key.
-`identify` (called by `client_auth`, before any body is read) finds the key by its keyed hash
-and refuses unknown, revoked and expired keys with 401. `enforce` (the middleware right after
-`client_auth`) checks the key's budgets, rpm, tpm and concurrency on proxied endpoints before
-any upstream call (`core.limits.admit`), and when the request ends charges its tokens and cost,
-priced as the ledger prices them. The model list is checked where the body is read
+`identify` (called by the app's `guard` middleware, before any body is read) finds the key by
+its keyed hash, refuses unknown, revoked and expired keys with 401, and puts the key on the
+request's log. `enforce` (which `guard` runs around the handler of a request with a key) checks
+the key's budgets, rpm, tpm and concurrency on proxied endpoints before any upstream call
+(`core.limits.admit`), and when the request ends charges its tokens and cost, priced as the
+ledger prices them. The model list is checked where the body is read
 (`check_model`), the provider list where routing candidates are planned (`filter_candidates`).
 
 The keys file is re-read when it changes (checked at most once a second), so a key created,
@@ -41,7 +42,6 @@ from ccproxy_core.usage.ledger import reading, resolve_path
 log = logging.getLogger("ccproxy.keys")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CLIENT_KEY = web.RequestKey("ccproxy.client_key", ClientKey)
 ADMIN = "admin"
 CURRENT_KEY: ContextVar[ClientKey | None] = ContextVar("ccproxy_client_key", default=None)
 RECHECK_SECONDS = 1.0
@@ -124,8 +124,7 @@ def identify(request: web.Request) -> ProxyError | None:
     found = request.app[KEYS].index.lookup(key)
     if found is None:
         return AuthenticationFailed("the key sent is not a ccproxy client key (unknown or deleted); check the key")
-    request[CLIENT_KEY] = found
-    entry.client = found.name
+    entry.client_key, entry.client = found, found.name
     now = time.time()
     if found.revoked_at is not None or found.expired(now):
         refusal = limits.admit(found, limits.Counters(), now)
@@ -146,7 +145,7 @@ def _spend(request: web.Request) -> tuple[int, float]:
 
 @web.middleware
 async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
-    key = request.get(CLIENT_KEY)
+    key = reqlog.log_of(request).client_key
     if key is None:
         return await handler(request)
     path = request.path

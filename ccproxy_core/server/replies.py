@@ -1,6 +1,6 @@
 """Error answers in the client's own dialect, rendered once for every path that refuses a request.
 
-Three places refuse requests: the `errors` middleware (anything a handler raises), the
+Three places refuse requests: the `guard` middleware (anything a handler raises), the
 `Expect: 100-continue` check (before the body is sent), and the HTTP protocol itself
 (malformed framing, framing.py). All three come here, so an OpenAI client always gets
 `{"error":{...}}` and an Anthropic client `{"type":"error","error":{...}}`.

@@ -29,6 +29,7 @@ from aiohttp import web
 from ccproxy_core.usage.tokens import UsageMeter
 
 if TYPE_CHECKING:
+    from ccproxy_core.keys.model import ClientKey
     from ccproxy_core.server.observability import Observability
 
 SESSION_HEADER = "X-Claude-Code-Session-Id"
@@ -39,6 +40,7 @@ class RequestLog:
     __slots__ = (
         "_obs",
         "client",
+        "client_key",
         "credential",
         "endpoint",
         "first_byte",
@@ -66,6 +68,7 @@ class RequestLog:
         self.started = time.perf_counter()
         self.first_byte: float | None = None
         self.client = "anonymous"
+        self.client_key: ClientKey | None = None  # the client key keyguard.identify accepted
         self.session_id = ""
         self.model = ""
         self.stream = False
@@ -158,7 +161,8 @@ def upstream_body(data: bytes) -> None:
 
 def log_of(request: web.Request) -> RequestLog:
     """The request's log; a detached one (reported nowhere) when no `observe` middleware ran."""
-    log = request.get(USAGE)
-    if log is None:
+    try:
+        return request[USAGE]  # (not request.get: on a Request that is the Mapping ABC's, two calls)
+    except KeyError:
         log = request[USAGE] = RequestLog("", request.path)
-    return log
+        return log

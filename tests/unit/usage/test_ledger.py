@@ -10,7 +10,7 @@ import pytest
 
 from ccproxy_core.core.errors import InvalidRequest
 from ccproxy_core.usage import query
-from ccproxy_core.usage.ledger import ROWS_PER_STATEMENT, Ledger, reading
+from ccproxy_core.usage.ledger import ROWS_PER_STATEMENT, Ledger, reading, statement_sizes
 from ccproxy_core.usage.record import UsageRecord
 
 DAY = 86400.0
@@ -51,6 +51,31 @@ def test_a_batch_of_many_statements_keeps_every_row(ledger: Ledger) -> None:
         rows = conn.execute("SELECT request_id, provider, input_tokens FROM requests ORDER BY ts").fetchall()
     assert rows == [(f"req_{now + i}", f"p{i}", i) for i in range(count)]
     assert ledger.written == count
+
+
+def test_batches_of_any_size_use_a_handful_of_statements() -> None:
+    """Every batch size splits into statements that hold all its rows, from at most
+    ROWS_PER_STATEMENT rows each, and all sizes together use a few distinct statements (each is
+    compiled once by SQLite, then taken from the connection's cache)."""
+    seen: set[int] = set()
+    for rows in range(0, 2001):
+        sizes = statement_sizes(rows)
+        assert sum(sizes) == rows and all(0 < size <= ROWS_PER_STATEMENT for size in sizes)
+        assert sizes == sorted(sizes, reverse=True)
+        seen.update(sizes)
+    assert statement_sizes(ROWS_PER_STATEMENT + 37) == [ROWS_PER_STATEMENT, 32, 4, 1]
+    assert len(seen) <= 1 + ROWS_PER_STATEMENT.bit_length()
+
+
+@pytest.mark.parametrize("count", [1, 37, ROWS_PER_STATEMENT - 1, ROWS_PER_STATEMENT + 5])
+def test_a_batch_split_in_powers_of_two_keeps_every_row(ledger: Ledger, count: int) -> None:
+    now = time.time()
+    for i in range(count):
+        assert ledger.add(rec(now + i, provider=f"p{i}", input_tokens=i, status=200))
+    assert ledger.sync()
+    with reading(ledger.path) as conn:
+        rows = conn.execute("SELECT request_id, provider, input_tokens FROM requests ORDER BY ts").fetchall()
+    assert rows == [(f"req_{now + i}", f"p{i}", i) for i in range(count)]
 
 
 def test_the_first_row_starts_the_writer(tmp_path: Path) -> None:
