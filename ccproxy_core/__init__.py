@@ -14,6 +14,7 @@ this list, never from a layer below:
     providers/   pure facts about provider kinds and presets (URLs, auth headers, quirks), the
                  rules a preset makes for one model (rules.py), tool-schema rewriting (schemas.py).
     files.py     atomic file writes, shared by the I/O layers below.
+    dirs.py      the default config, state, log and cache directories (XDG; platformdirs elsewhere).
     config/      the configuration model (attrs + cattrs), how its layers load, foreign formats.
     accounts/    accounts.json (one writer per file, watch) and Claude OAuth (login, refresh);
                  ChatGPT OAuth for `codex` providers (codex.py), refreshed by the same scheduler;
@@ -30,7 +31,7 @@ this list, never from a layer below:
 
 The path of one request (`POST /v1/messages` from Claude Code):
 
-    server.app (middlewares: observe, errors, client auth, client keys)
+    server.app (middlewares: observe; guard: client auth, client keys, errors as answers)
       -> server.handlers.messages        read the body once (bounded, after auth)
       -> server.dispatch.plan_request    core.routing.route -> candidates (primary + fallbacks)
       -> server.dispatch.run             per candidate: breaker gate, provider bucket

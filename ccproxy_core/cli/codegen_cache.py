@@ -42,6 +42,8 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
+from ccproxy_core import dirs
+
 # Both call `compile(script, filename, "exec")` by its global name (attrs 26, cattrs 25).
 PATCHED = ("attr._make", "cattrs.gen")
 HEADER = b"ccproxy-codegen\0" + importlib.util.MAGIC_NUMBER  # another Python's bytecode is never loaded
@@ -123,9 +125,7 @@ _installed: Cache | None = None
 
 
 def default_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("ccproxy")) / f"codegen-{sys.implementation.cache_tag}.bin"
+    return dirs.cache_dir() / f"codegen-{sys.implementation.cache_tag}.bin"
 
 
 def _modules() -> list[ModuleType]:

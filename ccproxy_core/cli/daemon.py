@@ -1,6 +1,6 @@
 """The background proxy: `ccproxy start | stop | restart | status | logs`.
 
-Files, under platformdirs (nothing is touched at import time):
+Files, in the directories of dirs.py (nothing is touched at import time):
 
     user_state_dir/ccproxy.pid    what runs, and how it was started (cli/pidfile.py)
     user_state_dir/ccproxy.lock   held while a start, stop or restart runs, so two `ccproxy code`

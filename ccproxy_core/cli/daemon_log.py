@@ -25,9 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import platformdirs
-
-from ccproxy_core import __version__
+from ccproxy_core import __version__, dirs
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
@@ -38,7 +36,7 @@ BOOT = (
 
 
 def log_path() -> Path:
-    return Path(platformdirs.user_log_dir("ccproxy")) / "ccproxy.log"
+    return dirs.log_dir() / "ccproxy.log"
 
 
 class RotatingLog(io.TextIOBase):

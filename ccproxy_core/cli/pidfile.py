@@ -15,9 +15,9 @@ import contextlib
 from pathlib import Path
 
 import orjson
-import platformdirs
 from attrs import asdict, frozen
 
+from ccproxy_core import dirs
 from ccproxy_core.cli.daemon_log import log_path
 from ccproxy_core.cli.processes import cmdline, probe
 from ccproxy_core.files import atomic_write
@@ -79,7 +79,7 @@ class PidInfo:
 
 
 def pidfile_path() -> Path:
-    return Path(platformdirs.user_state_dir("ccproxy")) / "ccproxy.pid"
+    return dirs.state_dir() / "ccproxy.pid"
 
 
 def lock_path() -> Path:

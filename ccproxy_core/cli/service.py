@@ -26,6 +26,7 @@ from pathlib import Path
 
 from attrs import frozen
 
+from ccproxy_core import dirs
 from ccproxy_core.cli import service_units as units
 from ccproxy_core.files import atomic_write
 
@@ -99,9 +100,7 @@ def target(
 
 
 def _state_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("ccproxy"))
+    return dirs.config_dir()
 
 
 def pin_config(config: str | None) -> Path:

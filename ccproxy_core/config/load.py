@@ -10,7 +10,7 @@ Precedence, highest first:
     ./.ccproxy/config.json               (project)
     ./.ccproxy.toml or ./ccproxy.toml    (ccproxy-api's project file)
     ./.ccproxy/settings.json             (the npm proxy's project file)
-    user config: <platformdirs user_config_dir>/config.json (on Linux ~/.config/ccproxy/, where
+    user config: <dirs.config_dir()>/config.json (on Linux ~/.config/ccproxy/, where
                  ccproxy-multi keeps config.toml), else the Go proxy's ~/.ccproxy/config.json
     ~/.ccproxy/settings.json             (the npm proxy's user file)
     ~/.claude-code-router/config.json    (claude-code-router's, see `ccr`)
@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import platformdirs
 from attrs import Factory, field, frozen
 
+from ccproxy_core import dirs
 from ccproxy_core.config import ccr, seeds
 from ccproxy_core.config import compat as config_compat
 from ccproxy_core.config.model import MANAGED_CONFIG, Config, ConfigError, structure
@@ -176,7 +176,7 @@ def env_layer(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def user_config_paths() -> list[Path]:
-    return [Path(platformdirs.user_config_dir("ccproxy")) / "config.json", Path.home() / ".ccproxy" / "config.json"]
+    return [dirs.config_dir() / "config.json", Path.home() / ".ccproxy" / "config.json"]
 
 
 def _variants(path: Path) -> list[Path]:

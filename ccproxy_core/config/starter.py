@@ -1,6 +1,6 @@
 """`ccproxy init`: write a commented starter config (JSON with `//` comments, mode 0600).
 
-Scope `user` writes `<platformdirs user_config_dir>/config.json`, scope `project` writes
+Scope `user` writes `<user config dir>/config.json` (dirs.py), scope `project` writes
 `./.ccproxy/config.json`. An existing config (`.json` or `.toml`) is kept unless `--force`.
 On a terminal it asks for the Anthropic and OpenAI API keys (typed without echo; empty skips);
 otherwise, and for each key skipped, the file holds `${ANTHROPIC_API_KEY:-}`-style references

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import platformdirs
 from attrs import evolve, field, frozen
 
+from ccproxy_core import dirs
 from ccproxy_core.keys.model import KEY_PREFIX, ClientKey, KeySettingError, Limits, check_name
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class KeyExists(ValueError):
 
 
 def default_path() -> Path:
-    return Path(platformdirs.user_state_dir("ccproxy")) / "keys.sqlite3"
+    return dirs.state_dir() / "keys.sqlite3"
 
 
 def new_key() -> str:

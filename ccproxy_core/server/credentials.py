@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import orjson
-import platformdirs
 from attrs import frozen
 
+from ccproxy_core import dirs
 from ccproxy_core.accounts import store as accounts
 from ccproxy_core.accounts.watch import AccountsWatcher, Reload
 from ccproxy_core.config.model import Config, ProviderConfig
@@ -137,7 +137,7 @@ class ProviderPool:
     def state_file(self) -> Path:
         if self.accounts_path is not None:
             return accounts.state_path(self.accounts_path)
-        return Path(platformdirs.user_state_dir("ccproxy")) / f"pool-{self.name}.state.json"
+        return dirs.state_dir() / f"pool-{self.name}.state.json"
 
     def _load_accounts(self) -> list[PoolCredential]:
         assert self.accounts_path is not None

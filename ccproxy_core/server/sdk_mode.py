@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
 from aiohttp import web
 
+from ccproxy_core import dirs
 from ccproxy_core.server.state import STATE
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     mode = SdkMode(
         proxy_host=state.config.host,
         proxy_port=state.config.port,
-        state_dir=Path(platformdirs.user_state_dir("ccproxy")),
+        state_dir=dirs.state_dir(),
         ttl=lambda: float(state.config.sdk.session_ttl),
     )
     app[SDK_MODE] = mode

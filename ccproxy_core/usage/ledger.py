@@ -25,8 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
-
+from ccproxy_core import dirs
 from ccproxy_core.usage.record import COLUMNS, UsageRecord
 
 if TYPE_CHECKING:
@@ -87,7 +86,7 @@ INSERT = insert_rows(1)
 
 
 def default_path() -> Path:
-    return Path(platformdirs.user_state_dir("ccproxy")) / "usage.sqlite3"
+    return dirs.state_dir() / "usage.sqlite3"
 
 
 def resolve_path(setting: str) -> Path:

@@ -11,7 +11,20 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ccproxy_core"
 PURE = ("core", "providers", "translate")
 IO_MODULES = {"aiohttp", "asyncio", "os", "pathlib", "time", "socket", "subprocess", "sqlite3", "threading"}
 # Highest first: a module may import its own layer and the ones above it, never one below.
-ORDER = ["core", "translate", "providers", "files", "config", "accounts", "usage", "keys", "sdk", "server", "cli"]
+ORDER = [
+    "core",
+    "translate",
+    "providers",
+    "files",
+    "dirs",
+    "config",
+    "accounts",
+    "usage",
+    "keys",
+    "sdk",
+    "server",
+    "cli",
+]
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:
@@ -54,7 +67,7 @@ def test_no_layer_imports_a_lower_one() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
-        own = rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 or rel.stem == "files" else None
+        own = rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 or rel.stem in ("files", "dirs") else None
         if own not in ORDER:
             continue
         for mod, line in _imports(path):
