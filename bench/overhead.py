@@ -359,6 +359,22 @@ def summary(report: dict[str, Any]) -> None:
         )
 
 
+def measure_startup(args: argparse.Namespace, build: Path | None) -> dict[str, Any]:
+    """bench/startup.py's figures for the build under test, next to the floor's. Run before the
+    load rows: its first start writes the bytecode and the codegen cache an install has, which
+    the load rows' proxy then starts from."""
+    from bench import startup
+
+    if build is None:
+        entry, label, start_env = startup.installed_entry(), "pip install", {}
+    else:
+        entry, label, start_env = [sys.executable, "-m", "ccproxy_core"], "compiled", {"PYTHONPATH": str(build)}
+    m = startup.measure(entry, args.startup_runs, start_env)
+    print(f"start-up (bytecode cached, {args.startup_runs} runs each, in turns with the floor):")
+    print("\n".join("  " + line for line in startup.report_lines(label, m)) + "\n")
+    return m
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fake_port, proxy_port, bare_port = free_port(), free_port(), free_port()
     fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
@@ -373,9 +389,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     config = bench_config(fake_url, ledger_path, args.log_level)
     config_path = str(work / "config" / "config.json")
     Path(config_path).write_text(json.dumps(config))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    from bench.startup import bytecode_env
+
+    # As an install runs: bytecode cached (a session with PYTHONDONTWRITEBYTECODE would compile
+    # every module and attrs' generated code at each start, and hold that garbage at idle).
+    env = {**bytecode_env(), "PYTHONPATH": str(ROOT)}
     build = compiled_build(args.compiled) if args.compiled is not None else None
     label = build_label(build)
+    startup = measure_startup(args, build) if args.startup_runs else None
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(fake_port)], env=env)
     proxy = subprocess.Popen(
         [sys.executable, "-m", "ccproxy_core", "serve", "--port", str(proxy_port), "--config", config_path],
@@ -391,6 +412,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "build": label,
     }
+    if startup is not None:
+        report["startup"] = startup
     try:
         pin(proxy.pid, 1)
         pin(bare.pid, 1)
@@ -481,16 +504,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     for label, micros in translation_cost():
         report["translation_us"][label] = micros
         print(f"  {label:62} {micros:6.1f} µs/event")
-    if args.startup_runs:
-        from bench import startup
-
-        if build is None:
-            entry, label, start_env = startup.installed_entry(), "pip install", {}
-        else:
-            entry, label, start_env = [sys.executable, "-m", "ccproxy_core"], "compiled", {"PYTHONPATH": str(build)}
-        report["startup"] = m = startup.measure(entry, args.startup_runs, start_env)
-        print(f"\nstart-up (bytecode cached, {args.startup_runs} runs each, in turns with the floor):")
-        print("\n".join("  " + line for line in startup.report_lines(label, m)))
     floor_rss = report.get("startup", {}).get("floor", {}).get("idle_rss_mb")
     print(
         f"proxy RSS: idle {report['idle_rss_mb']:.1f} MB, peak {report.get('peak_rss_mb', float('nan')):.1f} MB"
