@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import sys
@@ -95,6 +94,8 @@ def _exchange(a: str, b: Path) -> bool:
     """Swap two names atomically; False where the OS or filesystem cannot, or `b` is missing."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # here, not at import: a server start never needs it (0.3 MB)
+
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):

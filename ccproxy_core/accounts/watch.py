@@ -1,9 +1,9 @@
 """Reloading an accounts file when it changes, for the server's pools.
 
-`AccountsWatcher` watches the file's directory (inotify in the event loop on Linux,
-config/dir_watch.py; watchdog elsewhere; editors and our own writer save by rename, so moves
-count too), waits out a trailing-edge debounce so the last write wins, reads and parses the file
-on the debounce timer's thread, and hands the result to an async callback on the event loop.
+`AccountsWatcher` looks at the file twice a second from the event loop (config/file_watch.py;
+an edit in place and a save by rename over it, as editors and our own writer do, both count),
+waits out a trailing-edge debounce so the last write wins, reads and parses the file on the
+debounce timer's thread, and hands the result to an async callback on the event loop.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 from attrs import frozen
 
 from ccproxy_core.accounts.store import AccountsError, parse_accounts, read_raw
-from ccproxy_core.config import dir_watch
+from ccproxy_core.config import file_watch
 from ccproxy_core.core.credential import Credential
 
 log = logging.getLogger("ccproxy.accounts")
@@ -51,7 +50,7 @@ class AccountsWatcher:
         self._callback = callback
         self._debounce = debounce
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._observer: dir_watch.DirWatch | dir_watch.WatchdogWatch | None = None
+        self._observer: file_watch.FileWatch | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._fire_lock = threading.Lock()
@@ -66,12 +65,11 @@ class AccountsWatcher:
             creds, _ = parse_accounts(raw, self.path)
             self._digest, self.last_good = hashlib.sha256(raw).digest(), tuple(creds)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._observer = dir_watch.watch([str(self.path.parent)], self._changed)
+        self._observer = file_watch.watch([str(self.path)], self._changed)
 
-    def _changed(self, path: str | None) -> None:
-        """A name changed in the file's directory (in the loop); None: events were lost."""
-        if path is None or os.path.basename(path) == self.path.name:
-            self._poke()
+    def _changed(self, path: str) -> None:
+        """The file changed (in the loop)."""
+        self._poke()
 
     async def stop(self) -> None:
         with self._lock:

@@ -22,13 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ccproxy_core.config import dir_watch
-
 DEBOUNCE = 0.3
 STOP_TIMEOUT = 10.0
 CHILD_BOOT = (
     "import sys; sys.path[0] = sys.argv.pop(1); from ccproxy_core.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
+
+
+# watchdog's events that can mean a file's content changed (not opened, not closed unwritten).
+WATCHDOG_KINDS = frozenset({"modified", "created", "moved", "deleted", "closed"})
 
 
 def package_root() -> Path:
@@ -89,7 +91,7 @@ class Supervisor:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type in dir_watch.WATCHDOG_KINDS:
+                if event.event_type in WATCHDOG_KINDS:
                     for p in (event.src_path, getattr(event, "dest_path", "")):
                         if p:
                             supervisor.seen(os.fsdecode(p))

@@ -1,10 +1,10 @@
 """Hot reload of the config files the server was started from.
 
 A user edits `config.json` and expects the running proxy to follow (accounts.json already does),
-without `ccproxy restart`. `ConfigWatcher` watches the directories of every file the
-configuration was looked for in (so a project file created after the start counts too), and a
-change there, after a short trailing debounce (editors write in several steps), rebuilds the
-whole configuration exactly as a start would (`Sources.load`):
+without `ccproxy restart`. `ConfigWatcher` watches every file the configuration was looked for
+(so a project file created after the start counts too), and a change to one, after a short
+trailing debounce (editors write in several steps), rebuilds the whole configuration exactly as
+a start would (`Sources.load`):
 
 - valid and different: `State.reconfigure` swaps it in; requests in flight finish on the old
   snapshot. Host and port cannot move under a bound socket: a change to them is logged as
@@ -13,8 +13,8 @@ whole configuration exactly as a start would (`Sources.load`):
   configuration stays in use.
 
 The file is read off the event loop; the swap holds the State's write lock, so a reload never
-interleaves with a write from the live provider API. On Linux the directories are watched by
-inotify in the event loop (dir_watch.py); elsewhere by watchdog's threads.
+interleaves with a write from the live provider API. The files are looked at twice a second from
+the event loop (config/file_watch.py), so an edit applies within about a second.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from ccproxy_core.config import dir_watch
+from ccproxy_core.config import file_watch
 from ccproxy_core.config.load import LoadedConfig, Sources
 from ccproxy_core.config.model import Config, ConfigError
 from ccproxy_core.server.state import STATE, State
@@ -54,25 +53,18 @@ class ConfigWatcher:
         self._debounce = debounce
         self.on_reload = on_reload  # tests and the CLI's --reload learn of each outcome
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._observer: dir_watch.DirWatch | dir_watch.WatchdogWatch | None = None
+        self._observer: file_watch.FileWatch | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False
-        self._names: frozenset[str] = frozenset()
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        paths = self.sources.candidates()
-        self._names = frozenset(os.path.normcase(str(p)) for p in paths)
-        dirs = sorted({str(p.parent) for p in paths if p.parent.is_dir()})
-        if not dirs:
+        paths = [str(p) for p in self.sources.candidates()]
+        if not paths:
             return
-        try:
-            self._observer = dir_watch.watch(dirs, self._changed)
-        except OSError as exc:  # out of inotify watches, say: serve anyway, without live reload
-            log.warning("config files are not watched (%s); edits apply at `ccproxy restart`", exc)
-            return
-        log.debug("watching the config files in %s", ", ".join(dirs))
+        self._observer = file_watch.watch(paths, self._changed)
+        log.debug("watching the config files %s", ", ".join(paths))
 
     async def stop(self) -> None:
         observer, self._observer = self._observer, None
@@ -85,10 +77,9 @@ class ConfigWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _changed(self, path: str | None) -> None:
-        """A name changed in a watched directory (in the loop); None: events were lost."""
-        if path is None or os.path.normcase(path) in self._names:
-            self._poke()
+    def _changed(self, path: str) -> None:
+        """One of the files changed (in the loop)."""
+        self._poke()
 
     def _poke(self) -> None:
         if self._observer is None or self._loop is None:

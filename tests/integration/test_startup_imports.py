@@ -54,9 +54,9 @@ NEVER_AT_START = [
     "ccproxy_core.cli.workers",
     "ccproxy_core.config.starter",
     "sqlite3",  # the ledger's writer opens its file with the first row or /usage read; keys only when a keys file exists
+    "watchdog",  # the config files are looked at from the event loop (config/file_watch.py)
+    "ctypes",  # only files.py's rename-exchange, where a write needs it
 ]
-if sys.platform.startswith("linux"):  # the config files are watched by inotify in the event loop (config/dir_watch.py)
-    NEVER_AT_START.append("watchdog")
 REQUESTS = {
     "responses": ("POST", "/v1/responses"),
     "sdk": ("GET", "/claude/v1/models"),

@@ -28,7 +28,7 @@ from ccproxy_core.accounts.store import (
     upsert_account,
 )
 from ccproxy_core.accounts.watch import AccountsWatcher, Reload
-from ccproxy_core.config import dir_watch
+from ccproxy_core.config import file_watch
 from ccproxy_core.core.credential import Credential
 
 REPO = Path(__file__).resolve().parents[3]
@@ -276,36 +276,21 @@ async def test_watcher_picks_up_in_place_edits(tmp_path: Path) -> None:
         await watcher.stop()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
-async def test_on_linux_the_file_is_watched_in_the_loop_without_a_thread(tmp_path: Path) -> None:
-    """The accounts watcher uses inotify in the event loop: no watchdog thread runs, and an edit is reported."""
+async def test_the_file_is_watched_from_the_loop_without_a_thread(tmp_path: Path) -> None:
+    """The accounts watcher looks at the file from the event loop: no thread runs, an edit is
+    reported, and another file in the same directory is not."""
     path = tmp_path / "accounts.json"
     save_accounts(path, [cred("a")])
+    before = set(threading.enumerate())
     watcher, reloads = await watching(path)
     try:
-        assert isinstance(watcher._observer, dir_watch.DirWatch)
-        assert [t for t in threading.enumerate() if type(t).__module__.startswith("watchdog")] == []
+        assert isinstance(watcher._observer, file_watch.FileWatch) and watcher._observer.paths == [str(path)]
+        assert set(threading.enumerate()) == before
         (tmp_path / "other.json").write_bytes(b"{}")  # another file in the directory: not reported
         save_accounts(path, [cred("b")])
         assert names(await asyncio.wait_for(reloads.get(), 2)) == ["b"]
+        await asyncio.sleep(2 * file_watch.INTERVAL)
         assert reloads.empty()
-    finally:
-        await watcher.stop()
-
-
-async def test_where_inotify_cannot_be_had_watchdog_watches_the_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without inotify (macOS, Windows, an old libc) the accounts watcher falls back to watchdog, and reports the same."""
-    monkeypatch.setattr(dir_watch, "_libc", lambda: None)
-    path = tmp_path / "accounts.json"
-    save_accounts(path, [cred("a")])
-    watcher, reloads = await watching(path)
-    try:
-        assert isinstance(watcher._observer, dir_watch.WatchdogWatch)
-        assert type(watcher._observer.observer).__module__.startswith("watchdog")
-        save_accounts(path, [cred("c")])
-        assert names(await asyncio.wait_for(reloads.get(), 2)) == ["c"]
     finally:
         await watcher.stop()
 
