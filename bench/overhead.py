@@ -380,9 +380,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
     bare_url = f"http://127.0.0.1:{bare_port}"
     # The config and the ledger in directories of their own, as an install has them (the config
-    # directory and the state directory): the config watcher watches the config's directory, and
-    # a ledger written there, or a shared /tmp that other programs write to, would wake it (and
-    # charge the proxy for it) on every write.
+    # directory and the state directory).
     work = Path(tempfile.mkdtemp(prefix="ccproxy-bench-"))
     (work / "config").mkdir()
     ledger_path = str(work / "state" / "usage.sqlite3")
