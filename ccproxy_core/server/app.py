@@ -87,8 +87,8 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> ProxyError:
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`client_auth`, then the handler (through `keyguard.enforce` for a client key), with every
-    error made an answer (`errors`): the two in one layer, a coroutine fewer on every request."""
+    """Client auth (`refusal`), then the handler (through `keyguard.enforce` for a client key),
+    every error made an answer: one layer where there were two, a coroutine fewer a request."""
     try:
         refused = refusal(request)
         if refused is not None:
