@@ -33,6 +33,10 @@ Signature = tuple[int, int, int, int] | None
 def signature(path: str) -> Signature:
     """What changes when the file does: (inode, size, mtime ns, ctime ns); None when missing or unreadable."""
     try:
+        # Most watched paths are places a file may appear: `access` says "no" without the
+        # exception a failed `stat` raises, twice a second per path.
+        if not os.access(path, os.F_OK):
+            return None
         st = os.stat(path)
     except (OSError, ValueError):
         return None

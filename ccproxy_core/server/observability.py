@@ -286,7 +286,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     """As a response's headers go out: its request id, and the time of its first byte."""
-    log: RequestLog | None = request.get(USAGE)
+    try:
+        log: RequestLog | None = request[USAGE]  # (not request.get: the Mapping ABC's, two calls)
+    except KeyError:  # an answer made outside the middlewares (framing.py)
+        log = None
     upstream_id = response.headers.get(REQUEST_ID)
     request_id = log.request_id if log is not None and log.request_id else new_request_id()
     if upstream_id and upstream_id != request_id:
