@@ -14,10 +14,11 @@ machine's speed hits both.
 Ratios compare each proxied row with the same load sent to the fake directly. Every row also
 shows the floor: `bench/bare_forwarder.py`, an aiohttp + uvloop forwarder that does nothing
 else, carrying the provider's own answer for that row under the same load, and the proxy's CPU
-per request as a multiple of it. Then it measures per-event translation cost in-process,
-`ccproxy serve` to its first 200 next to the floor's own start (bench/startup.py), the proxy's
-idle and peak RSS, and prints
-the rows against the targets of issue #18 and a one-line verdict.
+per request as a multiple of it. The proxy runs from an install (the checkout `pip install`ed
+into the run's work directory, or `--compiled`'s build). Before the rows it times `ccproxy serve`
+to its first 200 next to the floor's own start (bench/startup.py); after them it measures the
+per-event translation cost in-process and the proxy's idle and peak RSS, and prints the rows
+against the targets of issue #18 and a one-line verdict.
 """
 
 from __future__ import annotations
