@@ -188,9 +188,12 @@ class ResponseParser:
         self.extra = self.extra or extra
 
     def _read_head(self, raw: bytes) -> None:
-        if raw.count(b"\r") != raw.count(b"\n"):  # every CR and LF pairs up in the line ends below
-            raise ProtocolError("its head holds a bare CR or LF")
         lines = raw.decode("utf-8", "replace").split("\r\n")
+        # A CR or LF left once the line ends are split off is a bare one. (Counting each, as this
+        # did, let through a LF before a CR: as many of each, and neither a line end.)
+        rest = "".join(lines)
+        if "\r" in rest or "\n" in rest:
+            raise ProtocolError("its head holds a bare CR or LF")
         match = _STATUS_LINE.fullmatch(lines[0])
         if match is None:
             raise ProtocolError(f"{lines[0][:80]!r} is not an HTTP/1.1 status line")

@@ -106,6 +106,10 @@ def test_keep_alive_follows_the_version_and_the_connection_header(head: bytes, k
         (b"HTTP/1.1 200 OK\r\nA: 1\r\n folded: x\r\n\r\n", "header name"),
         (b"HTTP/1.1 200 OK\r\nA : 1\r\n\r\n", "header name"),
         (b"HTTP/1.1 200 OK\r\nA: 1\nB: 2\r\n\r\n", "bare CR or LF"),
+        (b"HTTP/1.1 200 OK\r\nA: 1\rB: 2\r\n\r\n", "bare CR or LF"),
+        (b"HTTP/1.1 200 OK\r\nA: 1\n\rB: 2\r\n\r\n", "bare CR or LF"),  # as many of each, neither a line end
+        (b"HTTP/1.1 200 OK\r\nx-caf\xc3\xa9: 1\r\n\r\n", "header name"),
+        (b"HTTP/1.1 200 OK\r\nA: 1\r\nx@y: 1\r\n\r\n", "header name"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "one number"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "one number"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "two different"),
@@ -126,6 +130,11 @@ def test_a_head_that_never_ends_is_refused_at_the_limit() -> None:
     parser.feed(b"HTTP/1.1 200 OK\r\n")
     with pytest.raises(ProtocolError, match="KiB"):
         parser.feed(b"x-filler: " + b"a" * MAX_HEAD)
+
+
+def test_every_token_character_may_name_a_header() -> None:
+    parser, _ = parse(b"HTTP/1.1 200 OK\r\nx_a.b~c!#$%&'*+^`|: 1\r\nX-Y-9: 2\r\nContent-Length: 0\r\n\r\n")
+    assert parser.head is not None and [n for n, _ in parser.head.headers][:2] == ["x_a.b~c!#$%&'*+^`|", "X-Y-9"]
 
 
 def test_undecodable_header_bytes_are_replaced_not_fatal() -> None:
@@ -150,6 +159,12 @@ def test_a_configured_host_header_is_used() -> None:
 def test_a_line_break_in_a_header_is_refused(headers: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="CR or LF"):
         request_head("/", "h", headers, 0)
+
+
+@pytest.mark.parametrize(("target", "host"), [("/v1\r\nx: 1", "h"), ("/", "h\nx: 1"), ("/\r", "h")])
+def test_a_line_break_in_the_target_or_host_is_refused(target: str, host: str) -> None:
+    with pytest.raises(ValueError, match="CR or LF"):
+        request_head(target, host, {"x-a": "1"}, 0)
 
 
 def test_a_stream_fed_one_whole_chunk_at_a_time_gives_each_chunk_s_data() -> None:
