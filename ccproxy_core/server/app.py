@@ -93,10 +93,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         refused = refusal(request)
         if refused is not None:
             raise refused
-        if reqlog.log_of(request).client_key is None:  # no client key: nothing for the key guard to hold
+        key = reqlog.log_of(request).client_key  # set by client auth when a client key was presented
+        if key is None:  # no client key: nothing for the key guard to hold
             response = await handler(request)
         else:
-            response = await keyguard.enforce(request, handler)
+            response = await keyguard.enforce(request, handler, key)
     except ProxyError as err:
         return error_response(request, err)
     except web.HTTPException as exc:

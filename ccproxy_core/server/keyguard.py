@@ -143,11 +143,8 @@ def _spend(request: web.Request) -> tuple[int, float]:
     return counts.input + counts.output + counts.cache_creation, cost or 0.0
 
 
-@web.middleware
-async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
-    key = reqlog.log_of(request).client_key
-    if key is None:
-        return await handler(request)
+async def enforce(request: web.Request, handler: Handler, key: ClientKey) -> web.StreamResponse:
+    """`handler` for a request that presented client key `key` (app.guard calls this only then)."""
     path = request.path
     if path.startswith("/admin/"):
         raise PermissionDenied(
