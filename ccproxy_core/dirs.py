@@ -46,33 +46,24 @@ def _xdg(variable: str, default: str) -> Path:
     return Path(base, APP)
 
 
-def config_dir() -> Path:
-    if _xdg_rules():
-        return _xdg("XDG_CONFIG_HOME", ".config")
+def _platformdirs(kind: str) -> Path:
+    """platformdirs' `user_<kind>_dir`, where the XDG rules are not this system's."""
     import platformdirs
 
-    return Path(platformdirs.user_config_dir(APP))
+    return Path(getattr(platformdirs, f"user_{kind}_dir")(APP))
+
+
+def config_dir() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") if _xdg_rules() else _platformdirs("config")
 
 
 def state_dir() -> Path:
-    if _xdg_rules():
-        return _xdg("XDG_STATE_HOME", ".local/state")
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir(APP))
+    return _xdg("XDG_STATE_HOME", ".local/state") if _xdg_rules() else _platformdirs("state")
 
 
 def log_dir() -> Path:
-    if _xdg_rules():
-        return state_dir() / "log"
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir(APP))
+    return state_dir() / "log" if _xdg_rules() else _platformdirs("log")
 
 
 def cache_dir() -> Path:
-    if _xdg_rules():
-        return _xdg("XDG_CACHE_HOME", ".cache")
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP))
+    return _xdg("XDG_CACHE_HOME", ".cache") if _xdg_rules() else _platformdirs("cache")

@@ -93,3 +93,10 @@ def test_serve_does_not_load_platformdirs(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_where_the_rules_are_not_the_systems_platformdirs_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS, Windows, Android: each directory is platformdirs' own (here its Unix answer, run
+    through the same path those systems take)."""
+    monkeypatch.setattr(dirs, "_xdg_rules", lambda: False)
+    assert _ours() == _platformdirs()
