@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from attrs import define, field, frozen
+from multidict import CIMultiDict
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "recorded"
@@ -49,7 +50,7 @@ class Reply:
 
     status: int = 200
     body: bytes = b"{}"
-    headers: dict[str, str] = field(factory=dict)
+    headers: dict[str, str] | list[tuple[str, str]] = field(factory=dict)  # pairs: a name may repeat
     content_type: str = "application/json"
     delay: float = 0.0
 
@@ -149,7 +150,9 @@ class FakeUpstream:
         return await self._stream(request, behavior)
 
     async def _stream(self, request: web.Request, s: Stream) -> web.StreamResponse:
-        response = web.StreamResponse(status=s.status, headers={"content-type": s.content_type, **s.headers})
+        headers = CIMultiDict({"content-type": s.content_type})
+        headers.update(s.headers)  # a Content-Type of the test's own, in its spelling, replaces the default
+        response = web.StreamResponse(status=s.status, headers=headers)
         await response.prepare(request)
         self.streams_started += 1
         try:

@@ -72,7 +72,7 @@ class UpstreamReply:
 
     async def whole_reply(self, extra_headers: dict[str, str]) -> web.Response:
         data = await self.body()
-        headers = client_response_headers(self.answer.headers.items())
+        headers = client_response_headers(self.answer.headers)
         headers.update(extra_headers)
         return web.Response(status=self.answer.status, body=data, headers=headers)
 
@@ -247,7 +247,7 @@ async def _attempt_loop(
         rejected = attempts.rejection(outcome)
         if rejected is not None:
             raise AttemptFailed(rejected, outcome=outcome)
-        reply_headers = client_response_headers(answer.headers.items())
+        reply_headers = client_response_headers(answer.headers)
         reply_headers.update(candidate.route_header)
         error = read_error(answer.status, _json_or_bytes(data), error_headers(answer.headers.items()))
         error.message = f"{provider.name}: {error.message}"

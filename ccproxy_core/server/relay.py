@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ccproxy_core.core.errors import (
     AttemptFailed,
@@ -66,8 +67,8 @@ def anthropic_stream_error(err: ProxyError) -> bytes:
     return anthropic_event("error", {"type": "error", "error": {"type": err.type, "message": err.message}})
 
 
-def stream_headers(upstream: Answer | None, extra: dict[str, str]) -> dict[str, str]:
-    headers = client_response_headers(upstream.headers.items()) if upstream is not None else {}
+def stream_headers(upstream: Answer | None, extra: dict[str, str]) -> CIMultiDict[str]:
+    headers = client_response_headers(upstream.headers) if upstream is not None else CIMultiDict()
     headers.update(STREAM_HEADERS)
     headers.update(extra)
     return headers

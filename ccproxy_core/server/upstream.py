@@ -25,6 +25,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from attrs import define, field
+from multidict import CIMultiDictProxy
 
 from ccproxy_core.config.model import LimitsConfig
 from ccproxy_core.core.errors import ProxyError, UpstreamTimeout, UpstreamUnreachable
@@ -48,7 +49,7 @@ class Answer(Protocol):
     def status(self) -> int: ...
 
     @property
-    def headers(self) -> Mapping[str, str]: ...
+    def headers(self) -> CIMultiDictProxy[str]: ...
 
     @property
     def content_type(self) -> str: ...

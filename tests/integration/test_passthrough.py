@@ -107,6 +107,30 @@ async def test_headers_forwarded_except_hop_by_hop_and_the_client_credential(pro
         assert dropped not in got.headers
 
 
+async def test_the_providers_response_headers_reach_the_client_once_each_whatever_their_spelling(
+    proxy: str, fake: FakeUpstream
+) -> None:
+    """Anthropic's API writes `Content-Type` and `Cache-Control` in title case: a stream carries one
+    of each, not the provider's next to the proxy's own; a header the provider repeats arrives
+    repeated; its request id passes."""
+    fake.default = Stream(
+        sse_events("anthropic/stream_text.sse"),
+        headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "request-id": "r1"},
+    )
+    async with aiohttp.ClientSession() as s, s.post(f"{proxy}/v1/messages", json={**REQUEST, "stream": True}) as r:
+        await r.read()
+        names = [name.lower() for name, _ in r.raw_headers]
+    assert names.count(b"content-type") == 1
+    assert names.count(b"cache-control") == 1
+    assert r.headers["request-id"] == "r1"
+
+    fake.default = Reply(body=recorded("anthropic/message_tool_use.json"), headers=[("Link", "<a>"), ("Link", "<b>")])
+    async with aiohttp.ClientSession() as s, s.post(f"{proxy}/v1/messages", json=REQUEST) as r:
+        await r.read()
+        assert r.headers.getall("link") == ["<a>", "<b>"]
+        assert r.headers.getall("content-type") == ["application/json"]
+
+
 async def test_zero_config_forwards_the_clients_own_key(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
     """A provider without keys is a transparent proxy: the client's credential goes upstream."""
     url = await make_proxy({"providers": [{"name": "anthropic", "kind": "anthropic", "api_base_url": fake.url}]})

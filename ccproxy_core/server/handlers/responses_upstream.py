@@ -22,6 +22,7 @@ from contextlib import aclosing
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from ccproxy_core.core.errors import ProxyError
 from ccproxy_core.core.ids import new_id
@@ -87,7 +88,7 @@ class _Watched:
         return self._inner.status
 
     @property
-    def headers(self) -> Mapping[str, str]:
+    def headers(self) -> CIMultiDictProxy[str]:
         return self._inner.headers
 
     @property
