@@ -51,13 +51,19 @@ class _Nest:
 _NESTS: list[_Nest] = []
 
 
-def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH, text: bytes | str | None = None) -> bool:
     """Whether `value` nests more than `limit` arrays/objects.
 
     orjson's own C walk does the counting: `value` wrapped in `ORJSON_MAX_DEPTH - limit`
     lists encodes exactly when `value` itself is at most `limit` deep. That costs one
     encode (about a tenth of the parse) and no Python-level walk.
+
+    `text`, the JSON that `value` was parsed from, when at hand: a short text that opens at most
+    `limit` arrays and objects in all cannot nest deeper (a bracket inside a string is counted
+    too, which only over-counts), and counting its brackets costs less than the encode.
     """
+    if text is not None and len(text) <= _COUNTED_UP_TO and _opened(text) <= limit:
+        return False
     if limit != MAX_JSON_DEPTH:
         wrapped: Any = value
         for _ in range(ORJSON_MAX_DEPTH - limit):
@@ -75,6 +81,19 @@ def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
         _NESTS.append(nest)
 
 
+# Up to this length a text's brackets are counted before its value is encoded: two C counts cost
+# less than the encode up to about 1.5 KiB (0.8 against 2.6 microseconds at 300 bytes), and a long
+# text, which would need the encode anyway (a Claude Code request opens hundreds), skips them.
+_COUNTED_UP_TO = 1024
+
+
+def _opened(text: bytes | str) -> int:
+    """How many arrays and objects `text` opens, at most (brackets in strings are counted too)."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    return text.count(b"[") + text.count(b"{")
+
+
 def _too_deep(wrapped: Any) -> bool:
     try:
         orjson.dumps(wrapped)
@@ -83,9 +102,9 @@ def _too_deep(wrapped: Any) -> bool:
     return False
 
 
-def check_json_depth(value: Any, where: str = "the request body") -> None:
-    """Refuse JSON nested deeper than the proxy can pass on."""
-    if json_too_deep(value):
+def check_json_depth(value: Any, where: str = "the request body", text: bytes | None = None) -> None:
+    """Refuse JSON nested deeper than the proxy can pass on (`text`: what `value` was parsed from)."""
+    if json_too_deep(value, text=text):
         raise InvalidRequest(
             f"{where} nests arrays/objects more than {MAX_JSON_DEPTH} levels deep; "
             f"ccproxy accepts at most {MAX_JSON_DEPTH}"

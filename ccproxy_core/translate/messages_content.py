@@ -210,4 +210,4 @@ def parse_arguments(arguments: Any) -> JSON:
     except orjson.JSONDecodeError:
         return {"raw": arguments}
     # Too deep to re-encode (inbound.py): kept as the text it came as, like any other non-object.
-    return value if isinstance(value, dict) and not json_too_deep(value) else {"raw": arguments}
+    return value if isinstance(value, dict) and not json_too_deep(value, text=arguments) else {"raw": arguments}

@@ -36,7 +36,7 @@ async def read_json(request: web.Request) -> tuple[bytes, JSON]:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest(f"the request body must be a JSON object, not {type(body).__name__}")
-    inbound.check_json_depth(body)
+    inbound.check_json_depth(body, text=raw)
     return raw, body
 
 

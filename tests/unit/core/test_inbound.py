@@ -53,6 +53,35 @@ def test_json_past_the_limit_is_refused_naming_it(levels: int) -> None:
         check_json_depth(value)
 
 
+@pytest.mark.parametrize("levels", [1, 10, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1, 200, 600])
+def test_the_text_at_hand_gives_the_same_answer(levels: int) -> None:
+    """With the text a value was parsed from (short ones are counted, not encoded), the answer is
+    the same as without it, on either side of the limit and past the length that is counted."""
+    text = b"[" * levels + b"]" * levels
+    value = orjson.loads(text)
+    assert json_too_deep(value, text=text) == json_too_deep(value) == (levels > MAX_JSON_DEPTH)
+    assert json_too_deep(value, text=text.decode()) == (levels > MAX_JSON_DEPTH)
+
+
+def test_brackets_inside_strings_never_make_a_short_text_too_deep() -> None:
+    """A string full of brackets over-counts; the value is then encoded, and found shallow."""
+    text = orjson.dumps({"a": "[{" * 200})
+    assert not json_too_deep(orjson.loads(text), text=text)
+
+
+@given(
+    st.recursive(
+        st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet="[]{}ab"),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(max_size=3), inner),
+        max_leaves=60,
+    )
+)
+def test_counting_agrees_with_encoding_on_any_json(value: Any) -> None:
+    """Whatever the value, the text given or not changes nothing but the cost."""
+    text = orjson.dumps(value)
+    assert json_too_deep(value, limit=6, text=text) == json_too_deep(value, limit=6)
+
+
 def test_header_values_are_checked_as_utf8() -> None:
     """ASCII and UTF-8 header values pass; a byte that is not UTF-8 names its header."""
     assert header_problem([(b"x-api-key", b"sk-1"), (b"user-agent", "clé".encode())]) is None
