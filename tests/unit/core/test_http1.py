@@ -103,6 +103,8 @@ def test_keep_alive_follows_the_version_and_the_connection_header(head: bytes, k
         (b"HTTP/1.1 2000 OK\r\n\r\n", "status line"),
         (b"SSH-2.0-OpenSSH\r\n\r\n", "status line"),
         (b"HTTP/1.1 200 OK\r\nno-colon\r\n\r\n", "header line"),
+        (b"HTTP/1.1 200 OK\r\nA: 1\r\n: x\r\n\r\n", "header line"),  # a name left empty among others
+        (b"HTTP/1.1 200 OK\r\n: x\r\n\r\n", "header line"),
         (b"HTTP/1.1 200 OK\r\nA: 1\r\n folded: x\r\n\r\n", "header name"),
         (b"HTTP/1.1 200 OK\r\nA : 1\r\n\r\n", "header name"),
         (b"HTTP/1.1 200 OK\r\nA: 1\nB: 2\r\n\r\n", "bare CR or LF"),
@@ -135,6 +137,22 @@ def test_a_head_that_never_ends_is_refused_at_the_limit() -> None:
 def test_every_token_character_may_name_a_header() -> None:
     parser, _ = parse(b"HTTP/1.1 200 OK\r\nx_a.b~c!#$%&'*+^`|: 1\r\nX-Y-9: 2\r\nContent-Length: 0\r\n\r\n")
     assert parser.head is not None and [n for n, _ in parser.head.headers][:2] == ["x_a.b~c!#$%&'*+^`|", "X-Y-9"]
+
+
+TOKEN = set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+@given(st.text(st.characters(exclude_characters="\r\n:", exclude_categories=("Cs",)), max_size=12))
+def test_a_header_name_is_taken_exactly_when_it_is_a_token(name: str) -> None:
+    """RFC 9110's token: one or more of its characters, and nothing else (a blank, a non-ASCII
+    letter, an empty name: the answer is refused)."""
+    head = b"HTTP/1.1 200 OK\r\nx-first: 1\r\n" + name.encode() + b": v\r\nContent-Length: 0\r\n\r\n"
+    if name and set(name) <= TOKEN:
+        parser, _ = parse(head)
+        assert parser.head is not None and (name, "v") in parser.head.headers
+    else:
+        with pytest.raises(ProtocolError, match="header"):
+            parse(head)
 
 
 def test_undecodable_header_bytes_are_replaced_not_fatal() -> None:
