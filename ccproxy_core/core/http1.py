@@ -189,11 +189,11 @@ class ResponseParser:
 
     def _read_head(self, raw: bytes) -> None:
         lines = raw.decode("utf-8", "replace").split("\r\n")
-        # A CR or LF left once the line ends are split off is a bare one. (Counting each, as this
-        # did, let through a LF before a CR: as many of each, and neither a line end.)
-        rest = "".join(lines)
-        if "\r" in rest or "\n" in rest:
-            raise ProtocolError("its head holds a bare CR or LF")
+        # The head's control characters, all of them, must be its line ends: a CR or LF besides
+        # is a bare one, and any other (a NUL, an ESC) is no part of a header (RFC 9110 5.5), and
+        # a client's parser may refuse the answer it is passed on in.
+        if raw.translate(None, _NOT_CONTROL) != b"\r\n" * (len(lines) - 1):
+            raise ProtocolError("its head holds a bare CR or LF, or another control character")
         match = _STATUS_LINE.fullmatch(lines[0])
         if match is None:
             raise ProtocolError(f"{lines[0][:80]!r} is not an HTTP/1.1 status line")
@@ -244,6 +244,8 @@ class ResponseParser:
 
 
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
+# What a head may hold besides its line ends: anything but a control character, HTAB excepted.
+_NOT_CONTROL = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F)
 # Header names are tokens: no blank before the colon, no obsolete folded continuation line.
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _FRAMING_LENGTHS = frozenset({len("connection"), len("content-length"), len("transfer-encoding")})

@@ -110,6 +110,11 @@ def test_keep_alive_follows_the_version_and_the_connection_header(head: bytes, k
         (b"HTTP/1.1 200 OK\r\nA: 1\nB: 2\r\n\r\n", "bare CR or LF"),
         (b"HTTP/1.1 200 OK\r\nA: 1\rB: 2\r\n\r\n", "bare CR or LF"),
         (b"HTTP/1.1 200 OK\r\nA: 1\n\rB: 2\r\n\r\n", "bare CR or LF"),  # as many of each, neither a line end
+        (b"HTTP/1.1 200 OK\r\nA: 1\r\r\nB: 2\r\n\r\n", "bare CR or LF"),
+        (b"HTTP/1.1 200 OK\r\nx-id: a\x00b\r\n\r\n", "control character"),
+        (b"HTTP/1.1 200 OK\r\nx-id: a\x1bb\r\n\r\n", "control character"),
+        (b"HTTP/1.1 200 OK\r\nx-id: a\x7fb\r\n\r\n", "control character"),
+        (b"HTTP/1.1 200 O\x00K\r\n\r\n", "control character"),
         (b"HTTP/1.1 200 OK\r\nx-caf\xc3\xa9: 1\r\n\r\n", "header name"),
         (b"HTTP/1.1 200 OK\r\nA: 1\r\nx@y: 1\r\n\r\n", "header name"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "one number"),
@@ -145,14 +150,20 @@ TOKEN = set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 @given(st.text(st.characters(exclude_characters="\r\n:", exclude_categories=("Cs",)), max_size=12))
 def test_a_header_name_is_taken_exactly_when_it_is_a_token(name: str) -> None:
     """RFC 9110's token: one or more of its characters, and nothing else (a blank, a non-ASCII
-    letter, an empty name: the answer is refused)."""
+    letter, a control character, an empty name: the answer is refused)."""
     head = b"HTTP/1.1 200 OK\r\nx-first: 1\r\n" + name.encode() + b": v\r\nContent-Length: 0\r\n\r\n"
     if name and set(name) <= TOKEN:
         parser, _ = parse(head)
         assert parser.head is not None and (name, "v") in parser.head.headers
     else:
-        with pytest.raises(ProtocolError, match="header"):
+        with pytest.raises(ProtocolError, match="header|control character"):
             parse(head)
+
+
+def test_a_tab_and_non_ascii_bytes_are_kept_in_a_value() -> None:
+    """HTAB and obs-text are a field value's own; only the other control characters are refused."""
+    parser, _ = parse(b"HTTP/1.1 200 OK\r\nx-a: 1\t2\r\nx-b: caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n")
+    assert parser.head is not None and parser.head.headers[:2] == [("x-a", "1\t2"), ("x-b", "café")]
 
 
 def test_undecodable_header_bytes_are_replaced_not_fatal() -> None:
