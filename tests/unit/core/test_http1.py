@@ -156,7 +156,7 @@ def test_a_header_name_is_taken_exactly_when_it_is_a_token(name: str) -> None:
         parser, _ = parse(head)
         assert parser.head is not None and (name, "v") in parser.head.headers
     else:
-        with pytest.raises(ProtocolError, match="header|control character"):
+        with pytest.raises(ProtocolError, match=r"header|control character"):
             parse(head)
 
 
