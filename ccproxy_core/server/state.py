@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
-from attrs import frozen
+from attrs import Factory, field, frozen
 
 from ccproxy_core.config.model import Config, LimitsConfig, ProviderConfig, unstructure
 from ccproxy_core.core.breaker import BreakerBoard
@@ -41,6 +41,11 @@ class ProviderRuntime:
     preset: rules.Preset
     upstream: Upstream
     urls: Mapping[str, str]  # path kind ("messages", "count_tokens", "chat", "responses", ...) -> full URL
+    # No credential of its own: the client's own credentials are forwarded. Asked on every request
+    # (a fact of the config, so made once with it, not from the key list each time).
+    transparent: bool = field(
+        init=False, default=Factory(lambda self: not self.config.keys and self.config.auth != "oauth", takes_self=True)
+    )
 
     @property
     def name(self) -> str:
@@ -51,11 +56,6 @@ class ProviderRuntime:
         """What the provider speaks: "anthropic" (Messages), "openai" (Chat Completions), "responses"
         (the OpenAI Responses API) or "codex" (Responses, ChatGPT accounts, Responses clients only)."""
         return self.preset.kind
-
-    @property
-    def transparent(self) -> bool:
-        """No credential of its own: the client's own credentials are forwarded."""
-        return not self.config.keys and self.config.auth != "oauth"
 
     def url(self, kind: str) -> str:
         return self.urls[kind]
