@@ -9,7 +9,7 @@ repeated; `sent` records every call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -61,10 +61,6 @@ class MemoryAnswer:
 
     async def readany(self) -> bytes:
         return self._chunks.pop(0) if self._chunks else b""
-
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        while self._chunks:
-            yield self._chunks.pop(0)
 
     def close(self) -> None:
         self.closed = True

@@ -14,7 +14,7 @@ its pool, if both sides allow it; a failure, a timeout or `close()` drops it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -258,10 +258,6 @@ class Exchange:
         self._paused = False
         if self._conn is not None:
             self._conn.transport.resume_reading()  # type: ignore[union-attr]
-
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        while chunk := await self.readany():
-            yield chunk
 
     def close(self) -> None:
         """Done with it: a connection still carrying its answer is dropped (the provider sees the

@@ -2,7 +2,7 @@
 client (server/http1.py), and the one place where transport failures become ccproxy errors.
 
     Upstream.send(url, headers, body, stream=) -> Answer   headers read, body not yet consumed
-    Answer.read() / readany() / chunks()                    the body, whole or as it arrives
+    Answer.read() / readany()                               the body, whole or as it arrives
     Answer.close()                                          drop the connection (cancels upstream)
 
 The caller decides, before any byte reached the client, whether to pass an answer on, translate
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -61,10 +61,6 @@ class Answer(Protocol):
     async def readany(self) -> bytes:
         """The next bytes of the body as they arrive; b"" at its end. The pumps read a stream with
         it, chunk after chunk: a coroutine per chunk costs less than an async generator's step."""
-        ...
-
-    def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The rest of the body, piece by piece as it arrives."""
         ...
 
     def close(self) -> None:

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -109,12 +108,6 @@ class _Watched:
         chunk = await self._inner.readany()
         self._note(chunk)
         return chunk
-
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        async with aclosing(self._inner.chunks()) as inner:
-            async for chunk in inner:
-                self._note(chunk)
-                yield chunk
 
     def close(self) -> None:
         self._inner.close()
