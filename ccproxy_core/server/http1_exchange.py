@@ -266,7 +266,10 @@ class Exchange:
         if (conn := self._detach()) is not None:
             conn.drop()
 
-    release = close  # an answer read to its end has already given its connection back
+    def release(self) -> None:
+        """Done with a fully read answer: it has already given its connection back, so this is
+        `close` (a method of its own, not an alias: mypyc compiles this class)."""
+        self.close()
 
 
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())

@@ -25,6 +25,7 @@ RETESTED = [
     "tests/unit/core",
     "tests/unit/translate",
     "tests/unit/usage",
+    "tests/unit/server/test_upstream.py",  # the HTTP/1.1 client (server/http1.py, http1_exchange.py)
     "tests/integration/test_passthrough.py",
     "tests/integration/test_translate_anthropic_client.py",
     "tests/integration/test_translate_openai_client.py",
@@ -32,6 +33,8 @@ RETESTED = [
     "tests/integration/test_hostile.py",  # the client sends garbage
     "tests/integration/test_fuzz.py",
     "tests/integration/test_framing.py",  # bodies in codings, Expect, heads: where 415 became 400
+    "tests/integration/test_keepalive.py",  # connections kept, dropped and sent again
+    "tests/integration/test_pool.py",
 ]
 
 pytestmark = pytest.mark.slow
