@@ -71,10 +71,15 @@ class UpstreamReply:
             raise AttemptFailed(error, outcome=no_answer(error.message)) from None
 
     async def whole_reply(self, extra_headers: dict[str, str]) -> web.Response:
-        data = await self.body()
-        headers = client_response_headers(self.answer.headers)
-        headers.update(extra_headers)
-        return web.Response(status=self.answer.status, body=data, headers=headers)
+        return _relayed(self.answer, await self.body(), extra_headers)
+
+
+def _relayed(answer: Answer, data: bytes, extra_headers: Mapping[str, str]) -> web.Response:
+    """The provider's answer as the client gets it: its status, its body (`data`), its end-to-end
+    headers, and ccproxy's own (`extra_headers`) set over them."""
+    headers = client_response_headers(answer.headers)
+    headers.update(extra_headers)
+    return web.Response(status=answer.status, body=data, headers=headers)
 
 
 def _query(request: web.Request) -> str:
@@ -247,11 +252,9 @@ async def _attempt_loop(
         rejected = attempts.rejection(outcome)
         if rejected is not None:
             raise AttemptFailed(rejected, outcome=outcome)
-        reply_headers = client_response_headers(answer.headers)
-        reply_headers.update(candidate.route_header)
         error = read_error(answer.status, _json_or_bytes(data), error_headers(answer.headers.items()))
         error.message = f"{provider.name}: {error.message}"
-        reply = web.Response(status=answer.status, body=data, headers=reply_headers) if relay_errors else None
+        reply = _relayed(answer, data, candidate.route_header) if relay_errors else None
         raise AttemptFailed(error, outcome=outcome, reply=reply)
 
 
