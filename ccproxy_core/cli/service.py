@@ -95,12 +95,8 @@ def target(
     elif manager == "launchd":
         unit = home / "Library" / "LaunchAgents" / f"{units.LABEL}.plist"
     else:
-        unit = _state_dir() / f"{units.TASK}-task.xml"
+        unit = dirs.config_dir() / f"{units.TASK}-task.xml"
     return Target(manager=manager, system=system, unit=unit, home=home, user=user)
-
-
-def _state_dir() -> Path:
-    return dirs.config_dir()
 
 
 def pin_config(config: str | None) -> Path:
